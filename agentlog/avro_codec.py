@@ -1,0 +1,310 @@
+"""Avro binary encoder/decoder compiled from a schema into straight-line Python.
+
+fastavro's per-call overhead (about 10 µs for one small envelope) would cost the
+producer more than the Kafka client itself, so the schemas agentlog writes and reads
+most are compiled here into one function each. The output is byte-for-byte what
+fastavro writes (tests compare them on every event type); fastavro still does schema
+resolution between versions. Supported: record, union (null + one type, or named
+records given as `(name, dict)` tuples), array, string, bytes, long, int, double,
+float, boolean, null.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_SMALL = 1 << 14
+# Raw varints 0.._SMALL-1 (zigzagged longs), and lengths 0.._SMALL-1 as Avro longs.
+_VARINT = [bytes([n]) if n < 0x80 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(_SMALL)]
+_LEN = [_VARINT[2 * n] if 2 * n < _SMALL else None for n in range(_SMALL // 2)]
+_DOUBLE = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
+
+
+# 14-bit groups with the continuation bit set on both bytes: the low part of a long varint.
+_CONTINUED = [bytes([(n & 0x7F) | 0x80, (n >> 7) | 0x80]) for n in range(_SMALL)]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Timestamps in microseconds share their bits above 2**28 for minutes at a time.
+_high_varint = functools.lru_cache(maxsize=256)(_varint)
+
+
+def _long_bytes(value: int) -> bytes:
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(f"{value} does not fit an Avro long")
+    n = (value << 1) ^ (value >> 63)
+    if n < _SMALL:
+        return _VARINT[n]
+    if n >> 28:
+        return _CONTINUED[n & 0x3FFF] + _CONTINUED[(n >> 14) & 0x3FFF] + _high_varint(n >> 28)
+    return _varint(n)
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    pos += 1
+    n = byte & 0x7F
+    shift = 7
+    while byte & 0x80:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+    return (n >> 1) ^ -(n & 1), pos
+
+
+class _Compiler:
+    """Emits the source of one encode and one decode function per named record."""
+
+    def __init__(self) -> None:
+        self.functions: list[str] = []
+        self.records: dict[str, dict[str, Any]] = {}
+        self.counter = 0
+
+    def var(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    @staticmethod
+    def fn_name(kind: str, record_name: str) -> str:
+        return f"_{kind}_" + record_name.replace(".", "_")
+
+    def record(self, schema: dict[str, Any]) -> str:
+        name = schema["name"]
+        if name in self.records:
+            return name
+        self.records[name] = schema
+        params = ", ".join(f"f_{field['name']}" for field in schema["fields"])
+        enc = [f"def {self.fn_name('enc', name)}(r, buf):"]
+        # The same body taking the fields as arguments spares callers building a dict.
+        encf = [f"def {self.fn_name('encf', name)}(buf, {params}):"]
+        dec = [f"def {self.fn_name('dec', name)}(d, p):", "    r = {}"]
+        for field in schema["fields"]:
+            value = self.var("v")
+            enc.append(f"    {value} = r[{field['name']!r}]")
+            encf.append(f"    {value} = f_{field['name']}")
+            body = self.encode(field["type"], value, "    ")
+            enc.extend(body)
+            encf.extend(body)
+            target = f"r[{field['name']!r}]"
+            dec.extend(self.decode(field["type"], target, "    "))
+        for lines, result in ((enc, "buf"), (encf, "buf"), (dec, "r, p")):
+            lines.append(f"    return {result}")
+            self.functions.append("\n".join(lines))
+        return name
+
+    def resolve(self, schema: Any) -> Any:
+        if isinstance(schema, str) and schema in self.records:
+            return self.records[schema]
+        if isinstance(schema, dict) and schema.get("type") not in ("record", "array"):
+            return schema["type"]
+        return schema
+
+    def encode(self, schema: Any, value: str, ind: str) -> list[str]:
+        schema = self.resolve(schema)
+        if schema == "string":
+            b = self.var("b")
+            return [
+                f"{ind}{b} = {value}.encode()",
+                f"{ind}buf += _LEN[len({b})] if len({b}) < {_SMALL // 2} "
+                f"else _long_bytes(len({b}))",
+                f"{ind}buf += {b}",
+            ]
+        if schema == "bytes":
+            return [
+                f"{ind}buf += _LEN[len({value})] if len({value}) < {_SMALL // 2} "
+                f"else _long_bytes(len({value}))",
+                f"{ind}buf += {value}",
+            ]
+        if schema in ("long", "int"):
+            z = self.var("z")
+            return [
+                f"{ind}{z} = ({value} << 1) ^ ({value} >> 63)",
+                f"{ind}buf += _VARINT[{z}] if 0 <= {z} < {_SMALL} else _long_bytes({value})",
+            ]
+        if schema == "double":
+            return [f"{ind}buf += _DOUBLE.pack({value})"]
+        if schema == "float":
+            return [f"{ind}buf += _FLOAT.pack({value})"]
+        if schema == "boolean":
+            return [f"{ind}buf += b'\\x01' if {value} is True else _bool_false({value})"]
+        if schema == "null":
+            return [f"{ind}if {value} is not None: raise TypeError('expected null')"]
+        if isinstance(schema, list):
+            return self.encode_union(schema, value, ind)
+        if schema["type"] == "record":
+            # Inline a nested record's fields: a call per record costs more than its fields.
+            lines = []
+            for field in schema["fields"]:
+                inner = self.var("v")
+                lines.append(f"{ind}{inner} = {value}[{field['name']!r}]")
+                lines.extend(self.encode(field["type"], inner, ind))
+            return lines
+        if schema["type"] == "array":
+            item = self.var("item")
+            return [
+                f"{ind}if {value}:",
+                f"{ind}    buf += _long_bytes(len({value}))",
+                f"{ind}    for {item} in {value}:",
+                *self.encode(schema["items"], item, ind + "        "),
+                f"{ind}buf += b'\\x00'",
+            ]
+        raise ValueError(f"unsupported Avro type {schema!r}")
+
+    def encode_union(self, branches: list[Any], value: str, ind: str) -> list[str]:
+        if len(branches) == 2 and branches[0] == "null":
+            return [
+                f"{ind}if {value} is None:",
+                f"{ind}    buf += b'\\x00'",
+                f"{ind}else:",
+                f"{ind}    buf += b'\\x02'",
+                *self.encode(branches[1], value, ind + "    "),
+            ]
+        names = [self.record(self.resolve(b)) for b in branches]
+        table = self.var("_UNION")
+        self.functions.append(
+            f"{table} = {{"
+            + ", ".join(
+                f"{n!r}: (_VARINT[{2 * i}], {self.fn_name('enc', n)})" for i, n in enumerate(names)
+            )
+            + "}"
+        )
+        index, fn = self.var("index"), self.var("fn")
+        return [
+            f"{ind}{index}, {fn} = {table}[{value}[0]]",
+            f"{ind}buf += {index}",
+            f"{ind}{fn}({value}[1], buf)",
+        ]
+
+    @staticmethod
+    def decode_long(target: str, ind: str) -> list[str]:
+        # One-byte varints (|value| < 64) are the common case: no call for them.
+        return [
+            f"{ind}if d[p] < 0x80:",
+            f"{ind}    {target} = (d[p] >> 1) ^ -(d[p] & 1)",
+            f"{ind}    p += 1",
+            f"{ind}else:",
+            f"{ind}    {target}, p = _read_long(d, p)",
+        ]
+
+    def decode(self, schema: Any, target: str, ind: str) -> list[str]:
+        schema = self.resolve(schema)
+        if schema in ("string", "bytes"):
+            n = self.var("n")
+            convert = ".decode()" if schema == "string" else ""
+            return [
+                *self.decode_long(n, ind),
+                f"{ind}if {n} < 0 or p + {n} > len(d): raise ValueError('bad length')",
+                f"{ind}{target} = d[p:p + {n}]{convert}",
+                f"{ind}p += {n}",
+            ]
+        if schema in ("long", "int"):
+            return self.decode_long(target, ind)
+        if schema == "double":
+            return [f"{ind}{target} = _DOUBLE.unpack_from(d, p)[0]", f"{ind}p += 8"]
+        if schema == "float":
+            return [f"{ind}{target} = _FLOAT.unpack_from(d, p)[0]", f"{ind}p += 4"]
+        if schema == "boolean":
+            return [f"{ind}{target} = d[p] == 1", f"{ind}p += 1"]
+        if schema == "null":
+            return [f"{ind}{target} = None"]
+        if isinstance(schema, list):
+            if len(schema) == 2 and schema[0] == "null":
+                return [
+                    f"{ind}if d[p] == 0:",
+                    f"{ind}    p += 1",
+                    f"{ind}    {target} = None",
+                    f"{ind}else:",
+                    f"{ind}    p += 1",
+                    *self.decode(schema[1], target, ind + "    "),
+                ]
+            names = [self.record(self.resolve(b)) for b in schema]
+            table = self.var("_BRANCHES")
+            self.functions.append(
+                f"{table} = ["
+                + ", ".join(f"({n!r}, {self.fn_name('dec', n)})" for n in names)
+                + "]"
+            )
+            index, name, fn, body = (self.var(s) for s in ("index", "name", "fn", "body"))
+            return [
+                f"{ind}{index}, p = _read_long(d, p)",
+                f"{ind}{name}, {fn} = {table}[{index}]",
+                f"{ind}{body}, p = {fn}(d, p)",
+                f"{ind}{target} = ({name}, {body})",
+            ]
+        if schema["type"] == "record":
+            name = self.record(schema)
+            return [f"{ind}{target}, p = {self.fn_name('dec', name)}(d, p)"]
+        if schema["type"] == "array":
+            items, count, item = self.var("items"), self.var("count"), self.var("item")
+            return [
+                f"{ind}{items} = []",
+                f"{ind}{count}, p = _read_long(d, p)",
+                f"{ind}while {count}:",
+                f"{ind}    if {count} < 0:",
+                f"{ind}        {count} = -{count}",
+                f"{ind}        _, p = _read_long(d, p)",
+                f"{ind}    for _i in range({count}):",
+                *self.decode(schema["items"], item, ind + "        "),
+                f"{ind}        {items}.append({item})",
+                f"{ind}    {count}, p = _read_long(d, p)",
+                f"{ind}{target} = {items}",
+            ]
+        raise ValueError(f"unsupported Avro type {schema!r}")
+
+
+def _bool_false(value: Any) -> bytes:
+    if value is False:
+        return b"\x00"
+    raise TypeError(f"expected a boolean, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Codec:
+    """Compiled functions for one record schema.
+
+    encode(record, buf) -> buf; encode_fields(buf, *field values in schema order) -> buf;
+    decode(data, pos) -> (record, pos). Encoding raises TypeError, AttributeError,
+    KeyError or ValueError on values of the wrong type; decoding raises IndexError,
+    ValueError or UnicodeDecodeError on corrupt bytes.
+    """
+
+    encode: Callable[[dict[str, Any], bytearray], bytearray]
+    encode_fields: Callable[..., bytearray]
+    decode: Callable[[bytes, int], tuple[dict[str, Any], int]]
+
+
+def compile_codec(schema: dict[str, Any]) -> Codec:
+    compiler = _Compiler()
+    root = compiler.record(schema)
+    namespace: dict[str, Any] = {
+        "_VARINT": _VARINT,
+        "_LEN": _LEN,
+        "_long_bytes": _long_bytes,
+        "_read_long": _read_long,
+        "_DOUBLE": _DOUBLE,
+        "_FLOAT": _FLOAT,
+        "_bool_false": _bool_false,
+    }
+    # Tables reference functions defined after them: emit functions first.
+    tables = [f for f in compiler.functions if not f.startswith("def ")]
+    functions = [f for f in compiler.functions if f.startswith("def ")]
+    exec(compile("\n\n".join(functions + tables), f"<avro codec {root}>", "exec"), namespace)
+    return Codec(
+        namespace[_Compiler.fn_name("enc", root)],
+        namespace[_Compiler.fn_name("encf", root)],
+        namespace[_Compiler.fn_name("dec", root)],
+    )

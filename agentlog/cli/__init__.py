@@ -1,0 +1,34 @@
+"""The `agentlog` command line. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from confluent_kafka import KafkaException
+
+from agentlog.cli import demo, dev, tail, topics  # noqa: F401  (they register commands)
+from agentlog.cli._app import cli
+from agentlog.errors import AgentlogError
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="agentlog", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AgentlogError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KafkaException as exc:
+        click.echo(f"error: Kafka: {exc.args[0].str() if exc.args else exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,60 @@
+"""The root command group and how commands get their settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from agentlog.connection import resolve_bootstrap
+from agentlog.errors import ConfigurationError
+from agentlog.settings import Settings
+
+
+@dataclass
+class AppContext:
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = Settings().with_overrides(**self.overrides)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                name = "AGENTLOG_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+                raise ConfigurationError(
+                    f"{name}={first.get('input')!r} is not valid: {first['msg']}"
+                ) from None
+        return self._settings
+
+    def bootstrap(self) -> str:
+        return resolve_bootstrap(self.settings)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (else env, else dev broker)"
+)
+@click.option("--topic-prefix", metavar="PREFIX", help="topic name prefix (default agentlog.)")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where the dev broker's state lives (default ~/.agentlog)",
+)
+@click.version_option(package_name="agentlog")
+@click.pass_context
+def cli(
+    ctx: click.Context, bootstrap: str | None, topic_prefix: str | None, state_dir: Path | None
+) -> None:
+    """agentlog: the flight recorder for AI agents on Kafka."""
+    ctx.obj = AppContext(
+        {"bootstrap_servers": bootstrap, "topic_prefix": topic_prefix, "state_dir": state_dir}
+    )

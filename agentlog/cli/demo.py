@@ -1,0 +1,124 @@
+"""`agentlog demo`: a simulated multi-agent support system recorded to Kafka, read back."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+
+import click
+
+from agentlog import devbroker
+from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.errors import DevBrokerError
+from agentlog.producers import Recorder
+from agentlog.reader import read_partitions
+from agentlog.render import event_type_of
+from agentlog.serde import decode
+from agentlog.settings import Settings
+from agentlog.simulation import SimulatedClock, seeded_event_ids, simulate
+from agentlog.topics import create_topics
+
+
+def _demo_bootstrap(settings: Settings) -> str:
+    """Configured Kafka, else the running dev broker, else a new dev broker."""
+    if settings.bootstrap_servers:
+        return settings.bootstrap_servers
+    try:
+        broker = devbroker.current(settings)
+    except DevBrokerError as exc:
+        click.echo(f"note: {exc}; starting a new one", err=True)
+        broker = None
+    if broker is None:
+        broker = devbroker.start(settings)
+        click.echo(
+            f"started the embedded dev broker at {broker.bootstrap} (pid {broker.pid}); it keeps "
+            "running for the next commands, `agentlog dev down` stops it"
+        )
+        click.echo(f"note: {devbroker.MEMORY_ONLY_WARNING}")
+    return broker.bootstrap
+
+
+@cli.command()
+@click.option(
+    "--conversations", "-n", type=click.IntRange(1, 1_000_000), default=200, show_default=True
+)
+@click.option("--seed", type=int, help="make the run reproducible (default: random, printed)")
+@pass_app
+def demo(app: AppContext, conversations: int, seed: int | None) -> None:
+    """Record a simulated customer-support agent system to Kafka and read it back."""
+    bootstrap = _demo_bootstrap(app.settings)
+    settings = app.settings.with_overrides(bootstrap_servers=bootstrap)
+    for name, outcome in create_topics(settings, bootstrap).items():
+        if outcome == "created":
+            click.echo(f"created topic {name}")
+    if seed is None:
+        seed = random.SystemRandom().randrange(1_000_000)
+    click.echo(f"simulating {conversations} conversations (seed {seed}) on {bootstrap}")
+
+    clock = SimulatedClock()
+    started = time.perf_counter()
+    with Recorder(
+        settings,
+        service="acme-support",
+        version="demo-1",
+        clock_micros=clock,
+        new_event_id=seeded_event_ids(random.Random(f"event-ids-{seed}")),
+    ) as recorder:
+        result = simulate(recorder, clock, conversations, seed)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"recorded {result.events} events in {elapsed:.2f}s "
+        f"({result.events / elapsed:,.0f} events/s, flushed and acknowledged)"
+    )
+    _read_back(settings, bootstrap, set(result.conversations), result.events)
+
+
+def _read_back(settings: Settings, bootstrap: str, mine: set[str], written: int) -> None:
+    topic = settings.events_topic
+    types: Counter[str] = Counter()
+    partitions_of: dict[str, set[int]] = defaultdict(set)
+    last_seen: dict[str, int] = {}
+    out_of_order = 0
+    event_ids: set[str] = set()
+    found = 0
+    started = time.perf_counter()
+    scanned = 0
+    for message in read_partitions(settings, bootstrap, topic):
+        scanned += 1
+        record = decode(
+            message.value(), topic=topic, partition=message.partition(), offset=message.offset()
+        )
+        cid = record["conversation_id"]
+        if cid not in mine:
+            continue
+        found += 1
+        event_ids.add(record["event_id"])
+        types[event_type_of(record)] += 1
+        partitions_of[cid].add(message.partition())
+        if record["occurred_at"] < last_seen.get(cid, 0):
+            out_of_order += 1
+        last_seen[cid] = record["occurred_at"]
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"read back {scanned} records of {topic} in {elapsed:.2f}s "
+        f"({scanned / max(elapsed, 1e-9):,.0f} records/s)"
+    )
+    click.echo(f"this run's events: {found} on the topic, {written} written")
+    if found != len(event_ids):
+        click.echo(
+            f"  {found - len(event_ids)} repeat an earlier run with the same seed "
+            "(same event ids: projections apply them once)"
+        )
+    for kind, count in types.most_common():
+        click.echo(f"  {kind:<24} {count:>7}")
+    split = sum(1 for p in partitions_of.values() if len(p) > 1)
+    used = sorted({p for ps in partitions_of.values() for p in ps})
+    click.echo(
+        f"conversations: {len(partitions_of)}, on partitions {used}; "
+        f"split across partitions: {split}; events out of order: {out_of_order}"
+    )
+    click.echo("next:")
+    click.echo("  agentlog tail --conversation " + next(iter(sorted(mine))))
+    click.echo("  agentlog tail --type escalation --json")
+    click.echo("  agentlog topics describe")

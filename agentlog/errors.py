@@ -1,0 +1,87 @@
+"""The one exception family of agentlog; every message says what to do next.
+
+AgentlogError
+├── ConfigurationError      settings or flags that cannot work
+├── BrokerUnavailable       no broker to talk to, or it stopped answering
+├── DevBrokerError          the embedded broker could not be started or found
+├── TopicError              topics could not be created or described
+├── SchemaError             an .avsc file or schema lookup is wrong
+├── DecodeError             bytes on a topic are not an agentlog event
+├── DeliveryFailed          events the broker did not acknowledge (carries them)
+└── SinkError               a projection sink cannot store state
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AgentlogError(Exception):
+    """Base of every error agentlog raises on purpose."""
+
+
+class ConfigurationError(AgentlogError):
+    pass
+
+
+class BrokerUnavailable(AgentlogError):
+    pass
+
+
+class DevBrokerError(AgentlogError):
+    pass
+
+
+class TopicError(AgentlogError):
+    pass
+
+
+class SchemaError(AgentlogError):
+    pass
+
+
+class DecodeError(AgentlogError):
+    """Raised for bytes that are not an agentlog event; names where they came from."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        where = ""
+        if topic is not None:
+            where = f" at {topic}[{partition}]@{offset}"
+        super().__init__(f"cannot decode record{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class UndeliveredEvent:
+    """An encoded event the broker did not acknowledge, kept so nothing is lost."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    error: str
+
+
+class DeliveryFailed(AgentlogError):
+    """Events were not acknowledged by the broker; `undelivered` holds them for a retry."""
+
+    def __init__(self, undelivered: list[UndeliveredEvent]) -> None:
+        self.undelivered = undelivered
+        first = undelivered[0].error if undelivered else "unknown error"
+        super().__init__(
+            f"{len(undelivered)} event(s) were not delivered to Kafka (first error: {first}); "
+            "check that the broker is reachable, then re-send them from DeliveryFailed.undelivered"
+        )
+
+
+class SinkError(AgentlogError):
+    pass

@@ -1,0 +1,204 @@
+"""The event model: one `Event` envelope whose `payload` is one of the payload records.
+
+These pydantic models are the single definition of every event. The Avro schema in
+`schemas/` is generated from them (`agentlog schemas check` / the schema tests fail
+when the two drift). Field names follow the OpenTelemetry GenAI conventions where one
+exists: `provider`, `request_model`, `input_tokens`, `output_tokens`, `tool_call_id`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, ClassVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AVRO_NAMESPACE = "agentlog"
+
+
+class AvroRecord(BaseModel):
+    """A pydantic model that maps one-to-one onto an Avro record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Payload(AvroRecord):
+    """Base of every payload record; `event_type` is its snake_case name."""
+
+    event_type: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.event_type = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+class Source(AvroRecord):
+    """Who wrote the event."""
+
+    service: str
+    agent: str | None = None
+    version: str | None = None
+
+
+class ConversationStarted(Payload):
+    """A conversation began on some channel."""
+
+    channel: str
+    user_id: str | None = None
+    title: str | None = None
+    metadata_json: str | None = Field(default=None, description="free-form JSON object")
+
+
+class ConversationEnded(Payload):
+    outcome: str = Field(description="resolved, abandoned, escalated, failed, ...")
+    reason: str | None = None
+
+
+class SystemPrompt(Payload):
+    agent: str
+    content: str
+    prompt_version: str | None = None
+
+
+class ToolDeclaration(AvroRecord):
+    name: str
+    description: str
+    parameters_json: str = Field(description="JSON schema of the tool's parameters")
+
+
+class ToolsDeclared(Payload):
+    agent: str
+    tools: list[ToolDeclaration]
+
+
+class UserMessage(Payload):
+    text: str
+    user_id: str | None = None
+
+
+class AgentMessage(Payload):
+    agent: str
+    text: str
+
+
+class LlmCall(Payload):
+    """One model invocation (OpenTelemetry GenAI: gen_ai.* attributes)."""
+
+    agent: str
+    provider: str
+    request_model: str
+    response_model: str | None = None
+    input_json: str = Field(description="the messages sent, as JSON text")
+    output_text: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    finish_reason: str | None = None
+
+
+class ToolCallRequested(Payload):
+    tool_call_id: str
+    tool_name: str
+    arguments_json: str
+    agent: str | None = None
+    attempt: int = 1
+
+
+class ToolCallCompleted(Payload):
+    tool_call_id: str
+    tool_name: str
+    result_json: str
+    duration_ms: float
+    attempt: int = 1
+
+
+class ToolCallFailed(Payload):
+    tool_call_id: str
+    tool_name: str
+    error_type: str
+    error_message: str
+    duration_ms: float
+    attempt: int = 1
+    retryable: bool = False
+
+
+class IntentIdentified(Payload):
+    agent: str
+    intent: str
+    confidence: float
+
+
+class Handoff(Payload):
+    from_agent: str
+    to_agent: str
+    reason: str | None = None
+
+
+class Escalation(Payload):
+    agent: str
+    reason: str
+    target: str = Field(default="human", description="who takes over: human, supervisor, ...")
+
+
+class SagaStepStarted(Payload):
+    saga_id: str
+    step: str
+    input_json: str | None = None
+
+
+class SagaStepCompleted(Payload):
+    saga_id: str
+    step: str
+    output_json: str | None = None
+
+
+class SagaStepCompensated(Payload):
+    saga_id: str
+    step: str
+    reason: str
+
+
+PAYLOAD_TYPES: tuple[type[Payload], ...] = (
+    ConversationStarted,
+    ConversationEnded,
+    SystemPrompt,
+    ToolsDeclared,
+    UserMessage,
+    AgentMessage,
+    LlmCall,
+    ToolCallRequested,
+    ToolCallCompleted,
+    ToolCallFailed,
+    IntentIdentified,
+    Handoff,
+    Escalation,
+    SagaStepStarted,
+    SagaStepCompleted,
+    SagaStepCompensated,
+)
+
+PAYLOAD_BY_EVENT_TYPE: dict[str, type[Payload]] = {p.event_type: p for p in PAYLOAD_TYPES}
+PAYLOAD_BY_RECORD_NAME: dict[str, type[Payload]] = {
+    f"{AVRO_NAMESPACE}.{p.__name__}": p for p in PAYLOAD_TYPES
+}
+EVENT_TYPES: tuple[str, ...] = tuple(PAYLOAD_BY_EVENT_TYPE)
+
+AnyPayload = Annotated[Union[PAYLOAD_TYPES], Field(union_mode="left_to_right")]  # noqa: UP007
+
+
+class Event(AvroRecord):
+    """The envelope every record on `agentlog.events` carries."""
+
+    event_id: str = Field(description="uuid, unique per event; consumers dedup on it")
+    conversation_id: str
+    occurred_at: datetime = Field(description="UTC; also the Kafka record timestamp")
+    source: Source
+    trace_id: str | None = Field(default=None, description="OpenTelemetry trace id (hex)")
+    span_id: str | None = Field(default=None, description="OpenTelemetry span id (hex)")
+    causation_id: str | None = Field(default=None, description="event_id this one answers")
+    payload: AnyPayload
+
+    @property
+    def event_type(self) -> str:
+        return self.payload.event_type

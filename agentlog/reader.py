@@ -1,0 +1,84 @@
+"""Read a topic's partitions from given offsets up to their ends (or follow them).
+
+The end of a partition is found with `enable.partition.eof`, not with ListOffsets,
+which Tansu answers wrongly after batched produce; this is correct on Kafka too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from agentlog.errors import BrokerUnavailable
+from agentlog.settings import Settings
+from agentlog.topics import partition_count
+
+
+def reading_consumer(settings: Settings, bootstrap: str, **extra: object) -> Consumer:
+    """A consumer that only reads: no group membership, no commits."""
+    config = settings.client_config(bootstrap)
+    config.update(
+        {
+            "group.id": f"agentlog-reader-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    config.update(extra)
+    return Consumer(config)
+
+
+def read_partitions(
+    settings: Settings,
+    bootstrap: str,
+    topic: str,
+    *,
+    partitions: Iterable[int] | None = None,
+    start_offsets: dict[int, int] | None = None,
+    follow: bool = False,
+    idle_timeout: float = 30.0,
+) -> Iterator[Message]:
+    """Yield every record of the partitions (all by default), from `start_offsets`
+    (default: the beginning), in offset order per partition; stop when every
+    partition has reached its end, unless `follow`.
+
+    Raises BrokerUnavailable if nothing arrives for `idle_timeout` seconds before the
+    ends are reached (a broker that went away, not an empty topic: empty partitions
+    report their end at once)."""
+    wanted = (
+        list(partitions)
+        if partitions is not None
+        else list(range(partition_count(settings, bootstrap, topic)))
+    )
+    starts = start_offsets or {}
+    consumer = reading_consumer(settings, bootstrap)
+    try:
+        consumer.assign([TopicPartition(topic, p, starts.get(p, OFFSET_BEGINNING)) for p in wanted])
+        pending = set(wanted)
+        idle = 0.0
+        while pending or follow:
+            batch = consumer.consume(1000, 0.5)
+            if not batch:
+                idle += 0.5
+                if pending and not follow and idle >= idle_timeout:
+                    raise BrokerUnavailable(
+                        f"no answer from Kafka at {bootstrap} for {idle_timeout:.0f}s while "
+                        f"reading {topic} (partitions {sorted(pending)} not read to the end)"
+                    )
+                continue
+            idle = 0.0
+            for message in batch:
+                error = message.error()
+                if error is None:
+                    yield message
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                elif error.fatal() or not error.retriable():
+                    raise BrokerUnavailable(f"reading {topic} failed: {error.str()}")
+    finally:
+        consumer.close()

@@ -1,0 +1,76 @@
+"""Events as people read them (one line) and as machines read them (JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agentlog.serde import AvroDict, datetime_of
+
+_SUMMARY_FIELDS = {
+    "conversation_started": ("channel", "user_id"),
+    "conversation_ended": ("outcome", "reason"),
+    "system_prompt": ("agent", "prompt_version"),
+    "tools_declared": ("agent",),
+    "user_message": ("text",),
+    "agent_message": ("agent", "text"),
+    "llm_call": ("agent", "request_model", "input_tokens", "output_tokens", "latency_ms"),
+    "tool_call_requested": ("tool_name", "tool_call_id", "attempt", "arguments_json"),
+    "tool_call_completed": ("tool_name", "tool_call_id", "attempt", "duration_ms"),
+    "tool_call_failed": ("tool_name", "tool_call_id", "attempt", "error_type"),
+    "intent_identified": ("intent", "confidence"),
+    "handoff": ("from_agent", "to_agent"),
+    "escalation": ("agent", "reason", "target"),
+    "saga_step_started": ("saga_id", "step"),
+    "saga_step_completed": ("saga_id", "step"),
+    "saga_step_compensated": ("saga_id", "step", "reason"),
+}
+
+
+def event_type_of(record: AvroDict) -> str:
+    from agentlog.events import PAYLOAD_BY_RECORD_NAME
+
+    return PAYLOAD_BY_RECORD_NAME[record["payload"][0]].event_type
+
+
+def _iso(micros: int) -> str:
+    return datetime_of(micros).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def one_line(record: AvroDict, partition: int, offset: int) -> str:
+    kind = event_type_of(record)
+    body = record["payload"][1]
+    fields = _SUMMARY_FIELDS.get(kind, ())
+    if kind == "tools_declared":
+        detail = f"agent={body['agent']} tools={','.join(t['name'] for t in body['tools'])}"
+    else:
+        detail = " ".join(f"{f}={_short(body[f])}" for f in fields if body.get(f) is not None)
+    return (
+        f"{_iso(record['occurred_at'])} {record['conversation_id']} p{partition}@{offset} "
+        f"{kind} {detail}"
+    )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def as_json(record: AvroDict, topic: str, partition: int, offset: int) -> str:
+    return orjson.dumps(
+        {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "event_id": record["event_id"],
+            "conversation_id": record["conversation_id"],
+            "occurred_at": _iso(record["occurred_at"]),
+            "event_type": event_type_of(record),
+            "source": record["source"],
+            "trace_id": record["trace_id"],
+            "span_id": record["span_id"],
+            "causation_id": record["causation_id"],
+            "payload": record["payload"][1],
+        }
+    ).decode()

@@ -1,0 +1,207 @@
+"""Bytes on the wire <-> events.
+
+Registry-free records use Avro single-object encoding: `C3 01`, the 8-byte
+CRC-64-AVRO fingerprint of the writer schema, then the Avro body. Readers find the
+writer schema among the packaged versions by that fingerprint and resolve it to the
+current reader schema. Records in the Confluent wire format (`00`, 4-byte schema id)
+are recognised by their first byte.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import struct
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader
+from fastavro.validation import validate
+
+from agentlog import schemas
+from agentlog.avro_codec import Codec, compile_codec
+from agentlog.errors import DecodeError, SchemaError
+from agentlog.events import (
+    AVRO_NAMESPACE,
+    PAYLOAD_BY_RECORD_NAME,
+    Event,
+    Payload,
+    Source,
+)
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+_HEADER_LEN = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+AvroDict = dict[str, Any]
+
+
+def micros_of(moment: datetime) -> int:
+    """Microseconds since the epoch, exact (no float rounding); naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def datetime_of(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+def _without_logical_types(schema: Any) -> Any:
+    """Timestamps stay integers on the hot path; logical types are not part of the
+    parsing canonical form, so the fingerprint is unchanged."""
+    if isinstance(schema, dict):
+        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_without_logical_types(s) for s in schema]
+    return schema
+
+
+def _raw_schema(version: int) -> dict[str, Any]:
+    schema = next(v.schema for v in schemas.versions() if v.version == version)
+    return _without_logical_types(copy.deepcopy(schema))
+
+
+@cache
+def _raw_parsed(version: int) -> Any:
+    return parse_schema(_raw_schema(version))
+
+
+@cache
+def _current_codec() -> Codec:
+    return compile_codec(_raw_schema(schemas.current().version))
+
+
+class EventEncoder:
+    """Encodes Avro dicts of the current schema as single-object records."""
+
+    def __init__(self) -> None:
+        current = schemas.current()
+        self._header = SINGLE_OBJECT_MAGIC + current.fingerprint
+        self._codec = _current_codec()
+        self._version = current.version
+        self._field_names = [f["name"] for f in current.schema["fields"]]
+
+    def encode(self, record: AvroDict) -> bytes:
+        try:
+            return bytes(self._codec.encode(record, bytearray(self._header)))
+        except _ENCODE_ERRORS:
+            raise self._explain(record) from None
+
+    def encode_fields(self, *fields: Any) -> bytes:
+        """Encode an envelope given its field values in schema order (the hot path)."""
+        try:
+            return bytes(self._codec.encode_fields(bytearray(self._header), *fields))
+        except _ENCODE_ERRORS:
+            raise self._explain(dict(zip(self._field_names, fields, strict=True))) from None
+
+    def _explain(self, record: AvroDict) -> SchemaError:
+        # The compiled encoder only knows something is wrong; fastavro says what.
+        try:
+            validate(record, _raw_parsed(self._version), raise_errors=True)
+        except Exception as exc:
+            return SchemaError(f"event does not fit agentlog.Event: {exc}")
+        return SchemaError(f"event does not fit agentlog.Event: {record!r}")
+
+
+_ENCODE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError, struct.error)
+
+
+def decode(
+    value: bytes | None,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> AvroDict:
+    """Decode one record's value into an Avro dict of the current reader schema.
+
+    `occurred_at` stays integer microseconds and `payload` is a `(record name, dict)`
+    tuple. Raises DecodeError naming topic, partition and offset for anything else.
+    """
+
+    def fail(reason: str) -> DecodeError:
+        return DecodeError(reason, topic=topic, partition=partition, offset=offset)
+
+    if not value:
+        raise fail("empty value (a tombstone or a record that is not an agentlog event)")
+    if value[:2] == SINGLE_OBJECT_MAGIC:
+        if len(value) < _HEADER_LEN:
+            raise fail("truncated single-object header")
+        writer = schemas.by_fingerprint(value[2:_HEADER_LEN])
+        if writer is None:
+            raise fail(
+                f"unknown schema fingerprint {value[2:_HEADER_LEN].hex()}: written by a newer "
+                "agentlog? upgrade agentlog to read it"
+            )
+        reader = schemas.current()
+        try:
+            if writer is reader:
+                record, end = _current_codec().decode(value, _HEADER_LEN)
+                if end != len(value):
+                    raise ValueError(f"{len(value) - end} trailing bytes")
+                return record
+            return schemaless_reader(
+                io.BytesIO(value[_HEADER_LEN:]),
+                _raw_parsed(writer.version),
+                _raw_parsed(reader.version),
+                return_record_name=True,
+                return_record_name_override=True,
+            )
+        except Exception as exc:
+            raise fail(f"corrupt Avro body ({type(exc).__name__}: {exc})") from None
+    if value[0] == CONFLUENT_MAGIC and len(value) >= 5:
+        schema_id = struct.unpack(">I", value[1:5])[0]
+        raise fail(
+            f"Confluent wire format (registry schema id {schema_id}); set "
+            "AGENTLOG_SCHEMA_REGISTRY_URL to read registry-encoded topics"
+        )
+    raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
+
+
+def _payload_to_avro(payload: Payload) -> tuple[str, AvroDict]:
+    return (f"{AVRO_NAMESPACE}.{type(payload).__name__}", payload.model_dump())
+
+
+def event_to_avro(event: Event) -> AvroDict:
+    return {
+        "event_id": event.event_id,
+        "conversation_id": event.conversation_id,
+        "occurred_at": micros_of(event.occurred_at),
+        "source": event.source.model_dump(),
+        "trace_id": event.trace_id,
+        "span_id": event.span_id,
+        "causation_id": event.causation_id,
+        "payload": _payload_to_avro(event.payload),
+    }
+
+
+def event_from_avro(record: AvroDict) -> Event:
+    name, body = record["payload"]
+    payload_type = PAYLOAD_BY_RECORD_NAME[name]
+    return Event(
+        event_id=record["event_id"],
+        conversation_id=record["conversation_id"],
+        occurred_at=datetime_of(record["occurred_at"]),
+        source=Source(**record["source"]),
+        trace_id=record["trace_id"],
+        span_id=record["span_id"],
+        causation_id=record["causation_id"],
+        payload=payload_type.model_validate(body),
+    )
+
+
+def encode_event(event: Event, encoder: EventEncoder | None = None) -> bytes:
+    return (encoder or _default_encoder()).encode(event_to_avro(event))
+
+
+def decode_event(value: bytes | None, **origin: Any) -> Event:
+    return event_from_avro(decode(value, **origin))
+
+
+@cache
+def _default_encoder() -> EventEncoder:
+    return EventEncoder()

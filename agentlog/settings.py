@@ -1,0 +1,85 @@
+"""One settings object for every part: environment `AGENTLOG_*`, CLI flags override."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTLOG_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset means the dev broker"
+    )
+    topic_prefix: str = "agentlog."
+    schema_registry_url: str | None = None
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    client_id: str = "agentlog"
+
+    state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
+
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    tool_requests_retention_ms: int = 7 * 24 * 3600 * 1000
+    dlq_retention_ms: int = 28 * 24 * 3600 * 1000
+
+    compression: str = "lz4"
+    linger_ms: int = Field(default=5, ge=0)
+    delivery_timeout_ms: int = Field(default=120_000, ge=1000)
+    # A group forms after about half of this on Tansu; valid on Kafka too.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+
+    sink: str = Field(
+        default="duckdb:agentlog-state.duckdb",
+        description="projection sink: duckdb:PATH or postgresql://...",
+    )
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}events"
+
+    @property
+    def tool_requests_topic(self) -> str:
+        return f"{self.topic_prefix}tool-requests"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}dlq"
+
+    @property
+    def dev_state_file(self) -> Path:
+        return self.state_dir / "dev-broker.json"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given non-None values replaced (how CLI flags win over env)."""
+        changed = {k: v for k, v in overrides.items() if v is not None}
+        if not changed:
+            return self
+        return self.model_copy(update=changed)
+
+    def client_config(self, bootstrap: str) -> dict[str, Any]:
+        """librdkafka settings shared by producers, consumers and admin clients."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": self.client_id,
+            # librdkafka's own log lines go to Python logging, not straight to stderr.
+            "logger": KAFKA_LOGGER,
+        }
+        optional = {
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+        }
+        config.update({k: v for k, v in optional.items() if v is not None})
+        return config

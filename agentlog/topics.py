@@ -1,0 +1,101 @@
+"""The three agentlog topics, created idempotently and described."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import ConfigResource, NewTopic
+
+from agentlog.connection import admin_client, cluster_metadata
+from agentlog.errors import TopicError
+from agentlog.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings, partitions: int | None = None) -> list[TopicSpec]:
+    count = partitions or settings.partitions
+    rf = settings.replication_factor
+    return [
+        TopicSpec(
+            settings.events_topic, count, rf, {"retention.ms": "-1", "cleanup.policy": "delete"}
+        ),
+        TopicSpec(
+            settings.tool_requests_topic,
+            count,
+            rf,
+            {"retention.ms": str(settings.tool_requests_retention_ms)},
+        ),
+        TopicSpec(settings.dlq_topic, count, rf, {"retention.ms": str(settings.dlq_retention_ms)}),
+    ]
+
+
+def create_topics(
+    settings: Settings, bootstrap: str, partitions: int | None = None
+) -> dict[str, str]:
+    """Create missing topics; returns name -> "created" or "exists"."""
+    admin = admin_client(settings, bootstrap)
+    existing = cluster_metadata(admin, bootstrap).topics
+    specs = topic_specs(settings, partitions)
+    outcome = {s.name: "exists" for s in specs if s.name in existing}
+    missing = [s for s in specs if s.name not in existing]
+    if not missing:
+        return outcome
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication_factor, config=s.config) for s in missing],
+        request_timeout=30,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+            outcome[name] = "created"
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                outcome[name] = "exists"
+            else:
+                raise TopicError(f"cannot create topic {name}: {error.str()}") from None
+    return outcome
+
+
+def partition_count(settings: Settings, bootstrap: str, topic: str) -> int:
+    metadata = cluster_metadata(admin_client(settings, bootstrap), bootstrap)
+    if topic not in metadata.topics or metadata.topics[topic].error is not None:
+        raise TopicError(f"topic {topic} does not exist; run `agentlog topics create`")
+    return len(metadata.topics[topic].partitions)
+
+
+def describe_topics(settings: Settings, bootstrap: str) -> list[TopicDescription]:
+    admin = admin_client(settings, bootstrap)
+    metadata = cluster_metadata(admin, bootstrap)
+    found = []
+    for spec in topic_specs(settings):
+        topic = metadata.topics.get(spec.name)
+        if topic is None or topic.error is not None:
+            raise TopicError(f"topic {spec.name} does not exist; run `agentlog topics create`")
+        resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
+        try:
+            entries = admin.describe_configs([resource])[resource].result(timeout=10)
+        except KafkaException as exc:
+            raise TopicError(f"cannot describe {spec.name}: {exc.args[0].str()}") from None
+        replicas = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 0
+        config = {
+            k: v.value for k, v in entries.items() if k in spec.config and v.value is not None
+        }
+        found.append(TopicDescription(spec.name, len(topic.partitions), replicas, config))
+    return found

@@ -1,0 +1,17 @@
+"""The SDK agents use to record their conversations to Kafka."""
+
+from agentlog.producers._wire import producer_config
+from agentlog.producers.async_recorder import AsyncRecorder
+from agentlog.producers.recorder import Recorder, ToolCall, current_conversation
+
+from agentlog.errors import DeliveryFailed, UndeliveredEvent
+
+__all__ = [
+    "AsyncRecorder",
+    "DeliveryFailed",
+    "Recorder",
+    "ToolCall",
+    "UndeliveredEvent",
+    "current_conversation",
+    "producer_config",
+]

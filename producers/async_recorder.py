@@ -1,0 +1,70 @@
+"""`AsyncRecorder`: the same API for asyncio agents; awaiting never blocks the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from agentlog.producers._payloads import EventMethods, PayloadRecord
+from agentlog.producers._wire import ErrorCallback, EventWire, LocalQueueFull
+
+from agentlog.settings import Settings
+
+
+class AsyncRecorder(EventMethods[Awaitable[str]]):
+    """`await recorder.user_message(...)` etc.; a full local queue yields to the loop
+    instead of blocking it, and `flush()`/`close()` wait in a worker thread."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        service: str = "agent",
+        version: str | None = None,
+        on_error: ErrorCallback | None = None,
+        clock_micros: Callable[[], int] | None = None,
+        new_event_id: Callable[[], str] | None = None,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
+        self._wire = EventWire(
+            settings,
+            service=service,
+            version=version,
+            on_error=on_error,
+            clock_micros=clock_micros,
+            new_event_id=new_event_id,
+            extra_producer_config=producer_config,
+        )
+
+    async def _emit(
+        self,
+        conversation_id: str,
+        payload: PayloadRecord,
+        agent: str | None,
+        causation_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> str:
+        try:
+            return self._wire.send(
+                conversation_id, payload, agent, causation_id, trace_id, span_id, occurred_at
+            )
+        except LocalQueueFull as full:
+            while not self._wire.resend(full):
+                await asyncio.sleep(0.01)
+            return full.event_id
+
+    async def flush(self, timeout: float | None = None) -> None:
+        await asyncio.to_thread(self._wire.flush, timeout)
+
+    async def close(self, timeout: float | None = None) -> None:
+        await self.flush(timeout)
+
+    async def __aenter__(self) -> AsyncRecorder:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,207 @@
+"""`Recorder`: record a conversation's events from synchronous agent code."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from agentlog.producers._payloads import EventMethods, PayloadRecord
+from agentlog.producers._wire import ErrorCallback, EventWire, LocalQueueFull
+
+from agentlog.errors import ConfigurationError
+from agentlog.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+current_conversation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agentlog_conversation", default=None
+)
+
+
+@dataclass
+class ToolCall:
+    """A tool call in progress; set `result` (or call `complete`) before the block ends."""
+
+    conversation_id: str
+    tool_call_id: str
+    tool_name: str
+    requested_event_id: str
+    attempt: int
+    result: Any = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def complete(self, result: Any) -> None:
+        self.result = result
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+
+def conversation_in_context(explicit: str | None) -> str:
+    conversation_id = explicit or current_conversation.get()
+    if conversation_id is None:
+        raise ConfigurationError(
+            "no conversation for this tool call: run it inside "
+            "`with recorder.conversation(conversation_id):` or pass conversation_id"
+        )
+    return conversation_id
+
+
+def bound_arguments(function: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": kwargs}
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+class Recorder(EventMethods[str]):
+    """Records agent events to `agentlog.events`; every method returns the event id.
+
+    Delivery is asynchronous: an event the broker refuses is passed to `on_error`, or,
+    without one, raised as DeliveryFailed (carrying the event) by `flush()`/`close()`.
+    Use it as a context manager so close flushes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        service: str = "agent",
+        version: str | None = None,
+        on_error: ErrorCallback | None = None,
+        clock_micros: Callable[[], int] | None = None,
+        new_event_id: Callable[[], str] | None = None,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
+        self._wire = EventWire(
+            settings,
+            service=service,
+            version=version,
+            on_error=on_error,
+            clock_micros=clock_micros,
+            new_event_id=new_event_id,
+            extra_producer_config=producer_config,
+        )
+
+    @property
+    def topic(self) -> str:
+        return self._wire.topic
+
+    def _emit(
+        self,
+        conversation_id: str,
+        payload: PayloadRecord,
+        agent: str | None,
+        causation_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> str:
+        try:
+            return self._wire.send(
+                conversation_id, payload, agent, causation_id, trace_id, span_id, occurred_at
+            )
+        except LocalQueueFull as full:
+            while not self._wire.resend(full):
+                self._wire.poll(0.05)
+            return full.event_id
+
+    @contextmanager
+    def conversation(self, conversation_id: str) -> Iterator[str]:
+        """Make `conversation_id` the one tool calls in this block are recorded under."""
+        token = current_conversation.set(conversation_id)
+        try:
+            yield conversation_id
+        finally:
+            current_conversation.reset(token)
+
+    @contextmanager
+    def tool_call(
+        self,
+        tool_name: str,
+        arguments: Any,
+        *,
+        conversation_id: str | None = None,
+        tool_call_id: str | None = None,
+        agent: str | None = None,
+        attempt: int = 1,
+    ) -> Iterator[ToolCall]:
+        """Record requested on entry, then completed with `call.result`, or failed with the
+        exception (which propagates)."""
+        cid = conversation_in_context(conversation_id)
+        call_id = tool_call_id or f"call_{uuid.uuid4().hex[:24]}"
+        requested = self.tool_call_requested(
+            cid, call_id, tool_name, arguments, agent=agent, attempt=attempt
+        )
+        call = ToolCall(cid, call_id, tool_name, requested, attempt)
+        try:
+            yield call
+        except BaseException as exc:
+            self.tool_call_failed(
+                cid,
+                call_id,
+                tool_name,
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+                duration_ms=call.elapsed_ms(),
+                attempt=attempt,
+                causation_id=requested,
+            )
+            raise
+        self.tool_call_completed(
+            cid,
+            call_id,
+            tool_name,
+            call.result,
+            duration_ms=call.elapsed_ms(),
+            attempt=attempt,
+            causation_id=requested,
+        )
+
+    def tool(self, function: F | None = None, *, name: str | None = None) -> Any:
+        """Decorator: every call of the function is recorded as a tool call in the current
+        conversation (see `conversation()`); works on sync and async functions."""
+
+        def decorate(fn: F) -> F:
+            tool_name = name or fn.__name__
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    with self.tool_call(tool_name, bound_arguments(fn, args, kwargs)) as call:
+                        call.result = await fn(*args, **kwargs)
+                    return call.result
+
+                return async_wrapper  # type: ignore[return-value]
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self.tool_call(tool_name, bound_arguments(fn, args, kwargs)) as call:
+                    call.result = fn(*args, **kwargs)
+                return call.result
+
+            return wrapper  # type: ignore[return-value]
+
+        return decorate(function) if function is not None else decorate
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._wire.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.flush(timeout)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
