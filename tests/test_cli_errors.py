@@ -1,0 +1,76 @@
+"""Bad input and missing brokers: one clear line on stderr, non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from cli import agentlog
+
+
+def test_no_kafka_configured_says_what_to_do(tmp_path) -> None:
+    run = agentlog("tail", state_dir=tmp_path)
+    assert run.code == 1
+    assert "agentlog dev up" in run.err and "AGENTLOG_BOOTSTRAP_SERVERS" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+
+
+def test_a_dead_dev_broker_is_reported_not_waited_on(tmp_path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "dev-broker.json").write_text(
+        json.dumps({"pid": dead.pid, "port": 1, "log_file": "x"})
+    )
+    run = agentlog("topics", "describe", state_dir=tmp_path, timeout=30)
+    assert run.code == 1
+    assert "no longer running" in run.err and "agentlog dev up" in run.err
+
+
+def test_broker_that_is_down_gives_one_line(tmp_path) -> None:
+    run = agentlog("--bootstrap", "127.0.0.1:1", "topics", "create", state_dir=tmp_path)
+    assert run.code == 1
+    assert run.err.startswith("error: Kafka at 127.0.0.1:1 did not answer")
+
+
+def test_unknown_flag_and_bad_values_exit_2(tmp_path) -> None:
+    assert agentlog("tail", "--nope", state_dir=tmp_path).code == 2
+    run = agentlog("tail", "--type", "nonsense", state_dir=tmp_path)
+    assert run.code == 2 and "nonsense" in run.err
+    assert agentlog("demo", "--conversations", "0", state_dir=tmp_path).code == 2
+
+
+def test_bad_environment_value_names_the_variable(tmp_path) -> None:
+    run = agentlog("tail", state_dir=tmp_path, env={"AGENTLOG_PARTITIONS": "many"})
+    assert run.code == 1
+    assert "AGENTLOG_PARTITIONS='many'" in run.err
+
+
+def test_corrupt_records_are_reported_by_tail_and_skipped(tmp_path, settings) -> None:
+    from agentlog.producers import Recorder
+    from confluent_kafka import Producer
+
+    with Recorder(settings) as recorder:
+        recorder.user_message("conv-x", "good before")
+    raw = Producer(
+        {"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"}
+    )
+    raw.produce(settings.events_topic, b"\xc3\x01garbage!", b"conv-x")
+    raw.flush(10)
+    with Recorder(settings) as recorder:
+        recorder.user_message("conv-x", "good after")
+
+    run = agentlog(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "tail",
+        "--conversation",
+        "conv-x",
+        state_dir=tmp_path,
+    )
+    assert run.code == 0
+    assert "good before" in run.out and "good after" in run.out
+    assert "cannot decode record at " + settings.events_topic in run.err
+    assert "1 record(s) could not be decoded" in run.err

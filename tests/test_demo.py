@@ -1,0 +1,72 @@
+"""`agentlog demo`: what it says it wrote is on the topic, readable by anyone."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from cli import agentlog
+from fastavro import parse_schema, schemaless_reader
+from kafka_python_reader import read_all
+
+AVSC = Path(__file__).parent.parent / "schemas" / "v1" / "agentlog.Event.avsc"
+
+
+def _demo(bootstrap: str, prefix: str, tmp_path: Path, *extra: str):
+    run = agentlog(
+        "--bootstrap", bootstrap, "--topic-prefix", prefix, "demo", *extra, state_dir=tmp_path
+    )
+    assert run.code == 0, run.err
+    return run
+
+
+def test_demo_events_are_all_on_the_topic_in_order(bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"demo{uuid.uuid4().hex[:8]}."
+    run = _demo(bootstrap, prefix, tmp_path, "--conversations", "40", "--seed", "11")
+    written = int(re.search(r"recorded (\d+) events", run.out).group(1))
+    assert f"this run's events: {written} on the topic, {written} written" in run.out
+    assert "split across partitions: 0; events out of order: 0" in run.out
+
+    records = read_all(bootstrap, f"{prefix}events", expect=written)
+    assert len(records) == written
+    parsed = parse_schema(json.loads(AVSC.read_text()))
+    partitions = defaultdict(set)
+    times = defaultdict(list)
+    kinds = set()
+    for record in records:
+        event = schemaless_reader(io.BytesIO(record.value[10:]), parsed, return_record_name=True)
+        assert record.key.decode() == event["conversation_id"]
+        partitions[event["conversation_id"]].add(record.partition)
+        times[event["conversation_id"]].append(event["occurred_at"])
+        kinds.add(event["payload"][0])
+    assert len(partitions) == 40
+    assert all(len(p) == 1 for p in partitions.values())
+    assert all(t == sorted(t) for t in times.values())
+    for kind in ("LlmCall", "ToolCallRequested", "ToolCallCompleted", "Handoff"):
+        assert f"agentlog.{kind}" in kinds
+
+
+def test_demo_is_deterministic_with_a_seed(bootstrap: str, tmp_path: Path) -> None:
+    first, second = (f"det{uuid.uuid4().hex[:8]}." for _ in range(2))
+    _demo(bootstrap, first, tmp_path, "-n", "15", "--seed", "5")
+    _demo(bootstrap, second, tmp_path, "-n", "15", "--seed", "5")
+    a = [(r.partition, r.key, r.value) for r in read_all(bootstrap, f"{first}events")]
+    b = [(r.partition, r.key, r.value) for r in read_all(bootstrap, f"{second}events")]
+    assert a and a == b
+
+
+def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) -> None:
+    run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=tmp_path)
+    try:
+        assert run.code == 0, run.err
+        assert "started the embedded dev broker" in run.out
+        status = agentlog("dev", "status", state_dir=tmp_path)
+        assert status.code == 0
+        tail = agentlog("tail", "--type", "conversation_started", state_dir=tmp_path)
+        assert tail.out.count("conversation_started") == 5
+    finally:
+        agentlog("dev", "down", state_dir=tmp_path)

@@ -1,0 +1,83 @@
+"""Decoding rejects anything that is not an agentlog event, saying where it came from."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from agentlog.producers._payloads import payload_record
+from sample_events import sample_events
+
+from agentlog.errors import DecodeError, SchemaError
+from agentlog.events import UserMessage
+from agentlog.serde import EventEncoder, decode, encode_event
+
+ORIGIN = {"topic": "agentlog.events", "partition": 4, "offset": 1234}
+
+
+def _reason(value: bytes | None) -> str:
+    with pytest.raises(DecodeError) as caught:
+        decode(value, **ORIGIN)
+    message = str(caught.value)
+    assert "agentlog.events[4]@1234" in message
+    return message
+
+
+def test_garbage_is_rejected_with_its_origin() -> None:
+    assert "not an Avro single-object record" in _reason(b"hello world")
+
+
+def test_empty_value_is_rejected() -> None:
+    assert "empty value" in _reason(b"")
+    assert "empty value" in _reason(None)
+
+
+def test_unknown_fingerprint_says_to_upgrade() -> None:
+    value = encode_event(sample_events()[0])
+    assert "unknown schema fingerprint" in _reason(value[:2] + b"\xff" * 8 + value[10:])
+
+
+def test_truncated_body_is_rejected() -> None:
+    value = encode_event(sample_events()[6])
+    assert "corrupt Avro body" in _reason(value[: len(value) // 2])
+
+
+def test_trailing_bytes_are_rejected() -> None:
+    value = encode_event(sample_events()[0])
+    assert "trailing bytes" in _reason(value + b"\x00\x01")
+
+
+def test_out_of_range_union_index_is_rejected() -> None:
+    event = sample_events()[0].model_copy(update={"payload": UserMessage(text="hi")})
+    value = bytearray(encode_event(event))
+    # The body of UserMessage(text="hi") is 4 bytes; the union index byte precedes it.
+    assert value[-5] == 2 * 4  # zigzag of branch 4, UserMessage
+    value[-5] = 0x7E  # branch 63: there is no such payload type
+    assert "corrupt Avro body" in _reason(bytes(value))
+
+
+def test_confluent_wire_format_is_recognised() -> None:
+    value = b"\x00" + struct.pack(">I", 42) + b"\x02ab"
+    assert "registry schema id 42" in _reason(value)
+
+
+def test_encoding_a_wrong_type_names_the_field() -> None:
+    record = {
+        "event_id": "e",
+        "conversation_id": "c",
+        "occurred_at": 1,
+        "source": {"service": "s", "agent": None, "version": None},
+        "trace_id": None,
+        "span_id": None,
+        "causation_id": None,
+        "payload": ("agentlog.UserMessage", {"text": 42, "user_id": None}),
+    }
+    with pytest.raises(SchemaError, match="text"):
+        EventEncoder().encode(record)
+
+
+def test_payload_record_of_a_model_matches_its_avro_name() -> None:
+    assert payload_record(UserMessage(text="hi")) == (
+        "agentlog.UserMessage",
+        {"text": "hi", "user_id": None},
+    )
