@@ -202,3 +202,8 @@ class Event(AvroRecord):
     @property
     def event_type(self) -> str:
         return self.payload.event_type
+
+
+EVENT_TYPE_BY_RECORD_NAME: dict[str, str] = {
+    name: payload.event_type for name, payload in PAYLOAD_BY_RECORD_NAME.items()
+}

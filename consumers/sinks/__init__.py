@@ -1,1 +1,28 @@
-"""placeholder"""
+"""Projection sinks: DuckDB (a file, one writer) and PostgreSQL (shared by many)."""
+
+from __future__ import annotations
+
+from agentlog.consumers.sinks.base import AppliedEvent, Fenced, Sink, SinkTransaction
+
+from agentlog.errors import ConfigurationError
+
+
+def open_sink(url: str, *, read_only: bool = False) -> Sink:
+    """`duckdb:PATH` or `postgresql://user@host:port/db`."""
+    if url.startswith("duckdb:"):
+        from agentlog.consumers.sinks.duckdb_sink import DuckDBSink
+
+        path = url.removeprefix("duckdb:").removeprefix("//")
+        if not path:
+            raise ConfigurationError("a DuckDB sink needs a file: duckdb:PATH")
+        return DuckDBSink(path, read_only=read_only)
+    if url.startswith(("postgresql://", "postgres://")):
+        from agentlog.consumers.sinks.postgres_sink import PostgresSink
+
+        return PostgresSink(url)
+    raise ConfigurationError(
+        f"unknown sink {url!r}: use duckdb:PATH or postgresql://user@host:port/database"
+    )
+
+
+__all__ = ["AppliedEvent", "Fenced", "Sink", "SinkTransaction", "open_sink"]

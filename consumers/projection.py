@@ -1,0 +1,154 @@
+"""What a projection is: tables of rows, and handlers that fold events into them.
+
+    class OrderCount(Projection):
+        name = "order_count"
+        tables = (Table("orders", key=("conversation_id",), columns={"orders": "bigint"},
+                        key_of=lambda e: (e.conversation_id,)),)
+
+        @handles("tool_call_completed")
+        def on_done(self, event, state):
+            state.row("orders", (event.conversation_id,))["orders"] += 1
+
+Contract: a handler changes state only through `state.row(...)` (rows are copies,
+kept only if the handler returns) and is a pure function of the event and the rows,
+so redelivery and replay give the same state. Every row must belong to one
+conversation (its key derives from the event's conversation), because the
+conversation's partition is what one consumer owns at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from agentlog.errors import ConfigurationError
+from agentlog.events import EVENT_TYPES
+
+COLUMN_TYPES = ("text", "bigint", "double", "boolean", "timestamp", "text[]")
+Key = tuple[str, ...]
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class RecordedEvent:
+    """One decoded event and where it sits in the log. `occurred_at` is UTC microseconds."""
+
+    event_id: str
+    conversation_id: str
+    occurred_at: int
+    event_type: str
+    payload: dict[str, Any]
+    source: dict[str, Any]
+    causation_id: str | None
+    trace_id: str | None
+    span_id: str | None
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Table:
+    """A state table: text key columns, typed value columns (`timestamp` values are UTC
+    microseconds in handlers), and how to find the row an event touches (for prefetch)."""
+
+    name: str
+    key: Key
+    columns: dict[str, str]
+    key_of: Callable[[RecordedEvent], Key | None]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for column, kind in self.columns.items():
+            if kind not in COLUMN_TYPES:
+                raise ConfigurationError(f"{self.name}.{column}: unknown column type {kind!r}")
+        missing = [k for k in self.key if self.columns.get(k) != "text"]
+        if missing:
+            raise ConfigurationError(f"{self.name}: key columns {missing} must be text columns")
+
+    def new_row(self, key: Key) -> Row:
+        row: Row = {c: self.defaults.get(c, _ZERO.get(kind)) for c, kind in self.columns.items()}
+        for column, value in zip(self.key, key, strict=True):
+            row[column] = value
+        return row
+
+
+_ZERO: dict[str, Any] = {"bigint": 0, "double": 0.0, "boolean": False, "text[]": []}
+
+
+def handles(*event_types: str) -> Callable[[Callable], Callable]:
+    """Mark a method as the handler of these event types."""
+    unknown = [t for t in event_types if t not in EVENT_TYPES]
+    if unknown:
+        raise ConfigurationError(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+
+    def mark(method: Callable) -> Callable:
+        method.__agentlog_handles__ = event_types  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class Projection:
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, list[Callable[[RecordedEvent, State], None]]] = {}
+        for attribute in dir(type(self)):
+            method = getattr(self, attribute)
+            for event_type in getattr(method, "__agentlog_handles__", ()):
+                self.handlers.setdefault(event_type, []).append(method)
+
+
+class State:
+    """The rows one event's handlers see; writes are staged until the handlers return."""
+
+    __slots__ = ("_tables", "_rows", "_load", "staged")
+
+    def __init__(
+        self,
+        tables: dict[str, Table],
+        rows: dict[str, dict[Key, Row]],
+        load: Callable[[Table, Key], Row | None],
+    ) -> None:
+        self._tables = tables
+        self._rows = rows
+        self._load = load
+        self.staged: dict[tuple[str, Key], Row] = {}
+
+    def row(self, table: str, key: Key) -> Row:
+        """The row for `key` (a fresh one with defaults if none exists), to read and change."""
+        staged = self.staged.get((table, key))
+        if staged is not None:
+            return staged
+        rows = self._rows[table]
+        if key in rows:
+            current = rows[key]
+        else:
+            current = self._load(self._tables[table], key)
+            rows[key] = current
+        copy = dict(current) if current is not None else self._tables[table].new_row(key)
+        self.staged[(table, key)] = copy
+        return copy
+
+    def existing(self, table: str, key: Key) -> Row | None:
+        """The row for `key` if it exists, without creating one."""
+        staged = self.staged.get((table, key))
+        if staged is not None:
+            return staged
+        rows = self._rows[table]
+        if key not in rows:
+            rows[key] = self._load(self._tables[table], key)
+        return rows[key]
+
+
+def all_tables(projections: Iterable[Projection]) -> dict[str, Table]:
+    tables: dict[str, Table] = {}
+    for projection in projections:
+        for table in projection.tables:
+            if table.name in tables:
+                raise ConfigurationError(f"two projections define table {table.name}")
+            tables[table.name] = table
+    return tables

@@ -1,0 +1,70 @@
+"""`tool_calls`: one row per tool call — tool, arguments, status, attempts, latency, error."""
+
+from __future__ import annotations
+
+from agentlog.consumers.projection import Projection, RecordedEvent, State, Table, handles
+
+TABLE = "agentlog_tool_calls"
+
+
+def _key(event: RecordedEvent) -> tuple[str, str] | None:
+    call_id = event.payload.get("tool_call_id")
+    return None if call_id is None else (event.conversation_id, call_id)
+
+
+class ToolCalls(Projection):
+    name = "tool_calls"
+    tables = (
+        Table(
+            TABLE,
+            key=("conversation_id", "tool_call_id"),
+            columns={
+                "conversation_id": "text",
+                "tool_call_id": "text",
+                "tool_name": "text",
+                "agent": "text",
+                "arguments_json": "text",
+                "status": "text",
+                "attempts": "bigint",
+                "failures": "bigint",
+                "latency_ms": "double",
+                "total_duration_ms": "double",
+                "result_json": "text",
+                "error_type": "text",
+                "error_message": "text",
+                "requested_at": "timestamp",
+                "finished_at": "timestamp",
+            },
+            key_of=_key,
+        ),
+    )
+
+    @handles("tool_call_requested")
+    def requested(self, event: RecordedEvent, state: State) -> None:
+        body = event.payload
+        row = state.row(TABLE, (event.conversation_id, body["tool_call_id"]))
+        row["tool_name"] = body["tool_name"]
+        row["agent"] = body["agent"] or row["agent"]
+        row["arguments_json"] = body["arguments_json"]
+        row["status"] = "requested"
+        row["attempts"] = max(row["attempts"], body["attempt"])
+        if row["requested_at"] is None:
+            row["requested_at"] = event.occurred_at
+
+    @handles("tool_call_completed", "tool_call_failed")
+    def finished(self, event: RecordedEvent, state: State) -> None:
+        body = event.payload
+        row = state.row(TABLE, (event.conversation_id, body["tool_call_id"]))
+        row["tool_name"] = body["tool_name"]
+        row["attempts"] = max(row["attempts"], body["attempt"])
+        row["latency_ms"] = body["duration_ms"]
+        row["total_duration_ms"] += body["duration_ms"]
+        row["finished_at"] = event.occurred_at
+        if event.event_type == "tool_call_completed":
+            row["status"] = "completed"
+            row["result_json"] = body["result_json"]
+        else:
+            row["status"] = "failed"
+            row["failures"] += 1
+            row["error_type"] = body["error_type"]
+            row["error_message"] = body["error_message"]

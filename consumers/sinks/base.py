@@ -1,0 +1,91 @@
+"""Where projections keep their state, and the contract every sink keeps.
+
+A sink stores, in one transaction per batch, the projected rows *and* the offsets
+they were projected up to (per consumer group, topic and partition), plus the ids of
+the events applied. That transaction is what makes effects exactly-once:
+
+- `claim` moves a partition's stored offset from the one this consumer started from
+  to the new one, or raises `Fenced` if another consumer moved it meanwhile (a
+  rebalance, a zombie): the whole batch then rolls back and the consumer re-seeks.
+- `mark_applied` records event ids and returns those never applied before: an event
+  redelivered, or produced twice by an application-level retry, applies once.
+- `load` and `upsert` read and write rows; nothing is visible until commit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from agentlog.consumers.projection import Key, Row, Table
+
+from agentlog.errors import AgentlogError
+
+
+class Fenced(AgentlogError):
+    """Another consumer stored offsets for a partition this batch covers."""
+
+
+@dataclass(frozen=True)
+class AppliedEvent:
+    event_id: str
+    partition: int
+    offset: int
+
+
+class SinkTransaction(ABC):
+    @abstractmethod
+    def claim(self, partition: int, expected: int | None, next_offset: int) -> None:
+        """Store `next_offset` for the partition if the stored one is still `expected`
+        (None: nothing stored yet); raise Fenced otherwise."""
+
+    @abstractmethod
+    def mark_applied(self, events: list[AppliedEvent]) -> set[str]:
+        """Record the events as applied; return the ids that were not applied before."""
+
+    @abstractmethod
+    def forget_applied(self, event_ids: list[str]) -> None:
+        """Un-mark events that were not applied after all (sent to the dead-letter topic)."""
+
+    @abstractmethod
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        """The stored rows among `keys` (timestamps as UTC microseconds)."""
+
+    @abstractmethod
+    def upsert(self, table: Table, rows: list[Row]) -> None:
+        """Insert or replace rows by key."""
+
+
+class Sink(ABC):
+    """One state store. Not thread-safe: one runner uses one sink."""
+
+    description: str
+
+    @abstractmethod
+    def prepare(self, tables: Iterable[Table]) -> None:
+        """Create the tables and the bookkeeping tables if they do not exist."""
+
+    @abstractmethod
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Next offset to apply per partition, as last committed by the group."""
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self, group: str, topic: str) -> Iterator[SinkTransaction]:
+        """Commit on clean exit, roll back on any exception."""
+
+    @abstractmethod
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run a read-only query in the sink's SQL dialect."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,128 @@
+"""DuckDB sink: one file, one writer process (DuckDB locks the file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from agentlog.consumers.projection import Row, Table
+from agentlog.consumers.sinks.base import AppliedEvent, Sink
+from agentlog.consumers.sinks.sql import (
+    APPLIED_TABLE,
+    Dialect,
+    SqlTransaction,
+    create_all,
+    quoted,
+    upsert_assignments,
+)
+
+from agentlog.errors import SinkError
+
+
+class DuckDBDialect(Dialect):
+    types = {
+        "text": "VARCHAR",
+        "bigint": "BIGINT",
+        "double": "DOUBLE",
+        "boolean": "BOOLEAN",
+        "timestamp": "TIMESTAMP",  # UTC
+        "text[]": "VARCHAR[]",
+    }
+    now = "now()::TIMESTAMP"
+
+    def param(self, kind: str) -> str:
+        return "?"
+
+    def timestamp_from_micros(self, expression: str) -> str:
+        return f"make_timestamp({expression})"
+
+    def micros_from_timestamp(self, expression: str) -> str:
+        return f"epoch_us({expression})"
+
+    def key_rows(self, table: Table) -> str:
+        columns = ", ".join(f"unnest(?) AS {quoted(k)}" for k in table.key)
+        return f"(SELECT {columns}) AS keys"
+
+
+class DuckDBTransaction(SqlTransaction):
+    def mark_applied(self, events: list[AppliedEvent]) -> set[str]:
+        if not events:
+            return set()
+        self.cursor.execute(
+            f"INSERT INTO {APPLIED_TABLE} SELECT ?, unnest(?), unnest(?), unnest(?) "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            [
+                self.group,
+                [e.event_id for e in events],
+                [e.partition for e in events],
+                [e.offset for e in events],
+            ],
+        )
+        return {row[0] for row in self.cursor.fetchall()}
+
+    def upsert(self, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        columns = list(table.columns)
+        values = ", ".join(
+            self.dialect.timestamp_from_micros("unnest(?)")
+            if table.columns[c] == "timestamp"
+            else "unnest(?)"
+            for c in columns
+        )
+        names = ", ".join(quoted(c) for c in columns)
+        self.cursor.execute(
+            f"INSERT INTO {quoted(table.name)} ({names}) SELECT {values} "
+            f"{upsert_assignments(table)}",
+            [[row[c] for row in rows] for c in columns],
+        )
+
+
+class DuckDBSink(Sink):
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self.description = f"duckdb:{self.path}"
+        self.dialect = DuckDBDialect()
+        try:
+            self.connection = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise SinkError(
+                    f"the DuckDB file {self.path} is in use by another process (a running "
+                    "projector?); DuckDB allows one writer: stop it, or use a PostgreSQL sink "
+                    "for concurrent readers and writers"
+                ) from None
+            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
+        except duckdb.Error as exc:
+            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
+
+    def prepare(self, tables: Iterable[Table]) -> None:
+        create_all(self.connection, self.dialect, tables)
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        rows = self.connection.execute(
+            'SELECT "partition", next_offset FROM agentlog_offsets '
+            "WHERE group_id = ? AND topic = ?",
+            [group, topic],
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    @contextmanager
+    def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
+        cursor = self.connection
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            yield DuckDBTransaction(cursor, self.dialect, group, topic)
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        return self.connection.execute(sql, params or []).fetchall()
+
+    def close(self) -> None:
+        self.connection.close()

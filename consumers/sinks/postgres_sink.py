@@ -1,0 +1,134 @@
+"""PostgreSQL sink: many projector processes of one group share it safely."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from agentlog.consumers.projection import Row, Table
+from agentlog.consumers.sinks.base import AppliedEvent, Sink
+from agentlog.consumers.sinks.sql import (
+    APPLIED_TABLE,
+    Dialect,
+    SqlTransaction,
+    create_all,
+    quoted,
+    upsert_assignments,
+)
+
+from agentlog.errors import SinkError
+
+_ARRAY_OF = {"text": "text[]", "bigint": "bigint[]"}
+
+
+class PostgresDialect(Dialect):
+    types = {
+        "text": "TEXT",
+        "bigint": "BIGINT",
+        "double": "DOUBLE PRECISION",
+        "boolean": "BOOLEAN",
+        "timestamp": "TIMESTAMPTZ",
+        "text[]": "TEXT[]",
+    }
+    now = "now()"
+
+    def param(self, kind: str) -> str:
+        return "%s"
+
+    def timestamp_from_micros(self, expression: str) -> str:
+        return f"('epoch'::timestamptz + {expression} * interval '1 microsecond')"
+
+    def micros_from_timestamp(self, expression: str) -> str:
+        return f"(extract(epoch from {expression}) * 1000000)::bigint"
+
+    def key_rows(self, table: Table) -> str:
+        arrays = ", ".join("%s::text[]" for _ in table.key)
+        names = ", ".join(quoted(k) for k in table.key)
+        return f"unnest({arrays}) AS keys({names})"
+
+
+class PostgresTransaction(SqlTransaction):
+    def mark_applied(self, events: list[AppliedEvent]) -> set[str]:
+        if not events:
+            return set()
+        self.cursor.execute(
+            f"INSERT INTO {APPLIED_TABLE} SELECT %s, * FROM unnest(%s::text[], %s::bigint[], "
+            "%s::bigint[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            [
+                self.group,
+                [e.event_id for e in events],
+                [e.partition for e in events],
+                [e.offset for e in events],
+            ],
+        )
+        return {row[0] for row in self.cursor.fetchall()}
+
+    def upsert(self, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        columns = list(table.columns)
+        values = ", ".join(
+            self.dialect.timestamp_from_micros("%s::bigint")
+            if table.columns[c] == "timestamp"
+            else "%s"
+            for c in columns
+        )
+        names = ", ".join(quoted(c) for c in columns)
+        self.cursor.executemany(
+            f"INSERT INTO {quoted(table.name)} ({names}) VALUES ({values}) "
+            f"{upsert_assignments(table)}",
+            [[row[c] for c in columns] for row in rows],
+        )
+
+
+class PostgresSink(Sink):
+    def __init__(self, url: str) -> None:
+        self.description = _redacted(url)
+        self.dialect = PostgresDialect()
+        try:
+            self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SinkError(
+                f"cannot connect to PostgreSQL at {self.description}: {first}"
+            ) from None
+
+    def prepare(self, tables: Iterable[Table]) -> None:
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            # Concurrent projectors starting together must not race on CREATE TABLE.
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('agentlog.prepare'))")
+            create_all(cursor, self.dialect, tables)
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                'SELECT "partition", next_offset FROM agentlog_offsets '
+                "WHERE group_id = %s AND topic = %s",
+                [group, topic],
+            )
+            return {int(p): int(o) for p, o in cursor.fetchall()}
+
+    @contextmanager
+    def transaction(self, group: str, topic: str) -> Iterator[PostgresTransaction]:
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            yield PostgresTransaction(cursor, self.dialect, group, topic)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params or [])
+            return cursor.fetchall()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

@@ -1,0 +1,155 @@
+"""SQL shared by the DuckDB and PostgreSQL sinks; each supplies its dialect."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable
+from typing import Any
+
+from agentlog.consumers.projection import Key, Row, Table
+from agentlog.consumers.sinks.base import AppliedEvent, Fenced, SinkTransaction
+
+OFFSETS_TABLE = "agentlog_offsets"
+APPLIED_TABLE = "agentlog_applied_events"
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Dialect:
+    """How one SQL engine spells types, parameters, arrays and timestamps."""
+
+    types: dict[str, str]
+    now: str
+
+    @abstractmethod
+    def param(self, kind: str) -> str:
+        """A placeholder for one scalar parameter of a column type."""
+
+    @abstractmethod
+    def timestamp_from_micros(self, expression: str) -> str: ...
+
+    @abstractmethod
+    def micros_from_timestamp(self, expression: str) -> str: ...
+
+    @abstractmethod
+    def key_rows(self, table: Table) -> str:
+        """A FROM item of the key tuples passed as one list parameter per key column."""
+
+
+def bookkeeping_ddl(dialect: Dialect) -> list[str]:
+    text, bigint = dialect.types["text"], dialect.types["bigint"]
+    stamp = dialect.types["timestamp"]
+    return [
+        f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (group_id {text} NOT NULL, "
+        f"topic {text} NOT NULL, {quoted('partition')} {bigint} NOT NULL, "
+        f"next_offset {bigint} NOT NULL, updated_at {stamp}, "
+        f"PRIMARY KEY (group_id, topic, {quoted('partition')}))",
+        f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (group_id {text} NOT NULL, "
+        f"event_id {text} NOT NULL, {quoted('partition')} {bigint}, {quoted('offset')} {bigint}, "
+        f"PRIMARY KEY (group_id, event_id))",
+    ]
+
+
+def table_ddl(dialect: Dialect, table: Table) -> str:
+    columns = ", ".join(f"{quoted(c)} {dialect.types[kind]}" for c, kind in table.columns.items())
+    key = ", ".join(quoted(k) for k in table.key)
+    return f"CREATE TABLE IF NOT EXISTS {quoted(table.name)} ({columns}, PRIMARY KEY ({key}))"
+
+
+def select_columns(dialect: Dialect, table: Table, alias: str = "t") -> str:
+    return ", ".join(
+        dialect.micros_from_timestamp(f"{alias}.{quoted(c)}")
+        if kind == "timestamp"
+        else f"{alias}.{quoted(c)}"
+        for c, kind in table.columns.items()
+    )
+
+
+def upsert_assignments(table: Table) -> str:
+    values = [c for c in table.columns if c not in table.key]
+    key = ", ".join(quoted(k) for k in table.key)
+    if not values:
+        return f"ON CONFLICT ({key}) DO NOTHING"
+    sets = ", ".join(f"{quoted(c)} = excluded.{quoted(c)}" for c in values)
+    return f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
+
+
+class SqlTransaction(SinkTransaction):
+    """Runs the contract's statements on a DB-API cursor of either engine."""
+
+    def __init__(self, cursor: Any, dialect: Dialect, group: str, topic: str) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+        self.group = group
+        self.topic = topic
+
+    def _p(self, kind: str = "text") -> str:
+        return self.dialect.param(kind)
+
+    def claim(self, partition: int, expected: int | None, next_offset: int) -> None:
+        p = self._p
+        if expected is None:
+            sql = (
+                f"INSERT INTO {OFFSETS_TABLE} VALUES ({p()}, {p()}, {p('bigint')}, "
+                f"{p('bigint')}, {self.dialect.now}) ON CONFLICT DO NOTHING "
+                f"RETURNING {quoted('partition')}"
+            )
+            params = [self.group, self.topic, partition, next_offset]
+        else:
+            sql = (
+                f"UPDATE {OFFSETS_TABLE} SET next_offset = {p('bigint')}, "
+                f"updated_at = {self.dialect.now} WHERE group_id = {p()} AND topic = {p()} "
+                f"AND {quoted('partition')} = {p('bigint')} AND next_offset = {p('bigint')} "
+                f"RETURNING {quoted('partition')}"
+            )
+            params = [next_offset, self.group, self.topic, partition, expected]
+        self.cursor.execute(sql, params)
+        if not self.cursor.fetchall():
+            raise Fenced(
+                f"partition {partition} of {self.topic} was moved past offset {expected} by "
+                f"another consumer of group {self.group}"
+            )
+
+    @abstractmethod
+    def mark_applied(self, events: list[AppliedEvent]) -> set[str]: ...
+
+    def forget_applied(self, event_ids: list[str]) -> None:
+        for event_id in event_ids:
+            self.cursor.execute(
+                f"DELETE FROM {APPLIED_TABLE} "
+                f"WHERE group_id = {self._p()} AND event_id = {self._p()}",
+                [self.group, event_id],
+            )
+
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        if not keys:
+            return {}
+        columns = list(table.columns)
+        key_lists = [[key[i] for key in keys] for i in range(len(table.key))]
+        using = ", ".join(quoted(k) for k in table.key)
+        self.cursor.execute(
+            f"SELECT {select_columns(self.dialect, table)} FROM {quoted(table.name)} AS t "
+            f"JOIN {self.dialect.key_rows(table)} USING ({using})",
+            key_lists,
+        )
+        found = {}
+        for values in self.cursor.fetchall():
+            row = dict(zip(columns, values, strict=True))
+            if "text[]" in table.columns.values():
+                for c, kind in table.columns.items():
+                    if kind == "text[]" and row[c] is None:
+                        row[c] = []
+            found[tuple(row[k] for k in table.key)] = row
+        return found
+
+    @abstractmethod
+    def upsert(self, table: Table, rows: list[Row]) -> None: ...
+
+
+def create_all(cursor: Any, dialect: Dialect, tables: Iterable[Table]) -> None:
+    for statement in bookkeeping_ddl(dialect):
+        cursor.execute(statement)
+    for table in tables:
+        cursor.execute(table_ddl(dialect, table))
