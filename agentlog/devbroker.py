@@ -129,6 +129,12 @@ def start(settings: Settings, port: int | None = None, wait_seconds: float = 30)
     port = port or _free_port()
     url = f"tcp://127.0.0.1:{port}"
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # Projections of a previous (lost) in-memory log would point past the new log's end.
+    for stale in (
+        settings.default_sink_file,
+        settings.default_sink_file.with_suffix(".duckdb.wal"),
+    ):
+        stale.unlink(missing_ok=True)
     log_file = settings.state_dir / "dev-broker.log"
     with open(log_file, "ab") as log:
         process = subprocess.Popen(

@@ -6,6 +6,7 @@ which Tansu answers wrongly after batched produce; this is correct on Kafka too.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -80,5 +81,44 @@ def read_partitions(
                     pending.discard(message.partition())
                 elif error.fatal() or not error.retriable():
                     raise BrokerUnavailable(f"reading {topic} failed: {error.str()}")
+    finally:
+        consumer.close()
+
+
+def partition_ends(
+    settings: Settings,
+    bootstrap: str,
+    topic: str,
+    start_offsets: dict[int, int] | None = None,
+    timeout: float = 30.0,
+) -> dict[int, int]:
+    """The end (next offset to be written) of every partition, from the high watermark
+    of a real fetch at `start_offsets` (default: the beginning): ListOffsets is not to be
+    trusted on every broker."""
+    count = partition_count(settings, bootstrap, topic)
+    starts = start_offsets or {}
+    consumer = reading_consumer(settings, bootstrap)
+    ends: dict[int, int] = {}
+    try:
+        consumer.assign(
+            [TopicPartition(topic, p, starts.get(p, OFFSET_BEGINNING)) for p in range(count)]
+        )
+        deadline = time.monotonic() + timeout
+        while len(ends) < count:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"Kafka at {bootstrap} did not report the ends of {topic}")
+            for message in consumer.consume(1000, 0.5):
+                partition = message.partition()
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    ends[partition] = message.offset()
+                elif error is None and partition not in ends:
+                    _, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), cached=True
+                    )
+                    if high >= 0:
+                        ends[partition] = high
+                        consumer.pause([TopicPartition(topic, partition)])
+        return ends
     finally:
         consumer.close()

@@ -39,9 +39,10 @@ class Settings(BaseSettings):
     # A group forms after about half of this on Tansu; valid on Kafka too.
     session_timeout_ms: int = Field(default=6000, ge=1000)
 
-    sink: str = Field(
-        default="duckdb:agentlog-state.duckdb",
-        description="projection sink: duckdb:PATH or postgresql://...",
+    sink: str | None = Field(
+        default=None,
+        description="projection sink: duckdb:PATH or postgresql://...; default a DuckDB "
+        "file in state_dir",
     )
 
     @property
@@ -55,6 +56,14 @@ class Settings(BaseSettings):
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic_prefix}dlq"
+
+    @property
+    def default_sink_file(self) -> Path:
+        return self.state_dir / "projections.duckdb"
+
+    @property
+    def sink_url(self) -> str:
+        return self.sink or f"duckdb:{self.default_sink_file}"
 
     @property
     def dev_state_file(self) -> Path:

@@ -97,7 +97,7 @@ class ProjectionRunner:
             }
         )
         self.consumer = Consumer(config)
-        sink.prepare(self.tables.values())
+        sink.prepare(self.tables.values(), group)
 
     # -- group membership -------------------------------------------------------------
 

@@ -7,7 +7,14 @@ import sys
 import click
 from confluent_kafka import KafkaException
 
-from agentlog.cli import demo, dev, tail, topics  # noqa: F401  (they register commands)
+from agentlog.cli import (  # noqa: F401  (they register commands)
+    conversations,
+    demo,
+    dev,
+    project,
+    tail,
+    topics,
+)
 from agentlog.cli._app import cli
 from agentlog.errors import AgentlogError
 

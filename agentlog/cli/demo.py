@@ -10,6 +10,10 @@ import click
 
 from agentlog import devbroker
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli.project import run_projections
+from agentlog.consumers import DEFAULT_GROUP
+from agentlog.consumers.queries import ConversationFilter, list_conversations
+from agentlog.consumers.sinks import open_sink
 from agentlog.errors import DevBrokerError
 from agentlog.producers import Recorder
 from agentlog.reader import read_partitions
@@ -72,6 +76,37 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
         f"({result.events / elapsed:,.0f} events/s, flushed and acknowledged)"
     )
     _read_back(settings, bootstrap, set(result.conversations), result.events)
+    _project(settings, bootstrap, result.conversations)
+    click.echo("next:")
+    click.echo("  agentlog tail --conversation " + result.conversations[0])
+    click.echo("  agentlog conversations list --status escalated")
+    click.echo("  agentlog project status")
+
+
+def _project(settings: Settings, bootstrap: str, mine: list[str]) -> None:
+    """Run the built-in projections until caught up and show some of this run's results."""
+    started = time.perf_counter()
+    progress = run_projections(settings, bootstrap, once=True, quiet=True)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"projected {progress.applied} new events into {settings.sink_url} in {elapsed:.1f}s "
+        f"({progress.duplicates} duplicates skipped; consumer group {DEFAULT_GROUP})"
+    )
+    with open_sink(settings.sink_url, read_only=True) as sink:
+        rows = list_conversations(sink, ConversationFilter(limit=100_000))
+    ours = [r for r in rows if r["conversation_id"] in set(mine)]
+    outcomes = Counter(r["outcome"] or r["status"] for r in ours)
+    click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
+    examples = {}
+    for row in ours:
+        examples.setdefault(row["outcome"] or row["status"], row)
+    for row in examples.values():
+        click.echo(
+            f"  {row['conversation_id']}: {row['outcome'] or row['status']}, agents "
+            f"{' -> '.join(row['agents'])}, {row['turns']} turns, {row['tool_calls']} tool "
+            f"calls ({row['tool_errors']} failed attempts), "
+            f"{row['input_tokens'] + row['output_tokens']:,} tokens"
+        )
 
 
 def _read_back(settings: Settings, bootstrap: str, mine: set[str], written: int) -> None:
@@ -118,7 +153,3 @@ def _read_back(settings: Settings, bootstrap: str, mine: set[str], written: int)
         f"conversations: {len(partitions_of)}, on partitions {used}; "
         f"split across partitions: {split}; events out of order: {out_of_order}"
     )
-    click.echo("next:")
-    click.echo("  agentlog tail --conversation " + next(iter(sorted(mine))))
-    click.echo("  agentlog tail --type escalation --json")
-    click.echo("  agentlog topics describe")

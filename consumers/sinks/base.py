@@ -18,11 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentlog.consumers.projection import Key, Row, Table
 
 from agentlog.errors import AgentlogError
+
+if TYPE_CHECKING:
+    from agentlog.consumers.sinks.sql import Dialect
 
 
 class Fenced(AgentlogError):
@@ -63,10 +66,12 @@ class Sink(ABC):
     """One state store. Not thread-safe: one runner uses one sink."""
 
     description: str
+    dialect: Dialect
 
     @abstractmethod
-    def prepare(self, tables: Iterable[Table]) -> None:
-        """Create the tables and the bookkeeping tables if they do not exist."""
+    def prepare(self, tables: Iterable[Table], group: str) -> None:
+        """Create the tables and the bookkeeping tables if they do not exist, and check
+        that no other consumer group maintains them."""
 
     @abstractmethod
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:

@@ -42,6 +42,9 @@ class DuckDBDialect(Dialect):
     def micros_from_timestamp(self, expression: str) -> str:
         return f"epoch_us({expression})"
 
+    def array_contains(self, column: str) -> str:
+        return f"list_contains({column}, ?)"
+
     def key_rows(self, table: Table) -> str:
         columns = ", ".join(f"unnest(?) AS {quoted(k)}" for k in table.key)
         return f"(SELECT {columns}) AS keys"
@@ -99,8 +102,19 @@ class DuckDBSink(Sink):
         except duckdb.Error as exc:
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
 
-    def prepare(self, tables: Iterable[Table]) -> None:
-        create_all(self.connection, self.dialect, tables)
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def prepare(self, tables: Iterable[Table], group: str) -> None:
+        with self._transaction() as connection:
+            create_all(connection, self.dialect, tables, group)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         rows = self.connection.execute(
@@ -112,14 +126,8 @@ class DuckDBSink(Sink):
 
     @contextmanager
     def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
-        cursor = self.connection
-        cursor.execute("BEGIN TRANSACTION")
-        try:
-            yield DuckDBTransaction(cursor, self.dialect, group, topic)
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
+        with self._transaction() as connection:
+            yield DuckDBTransaction(connection, self.dialect, group, topic)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.connection.execute(sql, params or []).fetchall()

@@ -43,6 +43,9 @@ class PostgresDialect(Dialect):
     def micros_from_timestamp(self, expression: str) -> str:
         return f"(extract(epoch from {expression}) * 1000000)::bigint"
 
+    def array_contains(self, column: str) -> str:
+        return f"%s = ANY({column})"
+
     def key_rows(self, table: Table) -> str:
         arrays = ", ".join("%s::text[]" for _ in table.key)
         names = ", ".join(quoted(k) for k in table.key)
@@ -95,11 +98,11 @@ class PostgresSink(Sink):
                 f"cannot connect to PostgreSQL at {self.description}: {first}"
             ) from None
 
-    def prepare(self, tables: Iterable[Table]) -> None:
+    def prepare(self, tables: Iterable[Table], group: str) -> None:
         with self.connection.transaction(), self.connection.cursor() as cursor:
             # Concurrent projectors starting together must not race on CREATE TABLE.
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('agentlog.prepare'))")
-            create_all(cursor, self.dialect, tables)
+            create_all(cursor, self.dialect, tables, group)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self.connection.cursor() as cursor:

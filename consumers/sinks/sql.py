@@ -9,7 +9,10 @@ from typing import Any
 from agentlog.consumers.projection import Key, Row, Table
 from agentlog.consumers.sinks.base import AppliedEvent, Fenced, SinkTransaction
 
+from agentlog.errors import SinkError
+
 OFFSETS_TABLE = "agentlog_offsets"
+OWNERS_TABLE = "agentlog_table_owners"
 APPLIED_TABLE = "agentlog_applied_events"
 
 
@@ -37,6 +40,10 @@ class Dialect:
     def key_rows(self, table: Table) -> str:
         """A FROM item of the key tuples passed as one list parameter per key column."""
 
+    @abstractmethod
+    def array_contains(self, column: str) -> str:
+        """A condition: the text[] column holds the value of one parameter."""
+
 
 def bookkeeping_ddl(dialect: Dialect) -> list[str]:
     text, bigint = dialect.types["text"], dialect.types["bigint"]
@@ -49,6 +56,8 @@ def bookkeeping_ddl(dialect: Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (group_id {text} NOT NULL, "
         f"event_id {text} NOT NULL, {quoted('partition')} {bigint}, {quoted('offset')} {bigint}, "
         f"PRIMARY KEY (group_id, event_id))",
+        f"CREATE TABLE IF NOT EXISTS {OWNERS_TABLE} (table_name {text} PRIMARY KEY, "
+        f"group_id {text} NOT NULL)",
     ]
 
 
@@ -148,8 +157,22 @@ class SqlTransaction(SinkTransaction):
     def upsert(self, table: Table, rows: list[Row]) -> None: ...
 
 
-def create_all(cursor: Any, dialect: Dialect, tables: Iterable[Table]) -> None:
+def create_all(cursor: Any, dialect: Dialect, tables: Iterable[Table], group: str) -> None:
+    """Create what is missing and claim the tables for `group`: two groups folding the
+    same events into one table would apply every event twice."""
     for statement in bookkeeping_ddl(dialect):
         cursor.execute(statement)
+    p = dialect.param("text")
     for table in tables:
         cursor.execute(table_ddl(dialect, table))
+        cursor.execute(
+            f"INSERT INTO {OWNERS_TABLE} VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
+            [table.name, group],
+        )
+        cursor.execute(f"SELECT group_id FROM {OWNERS_TABLE} WHERE table_name = {p}", [table.name])
+        owner = cursor.fetchall()[0][0]
+        if owner != group:
+            raise SinkError(
+                f"table {table.name} in this sink is maintained by consumer group {owner!r}; "
+                f"run with --group {owner} or project into another sink"
+            )

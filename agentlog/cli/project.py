@@ -1,0 +1,144 @@
+"""`agentlog project run|status`: run projections, and see how far they are."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.consumers import (
+    BUILT_IN,
+    DEFAULT_GROUP,
+    Progress,
+    ProjectionRunner,
+    load_projection,
+    open_sink,
+)
+from agentlog.reader import partition_ends
+from agentlog.settings import Settings
+from agentlog.topics import partition_count
+
+sink_option = click.option(
+    "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"
+)
+group_option = click.option(
+    "--group", default=DEFAULT_GROUP, show_default=True, help="consumer group of the projector"
+)
+
+
+@cli.group()
+def project() -> None:
+    """Project the event log into queryable state, exactly once."""
+
+
+def _report(progress: Progress) -> None:
+    lag = "?" if progress.lag is None else f"{progress.lag:,}"
+    line = (
+        f"applied {progress.applied:,} events ({progress.rate:,.0f}/s), lag {lag}, "
+        f"duplicates {progress.duplicates:,}, dead-lettered {progress.dead_lettered:,}"
+    )
+    if sys.stderr.isatty():
+        click.echo(f"\r{line}   ", nl=False, err=True)
+    else:
+        click.echo(line, err=True)
+
+
+def run_projections(
+    settings: Settings,
+    bootstrap: str,
+    *,
+    projections: tuple[str, ...] = (),
+    group: str = DEFAULT_GROUP,
+    once: bool = False,
+    batch_size: int = 5000,
+    quiet: bool = False,
+) -> Progress:
+    """Run the projector until caught up (`once`) or until SIGINT/SIGTERM."""
+    chosen = [load_projection(name) for name in projections or tuple(BUILT_IN)]
+    with open_sink(settings.sink_url) as sink:
+        runner = ProjectionRunner(
+            settings,
+            bootstrap,
+            sink,
+            chosen,
+            group=group,
+            batch_size=batch_size,
+            on_progress=None if quiet else _report,
+        )
+        previous = {s: signal.signal(s, lambda *_: runner.stop()) for s in _STOP_SIGNALS}
+        try:
+            progress = runner.run(once=once)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if not quiet and sys.stderr.isatty():
+        click.echo("", err=True)
+    return progress
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@project.command()
+@sink_option
+@click.option(
+    "--projection",
+    "projections",
+    multiple=True,
+    metavar="NAME",
+    help=f"built-in ({', '.join(BUILT_IN)}) or module:Class; repeatable (default: all built-in)",
+)
+@group_option
+@click.option("--once", is_flag=True, help="stop when caught up with the partition ends")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
+@pass_app
+def run(
+    app: AppContext,
+    sink: str | None,
+    projections: tuple[str, ...],
+    group: str,
+    once: bool,
+    batch_size: int,
+) -> None:
+    """Fold events into the sink; SIGINT/SIGTERM stop after the batch in hand."""
+    settings = app.settings.with_overrides(sink=sink)
+    progress = run_projections(
+        settings,
+        app.bootstrap(),
+        projections=projections,
+        group=group,
+        once=once,
+        batch_size=batch_size,
+    )
+    click.echo(
+        f"applied {progress.applied:,} events into {settings.sink_url} "
+        f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
+        f"dead-lettered to {settings.dlq_topic})"
+    )
+
+
+@project.command()
+@sink_option
+@group_option
+@pass_app
+def status(app: AppContext, sink: str | None, group: str) -> None:
+    """Offsets applied per partition against the partition ends."""
+    settings = app.settings.with_overrides(sink=sink)
+    bootstrap = app.bootstrap()
+    topic = settings.events_topic
+    with open_sink(settings.sink_url, read_only=True) as opened:
+        stored = opened.stored_offsets(group, topic)
+    partitions = partition_count(settings, bootstrap, topic)
+    ends = partition_ends(settings, bootstrap, topic, stored)
+    click.echo(f"group {group} on {topic} -> {settings.sink_url}")
+    total = 0
+    for partition in range(partitions):
+        applied = stored.get(partition, 0)
+        end = ends.get(partition, 0)
+        total += max(0, end - applied)
+        click.echo(
+            f"  partition {partition}: applied up to {applied:,} of {end:,}, lag {end - applied:,}"
+        )
+    click.echo(f"total lag: {total:,} events")
