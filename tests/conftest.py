@@ -3,6 +3,7 @@ testcontainers where a Docker engine answers), fresh topics per test."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -64,3 +65,43 @@ def settings(bootstrap: str, tmp_path: Path) -> Settings:
     )
     create_topics(configured, bootstrap)
     return configured
+
+
+POSTGRES_URL = os.environ.get("AGENTLOG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_answers() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A schema of this test alone in the test database."""
+    import psycopg
+
+    problem = _postgres_answers()
+    if problem is not None:
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} does not answer ({problem})")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def sink_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every sink test runs on DuckDB and on PostgreSQL."""
+    if request.param == "duckdb":
+        return f"duckdb:{tmp_path / 'state.duckdb'}"
+    return request.getfixturevalue("postgres_url")

@@ -117,11 +117,14 @@ class DuckDBSink(Sink):
             create_all(connection, self.dialect, tables, group)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
-        rows = self.connection.execute(
-            'SELECT "partition", next_offset FROM agentlog_offsets '
-            "WHERE group_id = ? AND topic = ?",
-            [group, topic],
-        ).fetchall()
+        try:
+            rows = self.connection.execute(
+                'SELECT "partition", next_offset FROM agentlog_offsets '
+                "WHERE group_id = ? AND topic = ?",
+                [group, topic],
+            ).fetchall()
+        except duckdb.CatalogException:  # nothing projected into this file yet
+            return {}
         return {int(p): int(o) for p, o in rows}
 
     @contextmanager

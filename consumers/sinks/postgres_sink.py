@@ -106,11 +106,14 @@ class PostgresSink(Sink):
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                'SELECT "partition", next_offset FROM agentlog_offsets '
-                "WHERE group_id = %s AND topic = %s",
-                [group, topic],
-            )
+            try:
+                cursor.execute(
+                    'SELECT "partition", next_offset FROM agentlog_offsets '
+                    "WHERE group_id = %s AND topic = %s",
+                    [group, topic],
+                )
+            except psycopg.errors.UndefinedTable:  # nothing projected into this database yet
+                return {}
             return {int(p): int(o) for p, o in cursor.fetchall()}
 
     @contextmanager
