@@ -246,8 +246,12 @@ class _Compiler:
                 f"{ind}{target} = ({name}, {body})",
             ]
         if schema["type"] == "record":
-            name = self.record(schema)
-            return [f"{ind}{target}, p = {self.fn_name('dec', name)}(d, p)"]
+            self.record(schema)  # still defined, for references by name
+            inner = self.var("rec")
+            lines = [f"{ind}{inner} = {{}}"]
+            for field in schema["fields"]:
+                lines.extend(self.decode(field["type"], f"{inner}[{field['name']!r}]", ind))
+            return [*lines, f"{ind}{target} = {inner}"]
         if schema["type"] == "array":
             items, count, item = self.var("items"), self.var("count"), self.var("item")
             return [

@@ -71,6 +71,11 @@ def _raw_parsed(version: int) -> Any:
 
 
 @cache
+def _current_header() -> bytes:
+    return SINGLE_OBJECT_MAGIC + schemas.current().fingerprint
+
+
+@cache
 def _current_codec() -> Codec:
     return compile_codec(_raw_schema(schemas.current().version))
 
@@ -128,6 +133,14 @@ def decode(
 
     if not value:
         raise fail("empty value (a tombstone or a record that is not an agentlog event)")
+    if value[:_HEADER_LEN] == _current_header():
+        try:
+            record, end = _current_codec().decode(value, _HEADER_LEN)
+            if end != len(value):
+                raise ValueError(f"{len(value) - end} trailing bytes")
+        except Exception as exc:
+            raise fail(f"corrupt Avro body ({type(exc).__name__}: {exc})") from None
+        return record
     if value[:2] == SINGLE_OBJECT_MAGIC:
         if len(value) < _HEADER_LEN:
             raise fail("truncated single-object header")
@@ -137,17 +150,11 @@ def decode(
                 f"unknown schema fingerprint {value[2:_HEADER_LEN].hex()}: written by a newer "
                 "agentlog? upgrade agentlog to read it"
             )
-        reader = schemas.current()
         try:
-            if writer is reader:
-                record, end = _current_codec().decode(value, _HEADER_LEN)
-                if end != len(value):
-                    raise ValueError(f"{len(value) - end} trailing bytes")
-                return record
             return schemaless_reader(
                 io.BytesIO(value[_HEADER_LEN:]),
                 _raw_parsed(writer.version),
-                _raw_parsed(reader.version),
+                _raw_parsed(schemas.current().version),
                 return_record_name=True,
                 return_record_name_override=True,
             )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from agentlog.consumers.dead_letters import DeadLetters
 from agentlog.consumers.projection import Key, Projection, RecordedEvent, Row, State, all_tables
-from agentlog.consumers.sinks.base import AppliedEvent, Fenced, Sink, SinkTransaction
+from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from agentlog.errors import BrokerUnavailable, DecodeError, SinkError
@@ -41,10 +41,15 @@ class Progress:
     fenced: int = 0
     lag: int | None = None
     started: float = field(default_factory=time.monotonic)
+    first_batch_at: float | None = None
+    last_batch_at: float | None = None
 
     @property
     def rate(self) -> float:
-        return self.applied / max(time.monotonic() - self.started, 1e-9)
+        """Events applied per second since the first batch (group joining excluded)."""
+        if self.first_batch_at is None or self.last_batch_at is None:
+            return 0.0
+        return self.applied / max(self.last_batch_at - self.first_batch_at, 1e-9)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -135,7 +140,10 @@ class ProjectionRunner:
                 messages = self.consumer.consume(self.batch_size, 0.5)
                 records = self._records_of(messages)
                 if records:
+                    if self.progress.first_batch_at is None:
+                        self.progress.first_batch_at = time.monotonic()
                     self._apply(records)
+                    self.progress.last_batch_at = time.monotonic()
                 now = time.monotonic()
                 if self.on_progress and now - last_report >= 1.0:
                     last_report = now
@@ -258,9 +266,7 @@ class ProjectionRunner:
         unique: dict[str, tuple[RecordedEvent, Message]] = {}
         for event, message in events:
             unique.setdefault(event.event_id, (event, message))
-        fresh = tx.mark_applied(
-            [AppliedEvent(e.event_id, e.partition, e.offset) for e, _ in unique.values()]
-        )
+        fresh = tx.mark_applied([e for e, _ in unique.values()])
         to_apply = [(e, m) for e, m in unique.values() if e.event_id in fresh]
         rows = self._prefetch(tx, [e for e, _ in to_apply])
         dirty: dict[str, set[Key]] = {name: set() for name in self.tables}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentlog.consumers.sinks.base import AppliedEvent, Fenced, Sink, SinkTransaction
+from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
 
 from agentlog.errors import ConfigurationError
 
@@ -25,4 +25,4 @@ def open_sink(url: str, *, read_only: bool = False) -> Sink:
     )
 
 
-__all__ = ["AppliedEvent", "Fenced", "Sink", "SinkTransaction", "open_sink"]
+__all__ = ["Fenced", "Sink", "SinkTransaction", "open_sink"]

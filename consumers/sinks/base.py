@@ -17,10 +17,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentlog.consumers.projection import Key, Row, Table
+from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 
 from agentlog.errors import AgentlogError
 
@@ -32,13 +31,6 @@ class Fenced(AgentlogError):
     """Another consumer stored offsets for a partition this batch covers."""
 
 
-@dataclass(frozen=True)
-class AppliedEvent:
-    event_id: str
-    partition: int
-    offset: int
-
-
 class SinkTransaction(ABC):
     @abstractmethod
     def claim(self, partition: int, expected: int | None, next_offset: int) -> None:
@@ -46,7 +38,7 @@ class SinkTransaction(ABC):
         (None: nothing stored yet); raise Fenced otherwise."""
 
     @abstractmethod
-    def mark_applied(self, events: list[AppliedEvent]) -> set[str]:
+    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
         """Record the events as applied; return the ids that were not applied before."""
 
     @abstractmethod

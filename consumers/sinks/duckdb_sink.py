@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from agentlog.consumers.projection import Row, Table
-from agentlog.consumers.sinks.base import AppliedEvent, Sink
+from agentlog.consumers.projection import RecordedEvent, Row, Table
+from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
     Dialect,
@@ -51,7 +51,7 @@ class DuckDBDialect(Dialect):
 
 
 class DuckDBTransaction(SqlTransaction):
-    def mark_applied(self, events: list[AppliedEvent]) -> set[str]:
+    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
         if not events:
             return set()
         self.cursor.execute(

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from agentlog.consumers.projection import Row, Table
-from agentlog.consumers.sinks.base import AppliedEvent, Sink
+from agentlog.consumers.projection import RecordedEvent, Row, Table
+from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
     Dialect,
@@ -53,7 +53,7 @@ class PostgresDialect(Dialect):
 
 
 class PostgresTransaction(SqlTransaction):
-    def mark_applied(self, events: list[AppliedEvent]) -> set[str]:
+    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
         if not events:
             return set()
         self.cursor.execute(

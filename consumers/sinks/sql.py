@@ -6,8 +6,8 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from agentlog.consumers.projection import Key, Row, Table
-from agentlog.consumers.sinks.base import AppliedEvent, Fenced, SinkTransaction
+from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
+from agentlog.consumers.sinks.base import Fenced, SinkTransaction
 
 from agentlog.errors import SinkError
 
@@ -122,7 +122,7 @@ class SqlTransaction(SinkTransaction):
             )
 
     @abstractmethod
-    def mark_applied(self, events: list[AppliedEvent]) -> set[str]: ...
+    def mark_applied(self, events: list[RecordedEvent]) -> set[str]: ...
 
     def forget_applied(self, event_ids: list[str]) -> None:
         for event_id in event_ids:
