@@ -12,6 +12,7 @@ attempt, go to the dead-letter topic before the batch commits.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -64,8 +65,9 @@ class ProjectionRunner:
         projections: Iterable[Projection],
         *,
         group: str = DEFAULT_GROUP,
-        batch_size: int = 5000,
+        batch_size: int = 10_000,
         handler_attempts: int = 3,
+        cache_rows: int = 200_000,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.settings = settings
@@ -86,6 +88,11 @@ class ProjectionRunner:
         # partition -> next offset stored in the sink (None: nothing stored yet)
         self.positions: dict[int, int | None] = {}
         self.ends_seen: set[int] = set()
+        # Committed rows of the partitions this member owns. Safe to reuse: another
+        # writer of those rows must first move the partition's offsets, which fences us
+        # (and clears this) before we could commit anything built on a stale row.
+        self.cache: dict[str, dict[Key, Row | None]] = {name: {} for name in self.tables}
+        self.cache_rows = cache_rows
         self.assigned_once = False
         self._stop = False
         config = settings.client_config(bootstrap)
@@ -113,6 +120,7 @@ class ProjectionRunner:
             tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
             self.ends_seen.discard(tp.partition)
         consumer.assign(partitions)
+        self._forget_cache()
         self.assigned_once = True
         log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
 
@@ -120,6 +128,7 @@ class ProjectionRunner:
         for tp in partitions:
             self.positions.pop(tp.partition, None)
             self.ends_seen.discard(tp.partition)
+        self._forget_cache()
         consumer.unassign()
 
     def stop(self) -> None:
@@ -135,6 +144,11 @@ class ProjectionRunner:
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
         last_report = 0.0
+        # A batch keeps thousands of decoded events alive at once, and the collector's
+        # default gen-0 threshold (700) would then rescan them over and over: a third of
+        # the runner's time. Collect less often while running; restored afterwards.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 100)
         try:
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
@@ -152,6 +166,7 @@ class ProjectionRunner:
                 if once and self._caught_up():
                     break
         finally:
+            gc.set_threshold(*thresholds)
             self.progress.lag = self._lag()
             self.consumer.close()
         return self.progress
@@ -226,9 +241,8 @@ class ProjectionRunner:
                 dead.append((message, str(exc), 1))
         try:
             with self.sink.transaction(self.group, self.topic) as tx:
-                for partition, next_offset in ends.items():
-                    tx.claim(partition, self.positions.get(partition), next_offset)
-                applied, duplicates = self._fold(tx, events, dead)
+                tx.claim({p: (self.positions.get(p), end) for p, end in ends.items()})
+                applied, duplicates, rows = self._fold(tx, events, dead)
                 if dead:
                     for message, error, attempts in dead:
                         self.dead_letters.send(message, error, attempts)
@@ -239,6 +253,7 @@ class ProjectionRunner:
             self._reseek(ends)
             return
         self.positions.update(ends)
+        self._remember(rows)
         self.consumer.commit(
             offsets=[TopicPartition(self.topic, p, o) for p, o in ends.items()], asynchronous=True
         )
@@ -261,8 +276,9 @@ class ProjectionRunner:
         tx: SinkTransaction,
         events: list[tuple[RecordedEvent, Message]],
         dead: list[tuple[Message, str, int]],
-    ) -> tuple[int, int]:
-        """Apply the batch's new events; returns (applied, duplicates skipped)."""
+    ) -> tuple[int, int, dict[str, dict[Key, Row | None]]]:
+        """Apply the batch's new events; returns (applied, duplicates skipped, the rows as
+        they will be once the transaction commits)."""
         unique: dict[str, tuple[RecordedEvent, Message]] = {}
         for event, message in events:
             unique.setdefault(event.event_id, (event, message))
@@ -304,20 +320,34 @@ class ProjectionRunner:
             if keys:
                 table_rows = rows[name]
                 tx.upsert(self.tables[name], [table_rows[k] for k in keys])
-        return len(to_apply) - len(failed), len(events) - len(to_apply)
+        return len(to_apply) - len(failed), len(events) - len(to_apply), rows
 
     def _prefetch(
         self, tx: SinkTransaction, events: list[RecordedEvent]
     ) -> dict[str, dict[Key, Row | None]]:
         rows: dict[str, dict[Key, Row | None]] = {}
         for name, table in self.tables.items():
+            cached = self.cache[name]
             keys = {table.key_of(e) for e in events}
             keys.discard(None)
-            found = tx.load(table, list(keys)) if keys else {}
-            rows[name] = {key: found.get(key) for key in keys}
+            missing = [k for k in keys if k not in cached]
+            found = tx.load(table, missing) if missing else {}
+            rows[name] = {k: cached[k] if k in cached else found.get(k) for k in keys}
         return rows
 
+    def _remember(self, rows: dict[str, dict[Key, Row | None]]) -> None:
+        for name, table_rows in rows.items():
+            cached = self.cache[name]
+            if len(cached) + len(table_rows) > self.cache_rows:
+                cached.clear()
+            cached.update(table_rows)
+
+    def _forget_cache(self) -> None:
+        for cached in self.cache.values():
+            cached.clear()
+
     def _reseek(self, partitions: Iterable[int]) -> None:
+        self._forget_cache()
         stored = self.sink.stored_offsets(self.group, self.topic)
         for partition in partitions:
             if partition in self.positions:

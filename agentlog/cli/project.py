@@ -52,7 +52,7 @@ def run_projections(
     projections: tuple[str, ...] = (),
     group: str = DEFAULT_GROUP,
     once: bool = False,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     quiet: bool = False,
 ) -> Progress:
     """Run the projector until caught up (`once`) or until SIGINT/SIGTERM."""
@@ -92,7 +92,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 )
 @group_option
 @click.option("--once", is_flag=True, help="stop when caught up with the partition ends")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
 @pass_app
 def run(
     app: AppContext,

@@ -4,7 +4,7 @@ A sink stores, in one transaction per batch, the projected rows *and* the offset
 they were projected up to (per consumer group, topic and partition), plus the ids of
 the events applied. That transaction is what makes effects exactly-once:
 
-- `claim` moves a partition's stored offset from the one this consumer started from
+- `claim` moves the partitions' stored offsets from the one this consumer started from
   to the new one, or raises `Fenced` if another consumer moved it meanwhile (a
   rebalance, a zombie): the whole batch then rolls back and the consumer re-seeks.
 - `mark_applied` records event ids and returns those never applied before: an event
@@ -33,9 +33,10 @@ class Fenced(AgentlogError):
 
 class SinkTransaction(ABC):
     @abstractmethod
-    def claim(self, partition: int, expected: int | None, next_offset: int) -> None:
-        """Store `next_offset` for the partition if the stored one is still `expected`
-        (None: nothing stored yet); raise Fenced otherwise."""
+    def claim(self, moves: dict[int, tuple[int | None, int]]) -> None:
+        """For each partition: (expected, next). Store `next` as the partition's offset if
+        the stored one is still `expected` (None: nothing stored yet); raise Fenced, and
+        store nothing, if any of them moved."""
 
     @abstractmethod
     def mark_applied(self, events: list[RecordedEvent]) -> set[str]:

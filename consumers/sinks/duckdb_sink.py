@@ -45,9 +45,9 @@ class DuckDBDialect(Dialect):
     def array_contains(self, column: str) -> str:
         return f"list_contains({column}, ?)"
 
-    def key_rows(self, table: Table) -> str:
-        columns = ", ".join(f"unnest(?) AS {quoted(k)}" for k in table.key)
-        return f"(SELECT {columns}) AS keys"
+    def rows_of(self, columns: list[tuple[str, str]], alias: str) -> str:
+        unnested = ", ".join(f"unnest(?) AS {quoted(name)}" for name, _ in columns)
+        return f"(SELECT {unnested}) AS {alias}"
 
 
 class DuckDBTransaction(SqlTransaction):

@@ -20,8 +20,6 @@ from agentlog.consumers.sinks.sql import (
 
 from agentlog.errors import SinkError
 
-_ARRAY_OF = {"text": "text[]", "bigint": "bigint[]"}
-
 
 class PostgresDialect(Dialect):
     types = {
@@ -46,10 +44,10 @@ class PostgresDialect(Dialect):
     def array_contains(self, column: str) -> str:
         return f"%s = ANY({column})"
 
-    def key_rows(self, table: Table) -> str:
-        arrays = ", ".join("%s::text[]" for _ in table.key)
-        names = ", ".join(quoted(k) for k in table.key)
-        return f"unnest({arrays}) AS keys({names})"
+    def rows_of(self, columns: list[tuple[str, str]], alias: str) -> str:
+        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+        names = ", ".join(quoted(name) for name, _ in columns)
+        return f"unnest({arrays}) AS {alias}({names})"
 
 
 class PostgresTransaction(SqlTransaction):

@@ -37,8 +37,8 @@ class Dialect:
     def micros_from_timestamp(self, expression: str) -> str: ...
 
     @abstractmethod
-    def key_rows(self, table: Table) -> str:
-        """A FROM item of the key tuples passed as one list parameter per key column."""
+    def rows_of(self, columns: list[tuple[str, str]], alias: str) -> str:
+        """A FROM item of rows passed as one list parameter per (name, type) column."""
 
     @abstractmethod
     def array_contains(self, column: str) -> str:
@@ -97,28 +97,40 @@ class SqlTransaction(SinkTransaction):
     def _p(self, kind: str = "text") -> str:
         return self.dialect.param(kind)
 
-    def claim(self, partition: int, expected: int | None, next_offset: int) -> None:
-        p = self._p
-        if expected is None:
-            sql = (
-                f"INSERT INTO {OFFSETS_TABLE} VALUES ({p()}, {p()}, {p('bigint')}, "
-                f"{p('bigint')}, {self.dialect.now}) ON CONFLICT DO NOTHING "
-                f"RETURNING {quoted('partition')}"
+    def claim(self, moves: dict[int, tuple[int | None, int]]) -> None:
+        p, now, part = self._p, self.dialect.now, quoted("partition")
+        claimed: set[int] = set()
+        first = [q for q, (expected, _) in moves.items() if expected is None]
+        if first:
+            rows = self.dialect.rows_of([("p", "bigint"), ("n", "bigint")], "s")
+            self.cursor.execute(
+                f"INSERT INTO {OFFSETS_TABLE} SELECT {p()}, {p()}, s.p, s.n, {now} FROM {rows} "
+                f"ON CONFLICT DO NOTHING RETURNING {part}",
+                [self.group, self.topic, first, [moves[q][1] for q in first]],
             )
-            params = [self.group, self.topic, partition, next_offset]
-        else:
-            sql = (
-                f"UPDATE {OFFSETS_TABLE} SET next_offset = {p('bigint')}, "
-                f"updated_at = {self.dialect.now} WHERE group_id = {p()} AND topic = {p()} "
-                f"AND {quoted('partition')} = {p('bigint')} AND next_offset = {p('bigint')} "
-                f"RETURNING {quoted('partition')}"
+            claimed.update(int(r[0]) for r in self.cursor.fetchall())
+        later = [q for q, (expected, _) in moves.items() if expected is not None]
+        if later:
+            rows = self.dialect.rows_of([("p", "bigint"), ("e", "bigint"), ("n", "bigint")], "s")
+            self.cursor.execute(
+                f"UPDATE {OFFSETS_TABLE} SET next_offset = s.n, updated_at = {now} FROM {rows} "
+                f"WHERE {OFFSETS_TABLE}.group_id = {p()} AND {OFFSETS_TABLE}.topic = {p()} "
+                f"AND {OFFSETS_TABLE}.{part} = s.p AND {OFFSETS_TABLE}.next_offset = s.e "
+                f"RETURNING {OFFSETS_TABLE}.{part}",
+                [
+                    later,
+                    [moves[q][0] for q in later],
+                    [moves[q][1] for q in later],
+                    self.group,
+                    self.topic,
+                ],
             )
-            params = [next_offset, self.group, self.topic, partition, expected]
-        self.cursor.execute(sql, params)
-        if not self.cursor.fetchall():
+            claimed.update(int(r[0]) for r in self.cursor.fetchall())
+        lost = sorted(set(moves) - claimed)
+        if lost:
             raise Fenced(
-                f"partition {partition} of {self.topic} was moved past offset {expected} by "
-                f"another consumer of group {self.group}"
+                f"partitions {lost} of {self.topic} were moved on by another consumer of group "
+                f"{self.group} since this one read their offsets"
             )
 
     @abstractmethod
@@ -140,7 +152,8 @@ class SqlTransaction(SinkTransaction):
         using = ", ".join(quoted(k) for k in table.key)
         self.cursor.execute(
             f"SELECT {select_columns(self.dialect, table)} FROM {quoted(table.name)} AS t "
-            f"JOIN {self.dialect.key_rows(table)} USING ({using})",
+            f"JOIN {self.dialect.rows_of([(k, 'text') for k in table.key], 'keys')} "
+            f"USING ({using})",
             key_lists,
         )
         found = {}
