@@ -70,3 +70,45 @@ def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) ->
         assert tail.out.count("conversation_started") == 5
     finally:
         agentlog("dev", "down", state_dir=tmp_path)
+
+
+def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"proj{uuid.uuid4().hex[:8]}."
+    base = ("--bootstrap", bootstrap, "--topic-prefix", prefix)
+    run = _demo(bootstrap, prefix, tmp_path, "-n", "60", "--seed", "21")
+    written = int(re.search(r"recorded (\d+) events", run.out).group(1))
+    assert f"projected {written} new events" in run.out
+    assert "outcomes: " in run.out
+
+    status = agentlog(*base, "project", "status", state_dir=tmp_path)
+    assert status.code == 0, status.err
+    assert "total lag: 0 events" in status.out
+
+    listed = agentlog(*base, "conversations", "list", "--limit", "100", state_dir=tmp_path)
+    assert listed.code == 0, listed.err
+    assert len(listed.out.strip().splitlines()) == 61  # header + 60 conversations
+    escalated = agentlog(
+        *base,
+        "conversations",
+        "list",
+        "--status",
+        "ended",
+        "--agent",
+        "billing",
+        state_dir=tmp_path,
+    )
+    rows = escalated.out.strip().splitlines()[1:]
+    assert rows and all(" ended " in r and "billing" in r for r in rows)
+
+    cid = rows[0].split()[0]
+    shown = agentlog(*base, "conversations", "show", cid, state_dir=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "status           ended" in shown.out
+    assert f"{prefix}events[" in shown.out and "tool lookup_invoice" in shown.out
+
+    missing = agentlog(*base, "conversations", "show", "nope", state_dir=tmp_path)
+    assert missing.code == 1 and "no conversation 'nope'" in missing.err
+
+    # Projecting again finds nothing new: the offsets live in the sink.
+    again = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)
+    assert again.code == 0 and again.out.startswith("applied 0 events")
