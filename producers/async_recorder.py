@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
 
-from agentlog.producers._payloads import EventMethods, PayloadRecord
-from agentlog.producers._wire import ErrorCallback, EventWire, LocalQueueFull
-
-from agentlog.settings import Settings
+from agentlog.producers._base import BaseRecorder
+from agentlog.producers._payloads import PayloadRecord
+from agentlog.producers._wire import LocalQueueFull
 
 
-class AsyncRecorder(EventMethods[Awaitable[str]]):
+class AsyncRecorder(BaseRecorder[Awaitable[str]]):
     """`await recorder.user_message(...)` etc.; a full local queue yields to the loop
     instead of blocking it, and `flush()`/`close()` wait in a worker thread."""
-
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        service: str = "agent",
-        version: str | None = None,
-        on_error: ErrorCallback | None = None,
-        clock_micros: Callable[[], int] | None = None,
-        new_event_id: Callable[[], str] | None = None,
-        producer_config: dict[str, Any] | None = None,
-    ) -> None:
-        self._wire = EventWire(
-            settings,
-            service=service,
-            version=version,
-            on_error=on_error,
-            clock_micros=clock_micros,
-            new_event_id=new_event_id,
-            extra_producer_config=producer_config,
-        )
 
     async def _emit(
         self,

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from agentlog.producers._payloads import EventMethods, PayloadRecord
-from agentlog.producers._wire import ErrorCallback, EventWire, LocalQueueFull
+from agentlog.producers._base import BaseRecorder
+from agentlog.producers._payloads import PayloadRecord
+from agentlog.producers._wire import LocalQueueFull
 
 from agentlog.errors import ConfigurationError
-from agentlog.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,38 +64,13 @@ def bound_arguments(function: Callable[..., Any], args: tuple, kwargs: dict) -> 
     return dict(bound.arguments)
 
 
-class Recorder(EventMethods[str]):
+class Recorder(BaseRecorder[str]):
     """Records agent events to `agentlog.events`; every method returns the event id.
 
     Delivery is asynchronous: an event the broker refuses is passed to `on_error`, or,
     without one, raised as DeliveryFailed (carrying the event) by `flush()`/`close()`.
     Use it as a context manager so close flushes.
     """
-
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        service: str = "agent",
-        version: str | None = None,
-        on_error: ErrorCallback | None = None,
-        clock_micros: Callable[[], int] | None = None,
-        new_event_id: Callable[[], str] | None = None,
-        producer_config: dict[str, Any] | None = None,
-    ) -> None:
-        self._wire = EventWire(
-            settings,
-            service=service,
-            version=version,
-            on_error=on_error,
-            clock_micros=clock_micros,
-            new_event_id=new_event_id,
-            extra_producer_config=producer_config,
-        )
-
-    @property
-    def topic(self) -> str:
-        return self._wire.topic
 
     def _emit(
         self,

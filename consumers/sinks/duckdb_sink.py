@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from agentlog.consumers.projection import RecordedEvent, Row, Table
+from agentlog.consumers.projection import Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
-    APPLIED_TABLE,
     Dialect,
     SqlTransaction,
     create_all,
@@ -51,21 +50,6 @@ class DuckDBDialect(Dialect):
 
 
 class DuckDBTransaction(SqlTransaction):
-    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
-        if not events:
-            return set()
-        self.cursor.execute(
-            f"INSERT INTO {APPLIED_TABLE} SELECT ?, unnest(?), unnest(?), unnest(?) "
-            "ON CONFLICT DO NOTHING RETURNING event_id",
-            [
-                self.group,
-                [e.event_id for e in events],
-                [e.partition for e in events],
-                [e.offset for e in events],
-            ],
-        )
-        return {row[0] for row in self.cursor.fetchall()}
-
     def upsert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
             return

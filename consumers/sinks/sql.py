@@ -133,8 +133,21 @@ class SqlTransaction(SinkTransaction):
                 f"{self.group} since this one read their offsets"
             )
 
-    @abstractmethod
-    def mark_applied(self, events: list[RecordedEvent]) -> set[str]: ...
+    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
+        if not events:
+            return set()
+        rows = self.dialect.rows_of([("e", "text"), ("p", "bigint"), ("o", "bigint")], "s")
+        self.cursor.execute(
+            f"INSERT INTO {APPLIED_TABLE} SELECT {self._p()}, s.e, s.p, s.o FROM {rows} "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            [
+                self.group,
+                [e.event_id for e in events],
+                [e.partition for e in events],
+                [e.offset for e in events],
+            ],
+        )
+        return {row[0] for row in self.cursor.fetchall()}
 
     def forget_applied(self, event_ids: list[str]) -> None:
         for event_id in event_ids:
