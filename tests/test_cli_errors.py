@@ -74,3 +74,24 @@ def test_corrupt_records_are_reported_by_tail_and_skipped(tmp_path, settings) ->
     assert "good before" in run.out and "good after" in run.out
     assert "cannot decode record at " + settings.events_topic in run.err
     assert "1 record(s) could not be decoded" in run.err
+
+
+def test_unknown_sink_and_unreachable_postgres_are_one_line(tmp_path) -> None:
+    run = agentlog("conversations", "list", "--sink", "mysql://x", state_dir=tmp_path)
+    assert run.code == 1 and "unknown sink 'mysql://x'" in run.err
+    run = agentlog(
+        "conversations",
+        "list",
+        "--sink",
+        "postgresql://nobody:secret@127.0.0.1:1/db",
+        state_dir=tmp_path,
+    )
+    assert run.code == 1
+    assert "cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/db" in run.err
+    assert "secret" not in run.err
+
+
+def test_state_commands_before_any_projection_say_what_to_run(tmp_path) -> None:
+    run = agentlog("conversations", "list", state_dir=tmp_path)
+    assert run.code == 1
+    assert "agentlog project run" in run.err

@@ -39,3 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # a driver's error (DuckDB, psycopg...) is still one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"error: {type(exc).__module__}.{type(exc).__name__}: {first}", err=True)
+        sys.exit(1)

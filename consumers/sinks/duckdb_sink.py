@@ -73,6 +73,8 @@ class DuckDBSink(Sink):
         self.path = str(path)
         self.description = f"duckdb:{self.path}"
         self.dialect = DuckDBDialect()
+        if read_only and not Path(self.path).exists():
+            raise SinkError(f"no projections in {self.path} yet: run `agentlog project run` first")
         try:
             self.connection = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as exc:
