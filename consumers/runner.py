@@ -88,6 +88,8 @@ class ProjectionRunner:
         # partition -> next offset stored in the sink (None: nothing stored yet)
         self.positions: dict[int, int | None] = {}
         self.ends_seen: set[int] = set()
+        # partition -> its end (high watermark) when first read: what `--once` catches up to
+        self.targets: dict[int, int] = {}
         # Committed rows of the partitions this member owns. Safe to reuse: another
         # writer of those rows must first move the partition's offsets, which fences us
         # (and clears this) before we could commit anything built on a stale row.
@@ -176,9 +178,12 @@ class ProjectionRunner:
         for message in messages:
             error = message.error()
             if error is None:
-                if message.partition() in self.positions:
-                    self.ends_seen.discard(message.partition())
+                partition = message.partition()
+                if partition in self.positions:
+                    self.ends_seen.discard(partition)
                     records.append(message)
+                    if partition not in self.targets:
+                        self._note_target(partition)
             elif error.code() == KafkaError._PARTITION_EOF:
                 self.ends_seen.add(message.partition())
             elif error.fatal():
@@ -187,8 +192,20 @@ class ProjectionRunner:
                 log.warning("consumer: %s", error.str())
         return records
 
+    def _note_target(self, partition: int) -> None:
+        _, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), cached=True
+        )
+        if high >= 0:
+            self.targets[partition] = high
+
     def _caught_up(self) -> bool:
-        return self.assigned_once and all(p in self.ends_seen for p in self.positions)
+        """Every owned partition reached its end, or the end it had when first read
+        (producers that never pause cannot keep a batch job running)."""
+        return self.assigned_once and all(
+            p in self.ends_seen or (p in self.targets and (position or 0) >= self.targets[p])
+            for p, position in self.positions.items()
+        )
 
     def _lag(self) -> int | None:
         total = 0

@@ -138,3 +138,32 @@ def test_a_failing_handler_dead_letters_its_event_and_the_rest_apply(
         # The failed events changed nothing, not even in the projections that did not fail.
         total = sink.query("SELECT sum(events) FROM agentlog_conversations")[0][0]
         assert total == written - len(sagas)
+
+
+def test_once_stops_at_the_ends_seen_at_start_while_producers_keep_writing(
+    projected: Settings,
+) -> None:
+    import threading
+    import time
+
+    with Recorder(projected) as recorder:
+        for n in range(3000):
+            recorder.user_message(f"conv-{n % 40}", f"before {n}")
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        with Recorder(projected) as late:
+            n = 0
+            while not stop.is_set():
+                late.user_message(f"conv-{n % 40}", f"during {n}")
+                n += 1
+                time.sleep(0.001)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        progress = project_once(projected, projections=[BUILT_IN["conversations"]()])
+    finally:
+        stop.set()
+        writer.join()
+    assert progress.applied >= 3000
