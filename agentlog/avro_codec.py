@@ -116,11 +116,11 @@ class _Compiler:
     def encode(self, schema: Any, value: str, ind: str) -> list[str]:
         schema = self.resolve(schema)
         if schema == "string":
-            b = self.var("b")
+            b, n = self.var("b"), self.var("n")
             return [
                 f"{ind}{b} = {value}.encode()",
-                f"{ind}buf += _LEN[len({b})] if len({b}) < {_SMALL // 2} "
-                f"else _long_bytes(len({b}))",
+                f"{ind}{n} = len({b})",
+                f"{ind}buf += _LEN[{n}] if {n} < {_SMALL // 2} else _long_bytes({n})",
                 f"{ind}buf += {b}",
             ]
         if schema == "bytes":
