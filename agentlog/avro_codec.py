@@ -69,7 +69,8 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
 class _Compiler:
     """Emits the source of one encode and one decode function per named record."""
 
-    def __init__(self) -> None:
+    def __init__(self, memoize: frozenset[str] = frozenset()) -> None:
+        self.memoize = memoize
         self.functions: list[str] = []
         self.records: dict[str, dict[str, Any]] = {}
         self.counter = 0
@@ -92,19 +93,40 @@ class _Compiler:
         # The same body taking the fields as arguments spares callers building a dict.
         encf = [f"def {self.fn_name('encf', name)}(buf, {params}):"]
         dec = [f"def {self.fn_name('dec', name)}(d, p):", "    r = {}"]
+        root = not self.functions
         for field in schema["fields"]:
             value = self.var("v")
             enc.append(f"    {value} = r[{field['name']!r}]")
             encf.append(f"    {value} = f_{field['name']}")
             body = self.encode(field["type"], value, "    ")
             enc.extend(body)
-            encf.extend(body)
+            if root and field["name"] in self.memoize:
+                encf.extend(self.memoized(field["name"], value, body))
+            else:
+                encf.extend(body)
             target = f"r[{field['name']!r}]"
             dec.extend(self.decode(field["type"], target, "    "))
         for lines, result in ((enc, "buf"), (encf, "buf"), (dec, "r, p")):
             lines.append(f"    return {result}")
             self.functions.append("\n".join(lines))
         return name
+
+    def memoized(self, name: str, value: str, body: list[str]) -> list[str]:
+        """Reuse the bytes of a value seen before (same object: the memo holds it, so its
+        id cannot be reused), for callers that pass the same unchanging object often."""
+        memo, hit, start = f"_MEMO_{name}", self.var("hit"), self.var("start")
+        self.functions.append(f"{memo} = {{}}")
+        return [
+            f"    {hit} = {memo}.get(id({value}))",
+            f"    if {hit} is not None and {hit}[0] is {value}:",
+            f"        buf += {hit}[1]",
+            "    else:",
+            f"        if len({memo}) >= 1024:",
+            f"            {memo}.clear()",
+            f"        {start} = len(buf)",
+            *("    " + line for line in body),
+            f"        {memo}[id({value})] = ({value}, bytes(buf[{start}:]))",
+        ]
 
     def resolve(self, schema: Any) -> Any:
         if isinstance(schema, str) and schema in self.records:
@@ -291,8 +313,10 @@ class Codec:
     decode: Callable[[bytes, int], tuple[dict[str, Any], int]]
 
 
-def compile_codec(schema: dict[str, Any]) -> Codec:
-    compiler = _Compiler()
+def compile_codec(schema: dict[str, Any], memoize: frozenset[str] = frozenset()) -> Codec:
+    """`memoize`: top-level fields whose values `encode_fields` may cache by identity;
+    the caller promises never to change such an object once passed."""
+    compiler = _Compiler(memoize)
     root = compiler.record(schema)
     namespace: dict[str, Any] = {
         "_VARINT": _VARINT,

@@ -77,7 +77,8 @@ def _current_header() -> bytes:
 
 @cache
 def _current_codec() -> Codec:
-    return compile_codec(_raw_schema(schemas.current().version))
+    # The producer passes one unchanging `source` dict per agent: encode it once.
+    return compile_codec(_raw_schema(schemas.current().version), memoize=frozenset({"source"}))
 
 
 class EventEncoder:

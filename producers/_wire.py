@@ -110,6 +110,7 @@ class EventWire:
         self.topic = self.settings.events_topic
         self._service = service
         self._version = version
+        # Never changed once made: the encoder memoizes each one's bytes by identity.
         self._sources: dict[str | None, dict[str, str | None]] = {}
         self._encode_fields = EventEncoder().encode_fields
         self._clock_micros = clock_micros or (lambda: time.time_ns() // 1000)

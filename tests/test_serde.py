@@ -81,3 +81,16 @@ def test_payload_record_of_a_model_matches_its_avro_name() -> None:
         "agentlog.UserMessage",
         {"text": "hi", "user_id": None},
     )
+
+
+def test_memoized_sources_never_leak_between_events() -> None:
+    encoder = EventEncoder()
+    sources = [{"service": "s", "agent": a, "version": None} for a in ("triage", "billing", None)]
+    for n in range(30):
+        source = sources[n % 3]
+        payload = ("agentlog.UserMessage", {"text": f"m{n}", "user_id": None})
+        value = encoder.encode_fields(f"e{n}", "c", n, source, None, None, None, payload)
+        assert decode(value)["source"] == source
+    fresh = {"service": "other", "agent": "x", "version": "2"}
+    value = encoder.encode_fields("e", "c", 1, fresh, None, None, None, payload)
+    assert decode(value)["source"] == fresh
