@@ -16,6 +16,7 @@ import time
 from agentlog.producers import Recorder, producer_config
 from confluent_kafka import Producer
 
+from agentlog.reader import read_partitions
 from agentlog.settings import Settings
 from benchmarks._common import benchmark_settings
 
@@ -71,25 +72,12 @@ def record_mix(recorder: Recorder, count: int) -> None:
             recorder.agent_message(conversation, "billing", "Your invoice INV-20931 is paid.")
 
 
-class _Capture:
-    """Stands in for the Kafka producer to collect the SDK's encoded records."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes, int]] = []
-
-    def produce(self, topic: str, value: bytes, key: bytes, timestamp: int) -> None:
-        self.records.append((key, value, timestamp))
-
-    def poll(self, timeout: float) -> int:
-        return 0
-
-
-def encoded_mix(settings: Settings, count: int) -> list[tuple[bytes, bytes, int]]:
-    recorder = Recorder(settings, service="benchmark")
-    capture = _Capture()
-    recorder._wire._producer = capture  # type: ignore[assignment]
-    record_mix(recorder, count)
-    return capture.records
+def recorded_bytes(settings: Settings) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, timestamp) of every record the SDK wrote, read back from Kafka."""
+    return [
+        (m.key(), m.value(), m.timestamp()[1])
+        for m in read_partitions(settings, settings.bootstrap_servers or "", settings.events_topic)
+    ]
 
 
 def run_sdk(settings: Settings, count: int) -> float:
@@ -122,21 +110,24 @@ def run_raw(settings: Settings, records: list[tuple[bytes, bytes, int]], topic: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--bootstrap", default=None, help="default: a private embedded broker")
     args = parser.parse_args()
     with benchmark_settings(args.bootstrap, args.partitions) as settings:
-        records = encoded_mix(settings, args.events)
+        # Round one of the SDK writes the events the raw producer will send as bytes.
+        sdk_rates = [run_sdk(settings, args.events)]
+        records = recorded_bytes(settings)[: args.events]
         size = sum(len(v) for _, v, _ in records) / len(records)
         print(
             f"{args.events} events, {size:.0f} bytes each on average, "
             f"{args.partitions} partitions, broker {settings.bootstrap_servers}"
         )
-        sdk_rates, raw_rates = [], []
+        raw_rates: list[float] = []
         for round_no in range(args.rounds):
             raw_rates.append(run_raw(settings, records, settings.tool_requests_topic))
-            sdk_rates.append(run_sdk(settings, args.events))
+            if round_no:
+                sdk_rates.append(run_sdk(settings, args.events))
             print(
                 f"round {round_no + 1}: raw {raw_rates[-1]:,.0f} events/s, "
                 f"sdk {sdk_rates[-1]:,.0f} events/s"

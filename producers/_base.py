@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from agentlog.producers._payloads import EventMethods, Result
 from agentlog.producers._wire import ErrorCallback, EventWire
@@ -14,6 +14,9 @@ from agentlog.settings import Settings
 class BaseRecorder(EventMethods[Result]):
     """`service`/`version` name the writer in every event's source; `clock_micros` and
     `new_event_id` replace the clock and the id generator (simulations, tests)."""
+
+    # Whether recording may block the thread while the producer's queue is full.
+    _waits_for_room: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -28,6 +31,7 @@ class BaseRecorder(EventMethods[Result]):
     ) -> None:
         self._wire = EventWire(
             settings,
+            wait_when_full=self._waits_for_room,
             service=service,
             version=version,
             on_error=on_error,

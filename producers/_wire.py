@@ -104,6 +104,7 @@ class EventWire:
         clock_micros: Callable[[], int] | None = None,
         new_event_id: Callable[[], str] | None = None,
         extra_producer_config: dict[str, Any] | None = None,
+        wait_when_full: bool = True,
     ) -> None:
         self.settings = settings or Settings()
         self.bootstrap = resolve_bootstrap(self.settings)
@@ -124,6 +125,8 @@ class EventWire:
         config["error_cb"] = self._client_error
         config.update(extra_producer_config or {})
         self._producer = Producer(config)
+        self._produce = self._producer.produce
+        self.wait_when_full = wait_when_full
         self._since_poll = 0
 
     def _source(self, agent: str | None) -> dict[str, str | None]:
@@ -136,15 +139,16 @@ class EventWire:
         conversation_id: str,
         payload: tuple[str, dict[str, Any]],
         agent: str | None,
-        causation_id: str | None,
-        trace_id: str | None,
-        span_id: str | None,
-        occurred_at: datetime | None,
+        causation_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> str:
         """Encode one event and hand it to the producer; returns its event id.
 
-        Raises LocalQueueFull (carrying the encoded record) when the producer's local
-        queue is full, so the caller decides how to wait before `resend`.
+        When the producer's local queue is full: waits for room if `wait_when_full`,
+        else raises LocalQueueFull (carrying the encoded record) so the caller decides
+        how to wait before `resend`.
         """
         if conversation_id.__class__ is not str or not conversation_id:
             raise ConfigurationError(
@@ -166,9 +170,13 @@ class EventWire:
         )
         key = conversation_id.encode()
         try:
-            self._producer.produce(self.topic, value, key, timestamp=micros // 1000)
+            self._produce(self.topic, value, key, timestamp=micros // 1000)
         except BufferError:
-            raise LocalQueueFull(event_id, key, value, micros // 1000) from None
+            full = LocalQueueFull(event_id, key, value, micros // 1000)
+            if not self.wait_when_full:
+                raise full from None
+            while not self.resend(full):
+                self._producer.poll(0.05)
         self._since_poll += 1
         if self._since_poll >= 1000:
             self._since_poll = 0

@@ -15,6 +15,8 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
     """`await recorder.user_message(...)` etc.; a full local queue yields to the loop
     instead of blocking it, and `flush()`/`close()` wait in a worker thread."""
 
+    _waits_for_room = False
+
     async def _emit(
         self,
         conversation_id: str,
