@@ -1,1 +1,1 @@
-"""placeholder"""
+"""DuckDB archive, training and compliance exports (the analytics issue builds it)."""
