@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.serde import AvroDict, datetime_of
 
 _SUMMARY_FIELDS = {
@@ -29,9 +30,7 @@ _SUMMARY_FIELDS = {
 
 
 def event_type_of(record: AvroDict) -> str:
-    from agentlog.events import PAYLOAD_BY_RECORD_NAME
-
-    return PAYLOAD_BY_RECORD_NAME[record["payload"][0]].event_type
+    return EVENT_TYPE_BY_RECORD_NAME[record["payload"][0]]
 
 
 def _iso(micros: int) -> str:

@@ -133,16 +133,6 @@ class State:
         self.staged[(table, key)] = copy
         return copy
 
-    def existing(self, table: str, key: Key) -> Row | None:
-        """The row for `key` if it exists, without creating one."""
-        staged = self.staged.get((table, key))
-        if staged is not None:
-            return staged
-        rows = self._rows[table]
-        if key not in rows:
-            rows[key] = self._load(self._tables[table], key)
-        return rows[key]
-
 
 def all_tables(projections: Iterable[Projection]) -> dict[str, Table]:
     tables: dict[str, Table] = {}

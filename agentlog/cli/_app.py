@@ -38,6 +38,10 @@ class AppContext:
 
 pass_app = click.make_pass_decorator(AppContext)
 
+sink_option = click.option(
+    "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(

@@ -6,14 +6,10 @@ from datetime import UTC, datetime
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
 from agentlog.consumers.sinks import open_sink
 from agentlog.serde import datetime_of, micros_of
-
-sink_option = click.option(
-    "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"
-)
 
 
 def _time(micros: int | None) -> str:

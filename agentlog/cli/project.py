@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import (
     BUILT_IN,
     DEFAULT_GROUP,
@@ -20,9 +20,6 @@ from agentlog.reader import partition_ends
 from agentlog.settings import Settings
 from agentlog.topics import partition_count
 
-sink_option = click.option(
-    "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"
-)
 group_option = click.option(
     "--group", default=DEFAULT_GROUP, show_default=True, help="consumer group of the projector"
 )
