@@ -1,6 +1,7 @@
 """The packaged Avro schemas of `agentlog.Event`, every released version.
 
-`v<N>/agentlog.Event.avsc` is version N. Released files never change; a change to
+`v<N>/agentlog.Event.avsc` is version N (list a new `agentlog.schemas.vN` in
+pyproject.toml so wheels carry it). Released files never change; a change to
 the event models is released as a new version, which must read all earlier ones.
 """
 
