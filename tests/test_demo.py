@@ -112,3 +112,45 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
     # Projecting again finds nothing new: the offsets live in the sink.
     again = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)
     assert again.code == 0 and again.out.startswith("applied 0 events")
+
+
+def test_tail_follow_prints_events_as_they_arrive(settings, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from agentlog.producers import Recorder
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentlog",
+            "--bootstrap",
+            settings.bootstrap_servers,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "tail",
+            "--follow",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    watchdog = threading.Timer(60, follower.kill)  # a silent follower fails, never hangs
+    watchdog.start()
+    try:
+        with Recorder(settings) as recorder:
+            sent = recorder.user_message("conv-live", "are you there?")
+        line = follower.stdout.readline()  # blocks until the follower prints the event
+        assert json.loads(line)["event_id"] == sent
+    finally:
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+        watchdog.cancel()
+    assert follower.returncode == 130 and "Traceback" not in err
