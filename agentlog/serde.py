@@ -170,7 +170,8 @@ def decode(
     raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
 
 
-def _payload_to_avro(payload: Payload) -> tuple[str, AvroDict]:
+def payload_to_avro(payload: Payload) -> tuple[str, AvroDict]:
+    """A payload model as the `(record name, fields)` union value the encoders take."""
     return (f"{AVRO_NAMESPACE}.{type(payload).__name__}", payload.model_dump())
 
 
@@ -183,7 +184,7 @@ def event_to_avro(event: Event) -> AvroDict:
         "trace_id": event.trace_id,
         "span_id": event.span_id,
         "causation_id": event.causation_id,
-        "payload": _payload_to_avro(event.payload),
+        "payload": payload_to_avro(event.payload),
     }
 
 
@@ -202,8 +203,8 @@ def event_from_avro(record: AvroDict) -> Event:
     )
 
 
-def encode_event(event: Event, encoder: EventEncoder | None = None) -> bytes:
-    return (encoder or _default_encoder()).encode(event_to_avro(event))
+def encode_event(event: Event) -> bytes:
+    return _default_encoder().encode(event_to_avro(event))
 
 
 def decode_event(value: bytes | None, **origin: Any) -> Event:

@@ -13,7 +13,7 @@ from agentlog.consumers.projections.conversations import Conversations
 from agentlog.consumers.projections.tool_calls import TABLE as TOOL_CALLS_TABLE
 from agentlog.consumers.projections.tool_calls import ToolCalls
 from agentlog.consumers.sinks import Sink
-from agentlog.consumers.sinks.sql import OFFSETS_TABLE, quoted, select_columns
+from agentlog.consumers.sinks.sql import quoted, select_columns
 
 from agentlog.errors import SinkError
 
@@ -86,14 +86,3 @@ def conversation(sink: Sink, conversation_id: str) -> tuple[Row | None, list[Row
     )
     index = _rows(sink, INDEX, [f"t.conversation_id = {p}"], [conversation_id])
     return (found[0] if found else None, calls, index[0] if index else None)
-
-
-def stored_groups(sink: Sink, topic: str) -> list[str]:
-    p = sink.dialect.param("text")
-    try:
-        rows = sink.query(
-            f"SELECT DISTINCT group_id FROM {OFFSETS_TABLE} WHERE topic = {p} ORDER BY 1", [topic]
-        )
-    except Exception:
-        return []
-    return [r[0] for r in rows]

@@ -16,7 +16,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agentlog.consumers.dead_letters import DeadLetters
 from agentlog.consumers.projection import Key, Projection, RecordedEvent, Row, State, all_tables
@@ -41,7 +41,6 @@ class Progress:
     batches: int = 0
     fenced: int = 0
     lag: int | None = None
-    started: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None
     last_batch_at: float | None = None
 

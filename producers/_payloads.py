@@ -16,7 +16,8 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from agentlog.events import AVRO_NAMESPACE, Payload
+from agentlog.events import Payload
+from agentlog.serde import payload_to_avro
 
 Result = TypeVar("Result")
 PayloadRecord = tuple[str, dict[str, Any]]
@@ -36,10 +37,6 @@ def to_json(value: Any) -> str:
 
 def _optional_json(value: Any) -> str | None:
     return None if value is None else to_json(value)
-
-
-def payload_record(payload: Payload) -> PayloadRecord:
-    return (f"{AVRO_NAMESPACE}.{type(payload).__name__}", payload.model_dump())
 
 
 class EventMethods(Generic[Result]):
@@ -69,7 +66,7 @@ class EventMethods(Generic[Result]):
         """Record any payload model (`agentlog.events`); the named methods are shortcuts."""
         return self._emit(
             conversation_id,
-            payload_record(payload),
+            payload_to_avro(payload),
             agent,
             causation_id,
             trace_id,

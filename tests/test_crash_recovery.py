@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 from agentlog.consumers import open_sink
+from cli import agentlog_process
 from independent_fold import assert_sink_matches, fold
 from kafka_python_reader import read_all
 from test_projections import record_workload
@@ -18,7 +17,6 @@ from test_projections import record_workload
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
-TESTS = Path(__file__).parent
 BUILT_INS = (
     "--projection",
     "conversations",
@@ -32,27 +30,19 @@ BUILT_INS = (
 def projector(
     settings: Settings, *args: str, env: dict[str, str] | None = None, log: Path
 ) -> subprocess.Popen:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
-    environment["PYTHONPATH"] = os.pathsep.join([str(TESTS), environment.get("PYTHONPATH", "")])
-    environment.update(env or {})
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentlog",
-            "--bootstrap",
-            settings.bootstrap_servers,
-            "--topic-prefix",
-            settings.topic_prefix,
-            "--state-dir",
-            str(settings.state_dir),
-            "project",
-            "run",
-            "--sink",
-            settings.sink_url,
-            *args,
-        ],
-        env=environment,
+    return agentlog_process(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--state-dir",
+        str(settings.state_dir),
+        "project",
+        "run",
+        "--sink",
+        settings.sink_url,
+        *args,
+        env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from cli import agentlog
+from cli import agentlog, agentlog_process
 from fastavro import parse_schema, schemaless_reader
 from kafka_python_reader import read_all
 
@@ -115,32 +115,23 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
 
 
 def test_tail_follow_prints_events_as_they_arrive(settings, tmp_path: Path) -> None:
-    import os
     import signal
     import subprocess
-    import sys
     import threading
 
     from agentlog.producers import Recorder
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentlog",
-            "--bootstrap",
-            settings.bootstrap_servers,
-            "--topic-prefix",
-            settings.topic_prefix,
-            "tail",
-            "--follow",
-            "--json",
-        ],
+    follower = agentlog_process(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "tail",
+        "--follow",
+        "--json",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )
     watchdog = threading.Timer(60, follower.kill)  # a silent follower fails, never hangs
     watchdog.start()

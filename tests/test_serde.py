@@ -5,12 +5,11 @@ from __future__ import annotations
 import struct
 
 import pytest
-from agentlog.producers._payloads import payload_record
 from sample_events import sample_events
 
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import UserMessage
-from agentlog.serde import EventEncoder, decode, encode_event
+from agentlog.serde import EventEncoder, decode, encode_event, payload_to_avro
 
 ORIGIN = {"topic": "agentlog.events", "partition": 4, "offset": 1234}
 
@@ -77,7 +76,7 @@ def test_encoding_a_wrong_type_names_the_field() -> None:
 
 
 def test_payload_record_of_a_model_matches_its_avro_name() -> None:
-    assert payload_record(UserMessage(text="hi")) == (
+    assert payload_to_avro(UserMessage(text="hi")) == (
         "agentlog.UserMessage",
         {"text": "hi", "user_id": None},
     )
