@@ -8,17 +8,27 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from agentlog.consumers.projection import Row, Table
+import pyarrow as pa
+from agentlog.consumers.projection import RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
+    APPLIED_TABLE,
     Dialect,
     SqlTransaction,
     create_all,
     quoted,
-    upsert_assignments,
 )
 
 from agentlog.errors import SinkError
+
+_ARROW_TYPES = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us"),  # UTC microseconds, as handlers hold them
+    "text[]": pa.list_(pa.string()),
+}
 
 
 class DuckDBDialect(Dialect):
@@ -50,22 +60,52 @@ class DuckDBDialect(Dialect):
 
 
 class DuckDBTransaction(SqlTransaction):
+    """Rows and event ids reach DuckDB as Arrow tables: a columnar hand-off costs about
+    half of what binding Python lists as parameters does."""
+
+    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
+        if not events:
+            return set()
+        batch = pa.table(
+            {
+                "e": pa.array([e.event_id for e in events], pa.string()),
+                "p": pa.array([e.partition for e in events], pa.int64()),
+                "o": pa.array([e.offset for e in events], pa.int64()),
+            }
+        )
+        with self._registered(batch) as name:
+            self.cursor.execute(
+                f"INSERT INTO {APPLIED_TABLE} SELECT ?, e, p, o FROM {name} "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                [self.group],
+            )
+            return {row[0] for row in self.cursor.fetchall()}
+
     def upsert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
             return
-        columns = list(table.columns)
-        values = ", ".join(
-            self.dialect.timestamp_from_micros("unnest(?)")
-            if table.columns[c] == "timestamp"
-            else "unnest(?)"
-            for c in columns
+        batch = pa.table(
+            {c: pa.array([r[c] for r in rows], _ARROW_TYPES[k]) for c, k in table.columns.items()}
         )
-        names = ", ".join(quoted(c) for c in columns)
-        self.cursor.execute(
-            f"INSERT INTO {quoted(table.name)} ({names}) SELECT {values} "
-            f"{upsert_assignments(table)}",
-            [[row[c] for row in rows] for c in columns],
-        )
+        # Delete and insert: DuckDB's ON CONFLICT DO UPDATE costs half as much again.
+        matches = " AND ".join(f"t.{quoted(k)} = b.{quoted(k)}" for k in table.key)
+        names = ", ".join(quoted(c) for c in table.columns)
+        with self._registered(batch) as name:
+            self.cursor.execute(
+                f"DELETE FROM {quoted(table.name)} AS t USING {name} AS b WHERE {matches}"
+            )
+            self.cursor.execute(
+                f"INSERT INTO {quoted(table.name)} ({names}) SELECT {names} FROM {name}"
+            )
+
+    @contextmanager
+    def _registered(self, batch: pa.Table) -> Iterator[str]:
+        name = "agentlog_batch"
+        self.cursor.register(name, batch)
+        try:
+            yield name
+        finally:
+            self.cursor.unregister(name)
 
 
 class DuckDBSink(Sink):
