@@ -58,8 +58,11 @@ class Table:
     columns: dict[str, str]
     key_of: Callable[[RecordedEvent], Key | None]
     defaults: dict[str, Any] = field(default_factory=dict)
+    list_columns: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        lists = tuple(c for c, kind in self.columns.items() if kind == "text[]")
+        object.__setattr__(self, "list_columns", lists)
         for column, kind in self.columns.items():
             if kind not in COLUMN_TYPES:
                 raise ConfigurationError(f"{self.name}.{column}: unknown column type {kind!r}")
@@ -71,6 +74,13 @@ class Table:
         row: Row = {c: self.defaults.get(c, _ZERO.get(kind)) for c, kind in self.columns.items()}
         for column, value in zip(self.key, key, strict=True):
             row[column] = value
+        return self.detached(row)
+
+    def detached(self, row: Row) -> Row:
+        """`row` with its own copy of every list value, so changing one changes no other."""
+        for column in self.list_columns:
+            if row[column] is not None:
+                row[column] = list(row[column])
         return row
 
 
@@ -103,35 +113,41 @@ class Projection:
 
 
 class State:
-    """The rows one event's handlers see; writes are staged until the handlers return."""
+    """The rows handlers see and change. A row is copied from `base` (the stored rows)
+    the first time it is touched, so `base` itself never changes and a fold that fails
+    can be thrown away whole."""
 
-    __slots__ = ("_tables", "_rows", "_load", "staged")
+    __slots__ = ("_tables", "_base", "_load", "changed")
 
     def __init__(
         self,
         tables: dict[str, Table],
-        rows: dict[str, dict[Key, Row]],
+        base: dict[str, dict[Key, Row | None]],
         load: Callable[[Table, Key], Row | None],
     ) -> None:
         self._tables = tables
-        self._rows = rows
+        self._base = base
         self._load = load
-        self.staged: dict[tuple[str, Key], Row] = {}
+        self.changed: dict[str, dict[Key, Row]] = {name: {} for name in tables}
 
     def row(self, table: str, key: Key) -> Row:
         """The row for `key` (a fresh one with defaults if none exists), to read and change."""
-        staged = self.staged.get((table, key))
-        if staged is not None:
-            return staged
-        rows = self._rows[table]
-        if key in rows:
-            current = rows[key]
-        else:
-            current = self._load(self._tables[table], key)
-            rows[key] = current
-        copy = dict(current) if current is not None else self._tables[table].new_row(key)
-        self.staged[(table, key)] = copy
-        return copy
+        changed = self.changed[table]
+        row = changed.get(key)
+        if row is None:
+            base = self._base[table]
+            if key in base:
+                current = base[key]
+            else:
+                current = base[key] = self._load(self._tables[table], key)
+            definition = self._tables[table]
+            row = (
+                definition.detached(dict(current))
+                if current is not None
+                else definition.new_row(key)
+            )
+            changed[key] = row
+        return row
 
 
 def all_tables(projections: Iterable[Projection]) -> dict[str, Table]:

@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agentlog.consumers.dead_letters import DeadLetters
-from agentlog.consumers.projection import Key, Projection, RecordedEvent, Row, State, all_tables
+from agentlog.consumers.projection import (
+    Key,
+    Projection,
+    RecordedEvent,
+    Row,
+    State,
+    Table,
+    all_tables,
+)
 from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -300,43 +308,75 @@ class ProjectionRunner:
             unique.setdefault(event.event_id, (event, message))
         fresh = tx.mark_applied([e for e, _ in unique.values()])
         to_apply = [(e, m) for e, m in unique.values() if e.event_id in fresh]
-        rows = self._prefetch(tx, [e for e, _ in to_apply])
-        dirty: dict[str, set[Key]] = {name: set() for name in self.tables}
+        base = self._prefetch(tx, [e for e, _ in to_apply])
 
-        def load_one(table, key):  # a row no prefetch foresaw
+        def load_one(table: Table, key: Key) -> Row | None:  # a row no prefetch foresaw
             return tx.load(table, [key]).get(key)
 
-        failed: list[str] = []
+        changed = self._fold_all(to_apply, base, load_one)
+        failed: list[tuple[RecordedEvent, Message, Exception]] = []
+        if changed is None:
+            changed, failed = self._fold_each(to_apply, base, load_one)
+        if failed:
+            tx.forget_applied([event.event_id for event, _, _ in failed])
+            for _, message, error in failed:
+                reason = f"handler failed: {type(error).__name__}: {error}"
+                dead.append((message, reason, self.handler_attempts))
+        for name, table_rows in changed.items():
+            if table_rows:
+                tx.upsert(self.tables[name], list(table_rows.values()))
+                base[name].update(table_rows)
+        return len(to_apply) - len(failed), len(events) - len(to_apply), base
+
+    def _fold_all(
+        self,
+        to_apply: list[tuple[RecordedEvent, Message]],
+        base: dict[str, dict[Key, Row | None]],
+        load: Callable[[Table, Key], Row | None],
+    ) -> dict[str, dict[Key, Row]] | None:
+        """The whole batch on one running state: the common case. None if any handler
+        raised; `base` is untouched then, so the batch can be folded again event by event."""
+        state = State(self.tables, base, load)
+        handlers_of = self.handlers.get
+        try:
+            for event, _ in to_apply:
+                for handler in handlers_of(event.event_type, ()):
+                    handler(event, state)
+        except Exception:  # a projection bug must not stop the log
+            return None
+        return state.changed
+
+    def _fold_each(
+        self,
+        to_apply: list[tuple[RecordedEvent, Message]],
+        base: dict[str, dict[Key, Row | None]],
+        load: Callable[[Table, Key], Row | None],
+    ) -> tuple[dict[str, dict[Key, Row]], list[tuple[RecordedEvent, Message, Exception]]]:
+        """Event by event, each on its own state over the rows so far: an event whose
+        handlers fail every attempt changes nothing and is returned with its error."""
+        rows = {name: dict(table_rows) for name, table_rows in base.items()}
+        changed: dict[str, dict[Key, Row]] = {name: {} for name in self.tables}
+        failed = []
         for event, message in to_apply:
-            handlers = self.handlers.get(event.event_type)
-            if not handlers:
-                continue
-            error = None
+            handlers = self.handlers.get(event.event_type, ())
+            error: Exception | None = None
             for _ in range(self.handler_attempts):
-                state = State(self.tables, rows, load_one)
+                state = State(self.tables, rows, load)
                 try:
                     for handler in handlers:
                         handler(event, state)
-                except Exception as exc:  # a projection bug must not stop the log
+                except Exception as exc:
                     error = exc
                     continue
                 error = None
                 break
             if error is not None:
-                failed.append(event.event_id)
-                reason = f"handler failed: {type(error).__name__}: {error}"
-                dead.append((message, reason, self.handler_attempts))
+                failed.append((event, message, error))
                 continue
-            for (table, key), row in state.staged.items():
-                rows[table][key] = row
-                dirty[table].add(key)
-        if failed:
-            tx.forget_applied(failed)
-        for name, keys in dirty.items():
-            if keys:
-                table_rows = rows[name]
-                tx.upsert(self.tables[name], [table_rows[k] for k in keys])
-        return len(to_apply) - len(failed), len(events) - len(to_apply), rows
+            for name, table_rows in state.changed.items():
+                rows[name].update(table_rows)
+                changed[name].update(table_rows)
+        return changed, failed
 
     def _prefetch(
         self, tx: SinkTransaction, events: list[RecordedEvent]
