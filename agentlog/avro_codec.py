@@ -92,7 +92,7 @@ class _Compiler:
         enc = [f"def {self.fn_name('enc', name)}(r, buf):"]
         # The same body taking the fields as arguments spares callers building a dict.
         encf = [f"def {self.fn_name('encf', name)}(buf, {params}):"]
-        dec = [f"def {self.fn_name('dec', name)}(d, p):", "    r = {}"]
+        dec = [f"def {self.fn_name('dec', name)}(d, p):", "    end = len(d)", "    r = {}"]
         root = not self.functions
         for field in schema["fields"]:
             value = self.var("v")
@@ -215,8 +215,9 @@ class _Compiler:
     def decode_long(target: str, ind: str) -> list[str]:
         # One-byte varints (|value| < 64) are the common case: no call for them.
         return [
-            f"{ind}if d[p] < 0x80:",
-            f"{ind}    {target} = (d[p] >> 1) ^ -(d[p] & 1)",
+            f"{ind}b = d[p]",
+            f"{ind}if b < 0x80:",
+            f"{ind}    {target} = (b >> 1) ^ -(b & 1)",
             f"{ind}    p += 1",
             f"{ind}else:",
             f"{ind}    {target}, p = _read_long(d, p)",
@@ -229,7 +230,7 @@ class _Compiler:
             convert = ".decode()" if schema == "string" else ""
             return [
                 *self.decode_long(n, ind),
-                f"{ind}if {n} < 0 or p + {n} > len(d): raise ValueError('bad length')",
+                f"{ind}if {n} < 0 or p + {n} > end: raise ValueError('bad length')",
                 f"{ind}{target} = d[p:p + {n}]{convert}",
                 f"{ind}p += {n}",
             ]
@@ -262,7 +263,7 @@ class _Compiler:
             )
             index, name, fn, body = (self.var(s) for s in ("index", "name", "fn", "body"))
             return [
-                f"{ind}{index}, p = _read_long(d, p)",
+                *self.decode_long(index, ind),
                 f"{ind}{name}, {fn} = {table}[{index}]",
                 f"{ind}{body}, p = {fn}(d, p)",
                 f"{ind}{target} = ({name}, {body})",
