@@ -8,30 +8,33 @@ duplicate event changes nothing). On every assignment the runner seeks to the
 offsets stored in the sink; Kafka's committed offsets are written only as advice for
 monitoring tools. Records that cannot be decoded, or whose handler fails every
 attempt, go to the dead-letter topic before the batch commits.
+
+Two stages overlap. The main thread consumes, decodes and folds a batch while the
+previous batch's transaction runs on a writer thread (the database works without the
+GIL). Only one transaction is in flight at a time, and a batch is folded on the rows
+the one before it produced. The fold assumes that none of its events was applied
+before, as is almost always true; the transaction checks it, and if one was, it
+rolls back and the runner re-reads from the stored offsets, looking the applied ids
+up before folding for a while ("careful" batches).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from agentlog.consumers.dead_letters import DeadLetters
-from agentlog.consumers.projection import (
-    Key,
-    Projection,
-    RecordedEvent,
-    Row,
-    State,
-    Table,
-    all_tables,
-)
-from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
+from agentlog.consumers.fold import Batch, Folder
+from agentlog.consumers.projection import Projection, RecordedEvent, all_tables
+from agentlog.consumers.sinks.base import Fenced, Sink
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from agentlog.errors import BrokerUnavailable, DecodeError, SinkError
+from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -39,6 +42,13 @@ from agentlog.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "agentlog-projector"
+# After a batch turned out to hold an event applied before, this many batches look
+# applied ids up before folding (a producer that repeated one event often repeats more).
+CAREFUL_BATCHES = 20
+
+
+class _AppliedBefore(AgentlogError):
+    """The batch holds an event applied by an earlier batch: fold it again carefully."""
 
 
 @dataclass
@@ -81,14 +91,12 @@ class ProjectionRunner:
         self.topic = settings.events_topic
         self.group = group
         self.sink = sink
-        self.projections = list(projections)
-        self.tables = all_tables(self.projections)
-        self.handlers: dict[str, list[Callable[[RecordedEvent, State], None]]] = {}
-        for projection in self.projections:
-            for event_type, methods in projection.handlers.items():
-                self.handlers.setdefault(event_type, []).extend(methods)
+        projections = list(projections)
+        self.tables = all_tables(projections)
+        self.folder = Folder(
+            projections, self.tables, handler_attempts=handler_attempts, cache_rows=cache_rows
+        )
         self.batch_size = batch_size
-        self.handler_attempts = handler_attempts
         self.on_progress = on_progress
         self.progress = Progress()
         self.dead_letters = DeadLetters(settings, bootstrap, group)
@@ -97,13 +105,11 @@ class ProjectionRunner:
         self.ends_seen: set[int] = set()
         # partition -> its end (high watermark) when first read: what `--once` catches up to
         self.targets: dict[int, int] = {}
-        # Committed rows of the partitions this member owns. Safe to reuse: another
-        # writer of those rows must first move the partition's offsets, which fences us
-        # (and clears this) before we could commit anything built on a stale row.
-        self.cache: dict[str, dict[Key, Row | None]] = {name: {} for name in self.tables}
-        self.cache_rows = cache_rows
         self.assigned_once = False
+        self.careful = 0
         self._stop = False
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="agentlog-sink")
+        self._pending: tuple[Batch, Future[None]] | None = None
         config = settings.client_config(bootstrap)
         config.update(
             {
@@ -123,21 +129,23 @@ class ProjectionRunner:
     # -- group membership -------------------------------------------------------------
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish_pending(reseek=False)
         stored = self.sink.stored_offsets(self.group, self.topic)
         for tp in partitions:
             self.positions[tp.partition] = stored.get(tp.partition)
             tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
             self.ends_seen.discard(tp.partition)
         consumer.assign(partitions)
-        self._forget_cache()
+        self.folder.forget()
         self.assigned_once = True
         log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish_pending(reseek=False)
         for tp in partitions:
             self.positions.pop(tp.partition, None)
             self.ends_seen.discard(tp.partition)
-        self._forget_cache()
+        self.folder.forget()
         consumer.unassign()
 
     def stop(self) -> None:
@@ -158,6 +166,11 @@ class ProjectionRunner:
         # the runner's time. Collect less often while running; restored afterwards.
         thresholds = gc.get_threshold()
         gc.set_threshold(100_000, 50, 100)
+        # The writer thread needs the GIL back for a moment after each statement (and the
+        # database for each chunk it scans); at the default 5 ms switch interval it waits
+        # on the busy main thread most of its time.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
         try:
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
@@ -165,19 +178,26 @@ class ProjectionRunner:
                 if records:
                     if self.progress.first_batch_at is None:
                         self.progress.first_batch_at = time.monotonic()
-                    self._apply(records)
-                    self.progress.last_batch_at = time.monotonic()
+                    self._apply(self._decoded(records))
+                else:
+                    self._finish_pending()
                 now = time.monotonic()
                 if self.on_progress and now - last_report >= 1.0:
                     last_report = now
                     self.progress.lag = self._lag()
                     self.on_progress(self.progress)
-                if once and self._caught_up():
-                    break
+                if once and self._caught_up(self._positions_after_pending()):
+                    if not self._finish_pending() and self._caught_up(self.positions):
+                        break
         finally:
-            gc.set_threshold(*thresholds)
-            self.progress.lag = self._lag()
-            self.consumer.close()
+            try:
+                self._finish_pending(reseek=False)
+            finally:
+                self._writer.shutdown()
+                gc.set_threshold(*thresholds)
+                sys.setswitchinterval(switch_interval)
+                self.progress.lag = self._lag()
+                self.consumer.close()
         return self.progress
 
     def _records_of(self, messages: list[Message]) -> list[Message]:
@@ -206,13 +226,20 @@ class ProjectionRunner:
         if high >= 0:
             self.targets[partition] = high
 
-    def _caught_up(self) -> bool:
+    def _caught_up(self, positions: dict[int, int | None]) -> bool:
         """Every owned partition reached its end, or the end it had when first read
         (producers that never pause cannot keep a batch job running)."""
         return self.assigned_once and all(
             p in self.ends_seen or (p in self.targets and (position or 0) >= self.targets[p])
-            for p, position in self.positions.items()
+            for p, position in positions.items()
         )
+
+    def _positions_after_pending(self) -> dict[int, int | None]:
+        """The positions once the transaction in flight commits."""
+        if self._pending is None:
+            return self.positions
+        batch, _ = self._pending
+        return {p: batch.ends.get(p, position) for p, position in self.positions.items()}
 
     def _lag(self) -> int | None:
         total = 0
@@ -227,64 +254,104 @@ class ProjectionRunner:
 
     # -- one batch --------------------------------------------------------------------
 
-    def _decode(self, message: Message) -> RecordedEvent:
-        record = decode(
-            message.value(),
-            topic=self.topic,
-            partition=message.partition(),
-            offset=message.offset(),
-        )
-        name, body = record["payload"]
-        return RecordedEvent(
-            record["event_id"],
-            record["conversation_id"],
-            record["occurred_at"],
-            EVENT_TYPE_BY_RECORD_NAME[name],
-            body,
-            record["source"],
-            record["causation_id"],
-            record["trace_id"],
-            record["span_id"],
-            self.topic,
-            message.partition(),
-            message.offset(),
-        )
-
-    def _apply(self, messages: list[Message]) -> None:
+    def _decoded(self, messages: list[Message]) -> Batch:
         events: list[tuple[RecordedEvent, Message]] = []
         dead: list[tuple[Message, str, int]] = []
         ends: dict[int, int] = {}
+        topic = self.topic
         for message in messages:
             partition = message.partition()
+            offset = message.offset()
             if partition not in ends:
-                self._check_not_rewound(partition, message.offset())
-            ends[partition] = message.offset() + 1
+                self._check_not_rewound(partition, offset)
+            ends[partition] = offset + 1
             try:
-                events.append((self._decode(message), message))
+                record = decode(message.value(), topic=topic, partition=partition, offset=offset)
             except DecodeError as exc:
                 dead.append((message, str(exc), 1))
+                continue
+            name, body = record["payload"]
+            event = RecordedEvent(
+                record["event_id"],
+                record["conversation_id"],
+                record["occurred_at"],
+                EVENT_TYPE_BY_RECORD_NAME[name],
+                body,
+                record["source"],
+                record["causation_id"],
+                record["trace_id"],
+                record["span_id"],
+                topic,
+                partition,
+                offset,
+            )
+            events.append((event, message))
+        return Batch(events, dead, ends)
+
+    def _apply(self, batch: Batch) -> None:
+        """Fold the batch (overlapping the transaction in flight, if any), then hand it to
+        the writer once that transaction has committed."""
+        if self.careful:
+            self.careful -= 1
+            if self._finish_pending():  # what it applied must be visible to the look-up
+                return
+            skip = self.sink.applied_among(self.group, [e.event_id for e, _ in batch.events])
+        else:
+            skip = set()
+        self.folder.fold(batch, skip, self.sink.load)
+        if self._finish_pending():
+            return  # folded on rows that were never stored: re-read instead
+        moves = {p: (self.positions.get(p), end) for p, end in batch.ends.items()}
+        self._pending = (batch, self._writer.submit(self._store, batch, moves))
+
+    def _store(self, batch: Batch, moves: dict[int, tuple[int | None, int]]) -> None:
+        """The batch's sink transaction, on the writer thread."""
+        with self.sink.transaction(self.group, self.topic) as tx:
+            tx.claim(moves)
+            if tx.mark_applied(batch.applied) != len(batch.applied):
+                raise _AppliedBefore()
+            for name, rows in batch.changed.items():
+                tx.upsert(self.tables[name], rows)
+            if batch.dead:
+                for message, error, attempts in batch.dead:
+                    self.dead_letters.send(message, error, attempts)
+                self.dead_letters.flush()
+
+    def _finish_pending(self, *, reseek: bool = True) -> bool:
+        """Wait for the transaction in flight and account for it. True if it stored
+        nothing (fenced, or it held an event applied before): the batches folded on top
+        of it are void, and every owned partition is read again from the offsets in the
+        sink (unless the caller is about to reassign them anyway)."""
+        if self._pending is None:
+            return False
+        batch, future = self._pending
+        self._pending = None
         try:
-            with self.sink.transaction(self.group, self.topic) as tx:
-                tx.claim({p: (self.positions.get(p), end) for p, end in ends.items()})
-                applied, duplicates, rows = self._fold(tx, events, dead)
-                if dead:
-                    for message, error, attempts in dead:
-                        self.dead_letters.send(message, error, attempts)
-                    self.dead_letters.flush()
-        except Fenced as exc:
-            log.warning("%s; re-reading from the stored offsets", exc)
-            self.progress.fenced += 1
-            self._reseek(ends)
-            return
-        self.positions.update(ends)
-        self._remember(rows)
+            future.result()
+        except (Fenced, _AppliedBefore) as exc:
+            if isinstance(exc, Fenced):
+                log.warning("%s; re-reading from the stored offsets", exc)
+                self.progress.fenced += 1
+            else:
+                self.careful = CAREFUL_BATCHES
+            self.folder.forget()
+            if reseek:
+                self._reseek(list(self.positions))
+            return True
+        except BaseException:
+            self.folder.forget()
+            raise
+        self.positions.update(batch.ends)
         self.consumer.commit(
-            offsets=[TopicPartition(self.topic, p, o) for p, o in ends.items()], asynchronous=True
+            offsets=[TopicPartition(self.topic, p, o) for p, o in batch.ends.items()],
+            asynchronous=True,
         )
-        self.progress.applied += applied
-        self.progress.duplicates += duplicates
-        self.progress.dead_lettered += len(dead)
+        self.progress.applied += len(batch.applied)
+        self.progress.duplicates += batch.duplicates
+        self.progress.dead_lettered += len(batch.dead)
         self.progress.batches += 1
+        self.progress.last_batch_at = time.monotonic()
+        return False
 
     def _check_not_rewound(self, partition: int, offset: int) -> None:
         stored = self.positions.get(partition)
@@ -295,119 +362,12 @@ class ProjectionRunner:
                 "restarted dev broker?); project into a new sink or under a new --group"
             )
 
-    def _fold(
-        self,
-        tx: SinkTransaction,
-        events: list[tuple[RecordedEvent, Message]],
-        dead: list[tuple[Message, str, int]],
-    ) -> tuple[int, int, dict[str, dict[Key, Row | None]]]:
-        """Apply the batch's new events; returns (applied, duplicates skipped, the rows as
-        they will be once the transaction commits)."""
-        unique: dict[str, tuple[RecordedEvent, Message]] = {}
-        for event, message in events:
-            unique.setdefault(event.event_id, (event, message))
-        fresh = tx.mark_applied([e for e, _ in unique.values()])
-        to_apply = [(e, m) for e, m in unique.values() if e.event_id in fresh]
-        base = self._prefetch(tx, [e for e, _ in to_apply])
-
-        def load_one(table: Table, key: Key) -> Row | None:  # a row no prefetch foresaw
-            return tx.load(table, [key]).get(key)
-
-        changed = self._fold_all(to_apply, base, load_one)
-        failed: list[tuple[RecordedEvent, Message, Exception]] = []
-        if changed is None:
-            changed, failed = self._fold_each(to_apply, base, load_one)
-        if failed:
-            tx.forget_applied([event.event_id for event, _, _ in failed])
-            for _, message, error in failed:
-                reason = f"handler failed: {type(error).__name__}: {error}"
-                dead.append((message, reason, self.handler_attempts))
-        for name, table_rows in changed.items():
-            if table_rows:
-                tx.upsert(self.tables[name], list(table_rows.values()))
-                base[name].update(table_rows)
-        return len(to_apply) - len(failed), len(events) - len(to_apply), base
-
-    def _fold_all(
-        self,
-        to_apply: list[tuple[RecordedEvent, Message]],
-        base: dict[str, dict[Key, Row | None]],
-        load: Callable[[Table, Key], Row | None],
-    ) -> dict[str, dict[Key, Row]] | None:
-        """The whole batch on one running state: the common case. None if any handler
-        raised; `base` is untouched then, so the batch can be folded again event by event."""
-        state = State(self.tables, base, load)
-        handlers_of = self.handlers.get
-        try:
-            for event, _ in to_apply:
-                for handler in handlers_of(event.event_type, ()):
-                    handler(event, state)
-        except Exception:  # a projection bug must not stop the log
-            return None
-        return state.changed
-
-    def _fold_each(
-        self,
-        to_apply: list[tuple[RecordedEvent, Message]],
-        base: dict[str, dict[Key, Row | None]],
-        load: Callable[[Table, Key], Row | None],
-    ) -> tuple[dict[str, dict[Key, Row]], list[tuple[RecordedEvent, Message, Exception]]]:
-        """Event by event, each on its own state over the rows so far: an event whose
-        handlers fail every attempt changes nothing and is returned with its error."""
-        rows = {name: dict(table_rows) for name, table_rows in base.items()}
-        changed: dict[str, dict[Key, Row]] = {name: {} for name in self.tables}
-        failed = []
-        for event, message in to_apply:
-            handlers = self.handlers.get(event.event_type, ())
-            error: Exception | None = None
-            for _ in range(self.handler_attempts):
-                state = State(self.tables, rows, load)
-                try:
-                    for handler in handlers:
-                        handler(event, state)
-                except Exception as exc:
-                    error = exc
-                    continue
-                error = None
-                break
-            if error is not None:
-                failed.append((event, message, error))
-                continue
-            for name, table_rows in state.changed.items():
-                rows[name].update(table_rows)
-                changed[name].update(table_rows)
-        return changed, failed
-
-    def _prefetch(
-        self, tx: SinkTransaction, events: list[RecordedEvent]
-    ) -> dict[str, dict[Key, Row | None]]:
-        rows: dict[str, dict[Key, Row | None]] = {}
-        for name, table in self.tables.items():
-            cached = self.cache[name]
-            keys = {table.key_of(e) for e in events}
-            keys.discard(None)
-            missing = [k for k in keys if k not in cached]
-            found = tx.load(table, missing) if missing else {}
-            rows[name] = {k: cached[k] if k in cached else found.get(k) for k in keys}
-        return rows
-
-    def _remember(self, rows: dict[str, dict[Key, Row | None]]) -> None:
-        for name, table_rows in rows.items():
-            cached = self.cache[name]
-            if len(cached) + len(table_rows) > self.cache_rows:
-                cached.clear()
-            cached.update(table_rows)
-
-    def _forget_cache(self) -> None:
-        for cached in self.cache.values():
-            cached.clear()
-
     def _reseek(self, partitions: Iterable[int]) -> None:
-        self._forget_cache()
         stored = self.sink.stored_offsets(self.group, self.topic)
         for partition in partitions:
             if partition in self.positions:
                 self.positions[partition] = stored.get(partition)
+                self.ends_seen.discard(partition)
                 self.consumer.seek(
                     TopicPartition(self.topic, partition, stored.get(partition, OFFSET_BEGINNING))
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from agentlog.consumers import Fenced, RecordedEvent, Table, open_sink
 
@@ -58,18 +60,30 @@ def test_offsets_move_only_from_what_was_read(sink) -> None:
 
 def test_event_ids_apply_once_across_transactions(sink) -> None:
     with sink.transaction("g", "t") as tx:
-        assert tx.mark_applied([_event("a", 0), _event("b", 1)]) == {"a", "b"}
+        assert tx.mark_applied([_event("a", 0), _event("b", 1)]) == 2
     with sink.transaction("g", "t") as tx:
-        assert tx.mark_applied([_event("b", 7), _event("c", 8)]) == {"c"}
-        tx.forget_applied(["c"])
-    with sink.transaction("g", "t") as tx:
-        assert tx.mark_applied([_event("c", 9)]) == {"c"}
+        assert tx.mark_applied([_event("b", 7), _event("c", 8)]) == 1  # b was applied
+    assert sink.applied_among("g", ["a", "c", "never"]) == {"a", "c"}
+    assert sink.applied_among("another-group", ["a", "c"]) == set()
     with pytest.raises(RuntimeError):
         with sink.transaction("g", "t") as tx:
             tx.mark_applied([_event("d", 10)])
             raise RuntimeError("crash before commit")
+    assert sink.applied_among("g", ["d"]) == set()
     with sink.transaction("g", "t") as tx:
-        assert tx.mark_applied([_event("d", 10)]) == {"d"}
+        assert tx.mark_applied([_event("d", 10)]) == 1
+
+
+def test_committed_reads_run_beside_a_transaction_and_see_only_what_committed(sink) -> None:
+    row = dict(TABLE.new_row(("c", "x")), count=1)
+    with ThreadPoolExecutor(1) as other_thread:
+        with sink.transaction("g", "t") as tx:
+            tx.upsert(TABLE, [row])
+            tx.mark_applied([_event("e", 0)])
+            assert other_thread.submit(sink.load, TABLE, [("c", "x")]).result() == {}
+            assert other_thread.submit(sink.applied_among, "g", ["e"]).result() == set()
+        assert other_thread.submit(sink.load, TABLE, [("c", "x")]).result() == {("c", "x"): row}
+        assert other_thread.submit(sink.applied_among, "g", ["e"]).result() == {"e"}
 
 
 def test_rows_round_trip_every_column_type_exactly(sink) -> None:

@@ -7,9 +7,13 @@ the events applied. That transaction is what makes effects exactly-once:
 - `claim` moves the partitions' stored offsets from the one this consumer started from
   to the new one, or raises `Fenced` if another consumer moved it meanwhile (a
   rebalance, a zombie): the whole batch then rolls back and the consumer re-seeks.
-- `mark_applied` records event ids and returns those never applied before: an event
+- `mark_applied` records event ids and counts those never applied before: an event
   redelivered, or produced twice by an application-level retry, applies once.
 - `load` and `upsert` read and write rows; nothing is visible until commit.
+
+Outside a transaction, `load` and `applied_among` read what is committed, on a
+connection of their own: the runner calls them while a transaction of the same sink
+runs on its writer thread.
 """
 
 from __future__ import annotations
@@ -39,12 +43,9 @@ class SinkTransaction(ABC):
         store nothing, if any of them moved."""
 
     @abstractmethod
-    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
-        """Record the events as applied; return the ids that were not applied before."""
-
-    @abstractmethod
-    def forget_applied(self, event_ids: list[str]) -> None:
-        """Un-mark events that were not applied after all (sent to the dead-letter topic)."""
+    def mark_applied(self, events: list[RecordedEvent]) -> int:
+        """Record the events (distinct ids) as applied; return how many of them were not
+        applied before."""
 
     @abstractmethod
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
@@ -56,7 +57,8 @@ class SinkTransaction(ABC):
 
 
 class Sink(ABC):
-    """One state store. Not thread-safe: one runner uses one sink."""
+    """One state store, used by one runner: its transactions run one at a time (on any
+    thread), and its committed reads may run beside them on one other thread."""
 
     description: str
     dialect: Dialect
@@ -69,6 +71,14 @@ class Sink(ABC):
     @abstractmethod
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Next offset to apply per partition, as last committed by the group."""
+
+    @abstractmethod
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        """The committed rows among `keys`."""
+
+    @abstractmethod
+    def applied_among(self, group: str, event_ids: list[str]) -> set[str]:
+        """Those of `event_ids` that `group` has applied (committed)."""
 
     @abstractmethod
     @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from agentlog.consumers.projection import RecordedEvent, Row, Table
+from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
@@ -63,9 +63,9 @@ class DuckDBTransaction(SqlTransaction):
     """Rows and event ids reach DuckDB as Arrow tables: a columnar hand-off costs about
     half of what binding Python lists as parameters does."""
 
-    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
+    def mark_applied(self, events: list[RecordedEvent]) -> int:
         if not events:
-            return set()
+            return 0
         batch = pa.table(
             {
                 "e": pa.array([e.event_id for e in events], pa.string()),
@@ -75,11 +75,10 @@ class DuckDBTransaction(SqlTransaction):
         )
         with self._registered(batch) as name:
             self.cursor.execute(
-                f"INSERT INTO {APPLIED_TABLE} SELECT ?, e, p, o FROM {name} "
-                "ON CONFLICT DO NOTHING RETURNING event_id",
+                f"INSERT INTO {APPLIED_TABLE} SELECT ?, e, p, o FROM {name} ON CONFLICT DO NOTHING",
                 [self.group],
             )
-            return {row[0] for row in self.cursor.fetchall()}
+            return self.cursor.fetchone()[0]  # DuckDB answers an INSERT with its row count
 
     def upsert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
@@ -113,6 +112,7 @@ class DuckDBSink(Sink):
         self.path = str(path)
         self.description = f"duckdb:{self.path}"
         self.dialect = DuckDBDialect()
+        self._reader: duckdb.DuckDBPyConnection | None = None
         if read_only and not Path(self.path).exists():
             raise SinkError(f"no projections in {self.path} yet: run `agentlog project run` first")
         try:
@@ -153,6 +153,19 @@ class DuckDBSink(Sink):
             return {}
         return {int(p): int(o) for p, o in rows}
 
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        return self._committed_reads("").load(table, keys)
+
+    def applied_among(self, group: str, event_ids: list[str]) -> set[str]:
+        return self._committed_reads(group).applied_among(event_ids)
+
+    def _committed_reads(self, group: str) -> DuckDBTransaction:
+        # A cursor is a connection of its own: it reads what is committed, beside a
+        # transaction running on the main connection.
+        if self._reader is None:
+            self._reader = self.connection.cursor()
+        return DuckDBTransaction(self._reader, self.dialect, group, "")
+
     @contextmanager
     def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
         with self._transaction() as connection:
@@ -162,4 +175,6 @@ class DuckDBSink(Sink):
         return self.connection.execute(sql, params or []).fetchall()
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self.connection.close()

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from agentlog.consumers.projection import Row, Table
+from agentlog.consumers.projection import Key, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
     Dialect,
@@ -70,10 +70,15 @@ class PostgresTransaction(SqlTransaction):
 
 class PostgresSink(Sink):
     def __init__(self, url: str) -> None:
+        self.url = url
         self.description = _redacted(url)
         self.dialect = PostgresDialect()
+        self.connection = self._connect()
+        self._reader_connection: psycopg.Connection | None = None
+
+    def _connect(self) -> psycopg.Connection:
         try:
-            self.connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SinkError(
@@ -98,6 +103,20 @@ class PostgresSink(Sink):
                 return {}
             return {int(p): int(o) for p, o in cursor.fetchall()}
 
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        with self._reader().cursor() as cursor:
+            return PostgresTransaction(cursor, self.dialect, "", "").load(table, keys)
+
+    def applied_among(self, group: str, event_ids: list[str]) -> set[str]:
+        with self._reader().cursor() as cursor:
+            return PostgresTransaction(cursor, self.dialect, group, "").applied_among(event_ids)
+
+    def _reader(self) -> psycopg.Connection:
+        """A second connection for committed reads beside a running transaction."""
+        if self._reader_connection is None:
+            self._reader_connection = self._connect()
+        return self._reader_connection
+
     @contextmanager
     def transaction(self, group: str, topic: str) -> Iterator[PostgresTransaction]:
         with self.connection.transaction(), self.connection.cursor() as cursor:
@@ -109,6 +128,8 @@ class PostgresSink(Sink):
             return cursor.fetchall()
 
     def close(self) -> None:
+        if self._reader_connection is not None:
+            self._reader_connection.close()
         self.connection.close()
 
 

@@ -133,13 +133,13 @@ class SqlTransaction(SinkTransaction):
                 f"{self.group} since this one read their offsets"
             )
 
-    def mark_applied(self, events: list[RecordedEvent]) -> set[str]:
+    def mark_applied(self, events: list[RecordedEvent]) -> int:
         if not events:
-            return set()
+            return 0
         rows = self.dialect.rows_of([("e", "text"), ("p", "bigint"), ("o", "bigint")], "s")
         self.cursor.execute(
             f"INSERT INTO {APPLIED_TABLE} SELECT {self._p()}, s.e, s.p, s.o FROM {rows} "
-            "ON CONFLICT DO NOTHING RETURNING event_id",
+            "ON CONFLICT DO NOTHING",
             [
                 self.group,
                 [e.event_id for e in events],
@@ -147,15 +147,18 @@ class SqlTransaction(SinkTransaction):
                 [e.offset for e in events],
             ],
         )
-        return {row[0] for row in self.cursor.fetchall()}
+        return self.cursor.rowcount
 
-    def forget_applied(self, event_ids: list[str]) -> None:
-        for event_id in event_ids:
-            self.cursor.execute(
-                f"DELETE FROM {APPLIED_TABLE} "
-                f"WHERE group_id = {self._p()} AND event_id = {self._p()}",
-                [self.group, event_id],
-            )
+    def applied_among(self, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        rows = self.dialect.rows_of([("e", "text")], "s")
+        self.cursor.execute(
+            f"SELECT a.event_id FROM {APPLIED_TABLE} AS a JOIN {rows} ON a.event_id = s.e "
+            f"WHERE a.group_id = {self._p()}",
+            [event_ids, self.group],
+        )
+        return {row[0] for row in self.cursor.fetchall()}
 
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
         if not keys:
