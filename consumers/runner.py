@@ -333,6 +333,7 @@ class ProjectionRunner:
                 log.warning("%s; re-reading from the stored offsets", exc)
                 self.progress.fenced += 1
             else:
+                log.info("a batch holds events applied before; folding it again carefully")
                 self.careful = CAREFUL_BATCHES
             self.folder.forget()
             if reseek:
