@@ -11,7 +11,9 @@
 
 Contract: a handler changes state only through `state.row(...)` (rows are copies,
 kept only if the handler returns) and is a pure function of the event and the rows,
-so redelivery and replay give the same state. Every row must belong to one
+so redelivery and replay give the same state, and a batch the runner folds again
+(after a handler raised, or when it held an event applied before) gives the same
+rows. Every row must belong to one
 conversation (its key derives from the event's conversation), because the
 conversation's partition is what one consumer owns at a time.
 """
