@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from agentlog.consumers.projection import Key, Projection, RecordedEvent, Row, State, Table
+from agentlog.consumers.projection import (
+    Key,
+    Projection,
+    RecordedEvent,
+    Row,
+    State,
+    Table,
+    all_tables,
+)
 from confluent_kafka import Message
 
 # Rows as stored: None for a key that has no row.
@@ -41,20 +49,16 @@ class Folder:
     """
 
     def __init__(
-        self,
-        projections: Iterable[Projection],
-        tables: dict[str, Table],
-        *,
-        handler_attempts: int,
-        cache_rows: int,
+        self, projections: Iterable[Projection], *, handler_attempts: int, cache_rows: int
     ) -> None:
-        self.tables = tables
+        projections = list(projections)
+        self.tables = all_tables(projections)
         self.handlers: dict[str, list[Callable[[RecordedEvent, State], None]]] = {}
         for projection in projections:
             for event_type, methods in projection.handlers.items():
                 self.handlers.setdefault(event_type, []).extend(methods)
         self.handler_attempts = handler_attempts
-        self.cache: Rows = {name: {} for name in tables}
+        self.cache: Rows = {name: {} for name in self.tables}
         self.cache_rows = cache_rows
 
     def fold(self, batch: Batch, skip: set[str], load: Loader) -> None:
@@ -107,16 +111,16 @@ class Folder:
     def _fold_each(
         self, to_apply: list[tuple[RecordedEvent, Message]], base: Rows, load: Callable
     ) -> tuple[dict[str, dict[Key, Row]], list[tuple[RecordedEvent, Message, Exception]]]:
-        """Event by event, each on its own state over the rows so far: an event whose
-        handlers fail every attempt changes nothing and is returned with its error."""
-        rows = {name: dict(table_rows) for name, table_rows in base.items()}
+        """Event by event, each on its own state over the rows so far (kept in `base`):
+        an event whose handlers fail every attempt changes nothing and is returned with
+        its error."""
         changed: dict[str, dict[Key, Row]] = {name: {} for name in self.tables}
         failed = []
         for event, message in to_apply:
             handlers = self.handlers.get(event.event_type, ())
             error: Exception | None = None
             for _ in range(self.handler_attempts):
-                state = State(self.tables, rows, load)
+                state = State(self.tables, base, load)
                 try:
                     for handler in handlers:
                         handler(event, state)
@@ -129,7 +133,7 @@ class Folder:
                 failed.append((event, message, error))
                 continue
             for name, table_rows in state.changed.items():
-                rows[name].update(table_rows)
+                base[name].update(table_rows)
                 changed[name].update(table_rows)
         return changed, failed
 

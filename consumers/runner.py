@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from agentlog.consumers.dead_letters import DeadLetters
 from agentlog.consumers.fold import Batch, Folder
-from agentlog.consumers.projection import Projection, RecordedEvent, all_tables
+from agentlog.consumers.projection import Projection, RecordedEvent
 from agentlog.consumers.sinks.base import Fenced, Sink
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -91,11 +91,8 @@ class ProjectionRunner:
         self.topic = settings.events_topic
         self.group = group
         self.sink = sink
-        projections = list(projections)
-        self.tables = all_tables(projections)
-        self.folder = Folder(
-            projections, self.tables, handler_attempts=handler_attempts, cache_rows=cache_rows
-        )
+        self.folder = Folder(projections, handler_attempts=handler_attempts, cache_rows=cache_rows)
+        self.tables = self.folder.tables
         self.batch_size = batch_size
         self.on_progress = on_progress
         self.progress = Progress()
