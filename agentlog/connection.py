@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from agentlog import devbroker
+from agentlog.dev_state import running_record
 from agentlog.errors import BrokerUnavailable, ConfigurationError
 from agentlog.settings import Settings
 
@@ -15,25 +15,31 @@ def resolve_bootstrap(settings: Settings) -> str:
     running dev broker; otherwise a ConfigurationError saying what to do."""
     if settings.bootstrap_servers:
         return settings.bootstrap_servers
-    broker = devbroker.current(settings)
-    if broker is not None:
-        return broker.bootstrap
+    record = running_record(settings)
+    if record is not None:
+        return record.bootstrap
     raise ConfigurationError(
         "no Kafka configured: pass --bootstrap HOST:PORT, set AGENTLOG_BOOTSTRAP_SERVERS, "
         "or run `agentlog dev up` to start the embedded broker"
     )
 
 
-def admin_client(settings: Settings, bootstrap: str) -> AdminClient:
-    return AdminClient(settings.client_config(bootstrap))
+def resolved(settings: Settings) -> Settings:
+    """The settings with the broker address filled in, so every part that receives them
+    talks to the same Kafka without resolving it again."""
+    if settings.bootstrap_servers:
+        return settings
+    return settings.with_overrides(bootstrap_servers=resolve_bootstrap(settings))
 
 
-def cluster_metadata(admin: AdminClient, bootstrap: str, timeout: float = 10) -> ClusterMetadata:
+def cluster_metadata(
+    admin: AdminClient, settings: Settings, timeout: float = 10
+) -> ClusterMetadata:
     """Metadata, or BrokerUnavailable when nothing answers within `timeout` seconds."""
     try:
         return admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise BrokerUnavailable(
-            f"Kafka at {bootstrap} did not answer within {timeout:.0f}s ({exc.args[0].str()}); "
-            "is the broker running?"
+            f"Kafka at {settings.bootstrap_servers} did not answer within {timeout:.0f}s "
+            f"({exc.args[0].str()}); is the broker running?"
         ) from None

@@ -7,36 +7,23 @@ which Tansu answers wrongly after batched produce; this is correct on Kafka too.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from agentlog.errors import BrokerUnavailable
+from agentlog.kafka_config import reader_config
 from agentlog.settings import Settings
 from agentlog.topics import partition_count
 
 
-def reading_consumer(settings: Settings, bootstrap: str, **extra: object) -> Consumer:
+def reading_consumer(settings: Settings, **extra: object) -> Consumer:
     """A consumer that only reads: no group membership, no commits."""
-    config = settings.client_config(bootstrap)
-    config.update(
-        {
-            "group.id": f"agentlog-reader-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-        }
-    )
-    config.update(extra)
-    return Consumer(config)
+    return Consumer(reader_config(settings, **extra))
 
 
 def read_partitions(
     settings: Settings,
-    bootstrap: str,
     topic: str,
     *,
     partitions: Iterable[int] | None = None,
@@ -54,10 +41,10 @@ def read_partitions(
     wanted = (
         list(partitions)
         if partitions is not None
-        else list(range(partition_count(settings, bootstrap, topic)))
+        else list(range(partition_count(settings, topic)))
     )
     starts = start_offsets or {}
-    consumer = reading_consumer(settings, bootstrap)
+    consumer = reading_consumer(settings)
     try:
         consumer.assign([TopicPartition(topic, p, starts.get(p, OFFSET_BEGINNING)) for p in wanted])
         pending = set(wanted)
@@ -68,7 +55,8 @@ def read_partitions(
                 idle += 0.5
                 if pending and not follow and idle >= idle_timeout:
                     raise BrokerUnavailable(
-                        f"no answer from Kafka at {bootstrap} for {idle_timeout:.0f}s while "
+                        f"no answer from Kafka at {settings.bootstrap_servers} for "
+                        f"{idle_timeout:.0f}s while "
                         f"reading {topic} (partitions {sorted(pending)} not read to the end)"
                     )
                 continue
@@ -87,7 +75,6 @@ def read_partitions(
 
 def partition_ends(
     settings: Settings,
-    bootstrap: str,
     topic: str,
     start_offsets: dict[int, int] | None = None,
     timeout: float = 30.0,
@@ -95,9 +82,9 @@ def partition_ends(
     """The end (next offset to be written) of every partition, from the high watermark
     of a real fetch at `start_offsets` (default: the beginning): ListOffsets is not to be
     trusted on every broker."""
-    count = partition_count(settings, bootstrap, topic)
+    count = partition_count(settings, topic)
     starts = start_offsets or {}
-    consumer = reading_consumer(settings, bootstrap)
+    consumer = reading_consumer(settings)
     ends: dict[int, int] = {}
     try:
         consumer.assign(
@@ -106,7 +93,9 @@ def partition_ends(
         deadline = time.monotonic() + timeout
         while len(ends) < count:
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"Kafka at {bootstrap} did not report the ends of {topic}")
+                raise BrokerUnavailable(
+                    f"Kafka at {settings.bootstrap_servers} did not report the ends of {topic}"
+                )
             for message in consumer.consume(1000, 0.5):
                 partition = message.partition()
                 error = message.error()

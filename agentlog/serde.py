@@ -19,7 +19,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader
 from fastavro.validation import validate
 
-from agentlog import schemas
+from agentlog import schema_versions as schemas
 from agentlog.avro_codec import Codec, compile_codec
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,18 @@ class Settings(BaseSettings):
     client_id: str = "agentlog"
 
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
+
+    dev_engine: Literal["tansu", "kafka"] = Field(
+        default="tansu", description="the dev broker: tansu (memory only) or kafka (on disk)"
+    )
+    kafka_home: Path | None = Field(
+        default=None, description="an unpacked Apache Kafka distribution for the kafka engine"
+    )
+    kafka_jars_dir: Path | None = Field(
+        default=None,
+        description="where the kafka engine caches Apache Kafka's jars (default under state_dir)",
+    )
+    kafka_heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$")
 
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -75,20 +87,3 @@ class Settings(BaseSettings):
         if not changed:
             return self
         return self.model_copy(update=changed)
-
-    def client_config(self, bootstrap: str) -> dict[str, Any]:
-        """librdkafka settings shared by producers, consumers and admin clients."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
-            "client.id": self.client_id,
-            # librdkafka's own log lines go to Python logging, not straight to stderr.
-            "logger": KAFKA_LOGGER,
-        }
-        optional = {
-            "security.protocol": self.security_protocol,
-            "sasl.mechanism": self.sasl_mechanism,
-            "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password,
-        }
-        config.update({k: v for k, v in optional.items() if v is not None})
-        return config

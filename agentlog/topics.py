@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ConfigResource, NewTopic
 
-from agentlog.connection import admin_client, cluster_metadata
+from agentlog.connection import cluster_metadata
 from agentlog.errors import TopicError
+from agentlog.kafka_config import admin_client
 from agentlog.settings import Settings
 
 
@@ -45,12 +46,10 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
     ]
 
 
-def create_topics(
-    settings: Settings, bootstrap: str, partitions: int | None = None
-) -> dict[str, str]:
+def create_topics(settings: Settings, partitions: int | None = None) -> dict[str, str]:
     """Create missing topics; returns name -> "created" or "exists"."""
-    admin = admin_client(settings, bootstrap)
-    existing = cluster_metadata(admin, bootstrap).topics
+    admin = admin_client(settings)
+    existing = cluster_metadata(admin, settings).topics
     specs = topic_specs(settings, partitions)
     outcome = {s.name: "exists" for s in specs if s.name in existing}
     missing = [s for s in specs if s.name not in existing]
@@ -73,16 +72,16 @@ def create_topics(
     return outcome
 
 
-def partition_count(settings: Settings, bootstrap: str, topic: str) -> int:
-    metadata = cluster_metadata(admin_client(settings, bootstrap), bootstrap)
+def partition_count(settings: Settings, topic: str) -> int:
+    metadata = cluster_metadata(admin_client(settings), settings)
     if topic not in metadata.topics or metadata.topics[topic].error is not None:
         raise TopicError(f"topic {topic} does not exist; run `agentlog topics create`")
     return len(metadata.topics[topic].partitions)
 
 
-def describe_topics(settings: Settings, bootstrap: str) -> list[TopicDescription]:
-    admin = admin_client(settings, bootstrap)
-    metadata = cluster_metadata(admin, bootstrap)
+def describe_topics(settings: Settings) -> list[TopicDescription]:
+    admin = admin_client(settings)
+    metadata = cluster_metadata(admin, settings)
     found = []
     for spec in topic_specs(settings):
         topic = metadata.topics.get(spec.name)

@@ -25,7 +25,7 @@ def benchmark_settings(bootstrap: str | None, partitions: int) -> Iterator[Setti
             bootstrap = broker.bootstrap
         settings = base.with_overrides(bootstrap_servers=bootstrap)
         try:
-            create_topics(settings, bootstrap)
+            create_topics(settings)
             yield settings
         finally:
             if broker is not None:

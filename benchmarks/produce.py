@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from agentlog.producers import Recorder, producer_config
+from agentlog.producers import Recorder
 from confluent_kafka import Producer
 
+from agentlog.kafka_config import producer_config
 from agentlog.reader import read_partitions
 from agentlog.settings import Settings
 from benchmarks._common import benchmark_settings
@@ -76,7 +77,7 @@ def recorded_bytes(settings: Settings) -> list[tuple[bytes, bytes, int]]:
     """(key, value, timestamp) of every record the SDK wrote, read back from Kafka."""
     return [
         (m.key(), m.value(), m.timestamp()[1])
-        for m in read_partitions(settings, settings.bootstrap_servers or "", settings.events_topic)
+        for m in read_partitions(settings, settings.events_topic)
     ]
 
 
@@ -89,7 +90,7 @@ def run_sdk(settings: Settings, count: int) -> float:
 
 
 def run_raw(settings: Settings, records: list[tuple[bytes, bytes, int]], topic: str) -> float:
-    producer = Producer(producer_config(settings, settings.bootstrap_servers or ""))
+    producer = Producer(producer_config(settings))
     produce, poll = producer.produce, producer.poll
     start = time.perf_counter()
     for n, (key, value, timestamp) in enumerate(records):

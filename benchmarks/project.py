@@ -22,8 +22,8 @@ from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.producers import Recorder
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.settings import Settings
-from agentlog.simulation import SimulatedClock, seeded_event_ids, simulate
 from benchmarks._common import benchmark_settings
 
 
@@ -74,7 +74,6 @@ def project(settings: Settings, sink_url: str, batch_size: int) -> tuple[int, fl
     with open_sink(sink_url) as sink:
         runner = ProjectionRunner(
             settings,
-            settings.bootstrap_servers or "",
             sink,
             [p() for p in BUILT_IN.values()],
             group=f"bench-{uuid.uuid4().hex[:8]}",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agentlog.producers import producer_config
 from confluent_kafka import KafkaError, Message, Producer
 
 from agentlog.errors import BrokerUnavailable
+from agentlog.kafka_config import producer_config
 from agentlog.settings import Settings
 
 ORIGIN_TOPIC = "agentlog.origin.topic"
@@ -24,10 +24,10 @@ class DeadLetters:
     """Sends original bytes and headers plus origin headers; `flush` raises unless every
     dead letter was acknowledged, so the caller never moves past a record it lost."""
 
-    def __init__(self, settings: Settings, bootstrap: str, group: str) -> None:
+    def __init__(self, settings: Settings, group: str) -> None:
         self.topic = settings.dlq_topic
         self.group = group
-        config = producer_config(settings, bootstrap)
+        config = producer_config(settings)
         config["on_delivery"] = self._delivered
         self._producer = Producer(config)
         self._errors: list[str] = []

@@ -36,6 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
+from agentlog.kafka_config import group_consumer_config
 from agentlog.serde import decode
 from agentlog.settings import Settings
 
@@ -77,7 +78,6 @@ class ProjectionRunner:
     def __init__(
         self,
         settings: Settings,
-        bootstrap: str,
         sink: Sink,
         projections: Iterable[Projection],
         *,
@@ -96,7 +96,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.on_progress = on_progress
         self.progress = Progress()
-        self.dead_letters = DeadLetters(settings, bootstrap, group)
+        self.dead_letters = DeadLetters(settings, group)
         # partition -> next offset stored in the sink (None: nothing stored yet)
         self.positions: dict[int, int | None] = {}
         self.ends_seen: set[int] = set()
@@ -107,20 +107,7 @@ class ProjectionRunner:
         self._stop = False
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="agentlog-sink")
         self._pending: tuple[Batch, Future[None]] | None = None
-        config = settings.client_config(bootstrap)
-        config.update(
-            {
-                "group.id": group,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": True,
-                "session.timeout.ms": settings.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 6),
-                "isolation.level": "read_committed",
-            }
-        )
-        self.consumer = Consumer(config)
+        self.consumer = Consumer(group_consumer_config(settings, group))
         sink.prepare(self.tables.values(), group)
 
     # -- group membership -------------------------------------------------------------

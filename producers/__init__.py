@@ -1,6 +1,5 @@
 """The SDK agents use to record their conversations to Kafka."""
 
-from agentlog.producers._wire import producer_config
 from agentlog.producers.async_recorder import AsyncRecorder
 from agentlog.producers.recorder import Recorder, ToolCall, current_conversation
 
@@ -13,5 +12,4 @@ __all__ = [
     "ToolCall",
     "UndeliveredEvent",
     "current_conversation",
-    "producer_config",
 ]

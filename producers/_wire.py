@@ -12,35 +12,18 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from agentlog.connection import resolve_bootstrap
+from agentlog.connection import resolved
 from agentlog.errors import (
     BrokerUnavailable,
     ConfigurationError,
     DeliveryFailed,
     UndeliveredEvent,
 )
+from agentlog.kafka_config import producer_config
 from agentlog.serde import EventEncoder, micros_of
 from agentlog.settings import Settings
 
 ErrorCallback = Callable[[UndeliveredEvent], None]
-
-
-def producer_config(settings: Settings, bootstrap: str) -> dict[str, Any]:
-    """The settings DESIGN.md fixes for every agentlog producer (also used by benchmarks)."""
-    config = settings.client_config(bootstrap)
-    config.update(
-        {
-            "enable.idempotence": True,
-            "acks": "all",
-            "partitioner": "murmur2_random",
-            "compression.type": settings.compression,
-            "linger.ms": settings.linger_ms,
-            "delivery.timeout.ms": settings.delivery_timeout_ms,
-            # Successes need no Python callback; failures always reach one.
-            "delivery.report.only.error": True,
-        }
-    )
-    return config
 
 
 def random_uuid4s(count: int) -> list[str]:
@@ -106,8 +89,8 @@ class EventWire:
         extra_producer_config: dict[str, Any] | None = None,
         wait_when_full: bool = True,
     ) -> None:
-        self.settings = settings or Settings()
-        self.bootstrap = resolve_bootstrap(self.settings)
+        self.settings = resolved(settings or Settings())
+        self.bootstrap = self.settings.bootstrap_servers
         self.topic = self.settings.events_topic
         self._service = service
         self._version = version
@@ -120,7 +103,7 @@ class EventWire:
         self._failures: list[UndeliveredEvent] = []
         self._fatal: KafkaError | None = None
         self._lock = threading.Lock()
-        config = producer_config(self.settings, self.bootstrap)
+        config = producer_config(self.settings)
         config["on_delivery"] = self._delivered
         config["error_cb"] = self._client_error
         config.update(extra_producer_config or {})

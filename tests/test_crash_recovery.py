@@ -111,7 +111,7 @@ def test_three_projectors_on_postgres_one_killed_mid_stream(
         state_dir=tmp_path / "state",
         sink=postgres_url,
     )
-    create_topics(settings, bootstrap)
+    create_topics(settings)
     written = record_workload(settings, 500)
     logs = [tmp_path / f"projector-{n}.log" for n in range(3)]
     group = ("--group", "trio", "--batch-size", "200", "--projection", "crash_projection:Slow")

@@ -1,21 +1,33 @@
-"""`agentlog dev up|status|down` manage the embedded broker for every later command."""
+"""`agentlog dev up|status|down` manage the local broker for every later command, on
+both engines; the kafka engine keeps its log on disk until `down --wipe`."""
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 from cli import agentlog
+from kafka_python_reader import read_all
+
+from agentlog.serde import decode_event
 
 
-def test_dev_up_status_down_and_commands_find_it(tmp_path) -> None:
-    up = agentlog("dev", "up", state_dir=tmp_path)
+def test_dev_up_status_down_and_commands_find_it(dev_broker_engine, tmp_path) -> None:
+    env = dev_broker_engine.env
+    up = agentlog("dev", "up", state_dir=tmp_path, env=env)
     assert up.code == 0, up.err
     bootstrap = up.out.strip().splitlines()[-1]
     assert bootstrap.startswith("127.0.0.1:")
-    assert "memory only" in up.out
+    if dev_broker_engine.name == "tansu":
+        assert "memory only" in up.out
+    else:
+        assert "Apache Kafka 4." in up.out and f"data in {tmp_path}" in up.out
     try:
-        again = agentlog("dev", "up", state_dir=tmp_path)
+        again = agentlog("dev", "up", state_dir=tmp_path, env=env)
         assert "already running" in again.out and again.out.strip().endswith(bootstrap)
-        status = agentlog("dev", "status", state_dir=tmp_path)
+        status = agentlog("dev", "status", state_dir=tmp_path, env=env)
         assert status.code == 0 and bootstrap in status.out
+        assert dev_broker_engine.name in status.out
         # No --bootstrap and no env: the command uses the running dev broker.
         created = agentlog("topics", "create", "--partitions", "2", state_dir=tmp_path)
         assert created.code == 0, created.err
@@ -26,19 +38,67 @@ def test_dev_up_status_down_and_commands_find_it(tmp_path) -> None:
         recreated = agentlog("topics", "create", state_dir=tmp_path)
         assert recreated.out.count(": exists") == 3
     finally:
-        down = agentlog("dev", "down", state_dir=tmp_path)
+        down = agentlog("dev", "down", state_dir=tmp_path, env=env)
     assert down.code == 0 and "stopped" in down.out
     after = agentlog("dev", "status", state_dir=tmp_path)
     assert after.code == 1 and "agentlog dev up" in after.err
 
 
-def test_dev_up_on_a_taken_port_fails_clearly(tmp_path) -> None:
-    import socket
-
+def test_dev_up_on_a_taken_port_fails_clearly(dev_broker_engine, tmp_path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        run = agentlog("dev", "up", "--port", str(port), state_dir=tmp_path, timeout=60)
+        run = agentlog(
+            "dev",
+            "up",
+            "--port",
+            str(port),
+            state_dir=tmp_path,
+            env=dev_broker_engine.env,
+            timeout=90,
+        )
     assert run.code == 1
-    assert "error: the dev broker" in run.err
+    assert f"error: the {dev_broker_engine.name} dev broker" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+
+
+def _demo_events(bootstrap: str) -> list:
+    return [decode_event(r.value) for r in read_all(bootstrap, "agentlog.events")]
+
+
+def test_kafka_engine_log_survives_down_and_up_until_wiped(dev_broker_engine, tmp_path) -> None:
+    if dev_broker_engine.name != "kafka":
+        return  # Tansu is memory only by design: nothing survives `dev down`.
+    env = dev_broker_engine.env
+    up = agentlog("dev", "up", state_dir=tmp_path, env=env)
+    assert up.code == 0, up.err
+    bootstrap = up.out.strip().splitlines()[-1]
+    demo = agentlog("demo", "-n", "10", "--seed", "3", state_dir=tmp_path, timeout=180)
+    assert demo.code == 0, demo.err
+    before = _demo_events(bootstrap)
+    assert len(before) > 0
+    agentlog("dev", "down", state_dir=tmp_path, env=env)
+    up_again = agentlog("dev", "up", state_dir=tmp_path, env=env)
+    assert up_again.code == 0, up_again.err
+    bootstrap = up_again.out.strip().splitlines()[-1]
+    try:
+        assert _demo_events(bootstrap) == before
+    finally:
+        wiped = agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
+    assert "deleted" in wiped.out
+    assert not (Path(tmp_path) / "kafka" / "data").exists()
+
+
+def test_kafka_engine_without_java_says_what_to_install(tmp_path) -> None:
+    run = agentlog(
+        "dev",
+        "up",
+        "--engine",
+        "kafka",
+        state_dir=tmp_path,
+        env={"PATH": "/nonexistent", "JAVA_HOME": ""},
+    )
+    assert run.code == 1
+    assert "error: Apache Kafka needs Java 17" in run.err
+    assert "JAVA_HOME" in run.err

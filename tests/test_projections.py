@@ -13,8 +13,8 @@ from crash_projection import FailsOnRefunds
 from independent_fold import assert_sink_matches, decode_plain, fold
 from kafka_python_reader import read_all
 
+from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.settings import Settings
-from agentlog.simulation import SimulatedClock, seeded_event_ids, simulate
 
 
 def record_workload(settings: Settings, conversations: int, seed: int = 3) -> int:
@@ -29,7 +29,6 @@ def project_once(settings: Settings, projections=None, group="g", batch_size=100
     with open_sink(settings.sink_url) as sink:
         runner = ProjectionRunner(
             settings,
-            settings.bootstrap_servers,
             sink,
             projections or [p() for p in BUILT_IN.values()],
             group=group,

@@ -11,7 +11,8 @@ from agentlog.producers import AsyncRecorder, Recorder
 from fastavro import parse_schema, schemaless_reader
 from kafka_python_reader import read_all
 
-from agentlog import devbroker, schemas
+from agentlog import devbroker
+from agentlog import schema_versions as schemas
 from agentlog.errors import DeliveryFailed, UndeliveredEvent
 from agentlog.events import PAYLOAD_TYPES, Event
 from agentlog.partitioner import partition_for
@@ -190,7 +191,7 @@ def test_events_a_stopped_broker_never_acknowledged_are_raised_not_dropped(
 ) -> None:
     from agentlog.topics import create_topics
 
-    create_topics(doomed_broker, bootstrap_of(doomed_broker))
+    create_topics(doomed_broker)
     recorder = Recorder(doomed_broker)
     recorder.user_message("conv-1", "before the outage")
     recorder.flush()

@@ -10,7 +10,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from sample_events import sample_events
 
-from agentlog import schemas
+from agentlog import schema_versions as schemas
 from agentlog.avro_schema import event_schema
 from agentlog.events import PAYLOAD_TYPES
 from agentlog.serde import decode, decode_event, encode_event, event_to_avro

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from agentlog.connection import resolve_bootstrap
+from agentlog.connection import resolved
 from agentlog.errors import ConfigurationError
 from agentlog.settings import Settings
 
@@ -32,8 +32,9 @@ class AppContext:
                 ) from None
         return self._settings
 
-    def bootstrap(self) -> str:
-        return resolve_bootstrap(self.settings)
+    def kafka_settings(self) -> Settings:
+        """The settings with the broker resolved once: flag, env, else the dev broker."""
+        return resolved(self.settings)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -14,20 +14,20 @@ from agentlog.cli.project import run_projections
 from agentlog.consumers import DEFAULT_GROUP
 from agentlog.consumers.queries import ConversationFilter, list_conversations
 from agentlog.consumers.sinks import open_sink
+from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import DevBrokerError
 from agentlog.producers import Recorder
 from agentlog.reader import read_partitions
 from agentlog.render import event_type_of
 from agentlog.serde import decode
 from agentlog.settings import Settings
-from agentlog.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.topics import create_topics
 
 
-def _demo_bootstrap(settings: Settings) -> str:
+def _demo_settings(settings: Settings) -> Settings:
     """Configured Kafka, else the running dev broker, else a new dev broker."""
     if settings.bootstrap_servers:
-        return settings.bootstrap_servers
+        return settings
     try:
         broker = devbroker.current(settings)
     except DevBrokerError as exc:
@@ -36,11 +36,12 @@ def _demo_bootstrap(settings: Settings) -> str:
     if broker is None:
         broker = devbroker.start(settings)
         click.echo(
-            f"started the embedded dev broker at {broker.bootstrap} (pid {broker.pid}); it keeps "
-            "running for the next commands, `agentlog dev down` stops it"
+            f"started the {broker.engine} dev broker at {broker.bootstrap} (pid {broker.pid}); "
+            "it keeps running for the next commands, `agentlog dev down` stops it"
         )
-        click.echo(f"note: {devbroker.MEMORY_ONLY_WARNING}")
-    return broker.bootstrap
+        if broker.memory_only:
+            click.echo(f"note: {devbroker.MEMORY_ONLY_WARNING}")
+    return settings.with_overrides(bootstrap_servers=broker.bootstrap)
 
 
 @cli.command()
@@ -51,14 +52,15 @@ def _demo_bootstrap(settings: Settings) -> str:
 @pass_app
 def demo(app: AppContext, conversations: int, seed: int | None) -> None:
     """Record a simulated customer-support agent system to Kafka and read it back."""
-    bootstrap = _demo_bootstrap(app.settings)
-    settings = app.settings.with_overrides(bootstrap_servers=bootstrap)
-    for name, outcome in create_topics(settings, bootstrap).items():
+    settings = _demo_settings(app.settings)
+    for name, outcome in create_topics(settings).items():
         if outcome == "created":
             click.echo(f"created topic {name}")
     if seed is None:
         seed = random.SystemRandom().randrange(1_000_000)
-    click.echo(f"simulating {conversations} conversations (seed {seed}) on {bootstrap}")
+    click.echo(
+        f"simulating {conversations} conversations (seed {seed}) on {settings.bootstrap_servers}"
+    )
 
     clock = SimulatedClock()
     started = time.perf_counter()
@@ -75,18 +77,18 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
         f"recorded {result.events} events in {elapsed:.2f}s "
         f"({result.events / elapsed:,.0f} events/s, flushed and acknowledged)"
     )
-    _read_back(settings, bootstrap, set(result.conversations), result.events)
-    _project(settings, bootstrap, result.conversations)
+    _read_back(settings, set(result.conversations), result.events)
+    _project(settings, result.conversations)
     click.echo("next:")
     click.echo("  agentlog tail --conversation " + result.conversations[0])
     click.echo("  agentlog conversations list --status escalated")
     click.echo("  agentlog project status")
 
 
-def _project(settings: Settings, bootstrap: str, mine: list[str]) -> None:
+def _project(settings: Settings, mine: list[str]) -> None:
     """Run the built-in projections until caught up and show some of this run's results."""
     started = time.perf_counter()
-    progress = run_projections(settings, bootstrap, once=True, quiet=True)
+    progress = run_projections(settings, once=True, quiet=True)
     elapsed = time.perf_counter() - started
     click.echo(
         f"projected {progress.applied} new events into {settings.sink_url} in {elapsed:.1f}s "
@@ -109,7 +111,7 @@ def _project(settings: Settings, bootstrap: str, mine: list[str]) -> None:
         )
 
 
-def _read_back(settings: Settings, bootstrap: str, mine: set[str], written: int) -> None:
+def _read_back(settings: Settings, mine: set[str], written: int) -> None:
     topic = settings.events_topic
     types: Counter[str] = Counter()
     partitions_of: dict[str, set[int]] = defaultdict(set)
@@ -119,7 +121,7 @@ def _read_back(settings: Settings, bootstrap: str, mine: set[str], written: int)
     found = 0
     started = time.perf_counter()
     scanned = 0
-    for message in read_partitions(settings, bootstrap, topic):
+    for message in read_partitions(settings, topic):
         scanned += 1
         record = decode(
             message.value(), topic=topic, partition=message.partition(), offset=message.offset()

@@ -1,58 +1,88 @@
-"""`agentlog dev up|status|down`: the embedded broker for development."""
+"""`agentlog dev up|status|down`: the local broker for development."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from agentlog import devbroker
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.dev_state import DevBrokerRecord
+from agentlog.errors import DevBrokerError
 
 
 @cli.group()
 def dev() -> None:
-    """Run the embedded Kafka-compatible broker (Tansu, memory only)."""
+    """Run a local broker: Tansu (memory only, default) or Apache Kafka (on disk)."""
 
 
 @dev.command()
 @click.option(
+    "--engine",
+    type=click.Choice(devbroker.ENGINES),
+    help="tansu (memory only, needs only pip) or kafka (Apache Kafka, needs Java; default: "
+    "AGENTLOG_DEV_ENGINE, else tansu)",
+)
+@click.option(
+    "--kafka-home",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="an unpacked Apache Kafka distribution (default: AGENTLOG_KAFKA_HOME, else the "
+    "official jars from Maven Central)",
+)
+@click.option(
     "--port", type=click.IntRange(1, 65535), help="port on 127.0.0.1 (default: a free one)"
 )
 @pass_app
-def up(app: AppContext, port: int | None) -> None:
+def up(app: AppContext, engine: str | None, kafka_home: Path | None, port: int | None) -> None:
     """Start the dev broker in the background and print its bootstrap address."""
+    settings = app.settings.with_overrides(dev_engine=engine, kafka_home=kafka_home)
     existing = _running_or_none(app)
-    broker = devbroker.start(app.settings, port=port)
+    broker = devbroker.start(settings, port=port)
     verb = "already running" if existing else "started"
-    click.echo(f"dev broker {verb} at {broker.bootstrap} (pid {broker.pid})")
-    click.echo(f"note: {devbroker.MEMORY_ONLY_WARNING}")
+    click.echo(f"dev broker {verb}: {_describe(broker)}")
+    if broker.memory_only:
+        click.echo(f"note: {devbroker.MEMORY_ONLY_WARNING}")
     click.echo(broker.bootstrap)
 
 
-def _running_or_none(app: AppContext) -> devbroker.DevBroker | None:
+def _describe(broker: DevBrokerRecord) -> str:
+    where = "memory only" if broker.memory_only else f"data in {broker.data_dir}"
+    return (
+        f"{broker.engine} ({broker.version}) at {broker.bootstrap}, pid {broker.pid}, {where}, "
+        f"log {broker.log_file}"
+    )
+
+
+def _running_or_none(app: AppContext) -> DevBrokerRecord | None:
     try:
         return devbroker.current(app.settings)
-    except devbroker.DevBrokerError:
+    except DevBrokerError:
         return None
 
 
 @dev.command()
 @pass_app
 def status(app: AppContext) -> None:
-    """Say whether the dev broker runs, and where."""
+    """Say whether the dev broker runs: engine, version, address, data directory."""
     broker = devbroker.current(app.settings)
     if broker is None:
         raise click.ClickException("no dev broker is running; start one with `agentlog dev up`")
-    click.echo(
-        f"dev broker running at {broker.bootstrap} (pid {broker.pid}, log {broker.log_file})"
-    )
+    click.echo(f"dev broker running: {_describe(broker)}")
 
 
 @dev.command()
+@click.option("--wipe", is_flag=True, help="also delete the kafka engine's on-disk log")
 @pass_app
-def down(app: AppContext) -> None:
-    """Stop the dev broker (its in-memory log is lost)."""
-    broker = devbroker.stop(app.settings)
+def down(app: AppContext, wipe: bool) -> None:
+    """Stop the dev broker (Tansu's in-memory log is lost; Kafka's stays on disk)."""
+    broker = devbroker.stop(app.settings, wipe=wipe)
     if broker is None:
         click.echo("no dev broker was running")
-    else:
+    elif broker.memory_only:
         click.echo(f"dev broker at {broker.bootstrap} stopped; its in-memory data is gone")
+    else:
+        kept = "deleted" if wipe else f"kept in {broker.data_dir} for the next `dev up`"
+        click.echo(f"dev broker at {broker.bootstrap} stopped; its log is {kept}")
+    if broker is None and wipe:
+        click.echo("the kafka engine's on-disk log was deleted")

@@ -44,7 +44,6 @@ def _report(progress: Progress) -> None:
 
 def run_projections(
     settings: Settings,
-    bootstrap: str,
     *,
     projections: tuple[str, ...] = (),
     group: str = DEFAULT_GROUP,
@@ -57,7 +56,6 @@ def run_projections(
     with open_sink(settings.sink_url) as sink:
         runner = ProjectionRunner(
             settings,
-            bootstrap,
             sink,
             chosen,
             group=group,
@@ -100,10 +98,9 @@ def run(
     batch_size: int,
 ) -> None:
     """Fold events into the sink; SIGINT/SIGTERM stop after the batch in hand."""
-    settings = app.settings.with_overrides(sink=sink)
+    settings = app.kafka_settings().with_overrides(sink=sink)
     progress = run_projections(
         settings,
-        app.bootstrap(),
         projections=projections,
         group=group,
         once=once,
@@ -122,13 +119,12 @@ def run(
 @pass_app
 def status(app: AppContext, sink: str | None, group: str) -> None:
     """Offsets applied per partition against the partition ends."""
-    settings = app.settings.with_overrides(sink=sink)
-    bootstrap = app.bootstrap()
+    settings = app.kafka_settings().with_overrides(sink=sink)
     topic = settings.events_topic
     with open_sink(settings.sink_url, read_only=True) as opened:
         stored = opened.stored_offsets(group, topic)
-    partitions = partition_count(settings, bootstrap, topic)
-    ends = partition_ends(settings, bootstrap, topic, stored)
+    partitions = partition_count(settings, topic)
+    ends = partition_ends(settings, topic, stored)
     click.echo(f"group {group} on {topic} -> {settings.sink_url}")
     total = 0
     for partition in range(partitions):

@@ -37,17 +37,14 @@ def tail(
     limit: int | None,
 ) -> None:
     """Print the events on the events topic, from the beginning to the end (or on)."""
-    settings = app.settings
-    bootstrap = app.bootstrap()
+    settings = app.kafka_settings()
     topic = settings.events_topic
     partitions = None
     if conversation is not None:
         # A conversation lives in one partition: read only that one.
-        partitions = [partition_for(conversation, partition_count(settings, bootstrap, topic))]
+        partitions = [partition_for(conversation, partition_count(settings, topic))]
     shown = undecodable = 0
-    for message in read_partitions(
-        settings, bootstrap, topic, partitions=partitions, follow=follow
-    ):
+    for message in read_partitions(settings, topic, partitions=partitions, follow=follow):
         try:
             record = decode(
                 message.value(), topic=topic, partition=message.partition(), offset=message.offset()

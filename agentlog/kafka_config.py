@@ -1,0 +1,88 @@
+"""Every librdkafka setting agentlog uses, in one place: shared client settings, the
+producer DESIGN.md fixes, group members and plain readers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+
+from agentlog.connection import resolve_bootstrap
+from agentlog.settings import KAFKA_LOGGER, Settings
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Settings shared by producers, consumers and admin clients."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": resolve_bootstrap(settings),
+        "client.id": settings.client_id,
+        # librdkafka's own log lines go to Python logging, not straight to stderr.
+        "logger": KAFKA_LOGGER,
+    }
+    optional = {
+        "security.protocol": settings.security_protocol,
+        "sasl.mechanism": settings.sasl_mechanism,
+        "sasl.username": settings.sasl_username,
+        "sasl.password": settings.sasl_password,
+    }
+    config.update({k: v for k, v in optional.items() if v is not None})
+    return config
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings))
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The settings DESIGN.md fixes for every agentlog producer (recorders, dead letters,
+    benchmarks)."""
+    config = client_config(settings)
+    config.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "compression.type": settings.compression,
+            "linger.ms": settings.linger_ms,
+            "delivery.timeout.ms": settings.delivery_timeout_ms,
+            # Successes need no Python callback; failures always reach one.
+            "delivery.report.only.error": True,
+        }
+    )
+    return config
+
+
+def group_consumer_config(settings: Settings, group: str) -> dict[str, Any]:
+    """A consumer-group member that stores its own positions (offsets live in the sink)."""
+    config = client_config(settings)
+    config.update(
+        {
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 6),
+            "isolation.level": "read_committed",
+        }
+    )
+    return config
+
+
+def reader_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A consumer that only reads assigned partitions: no group membership, no commits."""
+    config = client_config(settings)
+    config.update(
+        {
+            "group.id": f"agentlog-reader-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    config.update(extra)
+    return config
