@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import tempfile
 import uuid
@@ -9,16 +10,38 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agentlog import devbroker
+from agentlog.devbroker import kafka as kafka_engine
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
 
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap", default=None, help="an existing Kafka (default: a private dev broker)"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=devbroker.ENGINES,
+        default="tansu",
+        help="the private dev broker's engine (default tansu)",
+    )
+
+
 @contextlib.contextmanager
-def benchmark_settings(bootstrap: str | None, partitions: int) -> Iterator[Settings]:
-    """Settings on fresh topics: the given broker, or a private embedded one."""
+def benchmark_settings(
+    bootstrap: str | None, partitions: int, engine: str = "tansu"
+) -> Iterator[Settings]:
+    """Settings on fresh topics: the given broker, or a private dev broker of `engine`."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     with tempfile.TemporaryDirectory() as state_dir:
-        base = Settings(state_dir=Path(state_dir), topic_prefix=prefix, partitions=partitions)
+        base = Settings(
+            state_dir=Path(state_dir),
+            topic_prefix=prefix,
+            partitions=partitions,
+            dev_engine=engine,
+            # Share the user's cache of Apache Kafka's jars rather than resolve them again.
+            kafka_jars_dir=kafka_engine.jars_dir(Settings()),
+        )
         broker = None
         if bootstrap is None:
             broker = devbroker.start(base)
@@ -30,3 +53,9 @@ def benchmark_settings(bootstrap: str | None, partitions: int) -> Iterator[Setti
         finally:
             if broker is not None:
                 devbroker.stop(base)
+
+
+def broker_name(settings: Settings, engine_used: bool) -> str:
+    """What the figures were measured on."""
+    where = f"{settings.dev_engine} dev broker" if engine_used else "given broker"
+    return f"{where} at {settings.bootstrap_servers}"

@@ -5,7 +5,7 @@ arguments, envelope, Avro encoding) and producing it. Raw: confluent-kafka produ
 the same already-encoded bytes with the same producer settings to a topic with the
 same partitions. Both are timed from the first produce to the end of flush().
 
-    python benchmarks/produce.py [--events N] [--bootstrap HOST:PORT]
+    python benchmarks/produce.py [--events N] [--bootstrap HOST:PORT | --engine tansu|kafka]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from agentlog.kafka_config import producer_config
 from agentlog.reader import read_partitions
 from agentlog.settings import Settings
-from benchmarks._common import benchmark_settings
+from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
 
 ARGUMENTS = [
     {"invoice_id": "INV-20931", "include_lines": True},
@@ -113,16 +113,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--bootstrap", default=None, help="default: a private embedded broker")
+    add_broker_arguments(parser)
     args = parser.parse_args()
-    with benchmark_settings(args.bootstrap, args.partitions) as settings:
+    with benchmark_settings(args.bootstrap, args.partitions, args.engine) as settings:
         # Round one of the SDK writes the events the raw producer will send as bytes.
         sdk_rates = [run_sdk(settings, args.events)]
         records = recorded_bytes(settings)[: args.events]
         size = sum(len(v) for _, v, _ in records) / len(records)
         print(
             f"{args.events} events, {size:.0f} bytes each on average, "
-            f"{args.partitions} partitions, broker {settings.bootstrap_servers}"
+            f"{args.partitions} partitions, {broker_name(settings, args.bootstrap is None)}"
         )
         raw_rates: list[float] = []
         for round_no in range(args.rounds):

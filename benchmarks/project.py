@@ -6,7 +6,8 @@ end. Projector: decoding, dedup by event id, the three built-in projections, and
 sink transaction per batch holding state and offsets. Both are timed from the first
 record to the last (joining the consumer group is excluded).
 
-    python -m benchmarks.project [--events N] [--postgres URL] [--bootstrap HOST:PORT]
+    python -m benchmarks.project [--events N] [--postgres URL]
+        [--bootstrap HOST:PORT | --engine tansu|kafka]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.settings import Settings
-from benchmarks._common import benchmark_settings
+from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
 
 
 def record_events(settings: Settings, events: int) -> int:
@@ -88,17 +89,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--bootstrap", default=None, help="default: a private embedded broker")
+    add_broker_arguments(parser)
     parser.add_argument(
         "--postgres",
-        default="postgresql://postgres@127.0.0.1:5432/test",
-        help="PostgreSQL for the shared sink ('' to skip)",
+        default="",
+        help="a PostgreSQL database URL to measure the shared sink too (default: skip)",
     )
     args = parser.parse_args()
-    with benchmark_settings(args.bootstrap, args.partitions) as settings:
+    with benchmark_settings(args.bootstrap, args.partitions, args.engine) as settings:
         written = record_events(settings, args.events)
         print(
-            f"{written} events on {args.partitions} partitions, broker {settings.bootstrap_servers}"
+            f"{written} events on {args.partitions} partitions, "
+            f"{broker_name(settings, args.bootstrap is None)}"
         )
         count, raw = raw_consume(settings, args.partitions)
         assert count == written, (count, written)

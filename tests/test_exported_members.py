@@ -32,7 +32,6 @@ def test_producer_exports() -> None:
         "ToolCall",
         "UndeliveredEvent",
         "current_conversation",
-        "producer_config",
     }
 
 

@@ -1,21 +1,53 @@
-"""`agentlog tail`: decode and print events."""
+"""`agentlog tail`: the last events of a topic in time order, like `tail` does for
+lines; `--from-beginning` for all of them, `--follow` to keep printing new ones."""
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import click
+from confluent_kafka import Message
 
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES
 from agentlog.partitioner import partition_for
-from agentlog.reader import read_partitions
+from agentlog.reader import partition_ends, read_partitions
 from agentlog.render import as_json, event_type_of, one_line
-from agentlog.serde import decode
+from agentlog.serde import AvroDict, decode
+from agentlog.settings import Settings
 from agentlog.topics import partition_count
+
+TOPICS = ("events", "tool-requests", "dlq")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One record to print: decoded when it is an agentlog event."""
+
+    timestamp_ms: int
+    partition: int
+    offset: int
+    record: AvroDict | None
+    problem: str | None
+    size: int
 
 
 @cli.command()
-@click.option("--follow", "-f", is_flag=True, help="keep waiting for new events")
+@click.option(
+    "--lines",
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="how many of the last events to print",
+)
+@click.option("--from-beginning", is_flag=True, help="print every event from the start")
+@click.option("--follow", "-f", is_flag=True, help="then keep printing new events")
 @click.option("--conversation", "-c", metavar="ID", help="only this conversation")
 @click.option(
     "--type",
@@ -25,44 +57,110 @@ from agentlog.topics import partition_count
     type=click.Choice(EVENT_TYPES),
     help="only these event types (repeatable)",
 )
+@click.option(
+    "--topic",
+    type=click.Choice(TOPICS),
+    default="events",
+    show_default=True,
+    help="which agentlog topic",
+)
 @click.option("--json", "as_json_lines", is_flag=True, help="one JSON object per line")
-@click.option("--limit", "-n", type=click.IntRange(min=1), help="stop after N events")
 @pass_app
 def tail(
     app: AppContext,
+    count: int,
+    from_beginning: bool,
     follow: bool,
     conversation: str | None,
     types: tuple[str, ...],
+    topic: str,
     as_json_lines: bool,
-    limit: int | None,
 ) -> None:
-    """Print the events on the events topic, from the beginning to the end (or on)."""
+    """Print the last N events in time order (all with --from-beginning), then follow."""
     settings = app.kafka_settings()
-    topic = settings.events_topic
-    partitions = None
+    name = {
+        "events": settings.events_topic,
+        "tool-requests": settings.tool_requests_topic,
+        "dlq": settings.dlq_topic,
+    }[topic]
+    partitions = list(range(partition_count(settings, name)))
     if conversation is not None:
         # A conversation lives in one partition: read only that one.
-        partitions = [partition_for(conversation, partition_count(settings, topic))]
-    shown = undecodable = 0
-    for message in read_partitions(settings, topic, partitions=partitions, follow=follow):
-        try:
-            record = decode(
-                message.value(), topic=topic, partition=message.partition(), offset=message.offset()
+        partitions = [partition_for(conversation, len(partitions))]
+
+    def wanted(shown: Shown) -> bool:
+        if shown.record is None:
+            return conversation is None and not types
+        if conversation is not None and shown.record["conversation_id"] != conversation:
+            return False
+        return not types or event_type_of(shown.record) in types
+
+    def emit(shown: Shown) -> None:
+        if shown.record is None:
+            click.echo(
+                f"p{shown.partition}@{shown.offset} undecodable record of {shown.size} bytes: "
+                f"{shown.problem}"
             )
-        except DecodeError as exc:
-            undecodable += 1
-            click.echo(f"warning: {exc}", err=True)
-            continue
-        if conversation is not None and record["conversation_id"] != conversation:
-            continue
-        if types and event_type_of(record) not in types:
-            continue
-        if as_json_lines:
-            click.echo(as_json(record, topic, message.partition(), message.offset()))
+        elif as_json_lines:
+            click.echo(as_json(shown.record, name, shown.partition, shown.offset))
         else:
-            click.echo(one_line(record, message.partition(), message.offset()))
-        shown += 1
-        if limit is not None and shown >= limit:
-            break
-    if undecodable:
-        click.echo(f"{undecodable} record(s) could not be decoded (see warnings)", err=True)
+            click.echo(one_line(shown.record, shown.partition, shown.offset))
+
+    ends = partition_ends(settings, name) if partitions else {}
+    ends = {p: ends.get(p, 0) for p in partitions}
+    if from_beginning:
+        # Streamed as read: each conversation (one partition) in order, memory bounded.
+        for message in read_partitions(settings, name, partitions=partitions):
+            shown = _shown(message, name)
+            if wanted(shown):
+                emit(shown)
+    else:
+        filtered = conversation is not None or bool(types)
+        for shown in _last(settings, name, ends, count, wanted, filtered=filtered):
+            emit(shown)
+    if follow:
+        for message in read_partitions(
+            settings, name, partitions=partitions, start_offsets=ends, follow=True
+        ):
+            shown = _shown(message, name)
+            if wanted(shown):
+                emit(shown)
+
+
+def _shown(message: Message, topic: str) -> Shown:
+    value = message.value() or b""
+    try:
+        record: AvroDict | None = decode(
+            value, topic=topic, partition=message.partition(), offset=message.offset()
+        )
+        problem = None
+    except DecodeError as exc:
+        record, problem = None, str(exc)
+    return Shown(
+        message.timestamp()[1], message.partition(), message.offset(), record, problem, len(value)
+    )
+
+
+def _last(
+    settings: Settings,
+    topic: str,
+    ends: dict[int, int],
+    count: int,
+    wanted: Callable[[Shown], bool],
+    *,
+    filtered: bool,
+) -> list[Shown]:
+    """The last `count` wanted records across partitions, in record-time order.
+    Unfiltered, each partition is read from `count` records before its end; filtered,
+    from its start (the last matches may lie anywhere), keeping `count` per partition."""
+    starts = {} if filtered else {p: max(0, end - count) for p, end in ends.items()}
+    kept: dict[int, deque[Shown]] = {p: deque(maxlen=count) for p in ends}
+    if ends:
+        for message in read_partitions(
+            settings, topic, partitions=list(ends), start_offsets=starts
+        ):
+            shown = _shown(message, topic)
+            if wanted(shown):
+                kept[shown.partition].append(shown)
+    merged = heapq.merge(*kept.values(), key=lambda s: (s.timestamp_ms, s.partition, s.offset))
+    return list(deque(merged, maxlen=count))

@@ -1,0 +1,126 @@
+"""Where Tansu and Apache Kafka answer differently (DESIGN.md, "Kafka, real and
+embedded"), agentlog must be right on both: these tests pin what each engine does and
+show that agentlog's own answers do not depend on the difference."""
+
+from __future__ import annotations
+
+import time
+
+from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
+from agentlog.producers import Recorder
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+from sample_events import sample_events
+
+from agentlog.kafka_config import admin_client, reader_config
+from agentlog.reader import partition_ends, read_partitions
+from agentlog.serde import encode_event
+from agentlog.settings import Settings
+
+
+def _record(settings: Settings, conversations: int, per_conversation: int) -> int:
+    with Recorder(settings, service="engines") as recorder:
+        for c in range(conversations):
+            for n in range(per_conversation):
+                recorder.user_message(f"conv-{c}", f"message {n}")
+    return conversations * per_conversation
+
+
+def _written_per_partition(settings: Settings) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for message in read_partitions(settings, settings.events_topic):
+        counts[message.partition()] = counts.get(message.partition(), 0) + 1
+    return counts
+
+
+def test_partition_ends_are_right_after_batched_produce(settings: Settings, engine: str) -> None:
+    written = _record(settings, conversations=30, per_conversation=100)
+    counts = _written_per_partition(settings)
+    assert sum(counts.values()) == written
+    ends = partition_ends(settings, settings.events_topic)
+    assert {p: ends[p] for p in counts} == counts
+    # ListOffsets itself: right on Kafka; Tansu's answer is the reason agentlog never asks.
+    consumer = Consumer(reader_config(settings))
+    try:
+        listed = {
+            p: consumer.get_watermark_offsets(TopicPartition(settings.events_topic, p), timeout=10)[
+                1
+            ]
+            for p in counts
+        }
+    finally:
+        consumer.close()
+    if engine == "kafka":
+        assert listed == counts
+
+
+def _project(settings: Settings) -> int:
+    with open_sink(settings.sink_url) as sink:
+        runner = ProjectionRunner(settings, sink, [p() for p in BUILT_IN.values()], group="g")
+        return runner.run(once=True).applied
+
+
+def test_aborted_transactions(settings: Settings, engine: str, tmp_path) -> None:
+    """Kafka hides aborted records from read_committed consumers; Tansu delivers them.
+    agentlog's recorders never write transactions, so this only concerns foreign
+    producers writing to the events topic; the projector reads read_committed."""
+    projected = settings.with_overrides(sink=f"duckdb:{tmp_path / 'p.duckdb'}")
+    committed = _record(projected, conversations=3, per_conversation=5)
+    aborted = sample_events("conv-0")[1]  # a fresh event id, never committed
+    transactional = Producer(
+        {
+            "bootstrap.servers": projected.bootstrap_servers,
+            "transactional.id": f"engines-{time.time_ns()}",
+            "partitioner": "murmur2_random",
+        }
+    )
+    transactional.init_transactions(30)
+    transactional.begin_transaction()
+    transactional.produce(projected.events_topic, key=b"conv-0", value=encode_event(aborted))
+    transactional.flush(30)
+    transactional.abort_transaction(30)
+    applied = _project(projected)
+    if engine == "kafka":
+        assert applied == committed
+    else:
+        assert applied == committed + 1, "Tansu delivers aborted records under read_committed"
+    # Whatever the engine, the projector ends caught up: lag 0 past the abort marker.
+    assert _project(projected) == 0
+
+
+def test_retention_deletes_records_on_kafka_only(bootstrap: str, engine: str) -> None:
+    settings = Settings(bootstrap_servers=bootstrap, topic_prefix=f"ret{time.time_ns()}.")
+    topic = f"{settings.topic_prefix}short"
+    admin = admin_client(settings)
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                topic,
+                1,
+                1,
+                config={"retention.ms": "1000", "segment.ms": "500", "segment.bytes": "1048576"},
+            )
+        ]
+    )
+    for future in futures.values():
+        future.result(30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for n in range(10):
+        producer.produce(topic, value=f"old {n}".encode())
+    producer.flush(30)
+    time.sleep(1.5)  # let the records age past retention.ms; then a new segment rolls
+    producer.produce(topic, value=b"new")
+    producer.flush(30)
+    deadline = time.monotonic() + 30
+    while True:
+        # agentlog's reader starts at the log start whatever retention removed, never hangs.
+        values = [m.value() for m in read_partitions(settings, topic, idle_timeout=10)]
+        old = [v for v in values if v.startswith(b"old")]
+        if engine != "kafka" or not old or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if engine == "kafka":
+        assert old == [], "Kafka enforces retention: the old records are deleted"
+        assert set(values) <= {b"new"}
+    else:
+        assert len(values) == 11, "Tansu stores retention.ms but does not enforce it"

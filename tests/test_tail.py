@@ -1,0 +1,76 @@
+"""`agentlog tail` behaves as `tail` does: the last N events in time order by default,
+every event with --from-beginning, other agentlog topics with --topic."""
+
+from __future__ import annotations
+
+import json
+
+from agentlog.producers import Recorder
+from cli import agentlog
+
+from agentlog.settings import Settings
+
+
+def _record_interleaved(settings: Settings, conversations: int, per_conversation: int) -> list:
+    """Messages of several conversations (so several partitions), their times interleaved:
+    message n of conversation c happens at second 100 * n + c."""
+    now = [0]
+    written = []
+    with Recorder(settings, clock_micros=lambda: now[0]) as recorder:
+        for n in range(per_conversation):
+            for c in range(conversations):
+                now[0] = 1_700_000_000_000_000 + (100 * n + c) * 1_000_000
+                text = f"c{c} n{n}"
+                recorder.user_message(f"conv-{c}", text)
+                written.append(text)
+    return written
+
+
+def _tail(settings: Settings, tmp_path, *args: str):
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    run = agentlog(*base, "tail", "--json", *args, state_dir=tmp_path)
+    assert run.code == 0, run.err
+    return [json.loads(line) for line in run.out.splitlines()]
+
+
+def _texts(events) -> list[str]:
+    return [e["payload"]["text"] for e in events]
+
+
+def test_tail_prints_the_last_events_in_time_order(settings: Settings, tmp_path) -> None:
+    written = _record_interleaved(settings, conversations=5, per_conversation=20)
+    assert _texts(_tail(settings, tmp_path)) == written[-10:]
+    assert _texts(_tail(settings, tmp_path, "-n", "7")) == written[-7:]
+    assert _texts(_tail(settings, tmp_path, "-n", "1000")) == written
+
+
+def test_tail_filters_keep_the_last_matching_events(settings: Settings, tmp_path) -> None:
+    written = _record_interleaved(settings, conversations=5, per_conversation=20)
+    mine = [t for t in written if t.startswith("c3 ")]
+    assert _texts(_tail(settings, tmp_path, "-c", "conv-3", "-n", "4")) == mine[-4:]
+    only_starts = _tail(settings, tmp_path, "-t", "conversation_started")
+    assert only_starts == []
+
+
+def test_tail_from_beginning_prints_every_event(settings: Settings, tmp_path) -> None:
+    written = _record_interleaved(settings, conversations=5, per_conversation=20)
+    every = _texts(_tail(settings, tmp_path, "--from-beginning"))
+    assert sorted(every) == sorted(written)
+    # Each conversation's events come in the order they happened.
+    for c in range(5):
+        assert [t for t in every if t.startswith(f"c{c} ")] == [
+            t for t in written if t.startswith(f"c{c} ")
+        ]
+
+
+def test_tail_reads_the_other_agentlog_topics(settings: Settings, tmp_path) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer.produce(settings.dlq_topic, key=b"k", value=b"not avro at all")
+    producer.flush(10)
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    run = agentlog(*base, "tail", "--topic", "dlq", state_dir=tmp_path)
+    assert run.code == 0, run.err
+    assert "undecodable record of 15 bytes" in run.out
+    assert agentlog(*base, "tail", "--topic", "nope", state_dir=tmp_path).code == 2
