@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import click
 from pydantic import ValidationError
 
 from agentlog.connection import resolved
+from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
 from agentlog.settings import Settings
 
@@ -38,6 +41,16 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+@contextmanager
+def reading_sink(url: str) -> Iterator[Sink]:
+    """The sink opened for reading, saying so when reads see an earlier state."""
+    with open_sink(url, read_only=True) as sink:
+        if sink.reading_note:
+            click.echo(f"note: {sink.reading_note}", err=True)
+        yield sink
+
 
 sink_option = click.option(
     "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"

@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
-from agentlog.consumers.sinks import open_sink
 from agentlog.serde import datetime_of, micros_of
 
 
@@ -47,7 +46,7 @@ def list_command(
     """The most recently active conversations, newest first."""
     settings = app.settings.with_overrides(sink=sink)
     where = ConversationFilter(status, agent, _micros(since), _micros(until), limit)
-    with open_sink(settings.sink_url, read_only=True) as opened:
+    with reading_sink(settings.sink_url) as opened:
         rows = list_conversations(opened, where)
     if not rows:
         click.echo("no conversations match")
@@ -72,7 +71,7 @@ def list_command(
 def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     """One conversation: state, tool calls, and where it sits in the log."""
     settings = app.settings.with_overrides(sink=sink)
-    with open_sink(settings.sink_url, read_only=True) as opened:
+    with reading_sink(settings.sink_url) as opened:
         row, calls, index = conversation(opened, conversation_id)
     if row is None:
         raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_url}")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
 from agentlog.consumers import (
     BUILT_IN,
     DEFAULT_GROUP,
@@ -121,7 +121,7 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
     """Offsets applied per partition against the partition ends."""
     settings = app.kafka_settings().with_overrides(sink=sink)
     topic = settings.events_topic
-    with open_sink(settings.sink_url, read_only=True) as opened:
+    with reading_sink(settings.sink_url) as opened:
         stored = opened.stored_offsets(group, topic)
     partitions = partition_count(settings, topic)
     ends = partition_ends(settings, topic, stored)

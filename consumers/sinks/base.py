@@ -62,6 +62,8 @@ class Sink(ABC):
 
     description: str
     dialect: Dialect
+    # Set when reads see an earlier state than the latest commit (a DuckDB snapshot).
+    reading_note: str | None = None
 
     @abstractmethod
     def prepare(self, tables: Iterable[Table], group: str) -> None:

@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Sink
+from agentlog.consumers.sinks.duckdb_snapshot import SnapshotPublisher, snapshot_path, taken_at
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
     Dialect,
@@ -108,25 +109,44 @@ class DuckDBTransaction(SqlTransaction):
 
 
 class DuckDBSink(Sink):
+    """A DuckDB file. Its writer publishes read snapshots beside the file
+    (`duckdb_snapshot`); a reader that finds the file held by a writer reads the latest
+    snapshot instead, and `description` says so."""
+
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
         self.description = f"duckdb:{self.path}"
         self.dialect = DuckDBDialect()
         self._reader: duckdb.DuckDBPyConnection | None = None
+        self._snapshots: SnapshotPublisher | None = None
         if read_only and not Path(self.path).exists():
             raise SinkError(f"no projections in {self.path} yet: run `agentlog project run` first")
         try:
             self.connection = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
+            if "lock" not in str(exc).lower():
+                raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
+            if not read_only or not snapshot_path(self.path).exists():
                 raise SinkError(
                     f"the DuckDB file {self.path} is in use by another process (a running "
                     "projector?); DuckDB allows one writer: stop it, or use a PostgreSQL sink "
                     "for concurrent readers and writers"
                 ) from None
-            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
+            self._open_snapshot()
         except duckdb.Error as exc:
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
+        if not read_only:
+            self._snapshots = SnapshotPublisher(self.connection, self.path)
+
+    def _open_snapshot(self) -> None:
+        snapshot = snapshot_path(self.path)
+        try:
+            self.connection = duckdb.connect(str(snapshot), read_only=True)
+        except duckdb.Error as exc:
+            raise SinkError(f"cannot open the read snapshot {snapshot}: {exc}") from None
+        self.reading_note = (
+            f"a projector holds {self.path}: reading its snapshot of {taken_at(snapshot)}"
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -170,6 +190,8 @@ class DuckDBSink(Sink):
     def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
         with self._transaction() as connection:
             yield DuckDBTransaction(connection, self.dialect, group, topic)
+        if self._snapshots is not None:
+            self._snapshots.after_commit()
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.connection.execute(sql, params or []).fetchall()

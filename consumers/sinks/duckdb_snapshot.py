@@ -1,0 +1,66 @@
+"""Read snapshots of a DuckDB sink, so people can look while the projector writes.
+
+DuckDB lets one process open a file for writing and no other process open it at all
+meanwhile. So the writing sink copies its committed state to `<file>.snapshot` after a
+commit, at most every so often (never more than about 5% of the writer's time), by
+writing a new file and renaming it over the old one: a reader opens either the previous
+snapshot or the next one, never half of one. Readers that find the file locked open the
+snapshot instead and say how old it is.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+# The share of the writer's time that copying may take, and the shortest interval.
+_MAX_SHARE = 0.05
+_MIN_INTERVAL_SECONDS = 1.0
+
+
+def snapshot_path(path: str | Path) -> Path:
+    return Path(f"{path}.snapshot")
+
+
+def taken_at(path: Path) -> str:
+    moment = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class SnapshotPublisher:
+    """Copies the committed database beside itself when enough time has passed."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: str) -> None:
+        self.connection = connection
+        self.target = snapshot_path(path)
+        self.database = connection.execute("SELECT current_database()").fetchone()[0]
+        self.last_copy_seconds = 0.0
+        self.next_due = 0.0  # the first commit publishes at once
+
+    def after_commit(self) -> None:
+        now = time.monotonic()
+        if now < self.next_due:
+            return
+        self.publish()
+        interval = max(_MIN_INTERVAL_SECONDS, self.last_copy_seconds / _MAX_SHARE)
+        self.next_due = time.monotonic() + interval
+
+    def publish(self) -> None:
+        started = time.monotonic()
+        partial = self.target.with_name(f"{self.target.name}.{os.getpid()}.tmp")
+        partial.unlink(missing_ok=True)
+        self.connection.execute(f"ATTACH '{_literal(partial)}' AS agentlog_snapshot")
+        try:
+            self.connection.execute(f'COPY FROM DATABASE "{self.database}" TO agentlog_snapshot')
+        finally:
+            self.connection.execute("DETACH agentlog_snapshot")
+        os.replace(partial, self.target)
+        self.last_copy_seconds = time.monotonic() - started
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace("'", "''")

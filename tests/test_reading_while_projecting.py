@@ -1,0 +1,75 @@
+"""People can look at a DuckDB sink while `project run` holds it: the projector
+publishes read snapshots, and `conversations list` / `project status` read the latest."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+from agentlog.producers import Recorder
+from cli import agentlog, agentlog_process
+
+from agentlog.settings import Settings
+
+
+def _record(settings: Settings, first: int, count: int) -> None:
+    with Recorder(settings) as recorder:
+        for n in range(first, first + count):
+            recorder.start_conversation(f"conv-{n}", channel="web_chat", user_id="u")
+            recorder.user_message(f"conv-{n}", "hello")
+
+
+def _eventually(check, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def test_list_and_status_answer_while_the_projector_runs(settings: Settings, tmp_path) -> None:
+    sink = f"duckdb:{tmp_path / 'live.duckdb'}"
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    _record(settings, 0, 20)
+    projector = agentlog_process(
+        *base, "project", "run", "--sink", sink, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+
+        def listed(expected: int):
+            run = agentlog(
+                *base,
+                "conversations",
+                "list",
+                "--sink",
+                sink,
+                "--limit",
+                "1000",
+                state_dir=tmp_path,
+            )
+            rows = run.out.strip().splitlines()[1:] if run.code == 0 else []
+            return run if len(rows) == expected else None
+
+        first = _eventually(lambda: listed(20))
+        assert first is not None, "the conversations never showed while the projector ran"
+        assert "note: a projector holds" in first.err and "snapshot of" in first.err
+        assert projector.poll() is None, "the projector must still be running"
+
+        _record(settings, 20, 10)
+        assert _eventually(lambda: listed(30)) is not None
+
+        def caught_up():
+            run = agentlog(*base, "project", "status", "--sink", sink, state_dir=tmp_path)
+            return run if run.code == 0 and "total lag: 0 events" in run.out else None
+
+        status = _eventually(caught_up)
+        assert status is not None and "snapshot of" in status.err
+    finally:
+        projector.send_signal(signal.SIGINT)
+        projector.communicate(timeout=60)
+    assert projector.returncode == 0
+    # With the projector gone, readers read the file itself again, without a note.
+    after = agentlog(*base, "conversations", "list", "--sink", sink, state_dir=tmp_path)
+    assert after.code == 0 and "snapshot" not in after.err
