@@ -18,11 +18,11 @@ import time
 import uuid
 from pathlib import Path
 
-from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
-from agentlog.producers import Recorder
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 from benchmarks._common import benchmark_settings
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from confluent_kafka import Message
+
 from agentlog.consumers.projection import (
     Key,
     Projection,
@@ -20,7 +22,6 @@ from agentlog.consumers.projection import (
     Table,
     all_tables,
 )
-from confluent_kafka import Message
 
 # Rows as stored: None for a key that has no row.
 Rows = dict[str, dict[Key, Row | None]]

@@ -14,7 +14,6 @@ from agentlog.consumers.projections.tool_calls import TABLE as TOOL_CALLS_TABLE
 from agentlog.consumers.projections.tool_calls import ToolCalls
 from agentlog.consumers.sinks import Sink
 from agentlog.consumers.sinks.sql import quoted, select_columns
-
 from agentlog.errors import SinkError
 
 

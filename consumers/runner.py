@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
 from agentlog.consumers.dead_letters import DeadLetters
 from agentlog.consumers.fold import Batch, Folder
 from agentlog.consumers.projection import Projection, RecordedEvent
 from agentlog.consumers.sinks.base import Fenced, Sink
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
-
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.kafka_config import group_consumer_config

@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agentlog.producers._base import BaseRecorder
-
 from agentlog.errors import ConfigurationError
+from agentlog.producers._base import BaseRecorder
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -47,8 +47,9 @@ def test_bad_environment_value_names_the_variable(tmp_path) -> None:
 
 
 def test_corrupt_records_are_reported_by_tail_and_skipped(tmp_path, settings) -> None:
-    from agentlog.producers import Recorder
     from confluent_kafka import Producer
+
+    from agentlog.producers import Recorder
 
     with Recorder(settings) as recorder:
         recorder.user_message("conv-x", "good before")

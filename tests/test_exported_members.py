@@ -1,9 +1,8 @@
 """The public API is small and deliberate: changing it is a decision, made here."""
 
+import agentlog
 import agentlog.consumers
 import agentlog.producers
-
-import agentlog
 
 
 def test_agentlog_exports() -> None:

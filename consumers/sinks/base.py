@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-
 from agentlog.errors import AgentlogError
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
@@ -18,7 +19,6 @@ from agentlog.consumers.sinks.sql import (
     create_all,
     quoted,
 )
-
 from agentlog.errors import SinkError
 
 _ARROW_TYPES = {

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+
 from agentlog.consumers.projection import Key, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
@@ -16,7 +17,6 @@ from agentlog.consumers.sinks.sql import (
     quoted,
     upsert_assignments,
 )
-
 from agentlog.errors import SinkError
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Fenced, SinkTransaction
-
 from agentlog.errors import SinkError
 
 OFFSETS_TABLE = "agentlog_offsets"
