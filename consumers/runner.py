@@ -37,6 +37,7 @@ from agentlog.consumers.sinks.base import Fenced, Sink
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.kafka_config import group_consumer_config
+from agentlog.reader import partition_offset
 from agentlog.serde import decode
 from agentlog.settings import Settings
 
@@ -196,7 +197,7 @@ class ProjectionRunner:
                     if partition not in self.targets:
                         self._note_target(partition)
             elif error.code() == KafkaError._PARTITION_EOF:
-                self.ends_seen.add(message.partition())
+                self.ends_seen.add(partition_offset(message)[0])
             elif error.fatal():
                 raise BrokerUnavailable(f"consumer failed: {error.str()}")
             else:
@@ -246,6 +247,7 @@ class ProjectionRunner:
         for message in messages:
             partition = message.partition()
             offset = message.offset()
+            assert partition is not None and offset is not None  # a record has both
             if partition not in ends:
                 self._check_not_rewound(partition, offset)
             ends[partition] = offset + 1

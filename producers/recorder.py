@@ -51,7 +51,9 @@ def conversation_in_context(explicit: str | None) -> str:
     return conversation_id
 
 
-def bound_arguments(function: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
+def bound_arguments(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     try:
         bound = inspect.signature(function).bind(*args, **kwargs)
     except TypeError:

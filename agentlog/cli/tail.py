@@ -8,7 +8,7 @@ from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES
 from agentlog.partitioner import partition_for
-from agentlog.reader import read_partitions
+from agentlog.reader import partition_offset, read_partitions
 from agentlog.render import as_json, event_type_of, one_line
 from agentlog.serde import decode
 from agentlog.topics import partition_count
@@ -45,10 +45,9 @@ def tail(
         partitions = [partition_for(conversation, partition_count(settings, topic))]
     shown = undecodable = 0
     for message in read_partitions(settings, topic, partitions=partitions, follow=follow):
+        partition, offset = partition_offset(message)
         try:
-            record = decode(
-                message.value(), topic=topic, partition=message.partition(), offset=message.offset()
-            )
+            record = decode(message.value(), topic=topic, partition=partition, offset=offset)
         except DecodeError as exc:
             undecodable += 1
             click.echo(f"warning: {exc}", err=True)
@@ -58,9 +57,9 @@ def tail(
         if types and event_type_of(record) not in types:
             continue
         if as_json_lines:
-            click.echo(as_json(record, topic, message.partition(), message.offset()))
+            click.echo(as_json(record, topic, partition, offset))
         else:
-            click.echo(one_line(record, message.partition(), message.offset()))
+            click.echo(one_line(record, partition, offset))
         shown += 1
         if limit is not None and shown >= limit:
             break

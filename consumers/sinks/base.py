@@ -85,7 +85,7 @@ class Sink(ABC):
         """Commit on clean exit, roll back on any exception."""
 
     @abstractmethod
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read-only query in the sink's SQL dialect."""
 
     @abstractmethod

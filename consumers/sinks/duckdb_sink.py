@@ -78,7 +78,7 @@ class DuckDBTransaction(SqlTransaction):
                 f"INSERT INTO {APPLIED_TABLE} SELECT ?, e, p, o FROM {name} ON CONFLICT DO NOTHING",
                 [self.group],
             )
-            return self.cursor.fetchone()[0]  # DuckDB answers an INSERT with its row count
+            return int(self.cursor.fetchone()[0])  # DuckDB answers an INSERT with its row count
 
     def upsert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
@@ -171,7 +171,7 @@ class DuckDBSink(Sink):
         with self._transaction() as connection:
             yield DuckDBTransaction(connection, self.dialect, group, topic)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, params or []).fetchall()
 
     def close(self) -> None:

@@ -122,7 +122,7 @@ class PostgresSink(Sink):
         with self.connection.transaction(), self.connection.cursor() as cursor:
             yield PostgresTransaction(cursor, self.dialect, group, topic)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params or [])
             return cursor.fetchall()

@@ -146,7 +146,7 @@ class SqlTransaction(SinkTransaction):
                 [e.offset for e in events],
             ],
         )
-        return self.cursor.rowcount
+        return int(self.cursor.rowcount)
 
     def applied_among(self, event_ids: list[str]) -> set[str]:
         if not event_ids:
