@@ -1,9 +1,10 @@
 """The event model: one `Event` envelope whose `payload` is one of the payload records.
 
 These pydantic models are the single definition of every event. The Avro schema in
-`schemas/` is generated from them (`agentlog schemas check` / the schema tests fail
-when the two drift). Field names follow the OpenTelemetry GenAI conventions where one
-exists: `provider`, `request_model`, `input_tokens`, `output_tokens`, `tool_call_id`.
+`schemas/` is generated from them (`agentlog.avro_schema.event_schema()`), and
+tests/test_schemas.py fails when the two drift. Field names follow the OpenTelemetry
+GenAI conventions where one exists: `provider`, `request_model`, `input_tokens`,
+`output_tokens`, `tool_call_id`.
 """
 
 from __future__ import annotations

@@ -164,8 +164,8 @@ def decode(
     if value[0] == CONFLUENT_MAGIC and len(value) >= 5:
         schema_id = struct.unpack(">I", value[1:5])[0]
         raise fail(
-            f"Confluent wire format (registry schema id {schema_id}); set "
-            "AGENTLOG_SCHEMA_REGISTRY_URL to read registry-encoded topics"
+            f"Confluent wire format (registry schema id {schema_id}): written through a "
+            "schema registry, which agentlog does not support yet"
         )
     raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
 

@@ -19,7 +19,6 @@ class Settings(BaseSettings):
         default=None, description="Kafka bootstrap servers; unset means the dev broker"
     )
     topic_prefix: str = "agentlog."
-    schema_registry_url: str | None = None
     security_protocol: str | None = None
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

@@ -20,7 +20,12 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
+from agentlog.consumers import (
+    BUILT_IN,
+    ProjectionRunner,
+    open_sink,
+    tune_process_for_throughput,
+)
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.producers import Recorder
 from agentlog.settings import Settings
@@ -103,6 +108,8 @@ def main() -> None:
         count, raw = raw_consume(settings, args.partitions)
         assert count == written, (count, written)
         print(f"raw confluent-kafka consume: {raw:,.0f} events/s")
+        # As `agentlog project run` does (raw consuming above ran untuned, as before).
+        tune_process_for_throughput()
         with tempfile.TemporaryDirectory() as tmp:
             applied, duck = project(
                 settings, f"duckdb:{Path(tmp) / 'bench.duckdb'}", args.batch_size

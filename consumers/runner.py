@@ -20,9 +20,7 @@ up before folding for a while ("careful" batches).
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -146,16 +144,7 @@ class ProjectionRunner:
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
         last_report = 0.0
-        # A batch keeps thousands of decoded events alive at once, and the collector's
-        # default gen-0 threshold (700) would then rescan them over and over: a third of
-        # the runner's time. Collect less often while running; restored afterwards.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(100_000, 50, 100)
-        # The writer thread needs the GIL back for a moment after each statement (and the
-        # database for each chunk it scans); at the default 5 ms switch interval it waits
-        # on the busy main thread most of its time.
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
+        # Process-wide tuning is the caller's choice: see tune_process_for_throughput().
         try:
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
@@ -179,8 +168,6 @@ class ProjectionRunner:
                 self._finish_pending(reseek=False)
             finally:
                 self._writer.shutdown()
-                gc.set_threshold(*thresholds)
-                sys.setswitchinterval(switch_interval)
                 self.progress.lag = self._lag()
                 self.consumer.close()
         return self.progress

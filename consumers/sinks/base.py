@@ -24,14 +24,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.errors import AgentlogError
+from agentlog.errors import Fenced as Fenced  # defined here once; imported from here still
 
 if TYPE_CHECKING:
     from agentlog.consumers.sinks.sql import Dialect
-
-
-class Fenced(AgentlogError):
-    """Another consumer stored offsets for a partition this batch covers."""
 
 
 class SinkTransaction(ABC):
