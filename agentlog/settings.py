@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: str | None = None
     client_id: str = "agentlog"
+    debug: bool = Field(
+        default=False, description="the CLI shows the traceback of an error (like --traceback)"
+    )
 
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
 
