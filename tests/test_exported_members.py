@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 import agentlog
 import agentlog.consumers
 import agentlog.producers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ERRORS = {
     "AgentlogError",
@@ -99,6 +103,10 @@ def test_the_face_offers_the_parts_own_objects() -> None:
     assert agentlog.Table is agentlog.consumers.Table
     assert agentlog.handles is agentlog.consumers.handles
     assert agentlog.Fenced is agentlog.consumers.Fenced
+    # Where Fenced was defined before it joined the error tree, it is still found.
+    from agentlog.consumers.sinks.base import Fenced
+
+    assert Fenced is agentlog.errors.Fenced
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         _ = agentlog.Nothing  # type: ignore[attr-defined]
 
@@ -108,10 +116,17 @@ def test_every_error_is_an_agentlog_error() -> None:
         assert issubclass(getattr(agentlog, name), agentlog.AgentlogError)
 
 
-def test_the_version_is_the_distributions() -> None:
-    from importlib.metadata import version
-
-    assert agentlog.__version__ == version("agentlog")
+def test_one_version_number_pyprojects() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert agentlog.__version__ == declared
+    shown = subprocess.run(
+        [sys.executable, "-m", "agentlog", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert declared in shown.stdout
 
 
 def test_importing_the_core_does_not_load_producers_or_consumers() -> None:
