@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.errors import Fenced as Fenced  # defined here once; imported from here still
+from agentlog.errors import Fenced as Fenced  # re-exported: it was defined here before
 
 if TYPE_CHECKING:
     from agentlog.consumers.sinks.sql import Dialect
