@@ -1,4 +1,17 @@
-"""agentlog: the flight recorder for AI agents on Kafka."""
+"""agentlog: the flight recorder for AI agents on Kafka.
+
+    from agentlog import Recorder, Projection, Table, handles, Settings
+
+`Recorder` (and `AsyncRecorder`) record a conversation's events; a `Projection` with
+its `Table`s and `handles` methods folds them into queryable state. Everything else
+lives in the subpackages: `agentlog.producers`, `agentlog.consumers`, and the event
+model in `agentlog.events`.
+"""
+
+# Modules, not names, so that nothing public but __all__ is bound here.
+import importlib
+import importlib.metadata
+import typing
 
 from agentlog.errors import (
     AgentlogError,
@@ -7,27 +20,58 @@ from agentlog.errors import (
     DecodeError,
     DeliveryFailed,
     DevBrokerError,
+    Fenced,
     SchemaError,
     SinkError,
     TopicError,
 )
-from agentlog.events import EVENT_TYPES, Event, Source
 from agentlog.settings import Settings
 
-__version__ = "0.1.0"
+if typing.TYPE_CHECKING:
+    from agentlog.consumers import Projection, Table, handles
+    from agentlog.producers import AsyncRecorder, Recorder
+
+__version__ = importlib.metadata.version("agentlog")
 
 __all__ = [
-    "EVENT_TYPES",
     "AgentlogError",
+    "AsyncRecorder",
     "BrokerUnavailable",
     "ConfigurationError",
     "DecodeError",
     "DeliveryFailed",
     "DevBrokerError",
-    "Event",
+    "Fenced",
+    "Projection",
+    "Recorder",
     "SchemaError",
     "Settings",
     "SinkError",
-    "Source",
+    "Table",
     "TopicError",
+    "__version__",
+    "handles",
 ]
+
+# The recorder and the projection API belong to parts built on the core. Loaded on first
+# use (PEP 562), so that importing a core module (agentlog.settings, agentlog.events...)
+# does not load the producers and consumers with it.
+_LAZY = {
+    "AsyncRecorder": "agentlog.producers",
+    "Recorder": "agentlog.producers",
+    "Projection": "agentlog.consumers",
+    "Table": "agentlog.consumers",
+    "handles": "agentlog.consumers",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'agentlog' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

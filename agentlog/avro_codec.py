@@ -84,7 +84,7 @@ class _Compiler:
         return f"_{kind}_" + record_name.replace(".", "_")
 
     def record(self, schema: dict[str, Any]) -> str:
-        name = schema["name"]
+        name: str = schema["name"]
         if name in self.records:
             return name
         self.records[name] = schema

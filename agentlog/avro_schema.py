@@ -25,7 +25,9 @@ _PRIMITIVES: dict[Any, Any] = {
 
 def event_schema() -> dict[str, Any]:
     """The Avro schema of `agentlog.Event` as the current models define it."""
-    return _AvroBuilder().record(Event)
+    schema = _AvroBuilder().record(Event)
+    assert isinstance(schema, dict)  # the first mention of a record defines it
+    return schema
 
 
 class _AvroBuilder:

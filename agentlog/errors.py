@@ -1,14 +1,20 @@
 """The one exception family of agentlog; every message says what to do next.
 
-AgentlogError
-├── ConfigurationError      settings or flags that cannot work
-├── BrokerUnavailable       no broker to talk to, or it stopped answering
-├── DevBrokerError          the embedded broker could not be started or found
-├── TopicError              topics could not be created or described
-├── SchemaError             an .avsc file or schema lookup is wrong
-├── DecodeError             bytes on a topic are not an agentlog event
-├── DeliveryFailed          events the broker did not acknowledge (carries them)
-└── SinkError               a projection sink cannot store state
+    AgentlogError
+    ├── ConfigurationError      settings or flags that cannot work
+    ├── BrokerUnavailable       no broker to talk to, or it stopped answering
+    ├── DevBrokerError          the embedded broker could not be started or found
+    ├── TopicError              topics could not be created or described
+    ├── SchemaError             an .avsc file or schema lookup is wrong
+    ├── DecodeError             bytes on a topic are not an agentlog event
+    ├── DeliveryFailed          events the broker did not acknowledge (carries them as
+    │                           UndeliveredEvent)
+    ├── SinkError               a projection sink cannot store state
+    └── Fenced                  another consumer stored offsets for a partition this
+                                batch covers (the projection runner re-reads and goes on)
+
+`except AgentlogError` catches everything agentlog raises on purpose; anything else
+escaping agentlog is a bug (the CLI shows its traceback with `--traceback`).
 """
 
 from __future__ import annotations
@@ -85,3 +91,8 @@ class DeliveryFailed(AgentlogError):
 
 class SinkError(AgentlogError):
     pass
+
+
+class Fenced(AgentlogError):
+    """Another consumer stored offsets for a partition this batch covers: a rebalance
+    moved it, or this member is a zombie. The batch stored nothing."""

@@ -22,6 +22,15 @@ def reading_consumer(settings: Settings, **extra: object) -> Consumer:
     return Consumer(reader_config(settings, **extra))
 
 
+def partition_offset(message: Message) -> tuple[int, int]:
+    """The partition and offset of a record or an end-of-partition event (confluent-kafka
+    types both as optional: a client-level error event has neither)."""
+    partition, offset = message.partition(), message.offset()
+    if partition is None or offset is None:
+        raise BrokerUnavailable(f"Kafka client error: {message.error()}")
+    return partition, offset
+
+
 def read_partitions(
     settings: Settings,
     topic: str,
@@ -66,7 +75,7 @@ def read_partitions(
                 if error is None:
                     yield message
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(message.partition())
+                    pending.discard(partition_offset(message)[0])
                 elif error.fatal() or not error.retriable():
                     raise BrokerUnavailable(f"reading {topic} failed: {error.str()}")
     finally:
@@ -97,11 +106,11 @@ def partition_ends(
                     f"Kafka at {settings.bootstrap_servers} did not report the ends of {topic}"
                 )
             for message in consumer.consume(1000, 0.5):
-                partition = message.partition()
                 error = message.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    ends[partition] = message.offset()
-                elif error is None and partition not in ends:
+                    partition, end = partition_offset(message)
+                    ends[partition] = end
+                elif error is None and (partition := partition_offset(message)[0]) not in ends:
                     _, high = consumer.get_watermark_offsets(
                         TopicPartition(topic, partition), cached=True
                     )

@@ -19,12 +19,14 @@ class Settings(BaseSettings):
         default=None, description="Kafka bootstrap servers; unset means the dev broker"
     )
     topic_prefix: str = "agentlog."
-    schema_registry_url: str | None = None
     security_protocol: str | None = None
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = None
     client_id: str = "agentlog"
+    debug: bool = Field(
+        default=False, description="the CLI shows the traceback of an error (like --traceback)"
+    )
 
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
 

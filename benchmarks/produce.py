@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from agentlog.producers import Recorder
 from confluent_kafka import Producer
 
 from agentlog.kafka_config import producer_config
+from agentlog.producers import Recorder
 from agentlog.reader import read_partitions
 from agentlog.settings import Settings
 from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name

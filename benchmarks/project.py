@@ -19,11 +19,16 @@ import time
 import uuid
 from pathlib import Path
 
-from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
-from agentlog.producers import Recorder
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from agentlog.consumers import (
+    BUILT_IN,
+    ProjectionRunner,
+    open_sink,
+    tune_process_for_throughput,
+)
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
 
@@ -105,6 +110,8 @@ def main() -> None:
         count, raw = raw_consume(settings, args.partitions)
         assert count == written, (count, written)
         print(f"raw confluent-kafka consume: {raw:,.0f} events/s")
+        # As `agentlog project run` does (raw consuming above ran untuned, as before).
+        tune_process_for_throughput()
         with tempfile.TemporaryDirectory() as tmp:
             applied, duck = project(
                 settings, f"duckdb:{Path(tmp) / 'bench.duckdb'}", args.batch_size

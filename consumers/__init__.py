@@ -4,6 +4,7 @@ from agentlog.consumers.projection import Projection, RecordedEvent, State, Tabl
 from agentlog.consumers.projections import BUILT_IN, load_projection
 from agentlog.consumers.runner import DEFAULT_GROUP, Progress, ProjectionRunner
 from agentlog.consumers.sinks import Fenced, Sink, open_sink
+from agentlog.consumers.throughput import tune_process_for_throughput
 
 __all__ = [
     "BUILT_IN",
@@ -19,4 +20,5 @@ __all__ = [
     "handles",
     "load_projection",
     "open_sink",
+    "tune_process_for_throughput",
 ]

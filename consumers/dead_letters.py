@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -37,9 +38,10 @@ class DeadLetters:
             self._errors.append(error.str())
 
     def send(self, message: Message, error: str, attempts: int) -> None:
-        headers = list(message.headers() or [])
+        # A consumed record's headers are a list of (name, value) pairs.
+        headers = cast(list[tuple[str, str | bytes | None]], list(message.headers() or []))
         headers += [
-            (ORIGIN_TOPIC, message.topic().encode()),
+            (ORIGIN_TOPIC, (message.topic() or "").encode()),
             (ORIGIN_PARTITION, str(message.partition()).encode()),
             (ORIGIN_OFFSET, str(message.offset()).encode()),
             (ORIGIN_TIMESTAMP, str(message.timestamp()[1]).encode()),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from confluent_kafka import Message
+
 from agentlog.consumers.projection import (
     Key,
     Projection,
@@ -20,7 +22,6 @@ from agentlog.consumers.projection import (
     Table,
     all_tables,
 )
-from confluent_kafka import Message
 
 # Rows as stored: None for a key that has no row.
 Rows = dict[str, dict[Key, Row | None]]
@@ -94,7 +95,10 @@ class Folder:
             cached.clear()
 
     def _fold_all(
-        self, to_apply: list[tuple[RecordedEvent, Message]], base: Rows, load: Callable
+        self,
+        to_apply: list[tuple[RecordedEvent, Message]],
+        base: Rows,
+        load: Callable[[Table, Key], Row | None],
     ) -> dict[str, dict[Key, Row]] | None:
         """The whole batch on one running state: the common case. None if any handler
         raised; `base` is untouched then, so the batch can be folded again event by event."""
@@ -109,7 +113,10 @@ class Folder:
         return state.changed
 
     def _fold_each(
-        self, to_apply: list[tuple[RecordedEvent, Message]], base: Rows, load: Callable
+        self,
+        to_apply: list[tuple[RecordedEvent, Message]],
+        base: Rows,
+        load: Callable[[Table, Key], Row | None],
     ) -> tuple[dict[str, dict[Key, Row]], list[tuple[RecordedEvent, Message, Exception]]]:
         """Event by event, each on its own state over the rows so far (kept in `base`):
         an event whose handlers fail every attempt changes nothing and is returned with
@@ -141,8 +148,7 @@ class Folder:
         rows: Rows = {}
         for name, table in self.tables.items():
             cached = self.cache[name]
-            keys = {table.key_of(e) for e in events}
-            keys.discard(None)
+            keys = {key for e in events if (key := table.key_of(e)) is not None}
             missing = [k for k in keys if k not in cached]
             found = load(table, missing) if missing else {}
             rows[name] = {k: cached[k] if k in cached else found.get(k) for k in keys}

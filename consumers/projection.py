@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from agentlog.errors import ConfigurationError
 from agentlog.events import EVENT_TYPES
@@ -30,6 +30,7 @@ from agentlog.events import EVENT_TYPES
 COLUMN_TYPES = ("text", "bigint", "double", "boolean", "timestamp", "text[]")
 Key = tuple[str, ...]
 Row = dict[str, Any]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 @dataclass(slots=True)
@@ -89,13 +90,13 @@ class Table:
 _ZERO: dict[str, Any] = {"bigint": 0, "double": 0.0, "boolean": False, "text[]": []}
 
 
-def handles(*event_types: str) -> Callable[[Callable], Callable]:
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
     """Mark a method as the handler of these event types."""
     unknown = [t for t in event_types if t not in EVENT_TYPES]
     if unknown:
         raise ConfigurationError(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
 
-    def mark(method: Callable) -> Callable:
+    def mark(method: Handler) -> Handler:
         method.__agentlog_handles__ = event_types  # type: ignore[attr-defined]
         return method
 

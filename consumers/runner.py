@@ -20,23 +20,22 @@ up before folding for a while ("careful" batches).
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
 from agentlog.consumers.dead_letters import DeadLetters
 from agentlog.consumers.fold import Batch, Folder
 from agentlog.consumers.projection import Projection, RecordedEvent
 from agentlog.consumers.sinks.base import Fenced, Sink
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
-
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.kafka_config import group_consumer_config
+from agentlog.reader import partition_offset
 from agentlog.serde import decode
 from agentlog.settings import Settings
 
@@ -145,16 +144,7 @@ class ProjectionRunner:
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
         last_report = 0.0
-        # A batch keeps thousands of decoded events alive at once, and the collector's
-        # default gen-0 threshold (700) would then rescan them over and over: a third of
-        # the runner's time. Collect less often while running; restored afterwards.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(100_000, 50, 100)
-        # The writer thread needs the GIL back for a moment after each statement (and the
-        # database for each chunk it scans); at the default 5 ms switch interval it waits
-        # on the busy main thread most of its time.
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
+        # Process-wide tuning is the caller's choice: see tune_process_for_throughput().
         try:
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
@@ -178,8 +168,6 @@ class ProjectionRunner:
                 self._finish_pending(reseek=False)
             finally:
                 self._writer.shutdown()
-                gc.set_threshold(*thresholds)
-                sys.setswitchinterval(switch_interval)
                 self.progress.lag = self._lag()
                 self.consumer.close()
         return self.progress
@@ -196,7 +184,7 @@ class ProjectionRunner:
                     if partition not in self.targets:
                         self._note_target(partition)
             elif error.code() == KafkaError._PARTITION_EOF:
-                self.ends_seen.add(message.partition())
+                self.ends_seen.add(partition_offset(message)[0])
             elif error.fatal():
                 raise BrokerUnavailable(f"consumer failed: {error.str()}")
             else:
@@ -246,6 +234,7 @@ class ProjectionRunner:
         for message in messages:
             partition = message.partition()
             offset = message.offset()
+            assert partition is not None and offset is not None  # a record has both
             if partition not in ends:
                 self._check_not_rewound(partition, offset)
             ends[partition] = offset + 1

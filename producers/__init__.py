@@ -1,9 +1,8 @@
 """The SDK agents use to record their conversations to Kafka."""
 
+from agentlog.errors import DeliveryFailed, UndeliveredEvent
 from agentlog.producers.async_recorder import AsyncRecorder
 from agentlog.producers.recorder import Recorder, ToolCall, current_conversation
-
-from agentlog.errors import DeliveryFailed, UndeliveredEvent
 
 __all__ = [
     "AsyncRecorder",

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from agentlog.producers._payloads import EventMethods, Result
 from agentlog.producers._wire import ErrorCallback, EventWire
-
 from agentlog.settings import Settings
 
 

@@ -190,7 +190,8 @@ class EventWire:
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             return
-        failure = UndeliveredEvent(message.topic(), message.key(), message.value(), error.str())
+        topic = message.topic() or self.topic
+        failure = UndeliveredEvent(topic, message.key(), message.value(), error.str())
         if self._on_error is not None:
             self._on_error(failure)
         else:

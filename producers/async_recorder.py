@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import functools
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from typing import Any, TypeVar, overload
 
+from agentlog.errors import ConfigurationError
 from agentlog.producers._base import BaseRecorder
 from agentlog.producers._payloads import PayloadRecord
 from agentlog.producers._wire import LocalQueueFull
+from agentlog.producers.recorder import (
+    ToolCall,
+    bound_arguments,
+    conversation_in_context,
+    current_conversation,
+)
+
+AsyncTool = TypeVar("AsyncTool", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 
 class AsyncRecorder(BaseRecorder[Awaitable[str]]):
@@ -35,6 +49,93 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
             while not self._wire.resend(full):
                 await asyncio.sleep(0.01)
             return full.event_id
+
+    @contextmanager
+    def conversation(self, conversation_id: str) -> Iterator[str]:
+        """Make `conversation_id` the one tool calls in this block are recorded under: in
+        this task, and in the tasks started inside the block (they copy the context)."""
+        token = current_conversation.set(conversation_id)
+        try:
+            yield conversation_id
+        finally:
+            current_conversation.reset(token)
+
+    @asynccontextmanager
+    async def tool_call(
+        self,
+        tool_name: str,
+        arguments: Any,
+        *,
+        conversation_id: str | None = None,
+        tool_call_id: str | None = None,
+        agent: str | None = None,
+        attempt: int = 1,
+    ) -> AsyncIterator[ToolCall]:
+        """`async with recorder.tool_call(name, arguments) as call:` records requested on
+        entry, then completed with `call.result`, or failed with the exception, which
+        propagates (a cancelled call is recorded as failed with `CancelledError`)."""
+        cid = conversation_in_context(conversation_id)
+        call_id = tool_call_id or f"call_{uuid.uuid4().hex[:24]}"
+        requested = await self.tool_call_requested(
+            cid, call_id, tool_name, arguments, agent=agent, attempt=attempt
+        )
+        call = ToolCall(cid, call_id, tool_name, requested, attempt)
+        try:
+            yield call
+        except BaseException as exc:
+            await self.tool_call_failed(
+                cid,
+                call_id,
+                tool_name,
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+                duration_ms=call.elapsed_ms(),
+                attempt=attempt,
+                causation_id=requested,
+            )
+            raise
+        await self.tool_call_completed(
+            cid,
+            call_id,
+            tool_name,
+            call.result,
+            duration_ms=call.elapsed_ms(),
+            attempt=attempt,
+            causation_id=requested,
+        )
+
+    @overload
+    def tool(self, function: AsyncTool, *, name: str | None = None) -> AsyncTool: ...
+
+    @overload
+    def tool(
+        self, function: None = None, *, name: str | None = None
+    ) -> Callable[[AsyncTool], AsyncTool]: ...
+
+    def tool(
+        self, function: AsyncTool | None = None, *, name: str | None = None
+    ) -> AsyncTool | Callable[[AsyncTool], AsyncTool]:
+        """Decorator for `async def` tools: every call is recorded as a tool call in the
+        current conversation (see `conversation()`)."""
+
+        def decorate(fn: AsyncTool) -> AsyncTool:
+            if not inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(
+                    f"AsyncRecorder.tool records `async def` tools, and {fn.__name__!r} is "
+                    "not one: record it with a Recorder, or wrap its call in "
+                    "`async with recorder.tool_call(name, arguments) as call:`"
+                )
+            tool_name = name or fn.__name__
+
+            @functools.wraps(fn)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self.tool_call(tool_name, bound_arguments(fn, args, kwargs)) as call:
+                    call.result = await fn(*args, **kwargs)
+                return call.result
+
+            return wrapper  # type: ignore[return-value]
+
+        return decorate(function) if function is not None else decorate
 
     async def flush(self, timeout: float | None = None) -> None:
         await asyncio.to_thread(self._wire.flush, timeout)

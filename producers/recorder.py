@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agentlog.producers._base import BaseRecorder
-
 from agentlog.errors import ConfigurationError
+from agentlog.producers._base import BaseRecorder
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,7 +51,9 @@ def conversation_in_context(explicit: str | None) -> str:
     return conversation_id
 
 
-def bound_arguments(function: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
+def bound_arguments(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     try:
         bound = inspect.signature(function).bind(*args, **kwargs)
     except TypeError:

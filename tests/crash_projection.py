@@ -7,7 +7,6 @@ import signal
 import time
 
 from agentlog.consumers import Projection, handles
-
 from agentlog.events import EVENT_TYPES
 
 _seen = 0

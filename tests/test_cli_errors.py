@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from cli import agentlog
+from cli import Run, agentlog, clean_environment
 
 
 def test_no_kafka_configured_says_what_to_do(tmp_path) -> None:
@@ -47,8 +47,9 @@ def test_bad_environment_value_names_the_variable(tmp_path) -> None:
 
 
 def test_corrupt_records_are_reported_by_tail_and_skipped(tmp_path, settings) -> None:
-    from agentlog.producers import Recorder
     from confluent_kafka import Producer
+
+    from agentlog.producers import Recorder
 
     with Recorder(settings) as recorder:
         recorder.user_message("conv-x", "good before")
@@ -95,3 +96,57 @@ def test_state_commands_before_any_projection_say_what_to_run(tmp_path) -> None:
     run = agentlog("conversations", "list", state_dir=tmp_path)
     assert run.code == 1
     assert "agentlog project run" in run.err
+
+
+def test_no_arguments_prints_help_and_succeeds(tmp_path) -> None:
+    run = agentlog(state_dir=tmp_path)
+    assert run.code == 0
+    assert "Usage: agentlog" in run.out and "project" in run.out and "tail" in run.out
+
+
+# An error no one foresaw, raised by a command registered for this test only.
+UNEXPECTED = """
+import sys
+from agentlog.cli import main
+from agentlog.cli._app import cli
+
+@cli.command()
+def explode() -> None:
+    raise RuntimeError("nobody foresaw this")
+
+main(sys.argv[1:])
+"""
+
+
+def _unexpected_error(*args: str, env: dict[str, str] | None = None) -> Run:
+    done = subprocess.run(
+        [sys.executable, "-c", UNEXPECTED, *args],
+        capture_output=True,
+        text=True,
+        env=clean_environment(env),
+        timeout=60,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def test_an_unexpected_error_is_one_line_without_traceback() -> None:
+    run = _unexpected_error("explode")
+    assert run.code == 1
+    assert run.err == "error: builtins.RuntimeError: nobody foresaw this\n"
+
+
+def test_traceback_flag_shows_where_an_unexpected_error_came_from() -> None:
+    run = _unexpected_error("--traceback", "explode")
+    assert run.code == 1
+    assert run.err.startswith("Traceback (most recent call last):")
+    assert ", in explode\nRuntimeError: nobody foresaw this\n" in run.err
+    # The one line still comes last, where a user looks first.
+    assert run.err.splitlines()[-1] == "error: builtins.RuntimeError: nobody foresaw this"
+
+
+def test_debug_setting_shows_the_traceback_too() -> None:
+    run = _unexpected_error("explode", env={"AGENTLOG_DEBUG": "1"})
+    assert run.code == 1
+    assert run.err.startswith("Traceback (most recent call last):")
+    assert "in explode" in run.err
+    assert _unexpected_error("explode", env={"AGENTLOG_DEBUG": "0"}).err.count("\n") == 1

@@ -8,12 +8,12 @@ import time
 import uuid
 from pathlib import Path
 
-from agentlog.consumers import open_sink
 from cli import agentlog_process
 from independent_fold import assert_sink_matches, fold
 from kafka_python_reader import read_all
 from test_projections import record_workload
 
+from agentlog.consumers import open_sink
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
 

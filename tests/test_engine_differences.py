@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 
-from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
-from agentlog.producers import Recorder
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from sample_events import sample_events
 
+from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.kafka_config import admin_client, reader_config
+from agentlog.producers import Recorder
 from agentlog.reader import partition_ends, read_partitions
 from agentlog.serde import encode_event
 from agentlog.settings import Settings

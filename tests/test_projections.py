@@ -5,15 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
-from agentlog.consumers import dead_letters as dl
-from agentlog.producers import Recorder
 from confluent_kafka import Producer
 from crash_projection import FailsOnRefunds
 from independent_fold import assert_sink_matches, decode_plain, fold
 from kafka_python_reader import read_all
 
+from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
+from agentlog.consumers import dead_letters as dl
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 
 

@@ -7,9 +7,9 @@ import signal
 import subprocess
 import time
 
-from agentlog.producers import Recorder
 from cli import agentlog, agentlog_process
 
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 
 

@@ -7,7 +7,6 @@ import io
 from collections import defaultdict
 
 import pytest
-from agentlog.producers import AsyncRecorder, Recorder
 from fastavro import parse_schema, schemaless_reader
 from kafka_python_reader import read_all
 
@@ -16,6 +15,7 @@ from agentlog import schema_versions as schemas
 from agentlog.errors import DeliveryFailed, UndeliveredEvent
 from agentlog.events import PAYLOAD_TYPES, Event
 from agentlog.partitioner import partition_for
+from agentlog.producers import AsyncRecorder, Recorder
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
 

@@ -10,6 +10,7 @@ from sample_events import sample_events
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import UserMessage
 from agentlog.serde import EventEncoder, decode, encode_event, payload_to_avro
+from agentlog.settings import Settings
 
 ORIGIN = {"topic": "agentlog.events", "partition": 4, "offset": 1234}
 
@@ -55,9 +56,14 @@ def test_out_of_range_union_index_is_rejected() -> None:
     assert "corrupt Avro body" in _reason(bytes(value))
 
 
-def test_confluent_wire_format_is_recognised() -> None:
+def test_confluent_wire_format_is_recognised_and_said_to_be_unsupported() -> None:
     value = b"\x00" + struct.pack(">I", 42) + b"\x02ab"
-    assert "registry schema id 42" in _reason(value)
+    reason = _reason(value)
+    assert "Confluent wire format (registry schema id 42)" in reason
+    assert "does not support" in reason
+    # No setting promises what is not built.
+    assert "AGENTLOG_SCHEMA_REGISTRY_URL" not in reason
+    assert "schema_registry_url" not in Settings.model_fields
 
 
 def test_encoding_a_wrong_type_names_the_field() -> None:

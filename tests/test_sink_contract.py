@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from agentlog.consumers import Fenced, RecordedEvent, Table, open_sink
 
+from agentlog.consumers import Fenced, RecordedEvent, Table, open_sink
 from agentlog.errors import SinkError
 
 TABLE = Table(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from agentlog.producers import Recorder
 from cli import agentlog
 
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 
 

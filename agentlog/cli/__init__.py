@@ -1,8 +1,11 @@
-"""The `agentlog` command line. Every failure is one line on stderr and a non-zero exit."""
+"""The `agentlog` command line. Every failure is one line on stderr and a non-zero exit;
+`--traceback` (or AGENTLOG_DEBUG=1) shows the Python traceback above that line."""
 
 from __future__ import annotations
 
 import sys
+import traceback
+from typing import NoReturn
 
 import click
 from confluent_kafka import KafkaException
@@ -15,31 +18,35 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     tail,
     topics,
 )
-from agentlog.cli._app import cli
+from agentlog.cli._app import AppContext, cli
 from agentlog.errors import AgentlogError
 
 
 def main(argv: list[str] | None = None) -> None:
+    app = AppContext()
     try:
-        cli.main(args=argv, prog_name="agentlog", standalone_mode=False)
+        cli.main(args=argv, prog_name="agentlog", standalone_mode=False, obj=app)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        _fail(app, "aborted", 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except AgentlogError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(app, f"error: {exc}")
     except KafkaException as exc:
-        click.echo(f"error: Kafka: {exc.args[0].str() if exc.args else exc}", err=True)
-        sys.exit(1)
+        _fail(app, f"error: Kafka: {exc.args[0].str() if exc.args else exc}")
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _fail(app, "interrupted", 130)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # a driver's error (DuckDB, psycopg...) is still one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        click.echo(f"error: {type(exc).__module__}.{type(exc).__name__}: {first}", err=True)
-        sys.exit(1)
+        _fail(app, f"error: {type(exc).__module__}.{type(exc).__name__}: {first}")
+
+
+def _fail(app: AppContext, line: str, code: int = 1) -> NoReturn:
+    """The one line on stderr, under the traceback of the error in hand if asked for."""
+    if app.wants_traceback():
+        traceback.print_exc()
+    click.echo(line, err=True)
+    sys.exit(code)

@@ -20,6 +20,7 @@ from agentlog.settings import Settings
 @dataclass
 class AppContext:
     overrides: dict[str, Any] = field(default_factory=dict)
+    show_traceback: bool = False
     _settings: Settings | None = None
 
     @property
@@ -34,6 +35,15 @@ class AppContext:
                     f"{name}={first.get('input')!r} is not valid: {first['msg']}"
                 ) from None
         return self._settings
+
+    def wants_traceback(self) -> bool:
+        """`--traceback`, or AGENTLOG_DEBUG=1 (unless the settings are what failed)."""
+        if self.show_traceback:
+            return True
+        try:
+            return self.settings.debug
+        except ConfigurationError:
+            return False
 
     def kafka_settings(self) -> Settings:
         """The settings with the broker resolved once: flag, env, else the dev broker."""
@@ -57,7 +67,7 @@ sink_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.option(
     "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (else env, else dev broker)"
 )
@@ -67,12 +77,27 @@ sink_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="where the dev broker's state lives (default ~/.agentlog)",
 )
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    help="on an error, show its Python traceback too (also AGENTLOG_DEBUG=1)",
+)
 @click.version_option(package_name="agentlog")
 @click.pass_context
 def cli(
-    ctx: click.Context, bootstrap: str | None, topic_prefix: str | None, state_dir: Path | None
+    ctx: click.Context,
+    bootstrap: str | None,
+    topic_prefix: str | None,
+    state_dir: Path | None,
+    show_traceback: bool,
 ) -> None:
     """agentlog: the flight recorder for AI agents on Kafka."""
-    ctx.obj = AppContext(
+    # main() hands in the AppContext, to see --traceback when an error reaches it.
+    app = ctx.ensure_object(AppContext)
+    app.overrides.update(
         {"bootstrap_servers": bootstrap, "topic_prefix": topic_prefix, "state_dir": state_dir}
     )
+    app.show_traceback = show_traceback
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())

@@ -12,12 +12,13 @@ from agentlog import devbroker
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli.project import run_projections
 from agentlog.consumers import DEFAULT_GROUP
+from agentlog.consumers.projection import Row
 from agentlog.consumers.queries import ConversationFilter, list_conversations
 from agentlog.consumers.sinks import open_sink
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import DevBrokerError
 from agentlog.producers import Recorder
-from agentlog.reader import read_partitions
+from agentlog.reader import partition_offset, read_partitions
 from agentlog.render import event_type_of
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -105,7 +106,7 @@ def _project(settings: Settings, mine: list[str]) -> None:
     ours = [r for r in rows if r["conversation_id"] in wanted]
     outcomes = Counter(r["outcome"] or r["status"] for r in ours)
     click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
-    examples = {}
+    examples: dict[str, Row] = {}
     for row in ours:
         examples.setdefault(row["outcome"] or row["status"], row)
     for row in examples.values():
@@ -130,16 +131,15 @@ def _read_back(settings: Settings, mine: set[str], written: int) -> None:
     scanned = 0
     for message in read_partitions(settings, topic):
         scanned += 1
-        record = decode(
-            message.value(), topic=topic, partition=message.partition(), offset=message.offset()
-        )
+        partition, offset = partition_offset(message)
+        record = decode(message.value(), topic=topic, partition=partition, offset=offset)
         cid = record["conversation_id"]
         if cid not in mine:
             continue
         found += 1
         event_ids.add(record["event_id"])
         types[event_type_of(record)] += 1
-        partitions_of[cid].add(message.partition())
+        partitions_of[cid].add(partition)
         if record["occurred_at"] < last_seen.get(cid, 0):
             out_of_order += 1
         last_seen[cid] = record["occurred_at"]

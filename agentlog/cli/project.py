@@ -15,6 +15,7 @@ from agentlog.consumers import (
     ProjectionRunner,
     load_projection,
     open_sink,
+    tune_process_for_throughput,
 )
 from agentlog.reader import partition_ends
 from agentlog.settings import Settings
@@ -99,6 +100,8 @@ def run(
 ) -> None:
     """Fold events into the sink; SIGINT/SIGTERM stop after the batch in hand."""
     settings = app.kafka_settings().with_overrides(sink=sink)
+    # This process only projects: let it tune the garbage collector and the GIL for that.
+    tune_process_for_throughput()
     progress = run_projections(
         settings,
         projections=projections,

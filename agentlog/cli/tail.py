@@ -15,7 +15,7 @@ from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES
 from agentlog.partitioner import partition_for
-from agentlog.reader import partition_ends, read_partitions
+from agentlog.reader import partition_ends, partition_offset, read_partitions
 from agentlog.render import as_json, event_type_of, one_line
 from agentlog.serde import AvroDict, decode
 from agentlog.settings import Settings
@@ -129,16 +129,13 @@ def tail(
 
 def _shown(message: Message, topic: str) -> Shown:
     value = message.value() or b""
+    partition, offset = partition_offset(message)
     try:
-        record: AvroDict | None = decode(
-            value, topic=topic, partition=message.partition(), offset=message.offset()
-        )
+        record: AvroDict | None = decode(value, topic=topic, partition=partition, offset=offset)
         problem = None
     except DecodeError as exc:
         record, problem = None, str(exc)
-    return Shown(
-        message.timestamp()[1], message.partition(), message.offset(), record, problem, len(value)
-    )
+    return Shown(message.timestamp()[1], partition, offset, record, problem, len(value))
 
 
 def _last(

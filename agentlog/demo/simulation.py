@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from agentlog.producers import Recorder
 from agentlog.serde import micros_of
@@ -73,11 +74,15 @@ TRANSIENT_ERRORS = [
 ]
 
 
+# One recorded event: given the recorder and the event ids recorded so far by name.
+Step = Callable[[Recorder, dict[str, str]], object]
+
+
 @dataclass(order=True)
 class _Step:
     at: int
     order: int
-    action: Callable[[Recorder, dict[str, str]], None] = field(compare=False)
+    action: Step = field(compare=False)
 
 
 @dataclass
@@ -95,9 +100,9 @@ class _Conversation:
         self.rng = rng
         self.cid = conversation_id
         self.now = start
-        self.steps: list[tuple[int, Callable[[Recorder, dict[str, str]], None]]] = []
+        self.steps: list[tuple[int, Step]] = []
 
-    def at(self, delay_ms: float, action: Callable[[Recorder, dict[str, str]], None]) -> None:
+    def at(self, delay_ms: float, action: Step) -> None:
         self.now += int(delay_ms * 1000)
         self.steps.append((self.now, action))
 
@@ -124,54 +129,73 @@ class _Conversation:
             ),
         )
 
-    def tool(self, agent: str, name: str, arguments: dict, result: dict, fail_rate: float) -> bool:
+    def tool(
+        self,
+        agent: str,
+        name: str,
+        arguments: dict[str, Any],
+        result: dict[str, Any],
+        fail_rate: float,
+    ) -> bool:
         """A tool call with retries; False if it finally failed."""
         call_id = f"call_{self.rng.getrandbits(64):016x}"
         for attempt in (1, 2, 3):
-            duration = self.rng.lognormvariate(4.5, 0.7)
-            key = f"{call_id}/{attempt}"
-            self.at(
-                5,
-                lambda r, m, a=attempt, k=key: m.__setitem__(
-                    k,
-                    r.tool_call_requested(
-                        self.cid, call_id, name, arguments, agent=agent, attempt=a
-                    ),
+            if self._tool_attempt(agent, name, arguments, result, fail_rate, call_id, attempt):
+                return True
+        return False
+
+    def _tool_attempt(
+        self,
+        agent: str,
+        name: str,
+        arguments: dict[str, Any],
+        result: dict[str, Any],
+        fail_rate: float,
+        call_id: str,
+        attempt: int,
+    ) -> bool:
+        """One attempt: requested, then completed (True) or failed (False)."""
+        duration = self.rng.lognormvariate(4.5, 0.7)
+        key = f"{call_id}/{attempt}"
+        self.at(
+            5,
+            lambda r, m: m.__setitem__(
+                key,
+                r.tool_call_requested(
+                    self.cid, call_id, name, arguments, agent=agent, attempt=attempt
                 ),
-            )
-            if self.rng.random() < fail_rate:
-                error_type, message = self.rng.choice(TRANSIENT_ERRORS)
-                self.at(
-                    duration,
-                    lambda r, m, a=attempt, k=key, d=duration, e=error_type, msg=message: (
-                        r.tool_call_failed(
-                            self.cid,
-                            call_id,
-                            name,
-                            error_type=e,
-                            error_message=msg,
-                            duration_ms=round(d, 1),
-                            attempt=a,
-                            retryable=a < 3,
-                            causation_id=m[k],
-                        )
-                    ),
-                )
-                continue
+            ),
+        )
+        if self.rng.random() < fail_rate:
+            error_type, message = self.rng.choice(TRANSIENT_ERRORS)
             self.at(
                 duration,
-                lambda r, m, a=attempt, k=key, d=duration: r.tool_call_completed(
+                lambda r, m: r.tool_call_failed(
                     self.cid,
                     call_id,
                     name,
-                    result,
-                    duration_ms=round(d, 1),
-                    attempt=a,
-                    causation_id=m[k],
+                    error_type=error_type,
+                    error_message=message,
+                    duration_ms=round(duration, 1),
+                    attempt=attempt,
+                    retryable=attempt < 3,
+                    causation_id=m[key],
                 ),
             )
-            return True
-        return False
+            return False
+        self.at(
+            duration,
+            lambda r, m: r.tool_call_completed(
+                self.cid,
+                call_id,
+                name,
+                result,
+                duration_ms=round(duration, 1),
+                attempt=attempt,
+                causation_id=m[key],
+            ),
+        )
+        return True
 
 
 def _invoice(rng: random.Random) -> str:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -32,9 +33,12 @@ def port_is_free(port: int) -> bool:
 
 
 def _answers_metadata(bootstrap: str) -> bool:
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.timeout.ms": 1000, "logger": KAFKA_LOGGER}
-    )
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "socket.timeout.ms": 1000,
+        "logger": KAFKA_LOGGER,
+    }
+    admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=1)
     except Exception:

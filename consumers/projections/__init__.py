@@ -8,7 +8,6 @@ from agentlog.consumers.projection import Projection
 from agentlog.consumers.projections.conversation_index import ConversationIndex
 from agentlog.consumers.projections.conversations import Conversations
 from agentlog.consumers.projections.tool_calls import ToolCalls
-
 from agentlog.errors import ConfigurationError
 
 BUILT_IN: dict[str, type[Projection]] = {

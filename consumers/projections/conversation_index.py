@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from agentlog.consumers.projection import Projection, RecordedEvent, State, Table, handles
-
 from agentlog.events import EVENT_TYPES
 
 TABLE = "agentlog_conversation_index"

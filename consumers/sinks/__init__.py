@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
-
 from agentlog.errors import ConfigurationError
 
 

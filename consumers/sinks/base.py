@@ -24,15 +24,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-
-from agentlog.errors import AgentlogError
+from agentlog.errors import Fenced as Fenced  # re-exported: it was defined here before
 
 if TYPE_CHECKING:
     from agentlog.consumers.sinks.sql import Dialect
-
-
-class Fenced(AgentlogError):
-    """Another consumer stored offsets for a partition this batch covers."""
 
 
 class SinkTransaction(ABC):
@@ -88,7 +83,7 @@ class Sink(ABC):
         """Commit on clean exit, roll back on any exception."""
 
     @abstractmethod
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read-only query in the sink's SQL dialect."""
 
     @abstractmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.duckdb_snapshot import SnapshotPublisher, snapshot_path, taken_at
@@ -19,7 +20,6 @@ from agentlog.consumers.sinks.sql import (
     create_all,
     quoted,
 )
-
 from agentlog.errors import SinkError
 
 _ARROW_TYPES = {
@@ -79,7 +79,7 @@ class DuckDBTransaction(SqlTransaction):
                 f"INSERT INTO {APPLIED_TABLE} SELECT ?, e, p, o FROM {name} ON CONFLICT DO NOTHING",
                 [self.group],
             )
-            return self.cursor.fetchone()[0]  # DuckDB answers an INSERT with its row count
+            return int(self.cursor.fetchone()[0])  # DuckDB answers an INSERT with its row count
 
     def upsert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
@@ -193,7 +193,7 @@ class DuckDBSink(Sink):
         if self._snapshots is not None:
             self._snapshots.after_commit()
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, params or []).fetchall()
 
     def close(self) -> None:

@@ -37,7 +37,9 @@ class SnapshotPublisher:
     def __init__(self, connection: duckdb.DuckDBPyConnection, path: str) -> None:
         self.connection = connection
         self.target = snapshot_path(path)
-        self.database = connection.execute("SELECT current_database()").fetchone()[0]
+        row = connection.execute("SELECT current_database()").fetchone()
+        assert row is not None  # current_database() always answers one row
+        self.database = str(row[0])
         self.last_copy_seconds = 0.0
         self.next_due = 0.0  # the first commit publishes at once
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+
 from agentlog.consumers.projection import Key, Row, Table
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.sinks.sql import (
@@ -16,7 +17,6 @@ from agentlog.consumers.sinks.sql import (
     quoted,
     upsert_assignments,
 )
-
 from agentlog.errors import SinkError
 
 
@@ -122,7 +122,7 @@ class PostgresSink(Sink):
         with self.connection.transaction(), self.connection.cursor() as cursor:
             yield PostgresTransaction(cursor, self.dialect, group, topic)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params or [])
             return cursor.fetchall()

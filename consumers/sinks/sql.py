@@ -8,7 +8,6 @@ from typing import Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
 from agentlog.consumers.sinks.base import Fenced, SinkTransaction
-
 from agentlog.errors import SinkError
 
 OFFSETS_TABLE = "agentlog_offsets"
@@ -147,7 +146,7 @@ class SqlTransaction(SinkTransaction):
                 [e.offset for e in events],
             ],
         )
-        return self.cursor.rowcount
+        return int(self.cursor.rowcount)
 
     def applied_among(self, event_ids: list[str]) -> set[str]:
         if not event_ids:
