@@ -177,7 +177,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = getattr(item, "fixturenames", ())
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "broker" in names or "dev_broker_engine" in names:
+        starts_a_broker = {"broker", "dev_broker_engine", "doomed_broker"} & set(names)
+        if starts_a_broker or item.get_closest_marker("starts_dev_broker"):
             item.add_marker(pytest.mark.kafka)
         if "postgres_url" in names or params.get("sink_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)

@@ -9,6 +9,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from cli import agentlog, agentlog_process
 from fastavro import parse_schema, schemaless_reader
 from kafka_python_reader import read_all
@@ -59,6 +60,7 @@ def test_demo_is_deterministic_with_a_seed(bootstrap: str, tmp_path: Path) -> No
     assert a and a == b
 
 
+@pytest.mark.starts_dev_broker
 def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) -> None:
     run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=tmp_path)
     try:
