@@ -3,8 +3,13 @@
 fastavro's per-call overhead (about 10 µs for one small envelope) would cost the
 producer more than the Kafka client itself, so the schemas agentlog writes and reads
 most are compiled here into one function each. The output is byte-for-byte what
-fastavro writes (tests compare them on every event type); fastavro still does schema
-resolution between versions. Supported: record, union (null + one type, or named
+fastavro writes and it reads what fastavro reads (tests/test_codec_properties.py compares
+them on generated values of every type); fastavro still does schema resolution between
+versions, and `AGENTLOG_CODEC=fastavro` puts it in this codec's place. Types are strict
+(no booleans for numbers, ints within 32 bits), and bytes no writer produces (a boolean
+other than 0/1, a union branch that does not exist) are refused as corrupt where
+fastavro would read them. The generated source is registered with `linecache`, so a
+traceback through it shows its lines. Supported: record, union (null + one type, or named
 records given as `(name, dict)` tuples), array, string, bytes, long, int, double,
 float, boolean, null.
 """
@@ -12,6 +17,8 @@ float, boolean, null.
 from __future__ import annotations
 
 import functools
+import hashlib
+import linecache
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +28,8 @@ _SMALL = 1 << 14
 # Raw varints 0.._SMALL-1 (zigzagged longs), and lengths 0.._SMALL-1 as Avro longs.
 _VARINT = [bytes([n]) if n < 0x80 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(_SMALL)]
 _LEN = [_VARINT[2 * n] if 2 * n < _SMALL else None for n in range(_SMALL // 2)]
+# Lengths 0..63 as their one-byte varint reads; -1 for a negative or longer varint.
+_ONE_BYTE_LENGTH = [b >> 1 if b < 0x80 and not b & 1 else -1 for b in range(256)]
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
 
@@ -59,10 +68,15 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
     n = byte & 0x7F
     shift = 7
     while byte & 0x80:
+        # A corrupt run of continuation bytes would otherwise grow n without bound.
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
         byte = data[pos]
         pos += 1
         n |= (byte & 0x7F) << shift
         shift += 7
+    if n >> 64:
+        raise ValueError("varint longer than 64 bits")
     return (n >> 1) ^ -(n & 1), pos
 
 
@@ -95,17 +109,18 @@ class _Compiler:
         dec = [f"def {self.fn_name('dec', name)}(d, p):", "    end = len(d)", "    r = {}"]
         root = not self.functions
         for field in schema["fields"]:
+            where = f"{name}.{field['name']}"
             value = self.var("v")
             enc.append(f"    {value} = r[{field['name']!r}]")
             encf.append(f"    {value} = f_{field['name']}")
-            body = self.encode(field["type"], value, "    ")
+            body = self.encode(field["type"], value, "    ", where)
             enc.extend(body)
             if root and field["name"] in self.memoize:
                 encf.extend(self.memoized(field["name"], value, body))
             else:
                 encf.extend(body)
             target = f"r[{field['name']!r}]"
-            dec.extend(self.decode(field["type"], target, "    "))
+            dec.extend(self.decode(field["type"], target, "    ", where))
         for lines, result in ((enc, "buf"), (encf, "buf"), (dec, "r, p")):
             lines.append(f"    return {result}")
             self.functions.append("\n".join(lines))
@@ -135,7 +150,8 @@ class _Compiler:
             return schema["type"]
         return schema
 
-    def encode(self, schema: Any, value: str, ind: str) -> list[str]:
+    def encode(self, schema: Any, value: str, ind: str, where: str) -> list[str]:
+        """Lines appending `value` to `buf`; `where` (record.field) names it in errors."""
         schema = self.resolve(schema)
         if schema == "string":
             b, n = self.var("b"), self.var("n")
@@ -153,27 +169,45 @@ class _Compiler:
             ]
         if schema in ("long", "int"):
             z = self.var("z")
+            # z is never negative (both operands have the sign of value), so one comparison
+            # picks the table; the range checks run only on the slow path, |value| >= 2**13.
+            slow = (
+                f"_long_bytes({value})" if schema == "long" else f"_int_bytes({value}, {where!r})"
+            )
             return [
+                *self.refuse_booleans(value, ind, where),
                 f"{ind}{z} = ({value} << 1) ^ ({value} >> 63)",
-                f"{ind}buf += _VARINT[{z}] if 0 <= {z} < {_SMALL} else _long_bytes({value})",
+                f"{ind}buf += _VARINT[{z}] if {z} < {_SMALL} else {slow}",
             ]
         if schema == "double":
-            return [f"{ind}buf += _DOUBLE.pack({value})"]
+            return [*self.refuse_booleans(value, ind, where), f"{ind}buf += _DOUBLE.pack({value})"]
         if schema == "float":
-            return [f"{ind}buf += _FLOAT.pack({value})"]
+            # struct refuses what a float cannot hold; say which field (free until raised).
+            return [
+                *self.refuse_booleans(value, ind, where),
+                f"{ind}try:",
+                f"{ind}    buf += _FLOAT.pack({value})",
+                f"{ind}except OverflowError:",
+                f"{ind}    raise _too_large_for_float({value}, {where!r}) from None",
+            ]
         if schema == "boolean":
             return [f"{ind}buf += b'\\x01' if {value} is True else _bool_false({value})"]
         if schema == "null":
-            return [f"{ind}if {value} is not None: raise TypeError('expected null')"]
+            return [
+                f"{ind}if {value} is not None:",
+                f"{ind}    raise TypeError({where + ' is null; got a value'!r})",
+            ]
         if isinstance(schema, list):
-            return self.encode_union(schema, value, ind)
+            return self.encode_union(schema, value, ind, where)
         if schema["type"] == "record":
             # Inline a nested record's fields: a call per record costs more than its fields.
             lines = []
             for field in schema["fields"]:
                 inner = self.var("v")
                 lines.append(f"{ind}{inner} = {value}[{field['name']!r}]")
-                lines.extend(self.encode(field["type"], inner, ind))
+                lines.extend(
+                    self.encode(field["type"], inner, ind, f"{schema['name']}.{field['name']}")
+                )
             return lines
         if schema["type"] == "array":
             item = self.var("item")
@@ -181,19 +215,27 @@ class _Compiler:
                 f"{ind}if {value}:",
                 f"{ind}    buf += _long_bytes(len({value}))",
                 f"{ind}    for {item} in {value}:",
-                *self.encode(schema["items"], item, ind + "        "),
+                *self.encode(schema["items"], item, ind + "        ", f"{where}[]"),
                 f"{ind}buf += b'\\x00'",
             ]
         raise ValueError(f"unsupported Avro type {schema!r}")
 
-    def encode_union(self, branches: list[Any], value: str, ind: str) -> list[str]:
+    @staticmethod
+    def refuse_booleans(value: str, ind: str, where: str) -> list[str]:
+        # bool is an int subclass: without this True would be written as 1.
+        return [
+            f"{ind}if {value} is True or {value} is False:",
+            f"{ind}    raise _boolean_for_number({value}, {where!r})",
+        ]
+
+    def encode_union(self, branches: list[Any], value: str, ind: str, where: str) -> list[str]:
         if len(branches) == 2 and branches[0] == "null":
             return [
                 f"{ind}if {value} is None:",
                 f"{ind}    buf += b'\\x00'",
                 f"{ind}else:",
                 f"{ind}    buf += b'\\x02'",
-                *self.encode(branches[1], value, ind + "    "),
+                *self.encode(branches[1], value, ind + "    ", where),
             ]
         names = [self.record(self.resolve(b)) for b in branches]
         table = self.var("_UNION")
@@ -223,14 +265,23 @@ class _Compiler:
             f"{ind}    {target}, p = _read_long(d, p)",
         ]
 
-    def decode(self, schema: Any, target: str, ind: str) -> list[str]:
+    def decode(self, schema: Any, target: str, ind: str, where: str) -> list[str]:
+        """Lines reading one value at `p` into `target`; `where` names it in errors."""
         schema = self.resolve(schema)
         if schema in ("string", "bytes"):
             n = self.var("n")
             convert = ".decode()" if schema == "string" else ""
+            # One table look-up for short lengths: cheaper than decoding the varint.
             return [
-                *self.decode_long(n, ind),
-                f"{ind}if {n} < 0 or p + {n} > end: raise ValueError('bad length')",
+                f"{ind}{n} = _ONE_BYTE_LENGTH[d[p]]",
+                f"{ind}if {n} >= 0:",
+                f"{ind}    p += 1",
+                f"{ind}else:",
+                f"{ind}    {n}, p = _read_long(d, p)",
+                f"{ind}    if {n} < 0:",
+                f"{ind}        raise _bad_length({n}, end - p, {where!r})",
+                f"{ind}if p + {n} > end:",
+                f"{ind}    raise _bad_length({n}, end - p, {where!r})",
                 f"{ind}{target} = d[p:p + {n}]{convert}",
                 f"{ind}p += {n}",
             ]
@@ -241,18 +292,27 @@ class _Compiler:
         if schema == "float":
             return [f"{ind}{target} = _FLOAT.unpack_from(d, p)[0]", f"{ind}p += 4"]
         if schema == "boolean":
-            return [f"{ind}{target} = d[p] == 1", f"{ind}p += 1"]
+            # fastavro reads any non-zero byte as True; no writer produces one: corrupt.
+            return [
+                f"{ind}b = d[p]",
+                f"{ind}if b > 1:",
+                f"{ind}    raise _bad_boolean(b, {where!r})",
+                f"{ind}{target} = b == 1",
+                f"{ind}p += 1",
+            ]
         if schema == "null":
             return [f"{ind}{target} = None"]
         if isinstance(schema, list):
             if len(schema) == 2 and schema[0] == "null":
                 return [
-                    f"{ind}if d[p] == 0:",
-                    f"{ind}    p += 1",
+                    f"{ind}b = d[p]",
+                    f"{ind}p += 1",
+                    f"{ind}if b == 0:",
                     f"{ind}    {target} = None",
+                    f"{ind}elif b == 2:",
+                    *self.decode(schema[1], target, ind + "    ", where),
                     f"{ind}else:",
-                    f"{ind}    p += 1",
-                    *self.decode(schema[1], target, ind + "    "),
+                    f"{ind}    raise _bad_optional(b, {where!r})",
                 ]
             names = [self.record(self.resolve(b)) for b in schema]
             table = self.var("_BRANCHES")
@@ -264,6 +324,9 @@ class _Compiler:
             index, name, fn, body = (self.var(s) for s in ("index", "name", "fn", "body"))
             return [
                 *self.decode_long(index, ind),
+                # A negative index would pick a branch from the end of the table.
+                f"{ind}if not 0 <= {index} < {len(names)}:",
+                f"{ind}    raise _bad_branch({index}, {where!r})",
                 f"{ind}{name}, {fn} = {table}[{index}]",
                 f"{ind}{body}, p = {fn}(d, p)",
                 f"{ind}{target} = ({name}, {body})",
@@ -273,7 +336,8 @@ class _Compiler:
             inner = self.var("rec")
             lines = [f"{ind}{inner} = {{}}"]
             for field in schema["fields"]:
-                lines.extend(self.decode(field["type"], f"{inner}[{field['name']!r}]", ind))
+                path = f"{schema['name']}.{field['name']}"
+                lines.extend(self.decode(field["type"], f"{inner}[{field['name']!r}]", ind, path))
             return [*lines, f"{ind}{target} = {inner}"]
         if schema["type"] == "array":
             items, count, item = self.var("items"), self.var("count"), self.var("item")
@@ -285,7 +349,7 @@ class _Compiler:
                 f"{ind}        {count} = -{count}",
                 f"{ind}        _, p = _read_long(d, p)",
                 f"{ind}    for _i in range({count}):",
-                *self.decode(schema["items"], item, ind + "        "),
+                *self.decode(schema["items"], item, ind + "        ", f"{where}[]"),
                 f"{ind}        {items}.append({item})",
                 f"{ind}    {count}, p = _read_long(d, p)",
                 f"{ind}{target} = {items}",
@@ -299,19 +363,74 @@ def _bool_false(value: Any) -> bytes:
     raise TypeError(f"expected a boolean, got {value!r}")
 
 
+# Errors raised from the generated code, each naming the field (`record.field`).
+
+
+def _boolean_for_number(value: bool, where: str) -> TypeError:
+    return TypeError(f"{where} is a number; got the boolean {value!r}")
+
+
+def _int_bytes(value: int, where: str) -> bytes:
+    if not -(1 << 31) <= value < (1 << 31):
+        raise ValueError(f"{value} does not fit the 32-bit Avro int {where}")
+    return _long_bytes(value)
+
+
+def _too_large_for_float(value: float, where: str) -> ValueError:
+    return ValueError(f"{value!r} is too large for the 32-bit Avro float {where}")
+
+
+def _bad_length(length: int, left: int, where: str) -> ValueError:
+    return ValueError(f"{where}: length {length} with {left} bytes left")
+
+
+def _bad_boolean(byte: int, where: str) -> ValueError:
+    return ValueError(f"{where}: boolean byte {byte:#04x} is neither 0x00 nor 0x01")
+
+
+def _bad_optional(byte: int, where: str) -> ValueError:
+    return ValueError(f"{where}: union byte {byte:#04x} is neither 0x00 (null) nor 0x02 (value)")
+
+
+def _bad_branch(index: int, where: str) -> ValueError:
+    return ValueError(f"{where}: union branch {index} does not exist")
+
+
+_HELPERS: dict[str, Any] = {
+    "_VARINT": _VARINT,
+    "_LEN": _LEN,
+    "_ONE_BYTE_LENGTH": _ONE_BYTE_LENGTH,
+    "_long_bytes": _long_bytes,
+    "_read_long": _read_long,
+    "_DOUBLE": _DOUBLE,
+    "_FLOAT": _FLOAT,
+    "_bool_false": _bool_false,
+    "_boolean_for_number": _boolean_for_number,
+    "_int_bytes": _int_bytes,
+    "_too_large_for_float": _too_large_for_float,
+    "_bad_length": _bad_length,
+    "_bad_boolean": _bad_boolean,
+    "_bad_optional": _bad_optional,
+    "_bad_branch": _bad_branch,
+}
+
+
 @dataclass(frozen=True)
 class Codec:
-    """Compiled functions for one record schema.
+    """Encode and decode functions for one record schema.
 
     encode(record, buf) -> buf; encode_fields(buf, *field values in schema order) -> buf;
     decode(data, pos) -> (record, pos). Encoding raises TypeError, AttributeError,
     KeyError or ValueError on values of the wrong type; decoding raises IndexError,
-    ValueError or UnicodeDecodeError on corrupt bytes.
+    ValueError, UnicodeDecodeError or struct.error on corrupt bytes. Errors the codec
+    detects itself name the field as `record.field`. `name` says which implementation
+    it is.
     """
 
     encode: Callable[[dict[str, Any], bytearray], bytearray]
     encode_fields: Callable[..., bytearray]
     decode: Callable[[bytes, int], tuple[dict[str, Any], int]]
+    name: str = "compiled"
 
 
 def compile_codec(schema: dict[str, Any], memoize: frozenset[str] = frozenset()) -> Codec:
@@ -319,21 +438,27 @@ def compile_codec(schema: dict[str, Any], memoize: frozenset[str] = frozenset())
     the caller promises never to change such an object once passed."""
     compiler = _Compiler(memoize)
     root = compiler.record(schema)
-    namespace: dict[str, Any] = {
-        "_VARINT": _VARINT,
-        "_LEN": _LEN,
-        "_long_bytes": _long_bytes,
-        "_read_long": _read_long,
-        "_DOUBLE": _DOUBLE,
-        "_FLOAT": _FLOAT,
-        "_bool_false": _bool_false,
-    }
     # Tables reference functions defined after them: emit functions first.
     tables = [f for f in compiler.functions if not f.startswith("def ")]
     functions = [f for f in compiler.functions if f.startswith("def ")]
-    exec(compile("\n\n".join(functions + tables), f"<avro codec {root}>", "exec"), namespace)
+    source = "\n\n".join(functions + tables) + "\n"
+    filename = _register_source(root, source)
+    namespace = dict(_HELPERS)
+    exec(compile(source, filename, "exec"), namespace)
     return Codec(
         namespace[_Compiler.fn_name("enc", root)],
         namespace[_Compiler.fn_name("encf", root)],
         namespace[_Compiler.fn_name("dec", root)],
     )
+
+
+def _register_source(root: str, source: str) -> str:
+    """Put the generated source where tracebacks look for it, so a failure inside it
+    shows its line. The digest keeps codecs of different schemas of one name apart and
+    is the same in every run."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:8]
+    filename = f"<agentlog-codec {root} {digest}>"
+    # No modification time: linecache.checkcache keeps such entries instead of
+    # dropping them for lack of a file.
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    return filename

@@ -29,6 +29,8 @@ from agentlog.events import (
     Payload,
     Source,
 )
+from agentlog.fastavro_codec import fastavro_codec
+from agentlog.settings import Settings
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
@@ -77,8 +79,13 @@ def _current_header() -> bytes:
 
 @cache
 def _current_codec() -> Codec:
+    """The codec of the current schema, picked once per process from AGENTLOG_CODEC so
+    that encoding and decoding look no setting up per record."""
+    schema = _raw_schema(schemas.current().version)
+    if Settings().codec == "fastavro":
+        return fastavro_codec(schema)
     # The producer passes one unchanging `source` dict per agent: encode it once.
-    return compile_codec(_raw_schema(schemas.current().version), memoize=frozenset({"source"}))
+    return compile_codec(schema, memoize=frozenset({"source"}))
 
 
 class EventEncoder:
@@ -94,23 +101,25 @@ class EventEncoder:
     def encode(self, record: AvroDict) -> bytes:
         try:
             return bytes(self._codec.encode(record, bytearray(self._header)))
-        except _ENCODE_ERRORS:
-            raise self._explain(record) from None
+        except _ENCODE_ERRORS as exc:
+            raise self._explain(record, exc) from None
 
     def encode_fields(self, *fields: Any) -> bytes:
         """Encode an envelope given its field values in schema order (the hot path)."""
         try:
             return bytes(self._codec.encode_fields(bytearray(self._header), *fields))
-        except _ENCODE_ERRORS:
-            raise self._explain(dict(zip(self._field_names, fields, strict=True))) from None
+        except _ENCODE_ERRORS as exc:
+            record = dict(zip(self._field_names, fields, strict=True))
+            raise self._explain(record, exc) from None
 
-    def _explain(self, record: AvroDict) -> SchemaError:
-        # The compiled encoder only knows something is wrong; fastavro says what.
+    def _explain(self, record: AvroDict, error: Exception) -> SchemaError:
+        # The compiled encoder often only knows something is wrong; fastavro says what.
         try:
             validate(record, _raw_parsed(self._version), raise_errors=True)
         except Exception as exc:
             return SchemaError(f"event does not fit agentlog.Event: {exc}")
-        return SchemaError(f"event does not fit agentlog.Event: {record!r}")
+        # What fastavro lets through (a float too large for 32 bits): the codec's reason.
+        return SchemaError(f"event does not fit agentlog.Event: {error}")
 
 
 _ENCODE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError, struct.error)

@@ -99,3 +99,47 @@ def test_memoized_sources_never_leak_between_events() -> None:
     fresh = {"service": "other", "agent": "x", "version": "2"}
     value = encoder.encode_fields("e", "c", 1, fresh, None, None, None, payload)
     assert decode(value)["source"] == fresh
+
+
+def test_boolean_byte_other_than_0_or_1_is_a_corrupt_record_naming_the_field() -> None:
+    failed = sample_events()[8]
+    assert type(failed.payload).__name__ == "ToolCallFailed"
+    value = bytearray(encode_event(failed))
+    # `retryable` is the last field of the last field: the final byte.
+    assert value[-1] == 1
+    value[-1] = 2
+    reason = _reason(bytes(value))
+    assert "corrupt Avro body" in reason
+    assert "ToolCallFailed.retryable" in reason
+
+
+def _record_with(payload: tuple[str, dict[str, object]]) -> dict[str, object]:
+    return {
+        "event_id": "e",
+        "conversation_id": "c",
+        "occurred_at": 1,
+        "source": {"service": "s", "agent": None, "version": None},
+        "trace_id": None,
+        "span_id": None,
+        "causation_id": None,
+        "payload": payload,
+    }
+
+
+def _llm_call(**changes: object) -> tuple[str, dict[str, object]]:
+    name, body = payload_to_avro(sample_events()[6].payload)
+    return name, {**body, **changes}
+
+
+@pytest.mark.parametrize("field", ["input_tokens", "latency_ms"])
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_boolean_for_a_number_names_the_field(field: str, flag: bool) -> None:
+    with pytest.raises(SchemaError, match=field):
+        EventEncoder().encode(_record_with(_llm_call(**{field: flag})))
+
+
+def test_a_boolean_for_the_timestamp_names_the_field() -> None:
+    fields = list(_record_with(_llm_call()).values())
+    fields[2] = True
+    with pytest.raises(SchemaError, match="occurred_at"):
+        EventEncoder().encode_fields(*fields)
