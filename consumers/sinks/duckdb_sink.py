@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -10,13 +10,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.consumers.sinks.base import Sink
+from agentlog.consumers.sinks.base import Sink, Where
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
     Dialect,
     SqlTransaction,
     create_all,
     quoted,
+    row_of,
+    select_statement,
 )
 
 from agentlog.errors import SinkError
@@ -170,6 +172,23 @@ class DuckDBSink(Sink):
     def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
         with self._transaction() as connection:
             yield DuckDBTransaction(connection, self.dialect, group, topic)
+
+    def select(
+        self,
+        table: Table,
+        where: Sequence[Where] = (),
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        sql, params = select_statement(self.dialect, table, where, order_by, limit)
+        try:
+            found = self._committed_reads("").cursor.execute(sql, params).fetchall()
+        except duckdb.CatalogException:
+            raise SinkError(
+                f"{self.description} has no {table.name} table yet: run `agentlog project run`"
+            ) from None
+        return [row_of(table, values) for values in found]
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self.connection.execute(sql, params or []).fetchall()
