@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentlog.consumers.projection import Row, Table
+from agentlog.consumers.projection import Projection, Row, Table
 from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TABLE
 from agentlog.consumers.projections.conversation_index import ConversationIndex
 from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS_TABLE
@@ -17,7 +17,7 @@ from agentlog.consumers.projections.tool_calls import ToolCalls
 from agentlog.consumers.sinks import Sink, Where
 
 
-def _table(projection: type, name: str) -> Table:
+def _table(projection: type[Projection], name: str) -> Table:
     return next(t for t in projection.tables if t.name == name)
 
 

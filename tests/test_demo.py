@@ -63,11 +63,16 @@ def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) ->
     run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=tmp_path)
     try:
         assert run.code == 0, run.err
-        assert "started the embedded dev broker" in run.out
+        assert "started the tansu dev broker" in run.out  # the default engine
         status = agentlog("dev", "status", state_dir=tmp_path)
         assert status.code == 0
         tail = agentlog("tail", "--type", "conversation_started", state_dir=tmp_path)
         assert tail.out.count("conversation_started") == 5
+        # Its hint shows conversations even when none of 5 escalated.
+        hint = re.search(r"agentlog conversations list (--outcome \S+)", run.out).group(1)
+        listed = agentlog("conversations", "list", *hint.split(), state_dir=tmp_path)
+        assert listed.code == 0, listed.err
+        assert len(listed.out.strip().splitlines()) > 1, listed.out
     finally:
         agentlog("dev", "down", state_dir=tmp_path)
 
