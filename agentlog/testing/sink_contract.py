@@ -226,8 +226,12 @@ class SinkContract:
     def test_select_refuses_what_no_sink_could_answer(self, sink: Sink) -> None:
         with pytest.raises(ConfigurationError, match="no column 'nope'"):
             sink.select(TABLE, [Where("nope", "=", 1)])
-        with pytest.raises(ConfigurationError, match="text"):
+        with pytest.raises(ConfigurationError, match="tags is a list"):
             sink.select(TABLE, [Where("tags", "=", "billing")])
+        with pytest.raises(ConfigurationError, match="note is text, not a list"):
+            sink.select(TABLE, [Where("note", "has", "n")])
+        with pytest.raises(ConfigurationError, match="no value"):
+            sink.select(TABLE, [Where("note", "=", None)])
         with pytest.raises(ConfigurationError, match="cannot order"):
             sink.select(TABLE, order_by=("tags",))
 

@@ -56,9 +56,13 @@ class Where:
             raise ConfigurationError(f"unknown operator {self.op!r}; use one of {OPERATORS}")
         if self.value is None:
             raise ConfigurationError(f"no value to compare {table.name}.{self.column} with")
-        if (self.op == "has") != (kind == "text[]"):
+        if kind == "text[]" and self.op != "has":
             raise ConfigurationError(
-                f"{table.name}.{self.column} is {kind}: `has` is for text[] columns only"
+                f"{table.name}.{self.column} is a list: ask whether it `has` a value"
+            )
+        if self.op == "has" and kind != "text[]":
+            raise ConfigurationError(
+                f"{table.name}.{self.column} is {kind}, not a list: `has` is for text[] columns"
             )
 
 
