@@ -1,9 +1,11 @@
-"""Reading projected state: conversations, their tool calls, and projection progress."""
+"""Reading projected state: conversations, their tool calls, and where they sit in the log.
+
+Through `Sink.select`, so every sink answers them, the memory sink included.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from agentlog.consumers.projection import Projection, Row, Table
 from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TABLE
@@ -12,9 +14,7 @@ from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS_
 from agentlog.consumers.projections.conversations import Conversations
 from agentlog.consumers.projections.tool_calls import TABLE as TOOL_CALLS_TABLE
 from agentlog.consumers.projections.tool_calls import ToolCalls
-from agentlog.consumers.sinks import Sink
-from agentlog.consumers.sinks.sql import quoted, select_columns
-from agentlog.errors import SinkError
+from agentlog.consumers.sinks import Sink, Where
 
 
 def _table(projection: type[Projection], name: str) -> Table:
@@ -28,60 +28,41 @@ INDEX = _table(ConversationIndex, INDEX_TABLE)
 
 @dataclass(frozen=True)
 class ConversationFilter:
-    status: str | None = None
-    agent: str | None = None
-    since_micros: int | None = None
-    until_micros: int | None = None
-    limit: int = 20
+    """Which conversations to list; every field that is set must hold."""
 
-
-def _rows(
-    sink: Sink, table: Table, where: list[str], params: list[Any], tail: str = ""
-) -> list[Row]:
-    sql = f"SELECT {select_columns(sink.dialect, table)} FROM {quoted(table.name)} AS t"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    try:
-        found = sink.query(sql + tail, params)
-    except Exception as exc:
-        if "does not exist" in str(exc) or "not found" in str(exc).lower():
-            raise SinkError(
-                f"{sink.description} has no {table.name} table yet: run `agentlog project run`"
-            ) from None
-        raise
-    return [dict(zip(table.columns, values, strict=True)) for values in found]
+    status: str | None = None  # active, ended
+    outcome: str | None = None  # resolved, escalated, abandoned, ...: how it ended
+    agent: str | None = None  # took part
+    since_micros: int | None = None  # active at or after
+    until_micros: int | None = None  # started before
+    limit: int | None = 20
 
 
 def list_conversations(sink: Sink, where: ConversationFilter) -> list[Row]:
-    d = sink.dialect
-    conditions: list[str] = []
-    params: list[Any] = []
+    """Matching conversations, the most recently active first."""
+    conditions = []
     if where.status:
-        conditions.append(f"t.status = {d.param('text')}")
-        params.append(where.status)
+        conditions.append(Where("status", "=", where.status))
+    if where.outcome:
+        conditions.append(Where("outcome", "=", where.outcome))
     if where.agent:
-        conditions.append(d.array_contains("t.agents"))
-        params.append(where.agent)
+        conditions.append(Where("agents", "has", where.agent))
     if where.since_micros is not None:
-        conditions.append(f"t.last_activity >= {d.timestamp_from_micros(d.param('bigint'))}")
-        params.append(where.since_micros)
+        conditions.append(Where("last_activity", ">=", where.since_micros))
     if where.until_micros is not None:
-        conditions.append(f"t.first_activity < {d.timestamp_from_micros(d.param('bigint'))}")
-        params.append(where.until_micros)
-    tail = f" ORDER BY t.last_activity DESC, t.conversation_id LIMIT {int(where.limit)}"
-    return _rows(sink, CONVERSATIONS, conditions, params, tail)
+        conditions.append(Where("first_activity", "<", where.until_micros))
+    return sink.select(
+        CONVERSATIONS,
+        conditions,
+        order_by=("-last_activity", "conversation_id"),
+        limit=where.limit,
+    )
 
 
 def conversation(sink: Sink, conversation_id: str) -> tuple[Row | None, list[Row], Row | None]:
     """(conversation row, its tool calls in request order, its index row)."""
-    p = sink.dialect.param("text")
-    found = _rows(sink, CONVERSATIONS, [f"t.conversation_id = {p}"], [conversation_id])
-    calls = _rows(
-        sink,
-        TOOL_CALLS,
-        [f"t.conversation_id = {p}"],
-        [conversation_id],
-        " ORDER BY t.requested_at, t.tool_call_id",
-    )
-    index = _rows(sink, INDEX, [f"t.conversation_id = {p}"], [conversation_id])
+    mine = [Where("conversation_id", "=", conversation_id)]
+    found = sink.select(CONVERSATIONS, mine)
+    calls = sink.select(TOOL_CALLS, mine, order_by=("requested_at", "tool_call_id"))
+    index = sink.select(INDEX, mine)
     return (found[0] if found else None, calls, index[0] if index else None)

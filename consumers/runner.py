@@ -30,10 +30,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from agentlog.consumers.dead_letters import DeadLetters
 from agentlog.consumers.fold import Batch, Folder
-from agentlog.consumers.projection import Projection, RecordedEvent
+from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
 from agentlog.consumers.sinks.base import Fenced, Sink
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
-from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.kafka_config import group_consumer_config
 from agentlog.reader import partition_offset
 from agentlog.serde import decode
@@ -152,7 +151,7 @@ class ProjectionRunner:
                 if records:
                     if self.progress.first_batch_at is None:
                         self.progress.first_batch_at = time.monotonic()
-                    self._apply(self._decoded(records))
+                    self._apply(self._decoded(records), records)
                 else:
                     self._finish_pending()
                 now = time.monotonic()
@@ -227,8 +226,8 @@ class ProjectionRunner:
     # -- one batch --------------------------------------------------------------------
 
     def _decoded(self, messages: list[Message]) -> Batch:
-        events: list[tuple[RecordedEvent, Message]] = []
-        dead: list[tuple[Message, str, int]] = []
+        events: list[RecordedEvent] = []
+        dead: list[tuple[Position, str, int]] = []
         ends: dict[int, int] = {}
         topic = self.topic
         for message in messages:
@@ -238,46 +237,34 @@ class ProjectionRunner:
             if partition not in ends:
                 self._check_not_rewound(partition, offset)
             ends[partition] = offset + 1
+            kind, stamp = message.timestamp()
+            position = Position(topic, partition, offset, stamp if kind else None)
             try:
                 record = decode(message.value(), topic=topic, partition=partition, offset=offset)
+                events.append(recorded_event(record, position))
             except DecodeError as exc:
-                dead.append((message, str(exc), 1))
-                continue
-            name, body = record["payload"]
-            event = RecordedEvent(
-                record["event_id"],
-                record["conversation_id"],
-                record["occurred_at"],
-                EVENT_TYPE_BY_RECORD_NAME[name],
-                body,
-                record["source"],
-                record["causation_id"],
-                record["trace_id"],
-                record["span_id"],
-                topic,
-                partition,
-                offset,
-            )
-            events.append((event, message))
+                dead.append((position, str(exc), 1))
         return Batch(events, dead, ends)
 
-    def _apply(self, batch: Batch) -> None:
+    def _apply(self, batch: Batch, messages: list[Message]) -> None:
         """Fold the batch (overlapping the transaction in flight, if any), then hand it to
         the writer once that transaction has committed."""
         if self.careful:
             self.careful -= 1
             if self._finish_pending():  # what it applied must be visible to the look-up
                 return
-            skip = self.sink.applied_among(self.group, [e.event_id for e, _ in batch.events])
+            skip = self.sink.applied_among(self.group, [e.event_id for e in batch.events])
         else:
             skip = set()
         self.folder.fold(batch, skip, self.sink.load)
         if self._finish_pending():
             return  # folded on rows that were never stored: re-read instead
         moves = {p: (self.positions.get(p), end) for p, end in batch.ends.items()}
-        self._pending = (batch, self._writer.submit(self._store, batch, moves))
+        self._pending = (batch, self._writer.submit(self._store, batch, moves, messages))
 
-    def _store(self, batch: Batch, moves: dict[int, tuple[int | None, int]]) -> None:
+    def _store(
+        self, batch: Batch, moves: dict[int, tuple[int | None, int]], messages: list[Message]
+    ) -> None:
         """The batch's sink transaction, on the writer thread."""
         with self.sink.transaction(self.group, self.topic) as tx:
             tx.claim(moves)
@@ -286,8 +273,10 @@ class ProjectionRunner:
             for name, rows in batch.changed.items():
                 tx.upsert(self.tables[name], rows)
             if batch.dead:
-                for message, error, attempts in batch.dead:
-                    self.dead_letters.send(message, error, attempts)
+                # A dead letter carries the original record; the fold knows its position.
+                at = {(m.partition(), m.offset()): m for m in messages}
+                for position, error, attempts in batch.dead:
+                    self.dead_letters.send(at[position.partition, position.offset], error, attempts)
                 self.dead_letters.flush()
 
     def _finish_pending(self, *, reseek: bool = True) -> bool:

@@ -65,11 +65,16 @@ def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) ->
     run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=tmp_path)
     try:
         assert run.code == 0, run.err
-        assert "started the embedded dev broker" in run.out
+        assert "started the tansu dev broker" in run.out  # the default engine
         status = agentlog("dev", "status", state_dir=tmp_path)
         assert status.code == 0
         tail = agentlog("tail", "--type", "conversation_started", state_dir=tmp_path)
         assert tail.out.count("conversation_started") == 5
+        # Its hint shows conversations even when none of 5 escalated.
+        hint = re.search(r"agentlog conversations list (--outcome \S+)", run.out).group(1)
+        listed = agentlog("conversations", "list", *hint.split(), state_dir=tmp_path)
+        assert listed.code == 0, listed.err
+        assert len(listed.out.strip().splitlines()) > 1, listed.out
     finally:
         agentlog("dev", "down", state_dir=tmp_path)
 
@@ -89,7 +94,7 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
     listed = agentlog(*base, "conversations", "list", "--limit", "100", state_dir=tmp_path)
     assert listed.code == 0, listed.err
     assert len(listed.out.strip().splitlines()) == 61  # header + 60 conversations
-    escalated = agentlog(
+    ended = agentlog(
         *base,
         "conversations",
         "list",
@@ -99,8 +104,16 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
         "billing",
         state_dir=tmp_path,
     )
-    rows = escalated.out.strip().splitlines()[1:]
+    rows = ended.out.strip().splitlines()[1:]
     assert rows and all(" ended " in r and "billing" in r for r in rows)
+
+    # The demo's own hint shows conversations: the escalated ones, ended or not.
+    hint = re.search(r"agentlog conversations list (--outcome \S+)", run.out).group(1)
+    assert hint == "--outcome escalated"
+    hinted = agentlog(*base, "conversations", "list", *hint.split(), state_dir=tmp_path)
+    assert hinted.code == 0, hinted.err
+    escalated = hinted.out.strip().splitlines()[1:]
+    assert escalated and all(r.split()[2] == "escalated" for r in escalated)
 
     cid = rows[0].split()[0]
     shown = agentlog(*base, "conversations", "show", cid, state_dir=tmp_path)

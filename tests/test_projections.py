@@ -53,6 +53,18 @@ def test_projected_state_equals_an_independent_fold(projected: Settings) -> None
     assert project_once(projected).applied == 0
 
 
+def test_the_memory_sink_holds_what_the_database_sinks_hold(settings: Settings) -> None:
+    """The runner on the memory sink: its writer thread and committed reads, in-process."""
+    projected = settings.with_overrides(sink=f"memory:{settings.topic_prefix}")
+    written = record_workload(projected, 60)
+    progress = project_once(projected)
+    assert progress.applied == written and progress.dead_lettered == 0
+    expected = fold(read_all(projected.bootstrap_servers, projected.events_topic, expect=written))
+    with open_sink(projected.sink_url) as sink:
+        assert_sink_matches(sink, expected)
+    assert project_once(projected).applied == 0
+
+
 def test_the_same_events_delivered_twice_apply_once(projected: Settings) -> None:
     written = record_workload(projected, 60)
     first = read_all(projected.bootstrap_servers, projected.events_topic, expect=written)

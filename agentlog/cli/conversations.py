@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
+from agentlog.consumers.projections.conversations import STATUSES
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
 from agentlog.serde import datetime_of, micros_of
 
@@ -28,7 +29,8 @@ def conversations() -> None:
 
 @conversations.command("list")
 @sink_option
-@click.option("--status", type=click.Choice(["active", "escalated", "ended"]))
+@click.option("--status", type=click.Choice(STATUSES), help="still going, or over")
+@click.option("--outcome", help="how it ended: resolved, escalated, abandoned, failed, ...")
 @click.option("--agent", help="only conversations this agent took part in")
 @click.option("--since", type=click.DateTime(), help="active at or after (UTC)")
 @click.option("--until", type=click.DateTime(), help="started before (UTC)")
@@ -38,6 +40,7 @@ def list_command(
     app: AppContext,
     sink: str | None,
     status: str | None,
+    outcome: str | None,
     agent: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -45,7 +48,14 @@ def list_command(
 ) -> None:
     """The most recently active conversations, newest first."""
     settings = app.settings.with_overrides(sink=sink)
-    where = ConversationFilter(status, agent, _micros(since), _micros(until), limit)
+    where = ConversationFilter(
+        status=status,
+        outcome=outcome,
+        agent=agent,
+        since_micros=_micros(since),
+        until_micros=_micros(until),
+        limit=limit,
+    )
     with reading_sink(settings.sink_url) as opened:
         rows = list_conversations(opened, where)
     if not rows:

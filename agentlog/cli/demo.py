@@ -82,14 +82,21 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
         f"recorded {result.events} events in {elapsed:.2f}s (flushed and acknowledged{rate})"
     )
     _read_back(settings, set(result.conversations), result.events)
-    _project(settings, result.conversations)
+    outcomes = _project(settings, result.conversations)
     click.echo("next:")
     click.echo("  agentlog tail --conversation " + result.conversations[0])
-    click.echo("  agentlog conversations list --status escalated")
+    click.echo(f"  agentlog conversations list --outcome {_example_outcome(outcomes)}")
     click.echo("  agentlog project status")
 
 
-def _project(settings: Settings, mine: list[str]) -> None:
+def _example_outcome(outcomes: Counter[str]) -> str:
+    """An outcome this run's conversations ended with, escalated where there is one."""
+    if outcomes["escalated"] or not outcomes:
+        return "escalated"
+    return outcomes.most_common(1)[0][0]
+
+
+def _project(settings: Settings, mine: list[str]) -> Counter[str]:
     """Run the built-in projections until caught up and show some of this run's results."""
     _phase("projecting into the sink (built-in projections, exactly once)")
     started = time.perf_counter()
@@ -106,6 +113,7 @@ def _project(settings: Settings, mine: list[str]) -> None:
     ours = [r for r in rows if r["conversation_id"] in wanted]
     outcomes = Counter(r["outcome"] or r["status"] for r in ours)
     click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()))
+    ended = Counter(r["outcome"] for r in ours if r["outcome"])
     examples: dict[str, Row] = {}
     for row in ours:
         examples.setdefault(row["outcome"] or row["status"], row)
@@ -116,6 +124,7 @@ def _project(settings: Settings, mine: list[str]) -> None:
             f"calls ({row['tool_errors']} failed attempts), "
             f"{row['input_tokens'] + row['output_tokens']:,} tokens"
         )
+    return ended
 
 
 def _read_back(settings: Settings, mine: set[str], written: int) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from agentlog.consumers.projection import Projection, RecordedEvent, State, Table, handles
+from agentlog.consumers.projections.activity import Activity
 from agentlog.events import EVENT_TYPES
 
 TABLE = "agentlog_conversation_index"
+ACTIVITY = Activity(first="first_time", last="last_time", count="event_count")
 
 
 def _key(event: RecordedEvent) -> tuple[str]:
@@ -24,9 +26,7 @@ class ConversationIndex(Projection):
                 "partition": "bigint",
                 "first_offset": "bigint",
                 "last_offset": "bigint",
-                "event_count": "bigint",
-                "first_time": "timestamp",
-                "last_time": "timestamp",
+                **ACTIVITY.columns,
             },
             key_of=_key,
         ),
@@ -35,11 +35,9 @@ class ConversationIndex(Projection):
     @handles(*EVENT_TYPES)
     def on_event(self, event: RecordedEvent, state: State) -> None:
         row = state.row(TABLE, (event.conversation_id,))
-        if row["event_count"] == 0:
+        if row["topic"] is None:  # the conversation's first event
             row["topic"] = event.topic
             row["partition"] = event.partition
             row["first_offset"] = event.offset
-            row["first_time"] = event.occurred_at
-        row["event_count"] += 1
-        row["last_offset"] = max(row["last_offset"] or 0, event.offset)
-        row["last_time"] = max(row["last_time"] or 0, event.occurred_at)
+        row["last_offset"] = max(row["last_offset"], event.offset)
+        ACTIVITY.fold(row, event)

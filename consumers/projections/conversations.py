@@ -1,14 +1,36 @@
-"""`conversations`: the state of each conversation."""
+"""`conversations`: the state of each conversation.
+
+`status` says whether it is still going (`active`) or over (`ended`); `outcome` says
+how it ended (`resolved`, `escalated`, `abandoned`, `failed`, ... as the application
+recorded it), and stays empty while it is active. An escalation counts in
+`escalations` whether the conversation ends escalated or not.
+"""
 
 from __future__ import annotations
 
-from agentlog.consumers.projection import Projection, RecordedEvent, State, Table, handles
+from agentlog.consumers.projection import Projection, RecordedEvent, Row, State, Table, handles
+from agentlog.consumers.projections.activity import Activity
+from agentlog.events import EVENT_TYPES
 
 TABLE = "agentlog_conversations"
+ACTIVE = "active"
+ENDED = "ended"
+STATUSES = (ACTIVE, ENDED)
+ACTIVITY = Activity(first="first_activity", last="last_activity", count="events")
 
 
 def _key(event: RecordedEvent) -> tuple[str]:
     return (event.conversation_id,)
+
+
+def _row(event: RecordedEvent, state: State) -> Row:
+    return state.row(TABLE, (event.conversation_id,))
+
+
+def _join(row: Row, agent: str | None) -> None:
+    """`agent` takes part in the conversation (in the order agents first appeared)."""
+    if agent and agent not in row["agents"]:
+        row["agents"] = [*row["agents"], agent]
 
 
 class Conversations(Projection):
@@ -39,73 +61,78 @@ class Conversations(Projection):
                 "events": "bigint",
             },
             key_of=_key,
-            defaults={"status": "active"},
+            defaults={"status": ACTIVE},
         ),
     )
 
-    @handles(
-        "conversation_started",
-        "conversation_ended",
-        "system_prompt",
-        "tools_declared",
-        "user_message",
-        "agent_message",
-        "llm_call",
-        "tool_call_requested",
-        "tool_call_completed",
-        "tool_call_failed",
-        "intent_identified",
-        "handoff",
-        "escalation",
-        "saga_step_started",
-        "saga_step_completed",
-        "saga_step_compensated",
-    )
-    def on_event(self, event: RecordedEvent, state: State) -> None:
-        row = state.row(TABLE, (event.conversation_id,))
-        row["events"] += 1
-        if row["first_activity"] is None or event.occurred_at < row["first_activity"]:
-            row["first_activity"] = event.occurred_at
-        if row["last_activity"] is None or event.occurred_at > row["last_activity"]:
-            row["last_activity"] = event.occurred_at
+    @handles(*EVENT_TYPES)
+    def activity(self, event: RecordedEvent, state: State) -> None:
+        """Every event: the conversation's times and event count, and the agent that
+        wrote it, for the events that name one."""
+        row = _row(event, state)
+        ACTIVITY.fold(row, event)
+        _join(row, event.payload.get("agent"))
+
+    @handles("conversation_started")
+    def started(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        row["channel"] = event.payload["channel"]
+        row["user_id"] = event.payload["user_id"]
+
+    @handles("conversation_ended")
+    def ended(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        row["status"] = ENDED
+        row["outcome"] = event.payload["outcome"]
+
+    @handles("user_message")
+    def user_message(self, event: RecordedEvent, state: State) -> None:
+        _row(event, state)["turns"] += 1
+
+    @handles("agent_message")
+    def agent_message(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        row["turns"] += 1
+        row["current_agent"] = event.payload["agent"]
+
+    @handles("llm_call")
+    def llm_call(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
         body = event.payload
-        kind = event.event_type
-        agent = body.get("agent")
-        if agent and agent not in row["agents"]:
-            row["agents"] = [*row["agents"], agent]
-        if kind == "conversation_started":
-            row["channel"] = body["channel"]
-            row["user_id"] = body["user_id"]
-        elif kind in ("user_message", "agent_message"):
-            row["turns"] += 1
-            if kind == "agent_message":
-                row["current_agent"] = agent
-        elif kind == "llm_call":
-            row["llm_calls"] += 1
-            row["input_tokens"] += body["input_tokens"]
-            row["output_tokens"] += body["output_tokens"]
-            row["current_agent"] = agent
-        elif kind == "tool_call_requested":
-            row["open_tool_calls"] += 1
-            if body["attempt"] == 1:
-                row["tool_calls"] += 1
-        elif kind == "tool_call_completed":
-            row["open_tool_calls"] = max(0, row["open_tool_calls"] - 1)
-        elif kind == "tool_call_failed":
-            row["open_tool_calls"] = max(0, row["open_tool_calls"] - 1)
-            row["tool_errors"] += 1
-        elif kind == "intent_identified":
-            row["intent"] = body["intent"]
-        elif kind == "handoff":
-            row["current_agent"] = body["to_agent"]
-            if body["to_agent"] not in row["agents"]:
-                row["agents"] = [*row["agents"], body["to_agent"]]
-            if body["from_agent"] not in row["agents"]:
-                row["agents"] = [*row["agents"], body["from_agent"]]
-        elif kind == "escalation":
-            row["escalations"] += 1
-            if row["status"] != "ended":
-                row["status"] = "escalated"
-        elif kind == "conversation_ended":
-            row["status"] = "ended"
-            row["outcome"] = body["outcome"]
+        row["llm_calls"] += 1
+        row["input_tokens"] += body["input_tokens"]
+        row["output_tokens"] += body["output_tokens"]
+        row["current_agent"] = body["agent"]
+
+    @handles("tool_call_requested")
+    def tool_call_requested(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        row["open_tool_calls"] += 1
+        if event.payload["attempt"] == 1:  # a retry is the same call again
+            row["tool_calls"] += 1
+
+    @handles("tool_call_completed")
+    def tool_call_completed(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        row["open_tool_calls"] = max(0, row["open_tool_calls"] - 1)
+
+    @handles("tool_call_failed")
+    def tool_call_failed(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        row["open_tool_calls"] = max(0, row["open_tool_calls"] - 1)
+        row["tool_errors"] += 1
+
+    @handles("intent_identified")
+    def intent_identified(self, event: RecordedEvent, state: State) -> None:
+        _row(event, state)["intent"] = event.payload["intent"]
+
+    @handles("handoff")
+    def handoff(self, event: RecordedEvent, state: State) -> None:
+        row = _row(event, state)
+        _join(row, event.payload["from_agent"])
+        _join(row, event.payload["to_agent"])
+        row["current_agent"] = event.payload["to_agent"]
+
+    @handles("escalation")
+    def escalation(self, event: RecordedEvent, state: State) -> None:
+        _row(event, state)["escalations"] += 1

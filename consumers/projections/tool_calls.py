@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentlog.consumers.projection import Projection, RecordedEvent, State, Table, handles
+from agentlog.consumers.projection import Projection, RecordedEvent, Row, State, Table, handles
 
 TABLE = "agentlog_tool_calls"
 
@@ -51,20 +51,28 @@ class ToolCalls(Projection):
         if row["requested_at"] is None:
             row["requested_at"] = event.occurred_at
 
-    @handles("tool_call_completed", "tool_call_failed")
-    def finished(self, event: RecordedEvent, state: State) -> None:
-        body = event.payload
-        row = state.row(TABLE, (event.conversation_id, body["tool_call_id"]))
-        row["tool_name"] = body["tool_name"]
-        row["attempts"] = max(row["attempts"], body["attempt"])
-        row["latency_ms"] = body["duration_ms"]
-        row["total_duration_ms"] += body["duration_ms"]
-        row["finished_at"] = event.occurred_at
-        if event.event_type == "tool_call_completed":
-            row["status"] = "completed"
-            row["result_json"] = body["result_json"]
-        else:
-            row["status"] = "failed"
-            row["failures"] += 1
-            row["error_type"] = body["error_type"]
-            row["error_message"] = body["error_message"]
+    @handles("tool_call_completed")
+    def completed(self, event: RecordedEvent, state: State) -> None:
+        row = _finished(event, state)
+        row["status"] = "completed"
+        row["result_json"] = event.payload["result_json"]
+
+    @handles("tool_call_failed")
+    def failed(self, event: RecordedEvent, state: State) -> None:
+        row = _finished(event, state)
+        row["status"] = "failed"
+        row["failures"] += 1
+        row["error_type"] = event.payload["error_type"]
+        row["error_message"] = event.payload["error_message"]
+
+
+def _finished(event: RecordedEvent, state: State) -> Row:
+    """What a completed and a failed attempt both change."""
+    body = event.payload
+    row = state.row(TABLE, (event.conversation_id, body["tool_call_id"]))
+    row["tool_name"] = body["tool_name"]
+    row["attempts"] = max(row["attempts"], body["attempt"])
+    row["latency_ms"] = body["duration_ms"]
+    row["total_duration_ms"] += body["duration_ms"]
+    row["finished_at"] = event.occurred_at
+    return row

@@ -1,13 +1,18 @@
-"""Projection sinks: DuckDB (a file, one writer) and PostgreSQL (shared by many)."""
+"""Projection sinks: DuckDB (a file, one writer), PostgreSQL (shared by many) and memory
+(this process only)."""
 
 from __future__ import annotations
 
-from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
+from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction, Where
 from agentlog.errors import ConfigurationError
 
 
 def open_sink(url: str, *, read_only: bool = False) -> Sink:
-    """`duckdb:PATH` or `postgresql://user@host:port/db`."""
+    """`duckdb:PATH`, `postgresql://user@host:port/db`, or `memory:[NAME]`."""
+    if url.startswith("memory:"):
+        from agentlog.consumers.sinks.memory_sink import MemorySink
+
+        return MemorySink(url.removeprefix("memory:"), read_only=read_only)
     if url.startswith("duckdb:"):
         from agentlog.consumers.sinks.duckdb_sink import DuckDBSink
 
@@ -20,8 +25,9 @@ def open_sink(url: str, *, read_only: bool = False) -> Sink:
 
         return PostgresSink(url)
     raise ConfigurationError(
-        f"unknown sink {url!r}: use duckdb:PATH or postgresql://user@host:port/database"
+        f"unknown sink {url!r}: use duckdb:PATH, postgresql://user@host:port/database or "
+        "memory:[NAME]"
     )
 
 
-__all__ = ["Fenced", "Sink", "SinkTransaction", "open_sink"]
+__all__ = ["Fenced", "Sink", "SinkTransaction", "Where", "open_sink"]

@@ -11,23 +11,65 @@ the events applied. That transaction is what makes effects exactly-once:
   redelivered, or produced twice by an application-level retry, applies once.
 - `load` and `upsert` read and write rows; nothing is visible until commit.
 
-Outside a transaction, `load` and `applied_among` read what is committed, on a
-connection of their own: the runner calls them while a transaction of the same sink
+Outside a transaction, `load`, `applied_among` and `select` read what is committed, on
+a connection of their own: the runner calls them while a transaction of the same sink
 runs on its writer thread.
+
+`agentlog.testing.SinkContract` is this contract as a test suite: the memory, DuckDB
+and PostgreSQL sinks pass it, and so must any other.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
+from agentlog.errors import ConfigurationError, SinkError
 from agentlog.errors import Fenced as Fenced  # re-exported: it was defined here before
 
-if TYPE_CHECKING:
-    from agentlog.consumers.sinks.sql import Dialect
+OPERATORS = ("=", ">=", "<", "has")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A condition on one column of `select`: `=`, `>=` and `<` compare a value (a
+    timestamp as UTC microseconds), `has` asks whether a `text[]` column holds one."""
+
+    column: str
+    op: str
+    value: Any
+
+    def check(self, table: Table) -> None:
+        kind = table.columns.get(self.column)
+        if kind is None:
+            raise ConfigurationError(f"{table.name} has no column {self.column!r}")
+        if self.op not in OPERATORS:
+            raise ConfigurationError(f"unknown operator {self.op!r}; use one of {OPERATORS}")
+        if self.value is None:
+            raise ConfigurationError(f"no value to compare {table.name}.{self.column} with")
+        if kind == "text[]" and self.op != "has":
+            raise ConfigurationError(
+                f"{table.name}.{self.column} is a list: ask whether it `has` a value"
+            )
+        if self.op == "has" and kind != "text[]":
+            raise ConfigurationError(
+                f"{table.name}.{self.column} is {kind}, not a list: `has` is for text[] columns"
+            )
+
+
+def check_order(table: Table, order_by: Sequence[str]) -> list[tuple[str, bool]]:
+    """`order_by` ("column", or "-column" for descending) as (column, descending)."""
+    order = []
+    for item in order_by:
+        column = item.removeprefix("-")
+        if table.columns.get(column) in (None, "text[]"):
+            raise ConfigurationError(f"cannot order {table.name} by {item!r}")
+        order.append((column, item.startswith("-")))
+    return order
 
 
 class SinkTransaction(ABC):
@@ -56,7 +98,6 @@ class Sink(ABC):
     thread), and its committed reads may run beside them on one other thread."""
 
     description: str
-    dialect: Dialect
     # Set when reads see an earlier state than the latest commit (a DuckDB snapshot).
     reading_note: str | None = None
 
@@ -83,8 +124,21 @@ class Sink(ABC):
         """Commit on clean exit, roll back on any exception."""
 
     @abstractmethod
+    def select(
+        self,
+        table: Table,
+        where: Sequence[Where] = (),
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        """The committed rows of `table` that meet every condition, ordered by the
+        columns of `order_by` ("-column": descending; empty values last either way),
+        at most `limit` of them. Raises SinkError if the table was never prepared."""
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run a read-only query in the sink's SQL dialect."""
+        """Run a read-only query in the sink's SQL dialect, for sinks that have one."""
+        raise SinkError(f"{self.description} answers no SQL; read it with select()")
 
     @abstractmethod
     def close(self) -> None: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.consumers.sinks.base import Sink
+from agentlog.consumers.sinks.base import Sink, Where
 from agentlog.consumers.sinks.duckdb_snapshot import SnapshotPublisher, snapshot_path, taken_at
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
@@ -19,6 +19,8 @@ from agentlog.consumers.sinks.sql import (
     SqlTransaction,
     create_all,
     quoted,
+    row_of,
+    select_statement,
 )
 from agentlog.errors import SinkError
 
@@ -192,6 +194,23 @@ class DuckDBSink(Sink):
             yield DuckDBTransaction(connection, self.dialect, group, topic)
         if self._snapshots is not None:
             self._snapshots.after_commit()
+
+    def select(
+        self,
+        table: Table,
+        where: Sequence[Where] = (),
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        sql, params = select_statement(self.dialect, table, where, order_by, limit)
+        try:
+            found = self._committed_reads("").cursor.execute(sql, params).fetchall()
+        except duckdb.CatalogException:
+            raise SinkError(
+                f"{self.description} has no {table.name} table yet: run `agentlog project run`"
+            ) from None
+        return [row_of(table, values) for values in found]
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, params or []).fetchall()

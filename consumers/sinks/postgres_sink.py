@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
 from agentlog.consumers.projection import Key, Row, Table
-from agentlog.consumers.sinks.base import Sink
+from agentlog.consumers.sinks.base import Sink, Where
 from agentlog.consumers.sinks.sql import (
     Dialect,
     SqlTransaction,
     create_all,
     quoted,
+    row_of,
+    select_statement,
     upsert_assignments,
 )
 from agentlog.errors import SinkError
@@ -121,6 +123,24 @@ class PostgresSink(Sink):
     def transaction(self, group: str, topic: str) -> Iterator[PostgresTransaction]:
         with self.connection.transaction(), self.connection.cursor() as cursor:
             yield PostgresTransaction(cursor, self.dialect, group, topic)
+
+    def select(
+        self,
+        table: Table,
+        where: Sequence[Where] = (),
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        sql, params = select_statement(self.dialect, table, where, order_by, limit)
+        with self._reader().cursor() as cursor:
+            try:
+                cursor.execute(sql, params)
+            except psycopg.errors.UndefinedTable:
+                raise SinkError(
+                    f"{self.description} has no {table.name} table yet: run `agentlog project run`"
+                ) from None
+            return [row_of(table, values) for values in cursor.fetchall()]
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.connection.cursor() as cursor:

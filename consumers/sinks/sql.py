@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.consumers.sinks.base import Fenced, SinkTransaction
+from agentlog.consumers.sinks.base import Fenced, SinkTransaction, Where, check_order
 from agentlog.errors import SinkError
 
 OFFSETS_TABLE = "agentlog_offsets"
@@ -73,6 +73,49 @@ def select_columns(dialect: Dialect, table: Table, alias: str = "t") -> str:
         else f"{alias}.{quoted(c)}"
         for c, kind in table.columns.items()
     )
+
+
+def select_statement(
+    dialect: Dialect,
+    table: Table,
+    where: Sequence[Where],
+    order_by: Sequence[str],
+    limit: int | None,
+) -> tuple[str, list[Any]]:
+    """`Sink.select` in SQL: the statement and its parameters."""
+    conditions, params = [], []
+    for condition in where:
+        condition.check(table)
+        column = f"t.{quoted(condition.column)}"
+        kind = table.columns[condition.column]
+        if condition.op == "has":
+            conditions.append(dialect.array_contains(column))
+        elif kind == "timestamp":
+            value = dialect.timestamp_from_micros(dialect.param("bigint"))
+            conditions.append(f"{column} {condition.op} {value}")
+        else:
+            conditions.append(f"{column} {condition.op} {dialect.param(kind)}")
+        params.append(condition.value)
+    sql = f"SELECT {select_columns(dialect, table)} FROM {quoted(table.name)} AS t"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    order = check_order(table, order_by)
+    if order:
+        sql += " ORDER BY " + ", ".join(
+            f"t.{quoted(c)} {'DESC' if descending else 'ASC'} NULLS LAST" for c, descending in order
+        )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
+
+
+def row_of(table: Table, values: Sequence[Any]) -> Row:
+    """A row from the values of `select_columns`, an empty text[] as []."""
+    row = dict(zip(table.columns, values, strict=True))
+    for column in table.list_columns:
+        if row[column] is None:
+            row[column] = []
+    return row
 
 
 def upsert_assignments(table: Table) -> str:

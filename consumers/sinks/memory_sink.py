@@ -1,0 +1,218 @@
+"""Memory sink: the sink contract kept in plain Python objects, in this process only.
+
+As eventsourcing has its POPO recorders: for tests, replay and trying a projection
+out without a database. It keeps the contract the database sinks keep
+(`agentlog.testing.SinkContract` runs on all of them): offsets claimed with a
+compare-and-set, event ids applied once, nothing visible before commit, committed
+reads beside a running transaction.
+
+`memory:` is a store of its own; `memory:NAME` is the store of that name, shared by
+every sink opened with it in this process until the process exits (a runner and a
+reader can meet there; nothing survives the process).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
+
+from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
+from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction, Where, check_order
+from agentlog.errors import ConfigurationError, SinkError
+
+
+class _Store:
+    """What one memory sink holds, committed. `lock` guards every read and the moment
+    a transaction's changes land; `writing` lets one transaction run at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writing = threading.Lock()
+        self.rows: dict[str, dict[Key, Row]] = {}
+        self.owners: dict[str, str] = {}
+        self.offsets: dict[tuple[str, str], dict[int, int]] = {}
+        # group -> applied event id -> (partition, offset)
+        self.applied: dict[str, dict[str, tuple[int, int]]] = {}
+
+
+_named: dict[str, _Store] = {}
+_named_lock = threading.Lock()
+
+
+def _copy(table: Table, row: Row) -> Row:
+    return table.detached(dict(row))
+
+
+class MemoryTransaction(SinkTransaction):
+    """Changes are staged here and land in the store at once on commit."""
+
+    def __init__(self, store: _Store, description: str, group: str, topic: str) -> None:
+        self._store = store
+        self._description = description
+        self._group = group
+        self._topic = topic
+        self._rows: dict[str, dict[Key, Row]] = {}
+        self._offsets: dict[int, int] = {}
+        self._applied: dict[str, tuple[int, int]] = {}
+
+    def claim(self, moves: dict[int, tuple[int | None, int]]) -> None:
+        with self._store.lock:
+            stored = dict(self._store.offsets.get((self._group, self._topic), {}))
+        stored.update(self._offsets)
+        lost = sorted(p for p, (expected, _) in moves.items() if stored.get(p) != expected)
+        if lost:
+            raise Fenced(
+                f"partitions {lost} of {self._topic} were moved on by another consumer of group "
+                f"{self._group} since this one read their offsets"
+            )
+        for partition, (_, after) in moves.items():
+            self._offsets[partition] = after
+
+    def mark_applied(self, events: list[RecordedEvent]) -> int:
+        with self._store.lock:
+            before = self._store.applied.get(self._group, {})
+            new = 0
+            for event in events:
+                if event.event_id not in before and event.event_id not in self._applied:
+                    self._applied[event.event_id] = (event.partition, event.offset)
+                    new += 1
+        return new
+
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        staged = self._rows.get(table.name, {})
+        with self._store.lock:
+            stored = _rows_of(self._store, self._description, table)
+            found = {}
+            for key in keys:
+                row = staged.get(key) or stored.get(key)
+                if row is not None:
+                    found[key] = _copy(table, row)
+        return found
+
+    def upsert(self, table: Table, rows: list[Row]) -> None:
+        with self._store.lock:
+            _rows_of(self._store, self._description, table)
+        staged = self._rows.setdefault(table.name, {})
+        for row in rows:
+            if row.keys() != table.columns.keys():
+                raise SinkError(
+                    f"a row for {table.name} must have exactly its columns "
+                    f"{list(table.columns)}, not {list(row)}"
+                )
+            staged[tuple(row[k] for k in table.key)] = _copy(table, row)
+
+    def commit(self) -> None:
+        store = self._store
+        with store.lock:
+            for name, rows in self._rows.items():
+                store.rows[name].update(rows)
+            if self._offsets:
+                store.offsets.setdefault((self._group, self._topic), {}).update(self._offsets)
+            if self._applied:
+                store.applied.setdefault(self._group, {}).update(self._applied)
+
+
+def _rows_of(store: _Store, description: str, table: Table) -> dict[Key, Row]:
+    rows = store.rows.get(table.name)
+    if rows is None:
+        raise SinkError(f"{description} has no {table.name} table yet: run `agentlog project run`")
+    return rows
+
+
+class MemorySink(Sink):
+    def __init__(self, name: str = "", *, read_only: bool = False) -> None:
+        self.description = f"memory:{name}"
+        self.read_only = read_only
+        with _named_lock:
+            store = _named.get(name) if name else None
+            if store is None:
+                if read_only:
+                    raise SinkError(
+                        f"no projections in {self.description}: a memory sink lives only in "
+                        "the process that filled it"
+                    )
+                store = _Store()
+                if name:
+                    _named[name] = store
+        self._store = store
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise SinkError(f"{self.description} was opened read-only")
+
+    def prepare(self, tables: Iterable[Table], group: str) -> None:
+        self._writable()
+        tables = list(tables)
+        with self._store.lock:
+            for table in tables:
+                owner = self._store.owners.get(table.name, group)
+                if owner != group:
+                    raise SinkError(
+                        f"table {table.name} in this sink is maintained by consumer group "
+                        f"{owner!r}; run with --group {owner} or project into another sink"
+                    )
+            for table in tables:
+                self._store.owners.setdefault(table.name, group)
+                self._store.rows.setdefault(table.name, {})
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with self._store.lock:
+            return dict(self._store.offsets.get((group, topic), {}))
+
+    def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
+        with self._store.lock:
+            stored = _rows_of(self._store, self.description, table)
+            return {k: _copy(table, stored[k]) for k in keys if k in stored}
+
+    def applied_among(self, group: str, event_ids: list[str]) -> set[str]:
+        with self._store.lock:
+            applied = self._store.applied.get(group, {})
+            return {e for e in event_ids if e in applied}
+
+    @contextmanager
+    def transaction(self, group: str, topic: str) -> Iterator[MemoryTransaction]:
+        self._writable()
+        with self._store.writing:
+            transaction = MemoryTransaction(self._store, self.description, group, topic)
+            yield transaction  # an exception here discards what was staged
+            transaction.commit()
+
+    def select(
+        self,
+        table: Table,
+        where: Sequence[Where] = (),
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Row]:
+        for condition in where:
+            condition.check(table)
+        order = check_order(table, order_by)
+        with self._store.lock:
+            stored = _rows_of(self._store, self.description, table)
+            rows = [r for r in stored.values() if all(_meets(r, w) for w in where)]
+            for column, descending in reversed(order):  # a stable sort per column, last first
+                present = [r for r in rows if r[column] is not None]
+                present.sort(key=itemgetter(column), reverse=descending)
+                rows = present + [r for r in rows if r[column] is None]
+            return [_copy(table, r) for r in rows[:limit]]
+
+    def close(self) -> None:
+        pass
+
+
+def _meets(row: Row, where: Where) -> bool:
+    value = row[where.column]
+    if where.op == "has":
+        return value is not None and where.value in value
+    if value is None:  # as in SQL: an empty value meets no comparison
+        return False
+    if where.op == "=":
+        return bool(value == where.value)
+    if where.op == ">=":
+        return bool(value >= where.value)
+    if where.op == "<":
+        return bool(value < where.value)
+    raise ConfigurationError(f"unknown operator {where.op!r}")
