@@ -159,4 +159,4 @@ def test_tail_follow_prints_events_as_they_arrive(settings, tmp_path: Path) -> N
         follower.send_signal(signal.SIGINT)
         _, err = follower.communicate(timeout=30)
         watchdog.cancel()
-    assert follower.returncode == 130 and "Traceback" not in err
+    assert follower.returncode == 130 and "Traceback" not in err, err
