@@ -86,3 +86,9 @@ def reader_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     )
     config.update(extra)
     return config
+
+
+def range_reader_config(settings: Settings) -> dict[str, Any]:
+    """A reader of offset ranges it knows the ends of (replay): it never waits for new
+    records, so a fetch at the end need not be held open by the broker."""
+    return reader_config(settings, **{"fetch.wait.max.ms": 5})
