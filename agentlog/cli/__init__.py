@@ -12,6 +12,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     demo,
     dev,
     project,
+    replay,
     tail,
     topics,
 )

@@ -1,0 +1,137 @@
+"""`agentlog replay CONVERSATION`: a conversation from its offsets, as it happened or as
+it stood at a moment; `replay diff A B`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.replay import At, parse_at, replay_conversation
+from agentlog.replay.export import as_json, as_jsonl
+from agentlog.replay.transcript import plain, transcript
+
+
+class _ConversationByDefault(click.Group):
+    """`agentlog replay ID ...` means `agentlog replay show ID ...`: the conversation is
+    what a reviewer types; the subcommands are named."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+        if args and args[0] not in self.commands:
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(
+            ctx.command_path, "CONVERSATION [--at TIME] [--until-offset N] [OPTIONS]"
+        )
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
+
+@cli.group(cls=_ConversationByDefault, context_settings={"ignore_unknown_options": True})
+def replay() -> None:
+    """Rebuild a conversation from its offsets: every event in order with its position in
+    the log, and its state at any moment (`agentlog replay CONVERSATION --help`)."""
+
+
+class _Moment(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value, param, ctx) -> At:  # type: ignore[override]
+        if isinstance(value, At):
+            return value
+        try:
+            return parse_at(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@replay.command()
+@click.argument("conversation_id", metavar="CONVERSATION")
+@click.option(
+    "--at",
+    type=_Moment(),
+    help="stop the clock: events that occurred then or before (ISO 8601 time, UTC unless "
+    "zoned, or +1m30s after the first event)",
+)
+@click.option(
+    "--until-offset",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="stop at this offset of the conversation's partition (included)",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "jsonl", "html"]),
+    default="text",
+    show_default=True,
+    help="text: a transcript; json: one document with the state; jsonl: one event per "
+    "line; html: a self-contained timeline page (needs --out)",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write to FILE")
+@click.option("--verbose", "-v", is_flag=True, help="text: every event's full payload")
+@click.option(
+    "--color/--no-color", default=None, help="colours (default: when writing to a terminal)"
+)
+@click.option("--scan", is_flag=True, help="ignore the index: scan the conversation's partition")
+@sink_option
+@pass_app
+def show(
+    app: AppContext,
+    conversation_id: str,
+    at: At | None,
+    until_offset: int | None,
+    output: str,
+    out: Path | None,
+    verbose: bool,
+    color: bool | None,
+    scan: bool,
+    sink: str | None,
+) -> None:
+    """Every event of CONVERSATION in log order, and its state at the end (or at --at /
+    --until-offset). Reads only the conversation's range when the sink has the
+    conversation_index, else scans its partition and says so."""
+    if output == "html" and out is None:
+        raise click.UsageError("--format html writes a file: add --out FILE")
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    replayed = replay_conversation(
+        settings,
+        conversation_id,
+        sink_url=settings.sink_url,
+        scan=scan,
+        at=at,
+        until_offset=until_offset,
+        on_note=lambda text: click.echo(f"note: {text}", err=True),
+    )
+    if output == "html":
+        from agentlog.replay.html import timeline_page
+
+        _write(out, [timeline_page(replayed)], colour=False)
+        click.echo(f"wrote the timeline of {conversation_id} to {out}", err=True)
+        return
+    coloured = False
+    if output == "json":
+        lines: Iterable[str] = [as_json(replayed)]
+    elif output == "jsonl":
+        lines = as_jsonl(replayed)
+    else:
+        coloured = color if color is not None else (out is None and sys.stdout.isatty())
+        lines = transcript(replayed, style=click.style if coloured else plain, verbose=verbose)
+    _write(out, lines, colour=coloured)
+
+
+def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
+    if out is None:
+        for text in lines:
+            click.echo(text, color=colour)
+        return
+    try:
+        with out.open("w", encoding="utf-8") as file:
+            for text in lines:
+                file.write(text + "\n")
+    except OSError as exc:
+        raise click.FileError(str(out), exc.strerror) from None
