@@ -161,9 +161,10 @@ def scan_location(
     if why is not None:
         note = (
             f"{why}; scanning all {bounds.end - bounds.start} records of "
-            f"{reader.topic}[{partition}] instead (run `agentlog project run` to build the "
-            "index)"
+            f"{reader.topic}[{partition}] instead"
         )
+        if "agentlog project run" not in why:
+            note += " (`agentlog project run` builds the index)"
     return Location(
         reader.topic, partition, bounds, ((bounds.start, bounds.end),), "scan", None, note
     )

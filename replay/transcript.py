@@ -154,7 +154,7 @@ def details(entry: Entry) -> list[str]:
         "offset": entry.offset,
         "event_id": entry.event_id,
         "occurred_at": iso(entry.occurred_at),
-        "source": entry.source,
+        "source": {k: v for k, v in entry.source.items() if v is not None},
         "trace_id": entry.trace_id,
         "span_id": entry.span_id,
         "causation_id": entry.causation_id,
