@@ -197,6 +197,12 @@ def test_a_sink_without_the_index_falls_back_to_a_scan_and_says_so(recorded) -> 
     assert note.startswith("note: no projections in") and "scanning all" in note
     assert "read by scanning the partition" not in run.out
     assert "records by scanning the partition" in run.out
+    unreachable = "postgresql://postgres@127.0.0.1:1/nothing"
+    run_pg = _agentlog(settings, tmp_path, "replay", CONVERSATION, "--sink", unreachable)
+    assert run_pg.code == 0, run_pg.err
+    [note] = run_pg.err.splitlines()
+    assert "cannot connect to PostgreSQL" in note and "scanning all" in note
+    assert run_pg.out == run.out
     indexed = _agentlog(settings, tmp_path, "replay", CONVERSATION)
     # The same events and state either way; only how they were found differs.
     assert run.out.splitlines()[2:] == indexed.out.splitlines()[2:]

@@ -1,8 +1,10 @@
 """`agentlog replay CONVERSATION`: a conversation from its offsets, as it happened or as
-it stood at a moment; `replay diff A B`."""
+it stood at a moment; `replay diff A B`: two conversations aligned event by event."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,9 +12,11 @@ from pathlib import Path
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
-from agentlog.replay import At, parse_at, replay_conversation
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.replay import At, Replay, parse_at, replay_conversation
+from agentlog.replay.diff import ConversationDiff, diff_conversations
 from agentlog.replay.export import as_json, as_jsonl
-from agentlog.replay.transcript import plain, transcript
+from agentlog.replay.transcript import counted, plain, short, summary, transcript
 
 
 class _ConversationByDefault(click.Group):
@@ -135,3 +139,143 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
                 file.write(text + "\n")
     except OSError as exc:
         raise click.FileError(str(out), exc.strerror) from None
+
+
+_MARK_STYLE = {
+    "same": ("=", {"dim": True}),
+    "changed": ("~", {"fg": "yellow", "bold": True}),
+    "only_a": ("-", {"fg": "red", "bold": True}),
+    "only_b": ("+", {"fg": "green", "bold": True}),
+}
+
+
+@replay.command("diff")
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="FIELD",
+    help="also leave this payload field out of the comparison (repeatable)",
+)
+@click.option("--brief", is_flag=True, help="only the events that differ")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--color/--no-color", default=None, help="colours (default: when writing to a terminal)"
+)
+@sink_option
+@pass_app
+def diff_command(
+    app: AppContext,
+    first: str,
+    second: str,
+    ignore: tuple[str, ...],
+    brief: bool,
+    output: str,
+    color: bool | None,
+    sink: str | None,
+) -> None:
+    """Align conversations A and B event by event and show what differs (ids and
+    timings left out: they differ between any two runs)."""
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    replays = [
+        replay_conversation(
+            settings,
+            conversation_id,
+            sink_url=settings.sink_url,
+            on_note=lambda text: click.echo(f"note: {text}", err=True),
+        )
+        for conversation_id in (first, second)
+    ]
+    result = diff_conversations(replays[0].events, replays[1].events, ignore=ignore)
+    if output == "json":
+        click.echo(_diff_json(replays, result))
+        return
+    coloured = color if color is not None else sys.stdout.isatty()
+    style = click.style if coloured else plain
+    for text in _diff_lines(replays, result, style, brief=brief):
+        click.echo(text, color=coloured)
+
+
+def _position(event: RecordedEvent | None) -> str:
+    return "." if event is None else f"p{event.partition}@{event.offset}"
+
+
+def _values(left: object, right: object, width: int = 70) -> str:
+    """`left -> right` as JSON, long texts shown from a little before where they part."""
+    a, b = (json.dumps(v, ensure_ascii=False) for v in (left, right))
+    common = len(os.path.commonprefix([a, b]))
+    if common > 30 and max(len(a), len(b)) > width:
+        a, b = "…" + a[common - 20 :], "…" + b[common - 20 :]
+    return f"{short(a, width)} -> {short(b, width)}"
+
+
+def _diff_lines(replays: list[Replay], result: ConversationDiff, style, *, brief: bool):
+    a, b = replays
+    yield style(
+        f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on {a.topic}[{a.partition}]",
+        fg="red",
+    )
+    yield style(
+        f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on {b.topic}[{b.partition}]",
+        fg="green",
+    )
+    width = max([len(_position(s.a)) for s in result.steps] + [1])
+    for step in result.steps:
+        if brief and step.kind == "same":
+            continue
+        mark, look = _MARK_STYLE[step.kind]
+        event = step.a or step.b
+        assert event is not None
+        yield style(
+            f"{mark} {_position(step.a):<{width}} {_position(step.b):<{width}}  "
+            f"{event.event_type:<22} {summary(event)}",
+            **look,
+        )
+        for name, left, right in step.differences:
+            yield f"      {name}: {_values(left, right)}"
+    yield ""
+    yield (
+        f"{result.count('same')} same, {result.count('changed')} changed, "
+        f"{result.count('only_a')} only in {a.conversation_id}, "
+        f"{result.count('only_b')} only in {b.conversation_id}"
+        + (" (ignoring " + ", ".join(sorted(result.ignored)) + ")")
+    )
+
+
+def _diff_json(replays: list[Replay], result: ConversationDiff) -> str:
+    def where(event: RecordedEvent | None) -> dict | None:
+        if event is None:
+            return None
+        return {
+            "partition": event.partition,
+            "offset": event.offset,
+            "event_type": event.event_type,
+            "event_id": event.event_id,
+        }
+
+    document = {
+        "a": {"conversation_id": replays[0].conversation_id, "topic": replays[0].topic},
+        "b": {"conversation_id": replays[1].conversation_id, "topic": replays[1].topic},
+        "ignored": sorted(result.ignored),
+        "identical": result.identical,
+        "counts": {k: result.count(k) for k in _MARK_STYLE},
+        "steps": [
+            {
+                "kind": step.kind,
+                "a": where(step.a),
+                "b": where(step.b),
+                "differences": [
+                    {"field": name, "a": left, "b": right} for name, left, right in step.differences
+                ],
+            }
+            for step in result.steps
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
