@@ -98,6 +98,7 @@ class Replay:
     entries: list[Entry]
     state: dict[str, list[Row]]
     records_read: int
+    partition_end: int  # the end of the partition when it was read
     stopped: str | None = None  # where the clock was stopped, said for people
     notes: list[str] = field(default_factory=list)
 
@@ -145,28 +146,33 @@ def replay_conversation(
     key = conversation_id.encode()
     notes: list[str] = []
 
-    def note(location: Location) -> None:
-        if location.note:
-            notes.append(location.note)
+    def note(text: str | None) -> None:
+        if text:
+            notes.append(text)
             if on_note is not None:
-                on_note(location.note)
+                on_note(text)
 
     with PartitionReader(settings, topic, idle_timeout=idle_timeout) as reader:
         location = locate(reader, conversation_id, sink_url=sink_url, scan=scan)
-        note(location)
+        note(location.note)
         recorded = _read(reader, location, key)
-        mismatch = _index_mismatch(location, recorded)
+        end = reader.end(location.partition)
+        found = [(e.offset, getattr(e, "event_id", None)) for e in recorded]
+        mismatch = location.index_mismatch(end, found)
         if mismatch is not None:
             location = scan_location(reader, location.partition, mismatch)
-            note(location)
+            note(location.note)
             recorded = _read(reader, location, key)
+            end = reader.end(location.partition)
+        else:
+            note(location.index_note(end))
         records_read = reader.records_read
     if not recorded:
-        raise ConversationNotFound(_not_found(conversation_id, location))
+        raise ConversationNotFound(_not_found(conversation_id, location, end, records_read))
     entries = recorded
     stops = []
     if until_offset is not None:
-        entries = _until(entries, until_offset, conversation_id, location)
+        entries = _until(entries, until_offset, conversation_id, location, end)
         stops.append(f"offset {until_offset}")
     if at is not None:
         entries = _at(entries, at, conversation_id, _start(recorded))
@@ -179,6 +185,7 @@ def replay_conversation(
         entries,
         conversation_state(events),
         records_read,
+        end,
         " and ".join(stops) or None,
         notes,
     )
@@ -208,50 +215,25 @@ def _read(reader: PartitionReader, location: Location, key: bytes) -> list[Entry
     return found
 
 
-def _index_mismatch(location: Location, recorded: list[Entry]) -> str | None:
-    """Why the index's range cannot be of this log, or None: its first and last
-    offsets must hold events of the conversation, and the range as many distinct
-    events as the index counted."""
-    entry = location.entry
-    if entry is None:
-        return None
-    in_range = [e for e in recorded if entry.first_offset <= e.offset <= entry.last_offset]
-    offsets = {e.offset for e in in_range}
-    distinct = {e.event_id for e in in_range if isinstance(e, RecordedEvent)}
-    if (
-        entry.first_offset in offsets
-        and entry.last_offset in offsets
-        and len(distinct) == entry.event_count
-    ):
-        return None
-    return (
-        f"the conversation_index puts {entry.event_count} events at {location.topic}"
-        f"[{entry.partition}] offsets {entry.first_offset}..{entry.last_offset}, where the log "
-        f"holds {len(distinct)} (an index built from another log?)"
-    )
-
-
-def _not_found(conversation_id: str, location: Location) -> str:
+def _not_found(conversation_id: str, location: Location, end: int, read: int) -> str:
     where = f"{location.topic}[{location.partition}]"
     if location.method == "scan":
+        how = f"none of the {read} records of {where} (the partition its id hashes to) has it"
+    elif read:
         how = (
-            f"none of the {location.bounds.end - location.bounds.start} records of {where} "
-            "(the partition its id hashes to) has it as key"
-        )
-    elif location.size:
-        how = (
-            f"the conversation_index does not have it, nor do the {location.size} records of "
-            f"{where} it has not applied yet"
+            f"the conversation_index does not have it, nor do the {read} records of {where} "
+            "it has not applied yet"
         )
     else:
-        how = f"the conversation_index does not have it and has applied all of {where}"
+        how = f"the conversation_index does not have it and has applied all {end} of {where}"
     return f"no conversation {conversation_id!r} on {location.topic}: {how}"
 
 
-def _until(entries: list[Entry], offset: int, conversation_id: str, location: Location):
-    end = location.bounds.end
+def _until(
+    entries: list[Entry], offset: int, conversation_id: str, location: Location, end: int
+) -> list[Entry]:
     if offset >= end:
-        last = f"its last offset is {end - 1}" if end > location.bounds.start else "it is empty"
+        last = f"its last offset is {end - 1}" if end > 0 else "it is empty"
         raise OffsetBeyondEnd(
             f"--until-offset {offset} is beyond the end of {location.topic}"
             f"[{location.partition}]: {last}"

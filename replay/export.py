@@ -62,8 +62,11 @@ def document(replay: Replay) -> dict[str, Any]:
         "partition": replay.partition,
         "read": {
             "method": location.method,
-            "ranges": [list(r) for r in location.ranges],
-            "partition_end": location.bounds.end,
+            "ranges": [
+                [start, replay.partition_end if stop is None else stop]
+                for start, stop in location.ranges
+            ],
+            "partition_end": replay.partition_end,
             "records_read": replay.records_read,
         },
         "notes": replay.notes,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TABLE
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.consumers.sinks.sql import OWNERS_TABLE, quoted
-from agentlog.replay.log_range import Bounds, PartitionReader
+from agentlog.replay.log_range import PartitionReader
 
 from agentlog.partitioner import partition_for
 
@@ -45,17 +45,63 @@ class IndexUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Location:
+    """Where to read a conversation: `ranges` of one partition, [start, stop), in order
+    (stop None: to the partition's end, as the read finds it)."""
+
     topic: str
     partition: int
-    bounds: Bounds
-    ranges: tuple[tuple[int, int], ...]  # [start, stop) ranges to read, in order
+    ranges: tuple[tuple[int, int | None], ...]
     method: str  # "index" or "scan"
     entry: IndexEntry | None = None
-    note: str | None = None  # why a scan, or what the index did not cover
+    applied: int | None = None  # the index holds everything of the partition before it
+    sink: str | None = None
+    note: str | None = None  # why a scan
 
-    @property
-    def size(self) -> int:
-        return sum(stop - start for start, stop in self.ranges)
+    def index_note(self, end: int) -> str | None:
+        """What the read had to add to the index (given the partition's end), or None."""
+        if self.method != "index" or self.applied is None or end <= self.applied:
+            return None
+        where = f"{self.topic}[{self.partition}]"
+        if self.entry is None:
+            return (
+                f"not in the conversation_index of {self.sink}; read the {end - self.applied} "
+                f"records of {where} it has not applied yet"
+            )
+        return (
+            f"the conversation_index of {self.sink} is {end - self.applied} records behind on "
+            f"{where}; read them too"
+        )
+
+    def index_mismatch(self, end: int, found: list[tuple[int, str | None]]) -> str | None:
+        """Why the index cannot describe this log, or None, given the partition's end and
+        the (offset, event id or None) of each record found. The index's range must end
+        before the partition does, its first and last offsets hold the conversation's
+        records, and the range as many distinct events as the index counted."""
+        if self.method != "index":
+            return None
+        where = f"{self.topic}[{self.partition}]"
+        entry = self.entry
+        if (self.applied or 0) > end or (entry is not None and entry.last_offset >= end):
+            return (
+                f"the conversation_index of {self.sink} reaches beyond the end of {where} "
+                f"({end}): it was built from another log"
+            )
+        if entry is None:
+            return None
+        in_range = [(o, i) for o, i in found if entry.first_offset <= o <= entry.last_offset]
+        offsets = {o for o, _ in in_range}
+        distinct_events = len({i for _, i in in_range if i is not None})
+        if (
+            entry.first_offset in offsets
+            and entry.last_offset in offsets
+            and distinct_events == entry.event_count
+        ):
+            return None
+        return (
+            f"the conversation_index of {self.sink} puts {entry.event_count} events at {where} "
+            f"offsets {entry.first_offset}..{entry.last_offset}, where the log holds "
+            f"{distinct_events} (an index built from another log?)"
+        )
 
 
 def lookup_index(sink_url: str, conversation_id: str, topic: str) -> IndexLookup:
@@ -120,43 +166,19 @@ def locate(
         return scan_location(reader, hashed, str(exc))
     entry = found.entry
     partition = entry.partition if entry is not None else hashed
-    bounds = reader.bounds(partition)
-    applied = found.applied.get(partition, bounds.start)
-    if applied > bounds.end or (entry is not None and entry.last_offset >= bounds.end):
-        return scan_location(
-            reader,
-            partition,
-            f"the conversation_index of {found.sink} reaches beyond the end of "
-            f"{topic}[{partition}] ({bounds.end}): it was built from another log",
-            bounds,
-        )
-    unapplied = (max(applied, bounds.start), bounds.end)
-    if entry is None:
-        note = None
-        if unapplied[0] < unapplied[1]:
-            note = (
-                f"not in the conversation_index of {found.sink}; read the "
-                f"{unapplied[1] - unapplied[0]} records of {topic}[{partition}] it has not "
-                "applied yet"
-            )
-        return Location(topic, partition, bounds, (unapplied,), "index", None, note)
-    ranges = [(entry.first_offset, entry.last_offset + 1)]
-    note = None
-    if unapplied[0] < unapplied[1]:
-        start = max(unapplied[0], entry.last_offset + 1)
-        ranges.append((start, bounds.end))
-        note = (
-            f"the conversation_index of {found.sink} is {bounds.end - applied} records behind "
-            f"on {topic}[{partition}]; read them too"
-        )
-    return Location(topic, partition, bounds, tuple(ranges), "index", entry, note)
+    applied = found.applied.get(partition, 0)
+    # No fetch to find the partition's end first: the read at the range learns it.
+    ranges: list[tuple[int, int | None]] = []
+    if entry is not None:
+        ranges.append((entry.first_offset, entry.last_offset + 1))
+    tail = applied if entry is None else max(applied, entry.last_offset + 1)
+    ranges.append((tail, None))  # what the projector has not applied yet, if anything
+    return Location(topic, partition, tuple(ranges), "index", entry, applied, found.sink)
 
 
-def scan_location(
-    reader: PartitionReader, partition: int, why: str | None, bounds: Bounds | None = None
-) -> Location:
+def scan_location(reader: PartitionReader, partition: int, why: str | None) -> Location:
     """The whole partition; `why` (None when asked for) becomes the note."""
-    bounds = bounds or reader.bounds(partition)
+    bounds = reader.bounds(partition)
     note = None
     if why is not None:
         note = (
@@ -165,9 +187,7 @@ def scan_location(
         )
         if "agentlog project run" not in why:
             note += " (`agentlog project run` builds the index)"
-    return Location(
-        reader.topic, partition, bounds, ((bounds.start, bounds.end),), "scan", None, note
-    )
+    return Location(reader.topic, partition, ((bounds.start, bounds.end),), "scan", note=note)
 
 
 def _first_line(exc: Exception) -> str:

@@ -116,7 +116,7 @@ def test_replaying_every_demo_conversation_gives_the_scanned_events_and_the_live
         # Only the conversation's own range was read, not its partition.
         location = replay.location
         assert location.method == "index" and replay.notes == []
-        assert location.ranges == ((expected[0].offset, expected[-1].offset + 1),)
+        assert location.ranges[0] == (expected[0].offset, expected[-1].offset + 1)
         assert replay.records_read == expected[-1].offset + 1 - expected[0].offset
         assert replay.records_read < sizes[location.partition]
     # Without the index, a scan of the partition finds the same.
