@@ -246,3 +246,42 @@ def test_undecodable_records_of_the_conversation_are_shown_not_folded(
     assert kinds == ["RecordedEvent", "Undecodable", "RecordedEvent"]
     assert isinstance(replay.entries[1], Undecodable) and replay.entries[1].size == 10
     assert replay.state["agentlog_conversations"][0]["turns"] == 2
+
+
+def test_replay_imports_only_the_core_and_consumers() -> None:
+    import ast
+
+    root = Path(__file__).parent.parent
+    core = {p.stem for p in (root / "agentlog").glob("*.py")}
+    allowed = ("agentlog.consumers", "agentlog.replay")
+    for source in (root / "replay").glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name == "agentlog" or name.startswith("agentlog."):
+                    part = name.split(".")[1] if "." in name else ""
+                    assert name.startswith(allowed) or part in core, f"{source.name}: {name}"
+
+
+def test_replay_exports() -> None:
+    import agentlog.replay
+
+    assert set(agentlog.replay.__all__) == {
+        "At",
+        "BeforeFirstEvent",
+        "ConversationNotFound",
+        "OffsetBeyondEnd",
+        "Replay",
+        "ReplayError",
+        "Undecodable",
+        "conversation_state",
+        "parse_at",
+        "replay_conversation",
+    }
+    for name in agentlog.replay.__all__:
+        assert getattr(agentlog.replay, name) is not None
