@@ -6,6 +6,8 @@ projector's own fold, at any moment or offset.
     replay = replay_conversation(settings, "conv-42", sink_url=settings.sink_url)
     replay.entries   # its events in log order (topic, partition, offset on each)
     replay.state     # the built-in projections' rows, as the live projection holds them
+
+    report = rerun(settings, "conv-42", my_agent)   # agent code re-run on the recording
 """
 
 from agentlog.replay.conversation import (
@@ -21,6 +23,7 @@ from agentlog.replay.errors import (
     OffsetBeyondEnd,
     ReplayError,
 )
+from agentlog.replay.rerun import RerunReport, Session, rerun, run_live
 from agentlog.replay.state import conversation_state
 
 __all__ = [
@@ -30,8 +33,12 @@ __all__ = [
     "OffsetBeyondEnd",
     "Replay",
     "ReplayError",
+    "RerunReport",
+    "Session",
     "Undecodable",
     "conversation_state",
     "parse_at",
     "replay_conversation",
+    "rerun",
+    "run_live",
 ]

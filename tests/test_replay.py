@@ -278,10 +278,14 @@ def test_replay_exports() -> None:
         "OffsetBeyondEnd",
         "Replay",
         "ReplayError",
+        "RerunReport",
+        "Session",
         "Undecodable",
         "conversation_state",
         "parse_at",
         "replay_conversation",
+        "rerun",
+        "run_live",
     }
     for name in agentlog.replay.__all__:
         assert getattr(agentlog.replay, name) is not None

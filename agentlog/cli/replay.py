@@ -1,10 +1,11 @@
 """`agentlog replay CONVERSATION`: a conversation from its offsets, as it happened or as
 it stood at a moment; `replay diff A B`: two conversations aligned event by event;
 `replay projections --into SINK`: projections rebuilt from the log, compared with the
-live ones."""
+live ones; `replay rerun CONVERSATION --agent M:F`: agent code re-run on its recording."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -17,10 +18,13 @@ import click
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ConfigurationError
+from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
 from agentlog.replay.diff import ConversationDiff, diff_conversations
 from agentlog.replay.export import as_json, as_jsonl
 from agentlog.replay.projections import Progress, rebuild_projections
+from agentlog.replay.rerun import rerun
 from agentlog.replay.transcript import counted, plain, short, summary, transcript
 
 
@@ -378,3 +382,83 @@ def projections_command(
 
 def _key(key: tuple) -> str:
     return "/".join(str(part) for part in key)
+
+
+def _load_function(spec: str, what: str):
+    """`package.module:function`, or a one-line error naming it."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ConfigurationError(f"{what} {spec!r} must be written module:function")
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load {what} {spec!r}: {exc}") from None
+    if not callable(found):
+        raise ConfigurationError(f"{what} {spec!r} is not callable")
+    return found
+
+
+@replay.command("rerun")
+@click.argument("conversation_id", metavar="CONVERSATION")
+@click.option(
+    "--agent",
+    "agent_spec",
+    required=True,
+    metavar="MODULE:FUNCTION",
+    help="the agent: a function taking the re-run session",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["strict", "fifo"]),
+    default="strict",
+    show_default=True,
+    help="strict: recorded order, same tools and arguments; fifo: per tool, any order",
+)
+@click.option(
+    "--fork-at",
+    metavar="EVENT",
+    help="serve the recording up to this event (id or offset), then call live functions",
+)
+@click.option(
+    "--llm",
+    "llm_spec",
+    metavar="MODULE:FUNCTION",
+    help="answers LLM calls after the fork: f(messages, model=..., agent=...) -> text",
+)
+@click.option("--no-record", is_flag=True, help="do not write the re-run to the log")
+@sink_option
+@pass_app
+def rerun_command(
+    app: AppContext,
+    conversation_id: str,
+    agent_spec: str,
+    mode: str,
+    fork_at: str | None,
+    llm_spec: str | None,
+    no_record: bool,
+    sink: str | None,
+) -> None:
+    """Re-run agent code on the recording of CONVERSATION: its tool and LLM calls are
+    answered from the log, and the report names where it diverges. The re-run is
+    recorded as a new conversation that names the original (unless --no-record)."""
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    agent = _load_function(agent_spec, "agent")
+    live_llm = _load_function(llm_spec, "LLM function") if llm_spec else None
+    options = {
+        "mode": mode,
+        "fork_at": fork_at,
+        "live_llm": live_llm,
+        "sink_url": settings.sink_url,
+    }
+    if no_record:
+        report = rerun(settings, conversation_id, agent, **options)
+    else:
+        with Recorder(settings, service="agentlog-rerun") as recorder:
+            report = rerun(settings, conversation_id, agent, recorder=recorder, **options)
+    for text in report.lines():
+        click.echo(text)
+    if report.recorded:
+        click.echo(
+            f"recorded as {report.new_conversation_id}: "
+            f"agentlog replay diff {conversation_id} {report.new_conversation_id}"
+        )
