@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Message
@@ -38,7 +39,7 @@ def conversation_state(events: Iterable[RecordedEvent]) -> dict[str, list[Row]]:
     folded = fold(projections, events, handler_attempts=1)
     tables = {t.name: t for p in projections for t in p.tables}
     return {
-        name: sorted(folded.changed.get(name, {}).values(), key=lambda row, t=table: _key(t, row))
+        name: sorted(folded.changed.get(name, {}).values(), key=partial(_key, table))
         for name, table in tables.items()
     }
 
