@@ -8,6 +8,7 @@ AgentlogError
 ├── SchemaError             an .avsc file or schema lookup is wrong
 ├── DecodeError             bytes on a topic are not an agentlog event
 ├── DeliveryFailed          events the broker did not acknowledge (carries them)
+├── SpoolError              the recorder's local spool cannot be used
 └── SinkError               a projection sink cannot store state
 """
 
@@ -81,6 +82,10 @@ class DeliveryFailed(AgentlogError):
             f"{len(undelivered)} event(s) were not delivered to Kafka (first error: {first}); "
             "check that the broker is reachable, then re-send them from DeliveryFailed.undelivered"
         )
+
+
+class SpoolError(AgentlogError):
+    """The spool directory cannot be used (in use by another recorder, unwritable)."""
 
 
 class SinkError(AgentlogError):

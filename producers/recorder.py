@@ -156,7 +156,8 @@ class Recorder(BaseRecorder[str]):
         self._wire.flush(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        self.flush(timeout)
+        """Flush and let go; with a spool, events Kafka has not taken stay in it."""
+        self._wire.close(timeout)
 
     def __enter__(self) -> Recorder:
         return self
