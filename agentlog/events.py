@@ -179,7 +179,6 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
 )
 
 
-
 class ClaimCheck(AvroRecord):
     """Stands in on Kafka for an event too large for a record: the encoded event is in the
     claim-check store, and readers fetch it, verify it and decode it in place of this."""
