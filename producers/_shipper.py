@@ -58,6 +58,14 @@ ProducerFactory = Callable[[Callable[[KafkaError], None]], Producer]
 Describe = Callable[[KafkaError, bytes | None, bytes | None], UndeliveredEvent]
 
 
+def kafka_error_in(exc: BaseException) -> KafkaError | None:
+    """The KafkaError an exception carries, possibly wrapped in a SystemError."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, KafkaException):
+        cause = cause.__cause__ or cause.__context__
+    return cause.args[0] if isinstance(cause, KafkaException) else None
+
+
 class Shipper:
     """Owns the producer of a spooled recorder; every Kafka call happens on its thread."""
 
@@ -202,6 +210,7 @@ class Shipper:
         )
 
     def _client_error(self, error: KafkaError) -> None:
+        # Often not called for fatal errors: confluent-kafka raises them from poll().
         if error.fatal():
             self._fatal = error
 
@@ -229,7 +238,14 @@ class Shipper:
         waiting = [len(records)]
 
         def answered(index: int, error: KafkaError | None, message: Message) -> None:
-            answers[index] = error if error is not None else (message.partition(), message.offset())
+            try:
+                answer = error if error is not None else (message.partition(), message.offset())
+            except SystemError as exc:
+                # A fatal error pending in confluent-kafka (see EventWire._delivered): that
+                # call consumed it; note it and read the report again.
+                self._fatal = self._fatal or kafka_error_in(exc)
+                answer = error if error is not None else (message.partition(), message.offset())
+            answers[index] = answer
             waiting[0] -= 1
 
         produce, topic = producer.produce, self._topic
@@ -255,7 +271,10 @@ class Shipper:
         while waiting[0] > 0:
             if self._stop.is_set() and time.monotonic() > self._stop_deadline:
                 return False
-            producer.poll(0.1)
+            try:
+                producer.poll(0.1)
+            except Exception as exc:  # noqa: BLE001 - the fatal error, maybe wrapped
+                self._fatal = self._fatal or kafka_error_in(exc) or KafkaError(KafkaError._FATAL)
             if self._fatal is not None:
                 raise BrokerUnavailable(f"the producer hit a fatal error: {self._fatal.str()}")
         return self._settle(records, answers, end)

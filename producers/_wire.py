@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agentlog.producers._shipper import EVENT_REFUSED, Shipper
+from agentlog.producers._shipper import EVENT_REFUSED, Shipper, kafka_error_in
 from agentlog.producers.spool import Spool
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -381,6 +381,16 @@ class EventWire:
         return UndeliveredEvent(self.topic, key, value, reason)
 
     def _delivered(self, generation: int, error: KafkaError | None, message: Message) -> None:
+        try:
+            self._take_report(generation, error, message)
+        except SystemError as exc:
+            # confluent-kafka can call a delivery callback while the fatal error it is
+            # raising is still pending, so the first call into its C code fails. That
+            # cleared it: note the fatal error and take the report again.
+            self._producer_failed(exc)
+            self._take_report(generation, error, message)
+
+    def _take_report(self, generation: int, error: KafkaError | None, message: Message) -> None:
         if error is None:
             return
         if generation == self._salvaging:
@@ -399,9 +409,19 @@ class EventWire:
     def poll(self, timeout: float) -> None:
         try:
             self._producer.poll(timeout)
-        except KafkaException as exc:  # a fatal error surfaces here too
-            if exc.args[0].fatal() or exc.args[0].code() == KafkaError._FATAL:
-                self._fatal_error = self._fatal_error or exc.args[0]
+        except Exception as exc:  # noqa: BLE001 - see _producer_failed
+            self._producer_failed(exc)
+
+    def _producer_failed(self, exc: Exception) -> None:
+        """A producer call raised. confluent-kafka raises a fatal error from poll() or
+        flush() (once, instead of calling error_cb), and when it does so while serving
+        delivery reports the KafkaException arrives wrapped in a SystemError."""
+        error = kafka_error_in(exc)
+        if error is not None and (error.fatal() or error.code() == KafkaError._FATAL):
+            self._fatal_error = self._fatal_error or error
+        else:
+            LOG.warning("the Kafka producer failed (%s); replacing it", exc)
+            self._replace_wanted = True
 
     def _check_producer(self) -> None:
         """Serve delivery reports; replace a producer that died or got stuck."""
@@ -415,11 +435,19 @@ class EventWire:
         it, in their order, before any new event."""
         old, fatal = self._producer, self._fatal_error
         self._salvaging, self._salvaged = self._generation, []
+        deadline = time.monotonic() + _SALVAGE_WAIT_S
         try:
             old.purge(in_queue=True, in_flight=True)
-            old.flush(_SALVAGE_WAIT_S)
-        except KafkaException:
+        except Exception:  # noqa: BLE001 - a dead producer may refuse; flush still serves
             pass
+        while time.monotonic() < deadline:
+            try:
+                if not old.flush(max(0.0, deadline - time.monotonic())):
+                    break
+            except Exception as exc:  # noqa: BLE001 - raised once by a dead producer
+                reason = kafka_error_in(exc)
+                if reason is not None and reason.code() != KafkaError._FATAL:
+                    fatal = reason  # what killed it, not produce()'s "Fatal error"
         salvaged, self._salvaging = self._salvaged, None
         self._producer = self._new_producer()
         self._produce = self._producer.produce
@@ -428,8 +456,8 @@ class EventWire:
             try:
                 self._produce(self.topic, value, key, timestamp=timestamp)
             except (BufferError, KafkaException) as exc:
-                reason = exc.args[0].str() if isinstance(exc, KafkaException) else "queue full"
-                self._report(UndeliveredEvent(self.topic, key, value, reason))
+                why_not = exc.args[0].str() if isinstance(exc, KafkaException) else "queue full"
+                self._report(UndeliveredEvent(self.topic, key, value, why_not))
         why = f"a fatal error ({fatal.str()})" if fatal is not None else "failed deliveries"
         LOG.warning(
             "the Kafka producer was replaced after %s; %d event(s) it held were sent again "
@@ -462,8 +490,8 @@ class EventWire:
         while True:
             try:
                 remaining = self._producer.flush(max(0.0, deadline - time.monotonic()))
-            except KafkaException as exc:
-                self._fatal_error = self._fatal_error or exc.args[0]
+            except Exception as exc:  # noqa: BLE001 - see _producer_failed
+                self._producer_failed(exc)
             if self._fatal_error is None and not self._replace_wanted:
                 break
             self._replace_producer()  # then wait for what it took over
@@ -503,8 +531,8 @@ class EventWire:
                 # Handed back as failed deliveries: reported like any other.
                 self._producer.purge(in_queue=True, in_flight=True)
                 self._producer.flush(_SALVAGE_WAIT_S)
-        except KafkaException as exc:
-            LOG.error("at exit, the Kafka producer failed: %s", exc.args[0].str())
+        except Exception as exc:  # noqa: BLE001 - exit goes on, and says what is left
+            LOG.error("at exit, the Kafka producer failed: %s", exc)
         self._forget()
         passed = self._passed_to_on_error - passed_before
         lost = self._take_failures()
