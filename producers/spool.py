@@ -414,20 +414,24 @@ class Spool:
         self._write_state()
 
     def commit(self, position: Position) -> None:
-        """Everything before `position` is on Kafka: forget it."""
+        """Everything before `position` is on Kafka: forget it. (Shipper thread only.)"""
+        self._intent = None
         with self._lock:
             self.committed = position
-            self._intent = None
             finished = [s for s in self._segments if s < position.segment and s != self._active]
-            self._write_state()
-            for segment in finished:
-                fd = self._read_fds.pop(segment, None)
-                if fd is not None:
-                    os.close(fd)
-                path = self._segment_path(segment)
-                self._disk_bytes -= path.stat().st_size
-                path.unlink()
-                self._segments.remove(segment)
+        # Outside the lock: appends need not wait for the file system.
+        self._write_state()
+        freed = 0
+        for segment in finished:
+            fd = self._read_fds.pop(segment, None)
+            if fd is not None:
+                os.close(fd)
+            path = self._segment_path(segment)
+            freed += path.stat().st_size
+            path.unlink()
+        with self._lock:
+            self._segments = [s for s in self._segments if s not in finished]
+            self._disk_bytes -= freed
             self._changed.notify_all()
 
     def _write_state(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import logging
 import os
 import sys
 import time
@@ -39,6 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.on_error:
         atexit.register(_print_reported)
+
+    # What the spool and its shipper do, on stderr (tests print it).
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("agentlog.producers").setLevel(logging.INFO)
 
     from agentlog.producers import Recorder
 

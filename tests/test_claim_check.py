@@ -100,7 +100,16 @@ def test_a_blob_of_another_event_is_refused(tmp_path: Path) -> None:
 # -- through the recorder, on every engine ----------------------------------------------
 
 
-def test_a_5mb_tool_result_is_returned_and_kept_whole(settings: Settings) -> None:
+@pytest.fixture(params=["direct", "spooled"])
+def recording(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The topic's settings, without and with the spool."""
+    if request.param == "direct":
+        return settings
+    return settings.with_overrides(spool_dir=settings.state_dir / "spool")
+
+
+def test_a_5mb_tool_result_is_returned_and_kept_whole(recording: Settings) -> None:
+    settings = recording
     recorder = Recorder(settings, service="exporter")
     result = _big_result()
 
@@ -136,8 +145,9 @@ def test_a_5mb_tool_result_is_returned_and_kept_whole(settings: Settings) -> Non
 
 
 def test_without_claim_check_a_too_large_event_is_reported_not_raised(
-    settings: Settings,
+    recording: Settings,
 ) -> None:
+    settings = recording
     failures: list[UndeliveredEvent] = []
     plain = settings.with_overrides(claim_check=False)
     recorder = Recorder(plain, on_error=failures.append)
@@ -163,8 +173,9 @@ def test_without_claim_check_a_too_large_event_is_reported_not_raised(
 
 
 def test_without_claim_check_or_on_error_flush_raises_delivery_failed(
-    settings: Settings,
+    recording: Settings,
 ) -> None:
+    settings = recording
     recorder = Recorder(settings.with_overrides(claim_check=False))
     event_id = recorder.agent_message("conv-big", "writer", "x" * 2_000_000)
     recorder.user_message("conv-big", "small enough")

@@ -41,13 +41,18 @@ class Agent:
 
     def __init__(self, env: dict[str, str], progress: Path, *args: str) -> None:
         self.progress = progress
-        self.process = subprocess.Popen(
-            [sys.executable, str(TESTS / "recording_agent.py"), "--progress", str(progress), *args],
-            env=clean_environment(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # Files, not pipes: a pipe nobody reads during the outage could fill and block it.
+        self.out = progress.with_suffix(".out")
+        self.err = progress.with_suffix(".err")
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, str(TESTS / "recording_agent.py"), "--progress", str(progress)]
+                + list(args),
+                env=clean_environment(env),
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
 
     def lines(self) -> list[tuple[int, int]]:
         if not self.progress.exists():
@@ -59,15 +64,16 @@ class Agent:
     def wait_for(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while len(self.lines()) < count:
-            assert self.process.poll() is None, self.process.communicate()[1]
+            assert self.process.poll() is None, self.err.read_text()
             assert time.monotonic() < deadline, f"only {len(self.lines())} events recorded"
             time.sleep(0.2)
 
     def finish(self, timeout: float) -> str:
-        out, err = self.process.communicate(timeout=timeout)
+        self.process.wait(timeout=timeout)
+        err = self.err.read_text()
         assert self.process.returncode == 0, err
         assert "Traceback" not in err, err
-        return out
+        return err
 
 
 @pytest.fixture
@@ -187,7 +193,8 @@ def test_a_recorder_killed_during_the_outage_ships_its_spool_after_restart(
         "--id-prefix",
         "11111111",
     )
-    second.finish(timeout=180)
+    said = second.finish(timeout=180)
+    print(*[line for line in said.splitlines() if "spool" in line], sep="\n")
     slowest = max(slowest, *(micros / 1e6 for _, micros in second.lines()))
     print(f"first process confirmed {confirmed} events; slowest call {slowest * 1000:.1f} ms")
     assert slowest < BLOCK_BOUND_S

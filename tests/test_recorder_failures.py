@@ -5,8 +5,6 @@ or stuck producer is replaced rather than leaving the recorder dead."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import subprocess
 import sys
@@ -17,12 +15,11 @@ from pathlib import Path
 import pytest
 from agentlog.producers import AsyncRecorder, Recorder
 from cli import TESTS, clean_environment
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+from kafka_limits import incompressible, limit_record_size
 from kafka_python_reader import read_all
 
 from agentlog import devbroker
 from agentlog.errors import AgentlogError, BrokerUnavailable, UndeliveredEvent
-from agentlog.kafka_config import admin_client
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
@@ -190,29 +187,6 @@ def test_a_broker_that_forgot_the_producer_does_not_leave_the_recorder_stuck(
         devbroker.stop(state, wipe=True)
 
 
-def limit_record_size(settings: Settings, max_message_bytes: int) -> None:
-    """Lower the events topic's max.message.bytes (Apache Kafka enforces it; Tansu does
-    not)."""
-    resource = ConfigResource(
-        ConfigResource.Type.TOPIC,
-        settings.events_topic,
-        incremental_configs=[
-            ConfigEntry(
-                "max.message.bytes",
-                str(max_message_bytes),
-                incremental_operation=AlterConfigOpType.SET,
-            )
-        ],
-    )
-    admin = admin_client(settings)  # kept alive until the answer is in
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(timeout=30)
-
-
-def _incompressible(size: int) -> str:
-    return base64.b64encode(os.urandom(size * 3 // 4)).decode()
-
-
 def _kafka_engine_only(engine) -> None:
     if engine.name != "kafka":
         pytest.skip("Tansu does not enforce a topic's max.message.bytes")
@@ -227,7 +201,7 @@ def test_a_record_the_broker_refuses_as_too_large_is_reported_with_the_limit(
         limit_record_size(settings, 20_000)
         failures: list[UndeliveredEvent] = []
         recorder = Recorder(settings, on_error=failures.append)
-        big = recorder.agent_message("conv-1", "writer", _incompressible(50_000))
+        big = recorder.agent_message("conv-1", "writer", incompressible(50_000))
         recorder.flush(timeout=10)
         small = recorder.user_message("conv-1", "small")
         recorder.close(timeout=10)
@@ -255,7 +229,7 @@ def test_a_fatal_producer_error_is_broker_unavailable_and_recording_goes_on(
             on_error=failures.append,
             producer_config={"enable.gapless.guarantee": True},
         )
-        recorder.agent_message("conv-1", "writer", _incompressible(50_000))
+        recorder.agent_message("conv-1", "writer", incompressible(50_000))
         with pytest.raises(BrokerUnavailable, match="fatal error .* a new producer took over"):
             recorder.flush(timeout=10)
         after = [recorder.user_message("conv-after", f"after {k}") for k in range(10)]

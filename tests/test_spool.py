@@ -3,14 +3,16 @@ what it kept when Kafka is there, now or at the next start."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from agentlog.producers import Recorder, spool
+from agentlog.producers import AsyncRecorder, Recorder, spool
 from agentlog.producers.spool import MAGIC, Position, Spool
+from kafka_limits import incompressible, limit_record_size
 from kafka_python_reader import read_all
 
 from agentlog import devbroker
@@ -211,3 +213,48 @@ def test_spooled_recorder_delivers_in_order_when_kafka_is_up(settings: Settings)
     for cid in range(20):
         mine = positions[cid::20]
         assert mine == sorted(mine) and len({p for p, _ in mine}) == 1
+
+
+def test_the_async_recorder_spools_too(settings: Settings) -> None:
+    spooled = settings.with_overrides(spool_dir=settings.state_dir / "spool")
+
+    async def agent() -> list[str]:
+        async with AsyncRecorder(spooled, service="async-agent") as recorder:
+            return [await recorder.user_message("conv-async", f"turn {n}") for n in range(50)]
+
+    ids = asyncio.run(agent())
+    records = read_all(settings.bootstrap_servers, settings.events_topic, expect=50)
+    assert [decode_event(r.value).event_id for r in records] == ids
+
+
+def test_a_record_kafka_refuses_is_reported_and_shipping_goes_on(
+    dev_broker_engine, tmp_path: Path
+) -> None:
+    if dev_broker_engine.name != "kafka":
+        pytest.skip("Tansu does not enforce a topic's max.message.bytes")
+    state = dev_broker_engine.settings(tmp_path / "broker")
+    record = devbroker.start(state)
+    try:
+        settings = Settings(
+            bootstrap_servers=record.bootstrap,
+            topic_prefix="refused.",
+            partitions=3,
+            state_dir=tmp_path / "state",
+            spool_dir=tmp_path / "spool",
+        )
+        create_topics(settings)
+        limit_record_size(settings, 20_000)
+        failures: list[UndeliveredEvent] = []
+        with Recorder(settings, on_error=failures.append) as recorder:
+            before = recorder.user_message("conv-1", "before")
+            recorder.flush(timeout=30)
+            # Alone in its batch: Kafka refuses a whole batch for one record too large.
+            big = recorder.agent_message("conv-1", "writer", incompressible(50_000))
+            recorder.flush(timeout=30)
+            after = recorder.user_message("conv-1", "after")
+        assert [decode_event(f.value).event_id for f in failures] == [big]
+        assert "as too large for the topic" in failures[0].error
+        records = read_all(record.bootstrap, settings.events_topic, expect=2)
+        assert [decode_event(r.value).event_id for r in records] == [before, after]
+    finally:
+        devbroker.stop(state, wipe=True)
