@@ -233,7 +233,15 @@ class Shipper:
         assert producer is not None
         end = chunk[-1].end
         records = [r for r in chunk if r.position not in self._skip]
-        self._spool.announce(ShippingIntent(end, dict(self._floors)))
+        floors = dict(self._floors)
+        unfinished = self._spool.intent
+        if unfinished is not None:
+            # Sending part of an unfinished chunk again: whoever looks for it later must
+            # look from where the first attempt may have landed.
+            for partition, offset in unfinished.floors.items():
+                floors[partition] = min(offset, floors.get(partition, offset))
+        reach = max(end, unfinished.end) if unfinished is not None else end
+        self._spool.announce(ShippingIntent(reach, floors))
         answers: list[Any] = [None] * len(records)
         waiting = [len(records)]
 

@@ -177,6 +177,8 @@ class EventWire:
         self._salvaging: int | None = None
         self._salvaged: list[tuple[bytes, bytes, int]] = []
         self._recoveries: list[str] = []
+        # Replaced producers that still owed delivery reports: served until they are done.
+        self._retired: list[Producer] = []
         self._shedding = False
         self._producer = self._new_producer()
         self._produce = self._producer.produce
@@ -427,6 +429,7 @@ class EventWire:
         """Serve delivery reports; replace a producer that died or got stuck."""
         self._shedding = False
         self.poll(0)
+        self._serve_retired(0)
         if self._fatal_error is not None or self._replace_wanted:
             self._replace_producer()
 
@@ -449,6 +452,8 @@ class EventWire:
                 if reason is not None and reason.code() != KafkaError._FATAL:
                     fatal = reason  # what killed it, not produce()'s "Fatal error"
         salvaged, self._salvaging = self._salvaged, None
+        if len(old):
+            self._retired.append(old)  # its last reports are served (and reported) later
         self._producer = self._new_producer()
         self._produce = self._producer.produce
         self._fatal_error, self._replace_wanted = None, False
@@ -471,6 +476,15 @@ class EventWire:
                 f"the producer hit a fatal error ({fatal.str()}); a new producer took over "
                 f"and {len(salvaged)} event(s) the old one held were sent again on it"
             )
+
+    def _serve_retired(self, timeout: float) -> None:
+        for old in list(self._retired):
+            try:
+                old.flush(timeout)
+            except Exception:  # noqa: BLE001 - a dead producer raises its error once
+                pass
+            if not len(old):
+                self._retired.remove(old)
 
     # -- flush, close, exit -------------------------------------------------------------
 
@@ -498,6 +512,8 @@ class EventWire:
             if time.monotonic() >= deadline:
                 remaining = len(self._producer)
                 break
+        self._serve_retired(max(0.0, deadline - time.monotonic()))
+        remaining += sum(len(old) for old in self._retired)
         failures = self._take_failures()
         recoveries, self._recoveries = self._recoveries, []
         if failures:
@@ -526,17 +542,19 @@ class EventWire:
         report the rest (to on_error, and in one line on stderr)."""
         timeout = self.settings.exit_flush_timeout_ms / 1000
         passed_before = self._passed_to_on_error
-        try:
-            if self._producer.flush(timeout):
-                # Handed back as failed deliveries: reported like any other.
-                self._producer.purge(in_queue=True, in_flight=True)
-                self._producer.flush(_SALVAGE_WAIT_S)
-        except Exception as exc:  # noqa: BLE001 - exit goes on, and says what is left
-            LOG.error("at exit, the Kafka producer failed: %s", exc)
+        deadline = time.monotonic() + timeout
+        for producer in [self._producer, *self._retired]:
+            try:
+                if producer.flush(max(0.0, deadline - time.monotonic())):
+                    # Handed back as failed deliveries: reported like any other.
+                    producer.purge(in_queue=True, in_flight=True)
+                    producer.flush(_SALVAGE_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - exit goes on, and says what is left
+                LOG.error("at exit, the Kafka producer failed: %s", exc)
         self._forget()
         passed = self._passed_to_on_error - passed_before
         lost = self._take_failures()
-        left = len(self._producer)
+        left = sum(len(producer) for producer in [self._producer, *self._retired])
         if not (passed or lost or left):
             return
         fates = []

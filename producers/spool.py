@@ -256,6 +256,7 @@ class Spool:
         """Write one record; False (nothing written) when the spool is full."""
         record = frame(key, value, timestamp_ms)
         with self._lock:
+            self._check_open()
             if self._disk_bytes + len(record) > self.max_bytes:
                 return False
             if self._size + len(record) > SEGMENT_BYTES and self._size > len(MAGIC):
@@ -287,7 +288,8 @@ class Spool:
 
     def sync_if_due(self) -> None:
         with self._lock:
-            if self._dirty and time.monotonic() - self._last_sync >= self._fsync_every:
+            due = time.monotonic() - self._last_sync >= self._fsync_every
+            if self._fd >= 0 and self._dirty and due:
                 os.fsync(self._fd)
                 self._dirty = False
                 self._last_sync = time.monotonic()
@@ -332,6 +334,7 @@ class Spool:
     ) -> list[SpooledRecord]:
         """Records from `start` (a record boundary) on, in order, up to the current end
         (or `until`): at most `max_records`, and about `max_bytes`."""
+        self._check_open()
         with self._lock:
             end = Position(self._active, self._size)
             segments = list(self._segments)
@@ -410,12 +413,20 @@ class Spool:
 
     def announce(self, intent: ShippingIntent) -> None:
         """Record, before a chunk is handed to Kafka, where it ends and where the log stood."""
+        self._check_open()
         self._intent = intent
         self._write_state()
 
+    def _check_open(self) -> None:
+        # A shipper thread that outlived close() must not write for the next owner.
+        if self._fd < 0:
+            raise SpoolError(f"the spool at {self.directory} is closed")
+
     def commit(self, position: Position) -> None:
         """Everything before `position` is on Kafka: forget it. (Shipper thread only.)"""
-        self._intent = None
+        self._check_open()
+        if self._intent is not None and self._intent.end <= position:
+            self._intent = None  # else part of an announced chunk is still unconfirmed
         with self._lock:
             self.committed = position
             finished = [s for s in self._segments if s < position.segment and s != self._active]

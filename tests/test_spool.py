@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 from agentlog.producers import AsyncRecorder, Recorder, spool
-from agentlog.producers.spool import MAGIC, Position, Spool
+from agentlog.producers.spool import MAGIC, Position, ShippingIntent, Spool
+from confluent_kafka import Producer
 from kafka_limits import incompressible, limit_record_size
 from kafka_python_reader import read_all
+from sample_events import sample_events
 
 from agentlog import devbroker
 from agentlog.errors import BrokerUnavailable, SpoolError, UndeliveredEvent
-from agentlog.serde import decode_event
+from agentlog.kafka_config import producer_config
+from agentlog.reader import partition_ends
+from agentlog.serde import decode_event, encode_event, micros_of
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
@@ -258,3 +262,32 @@ def test_a_record_kafka_refuses_is_reported_and_shipping_goes_on(
         assert [decode_event(r.value).event_id for r in records] == [before, after]
     finally:
         devbroker.stop(state, wipe=True)
+
+
+def test_a_chunk_a_dead_recorder_left_unconfirmed_is_not_sent_twice(settings: Settings) -> None:
+    """A recorder died while shipping: 40 of the 60 events of its announced chunk had
+    reached Kafka. The next recorder on the spool looks them up and sends only the rest."""
+    spool_dir = settings.state_dir / "spool"
+    events = [
+        event.model_copy(update={"event_id": f"00000000-0000-4000-8000-{n:012d}"})
+        for n, event in enumerate(sample_events() * 7)
+    ][:100]
+    left = _open(spool_dir)
+    for event in events:
+        key = event.conversation_id.encode()
+        assert left.append(key, encode_event(event), micros_of(event.occurred_at) // 1000)
+    chunk = left.read(left.committed, max_records=60, max_bytes=1 << 30)
+    left.announce(ShippingIntent(chunk[-1].end, partition_ends(settings, settings.events_topic)))
+    left.close()
+    producer = Producer(producer_config(settings))
+    for record in chunk[:40]:
+        producer.produce(settings.events_topic, record.value, record.key)
+    assert producer.flush(30) == 0
+
+    with Recorder(settings.with_overrides(spool_dir=spool_dir)):
+        pass  # shipping what the spool holds is all it does
+
+    records = read_all(settings.bootstrap_servers, settings.events_topic, expect=100)
+    ids = [decode_event(r.value).event_id for r in records]
+    assert len(ids) == 100
+    assert set(ids) == {e.event_id for e in events}
