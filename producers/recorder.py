@@ -66,7 +66,10 @@ class Recorder(BaseRecorder[str]):
 
     Delivery is asynchronous: an event the broker refuses is passed to `on_error`, or,
     without one, raised as DeliveryFailed (carrying the event) by `flush()`/`close()`.
-    Use it as a context manager so close flushes.
+    Recording calls never raise because of Kafka and never wait long (README, "Guarantees
+    and their limits"); with `spool_dir` set, events pass through the crash-safe spool
+    and `on_error` may be called from its shipper thread. Use it as a context manager so
+    close flushes; a recorder never closed is flushed at interpreter exit (bounded).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
