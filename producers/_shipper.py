@@ -43,6 +43,7 @@ CHUNK_BYTES = 4 << 20
 RECONCILE_SCAN_LIMIT = 2_000_000
 _FIRST_RETRY_S = 0.2
 _LONGEST_RETRY_S = 5.0
+_DEAD_PRODUCER_WAIT_S = 0.5
 
 # Errors that are about the record itself: sending it again cannot help.
 EVENT_REFUSED = frozenset(
@@ -242,18 +243,14 @@ class Shipper:
                 floors[partition] = min(offset, floors.get(partition, offset))
         reach = max(end, unfinished.end) if unfinished is not None else end
         self._spool.announce(ShippingIntent(reach, floors))
+        # Per record: None (no answer yet), a KafkaError, or the delivered Message.
         answers: list[Any] = [None] * len(records)
         waiting = [len(records)]
 
         def answered(index: int, error: KafkaError | None, message: Message) -> None:
-            try:
-                answer = error if error is not None else (message.partition(), message.offset())
-            except SystemError as exc:
-                # A fatal error pending in confluent-kafka (see EventWire._delivered): that
-                # call consumed it; note it and read the report again.
-                self._fatal = self._fatal or kafka_error_in(exc)
-                answer = error if error is not None else (message.partition(), message.offset())
-            answers[index] = answer
+            # Only stores (see agentlog.producers._wire._inbox_callback): confluent-kafka
+            # may call this with a fatal error pending; the answer is read afterwards.
+            answers[index] = message if error is None else error
             waiting[0] -= 1
 
         produce, topic = producer.produce, self._topic
@@ -269,27 +266,38 @@ class Shipper:
                     )
                     break
                 except BufferError:
-                    producer.poll(0.05)
+                    self._poll(producer, 0.05)
                 except KafkaException as exc:
                     if exc.args[0].code() not in EVENT_REFUSED:
                         raise
                     answers[index] = exc.args[0]
                     waiting[0] -= 1
                     break
-        while waiting[0] > 0:
+        while waiting[0] > 0 and self._fatal is None:
             if self._stop.is_set() and time.monotonic() > self._stop_deadline:
                 return False
-            try:
-                producer.poll(0.1)
-            except Exception as exc:  # noqa: BLE001 - the fatal error, maybe wrapped
-                self._fatal = self._fatal or kafka_error_in(exc) or KafkaError(KafkaError._FATAL)
-            if self._fatal is not None:
-                raise BrokerUnavailable(f"the producer hit a fatal error: {self._fatal.str()}")
+            self._poll(producer, 0.1)
+        if self._fatal is not None:
+            # A dead producer still hands back its reports (the one that killed it among
+            # them): take them before judging the chunk.
+            deadline = time.monotonic() + _DEAD_PRODUCER_WAIT_S
+            while waiting[0] > 0 and time.monotonic() < deadline:
+                self._poll(producer, 0.1)
         return self._settle(records, answers, end)
 
+    def _poll(self, producer: Producer, timeout: float) -> None:
+        try:
+            producer.poll(timeout)
+        except Exception as exc:  # noqa: BLE001 - the fatal error, maybe wrapped
+            self._fatal = self._fatal or kafka_error_in(exc) or KafkaError(KafkaError._FATAL)
+
     def _settle(self, records: list[SpooledRecord], answers: list[Any], end: Position) -> bool:
-        unfinished: KafkaError | None = None
+        """Take in the answers: forget the chunk if every record is on Kafka or refused for
+        good (reported); else raise, leaving the unanswered in doubt for the next try."""
+        unfinished: KafkaError | None = self._fatal
         for record, answer in zip(records, answers, strict=True):
+            if answer is None:
+                continue  # no answer: only when the producer died (self._fatal)
             if isinstance(answer, KafkaError):
                 if answer.code() in EVENT_REFUSED:
                     self._skip.add(record.position)
@@ -297,9 +305,11 @@ class Shipper:
                 else:
                     unfinished = unfinished or answer
             else:
-                partition, offset = answer
+                partition, offset = answer.partition(), answer.offset()
                 if offset + 1 > self._floors.get(partition, 0):
                     self._floors[partition] = offset + 1
+        if self._fatal is not None:
+            raise BrokerUnavailable(f"the producer hit a fatal error: {self._fatal.str()}")
         if unfinished is not None:
             raise BrokerUnavailable(f"delivery failed: {unfinished.str()}")
         self._spool.commit(end)

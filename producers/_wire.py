@@ -172,6 +172,8 @@ class EventWire:
 
     def _open(self) -> None:
         self._generation = 0
+        # Delivery reports wait here until the call that served them has returned.
+        self._inbox: list[tuple[int, KafkaError | None, Message]] = []
         self._fatal_error: KafkaError | None = None
         self._replace_wanted = False
         self._salvaging: int | None = None
@@ -186,7 +188,7 @@ class EventWire:
     def _new_producer(self) -> Producer:
         self._generation += 1
         config = producer_config(self.settings)
-        config["on_delivery"] = functools.partial(self._delivered, self._generation)
+        config["on_delivery"] = _inbox_callback(self._inbox, self._generation)
         config["error_cb"] = functools.partial(self._client_error, self._generation)
         config.update(self._extra_config)
         return Producer(config)
@@ -382,24 +384,23 @@ class EventWire:
             )
         return UndeliveredEvent(self.topic, key, value, reason)
 
-    def _delivered(self, generation: int, error: KafkaError | None, message: Message) -> None:
-        try:
-            self._take_report(generation, error, message)
-        except SystemError as exc:
-            # confluent-kafka can call a delivery callback while the fatal error it is
-            # raising is still pending, so the first call into its C code fails. That
-            # cleared it: note the fatal error and take the report again.
-            self._producer_failed(exc)
-            self._take_report(generation, error, message)
+    def _drain_reports(self) -> None:
+        """Handle the delivery reports the producers' callbacks put in the inbox."""
+        while self._inbox:
+            reports = self._inbox[:]
+            del self._inbox[: len(reports)]
+            for generation, error, message in reports:
+                self._take_report(generation, error, message)
 
     def _take_report(self, generation: int, error: KafkaError | None, message: Message) -> None:
         if error is None:
             return
-        if generation == self._salvaging:
+        refused = error.code() in EVENT_REFUSED
+        if generation == self._salvaging and not refused:
             self._salvaged.append((message.key(), message.value(), message.timestamp()[1]))
             return
         self._report(self._describe(error, message.key(), message.value()))
-        if generation == self._generation and error.code() not in EVENT_REFUSED:
+        if generation == self._generation and not refused:
             # Timed out, fenced, forgotten by a restarted broker...: this producer may
             # never deliver again (librdkafka keeps retrying one the broker forgot).
             self._replace_wanted = True
@@ -413,6 +414,7 @@ class EventWire:
             self._producer.poll(timeout)
         except Exception as exc:  # noqa: BLE001 - see _producer_failed
             self._producer_failed(exc)
+        self._drain_reports()
 
     def _producer_failed(self, exc: Exception) -> None:
         """A producer call raised. confluent-kafka raises a fatal error from poll() or
@@ -451,6 +453,9 @@ class EventWire:
                 reason = kafka_error_in(exc)
                 if reason is not None and reason.code() != KafkaError._FATAL:
                     fatal = reason  # what killed it, not produce()'s "Fatal error"
+            finally:
+                self._drain_reports()
+        self._drain_reports()
         salvaged, self._salvaging = self._salvaged, None
         if len(old):
             self._retired.append(old)  # its last reports are served (and reported) later
@@ -483,6 +488,7 @@ class EventWire:
                 old.flush(timeout)
             except Exception:  # noqa: BLE001 - a dead producer raises its error once
                 pass
+            self._drain_reports()
             if not len(old):
                 self._retired.remove(old)
 
@@ -506,6 +512,7 @@ class EventWire:
                 remaining = self._producer.flush(max(0.0, deadline - time.monotonic()))
             except Exception as exc:  # noqa: BLE001 - see _producer_failed
                 self._producer_failed(exc)
+            self._drain_reports()
             if self._fatal_error is None and not self._replace_wanted:
                 break
             self._replace_producer()  # then wait for what it took over
@@ -551,6 +558,7 @@ class EventWire:
                     producer.flush(_SALVAGE_WAIT_S)
             except Exception as exc:  # noqa: BLE001 - exit goes on, and says what is left
                 LOG.error("at exit, the Kafka producer failed: %s", exc)
+            self._drain_reports()
         self._forget()
         passed = self._passed_to_on_error - passed_before
         lost = self._take_failures()
@@ -696,6 +704,20 @@ class SpooledWire(EventWire):
                 f"{len(lost)} event(s) Kafka refused for good are lost (first: "
                 f"{lost[0].error}); pass on_error to the recorder to keep them"
             )
+
+
+def _inbox_callback(
+    inbox: list[tuple[int, KafkaError | None, Message]], generation: int
+) -> Callable[[KafkaError | None, Message], None]:
+    """A delivery callback that only files the report. confluent-kafka may call it while
+    a fatal error it raises is pending, when the first call into its C code fails
+    (SystemError); a list append still takes effect, so no report is lost, and the
+    reports are read after poll()/flush() has returned."""
+
+    def on_delivery(error: KafkaError | None, message: Message) -> None:
+        inbox.append((generation, error, message))
+
+    return on_delivery
 
 
 def _say(line: str) -> None:

@@ -231,9 +231,12 @@ def test_the_async_recorder_spools_too(settings: Settings) -> None:
     assert [decode_event(r.value).event_id for r in records] == ids
 
 
+@pytest.mark.parametrize("gapless", [False, True], ids=["plain", "refusal-is-fatal"])
 def test_a_record_kafka_refuses_is_reported_and_shipping_goes_on(
-    dev_broker_engine, tmp_path: Path
+    dev_broker_engine, tmp_path: Path, gapless: bool
 ) -> None:
+    """With enable.gapless.guarantee the refusal is also a fatal producer error: the
+    shipper reports the record, replaces the producer and goes on."""
     if dev_broker_engine.name != "kafka":
         pytest.skip("Tansu does not enforce a topic's max.message.bytes")
     state = dev_broker_engine.settings(tmp_path / "broker")
@@ -249,7 +252,8 @@ def test_a_record_kafka_refuses_is_reported_and_shipping_goes_on(
         create_topics(settings)
         limit_record_size(settings, 20_000)
         failures: list[UndeliveredEvent] = []
-        with Recorder(settings, on_error=failures.append) as recorder:
+        extra = {"enable.gapless.guarantee": True} if gapless else {}
+        with Recorder(settings, on_error=failures.append, producer_config=extra) as recorder:
             before = recorder.user_message("conv-1", "before")
             recorder.flush(timeout=30)
             # Alone in its batch: Kafka refuses a whole batch for one record too large.
