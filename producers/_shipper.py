@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.producers.spool import Position, ShippingIntent, Spool, SpooledRecord
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -45,26 +46,8 @@ _FIRST_RETRY_S = 0.2
 _LONGEST_RETRY_S = 5.0
 _DEAD_PRODUCER_WAIT_S = 0.5
 
-# Errors that are about the record itself: sending it again cannot help.
-EVENT_REFUSED = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_RECORD,
-    }
-)
-
 ProducerFactory = Callable[[Callable[[KafkaError], None]], Producer]
 Describe = Callable[[KafkaError, bytes | None, bytes | None], UndeliveredEvent]
-
-
-def kafka_error_in(exc: BaseException) -> KafkaError | None:
-    """The KafkaError an exception carries, possibly wrapped in a SystemError."""
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, KafkaException):
-        cause = cause.__cause__ or cause.__context__
-    return cause.args[0] if isinstance(cause, KafkaException) else None
 
 
 class Shipper:

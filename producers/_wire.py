@@ -30,8 +30,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agentlog.producers._shipper import EVENT_REFUSED, Shipper, kafka_error_in
-from agentlog.producers.spool import Spool
+from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from agentlog.claim_check import BlobStore
@@ -583,6 +582,11 @@ class SpooledWire(EventWire):
     """Events go to the durable spool; the shipper thread takes them to Kafka."""
 
     def _open(self) -> None:
+        # Here, not at the top: the spool needs POSIX file locking (fcntl), and only
+        # recorders with a spool should depend on it.
+        from agentlog.producers._shipper import Shipper
+        from agentlog.producers.spool import Spool
+
         assert self.settings.spool_dir is not None
         self._spool = Spool(
             self.settings.spool_dir,
