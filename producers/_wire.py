@@ -289,7 +289,8 @@ class EventWire:
 
     def _too_large(self, key: bytes, value: bytes) -> UndeliveredEvent:
         hint = (
-            "raise claim_check_threshold_bytes' limit or the producer's message.max.bytes"
+            "lower AGENTLOG_CLAIM_CHECK_THRESHOLD_BYTES below it so the claim check keeps "
+            "such events whole"
             if self.settings.claim_check
             else "turn the claim check on (AGENTLOG_CLAIM_CHECK=true) to keep it whole"
         )
