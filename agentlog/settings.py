@@ -10,6 +10,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
+# librdkafka retries loudly while a broker is away; its lines reach whoever configures
+# logging, and otherwise go nowhere (a library does not print through logging's last resort).
+KAFKA_LOGGER.addHandler(logging.NullHandler())
 
 
 class Settings(BaseSettings):
