@@ -16,6 +16,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     dev,
     project,
     tail,
+    tools,
     topics,
 )
 from agentlog.cli._app import AppContext, cli

@@ -1,0 +1,618 @@
+"""The tool worker: a consumer-group member on the tool-requests topic that runs each
+requested call and records how it ended on the events topic.
+
+Each call ends in exactly one `tool_call_completed` or `tool_call_failed` event, written
+to the events partition of the request's partition number (where the awaiting agent
+reads), carrying the attempt it ended on. Attempts after the first are recorded as
+`tool_call_requested` events of the same call id and their attempt number before they
+run, so a worker that inherits a call goes on counting. A request's offset is committed
+only after Kafka acknowledged its ending; a worker given a partition first reads which
+calls ended already (`tool_ledger`), so a worker killed between the two causes neither a
+second run nor a second ending.
+
+Three threads: the consumer loop (this one), an asyncio loop running the calls (sync
+tools on a thread pool), and the producer's delivery reports. The number of calls in
+flight is bounded by `concurrency`; the consumer pauses its partitions while it is
+reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from agentlog.consumers.dead_letters import DeadLetters
+from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
+from agentlog.consumers.tool_registry import (
+    ArgumentsError,
+    AttemptOutcome,
+    ToolRegistry,
+    bind_arguments,
+    run_attempt,
+)
+from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
+from agentlog.kafka_config import (
+    low_latency_group_consumer_config,
+    low_latency_producer_config,
+)
+from agentlog.reader import partition_offset
+from agentlog.serde import EventEncoder, decode
+from agentlog.settings import Settings
+from agentlog.tool_protocol import (
+    TOOL_CALL_ATTEMPT,
+    TOOL_CALL_ENDED,
+    TOOL_CALL_ID,
+    json_text,
+    tool_partitions,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOOL_GROUP = "agentlog-tools"
+_REQUESTED = "agentlog.ToolCallRequested"
+_COMPLETED = "agentlog.ToolCallCompleted"
+_FAILED = "agentlog.ToolCallFailed"
+# How long the consumer loop blocks before it looks at stop requests and commits.
+_IDLE_WAIT = 0.05
+
+
+@dataclass
+class WorkerProgress:
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    in_flight: int = 0
+
+    def line(self) -> str:
+        return (
+            f"completed {self.completed:,}, failed {self.failed:,}, retries {self.retried:,}, "
+            f"already ended {self.skipped:,}, dead-lettered {self.dead_lettered:,}, "
+            f"in flight {self.in_flight:,}"
+        )
+
+
+ProgressCallback = Callable[[WorkerProgress], None]
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A decoded tool request."""
+
+    event_id: str
+    conversation_id: str
+    tool_call_id: str
+    tool_name: str
+    arguments_json: str
+    agent: str | None
+    trace_id: str | None
+    span_id: str | None
+
+
+@dataclass
+class _Partition:
+    """One assigned tool-requests partition: the calls in flight and what may be
+    committed (every offset below the lowest call not yet acknowledged)."""
+
+    number: int
+    ledger: CallLedger | None
+    in_flight: set[int] = field(default_factory=set)
+    # Offsets whose ending Kafka refused: never committed past.
+    undelivered: set[int] = field(default_factory=set)
+    next_offset: int | None = None
+    committed: int | None = None
+    at_end: bool = False
+
+    def committable(self) -> int | None:
+        blocked = self.in_flight | self.undelivered
+        return min(blocked) if blocked else self.next_offset
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A request being run: where it came from and what it asks."""
+
+    part: _Partition
+    offset: int
+    request: _Request
+
+
+class ToolWorker:
+    """Runs the registry's tools for requests of the group's partitions it is given."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ToolRegistry,
+        *,
+        group: str = DEFAULT_TOOL_GROUP,
+        concurrency: int = 8,
+        service: str = "agentlog-tools",
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        self.settings = settings
+        self.registry = registry
+        self.group = group
+        self.concurrency = concurrency
+        self.service = service
+        self.on_progress = on_progress
+        self.progress = WorkerProgress()
+        self.topic = settings.tool_requests_topic
+        self.events_topic = settings.events_topic
+        tool_partitions(settings)  # refuses topics whose partition counts differ
+        self._parts: dict[int, _Partition] = {}
+        self._stop = False
+        self._paused = False
+        self._assigned_once = False
+        self._in_flight = 0
+        # Calls whose ending Kafka answered for (and whether it took it); the delivery
+        # thread appends, the consumer loop applies.
+        self._answered: deque[tuple[_Work, bool]] = deque()
+        self._wake = threading.Condition()
+        self._failure: str | None = None
+        self._last_commit = 0.0
+        self._sources: dict[str | None, dict[str, str | None]] = {}
+        self._encode = EventEncoder().encode_fields
+        self._dead_letters = DeadLetters(settings, group)
+        producer_settings = low_latency_producer_config(settings)
+        producer_settings["error_cb"] = self._client_error
+        self._producer = Producer(producer_settings)
+        self.consumer = Consumer(low_latency_group_consumer_config(settings, group))
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="agentlog-tool")
+        self._loop = asyncio.new_event_loop()
+        self._threads = [
+            threading.Thread(target=self._loop.run_forever, name="agentlog-tool-calls"),
+            threading.Thread(target=self._serve_deliveries, name="agentlog-tool-deliveries"),
+        ]
+        self._threads_stop = False
+        for thread in self._threads:
+            thread.daemon = True
+            thread.start()
+
+    def stop(self) -> None:
+        """Take no more requests; finish the calls in flight (safe from a signal handler)."""
+        self._stop = True
+
+    # -- the consumer loop ------------------------------------------------------------
+
+    def run(self, *, once: bool = False, assignment_timeout: float = 60.0) -> WorkerProgress:
+        """Run calls until stopped; with `once`, until every assigned partition is read
+        to its end and its calls have ended."""
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+        started = last_report = time.monotonic()
+        try:
+            while not self._stop:
+                self._apply_answers()
+                self._raise_failure()
+                self._commit_due()
+                now = time.monotonic()
+                if self.on_progress is not None and now - last_report >= 1.0:
+                    last_report = now
+                    self.on_progress(self._snapshot())
+                if once and self._caught_up():
+                    break
+                if not self._assigned_once and now - started > assignment_timeout:
+                    raise BrokerUnavailable(
+                        f"no partition of {self.topic} was assigned to group {self.group} "
+                        f"within {assignment_timeout:.0f}s; is Kafka at "
+                        f"{self.settings.bootstrap_servers} answering?"
+                    )
+                self._throttle()
+                if self._paused:
+                    with self._wake:
+                        if not self._answered:
+                            self._wake.wait(_IDLE_WAIT)
+                    message = self.consumer.poll(0)  # serves rebalances while paused
+                    messages = [] if message is None else [message]
+                else:
+                    first = self.consumer.poll(_IDLE_WAIT)
+                    room = max(1, self.concurrency - self._in_flight)
+                    messages = [] if first is None else [first, *self.consumer.consume(room - 1, 0)]
+                for message in messages:
+                    self._take(message)
+        finally:
+            self._shut_down()
+        return self._snapshot()
+
+    def _snapshot(self) -> WorkerProgress:
+        self.progress.in_flight = self._in_flight
+        return WorkerProgress(**vars(self.progress))
+
+    def _throttle(self) -> None:
+        full = self._in_flight >= self.concurrency
+        if full != self._paused:
+            assignment = self.consumer.assignment()
+            if full:
+                self.consumer.pause(assignment)
+            else:
+                self.consumer.resume(assignment)
+            self._paused = full
+
+    def _caught_up(self) -> bool:
+        return (
+            self._assigned_once
+            and self._in_flight == 0
+            and not self._answered
+            and all(p.at_end and self._committed_all(p) for p in self._parts.values())
+        )
+
+    @staticmethod
+    def _committed_all(part: _Partition) -> bool:
+        position = part.committable()
+        return position is None or position == part.committed
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                part = self._parts.get(partition_offset(message)[0])
+                if part is not None:
+                    part.at_end = True
+            elif error.fatal():
+                raise BrokerUnavailable(f"tool worker consumer failed: {error.str()}")
+            else:
+                log.warning("tool worker consumer: %s", error.str())
+            return
+        partition, offset = partition_offset(message)
+        part = self._parts.get(partition)
+        if part is None:
+            return  # revoked while the record was on its way
+        part.at_end = False
+        part.next_offset = offset + 1
+        request = self._decoded(message)
+        if request is None:
+            return
+        first_attempt = 1
+        if part.ledger is not None:
+            if part.ledger.needs_check(offset):
+                if request.tool_call_id in part.ledger.ended:
+                    self.progress.skipped += 1
+                    log.info("tool call %s ended before; not run again", request.tool_call_id)
+                    return
+                first_attempt = part.ledger.attempts.get(request.tool_call_id, 0) + 1
+            else:
+                part.ledger = None  # past what an earlier owner could have run
+        part.in_flight.add(offset)
+        self._in_flight += 1
+        asyncio.run_coroutine_threadsafe(
+            self._call(_Work(part, offset, request), first_attempt), self._loop
+        )
+
+    def _decoded(self, message: Message) -> _Request | None:
+        """The request, or None once it is dead-lettered (it cannot name a call to end)."""
+        partition, offset = partition_offset(message)
+        try:
+            record = decode(message.value(), topic=self.topic, partition=partition, offset=offset)
+            name, body = record["payload"]
+            if name != _REQUESTED:
+                raise DecodeError(
+                    f"a {name} event where a tool_call_requested was expected",
+                    topic=self.topic,
+                    partition=partition,
+                    offset=offset,
+                )
+        except DecodeError as exc:
+            log.error("dead-lettering %s", exc)
+            self._dead_letters.send(message, str(exc), attempts=1)
+            self._dead_letters.flush()  # acknowledged before the offset is committed
+            self.progress.dead_lettered += 1
+            return None
+        return _Request(
+            event_id=record["event_id"],
+            conversation_id=record["conversation_id"],
+            tool_call_id=body["tool_call_id"],
+            tool_name=body["tool_name"],
+            arguments_json=body["arguments_json"],
+            agent=body["agent"],
+            trace_id=record["trace_id"],
+            span_id=record["span_id"],
+        )
+
+    # -- rebalances -------------------------------------------------------------------
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            committed = consumer.committed(partitions, timeout=30)
+        except KafkaException as exc:
+            raise BrokerUnavailable(
+                f"cannot read the committed offsets of group {self.group}: {exc.args[0].str()}"
+            ) from None
+        starts = {
+            tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in committed
+        }
+        ledgers = read_ledgers(self.settings, starts)
+        for tp in partitions:
+            tp.offset = starts[tp.partition]
+            self._parts[tp.partition] = _Partition(tp.partition, ledgers[tp.partition])
+            self._parts[tp.partition].committed = max(0, starts[tp.partition])
+        consumer.assign(partitions)
+        if self._paused:
+            consumer.pause(partitions)
+        self._assigned_once = True
+        log.info("assigned %s", {p: o for p, o in starts.items()})
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Finish the calls in flight of the partitions going away and commit them, so
+        that their next owner starts where this worker ended."""
+        numbers = {tp.partition for tp in partitions}
+        while any(self._parts[n].in_flight for n in numbers if n in self._parts):
+            self._apply_answers(wait=True)
+        self._commit(numbers, asynchronous=False)
+        for number in numbers:
+            self._parts.pop(number, None)
+        consumer.unassign()
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group moved the partitions on without this worker (it was too slow to
+        answer): their calls in flight end unrecorded, left to the new owner."""
+        for tp in partitions:
+            self._parts.pop(tp.partition, None)
+        log.warning("partitions %s were lost to the group", [tp.partition for tp in partitions])
+        consumer.unassign()
+
+    # -- commits ----------------------------------------------------------------------
+
+    def _apply_answers(self, wait: bool = False) -> None:
+        """Take the endings Kafka answered for (waiting briefly for one if `wait`)."""
+        if wait:
+            with self._wake:
+                if not self._answered:
+                    self._wake.wait(_IDLE_WAIT)
+        while self._answered:
+            work, delivered = self._answered.popleft()
+            work.part.in_flight.discard(work.offset)
+            if not delivered:
+                work.part.undelivered.add(work.offset)
+            self._in_flight -= 1
+
+    def _commit_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_commit >= self.settings.tool_commit_interval_ms / 1000:
+            self._last_commit = now
+            self._commit(set(self._parts), asynchronous=True)
+
+    def _commit(self, numbers: set[int], *, asynchronous: bool) -> None:
+        offsets = []
+        for number in numbers:
+            part = self._parts.get(number)
+            if part is None:
+                continue
+            position = part.committable()
+            if position is not None and position != part.committed:
+                offsets.append(TopicPartition(self.topic, number, position))
+                part.committed = position
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:
+            # The requests are handed out again and found ended in the log: no harm.
+            log.warning("commit of %s failed: %s", offsets, exc.args[0].str())
+
+    # -- calls (on the asyncio loop) --------------------------------------------------
+
+    async def _call(self, work: _Work, first_attempt: int) -> None:
+        try:
+            await self._run(work, first_attempt)
+        except Exception:  # a bug here must not leave the call in flight forever
+            log.exception("tool call %s", work.request.tool_call_id)
+            self._answer(work, delivered=False)
+
+    async def _run(self, work: _Work, first_attempt: int) -> None:
+        """Attempts until one succeeds, one fails for good or none are left; then the
+        call's one ending."""
+        request = work.request
+        spec = self.registry.get(request.tool_name)
+        if spec is None:
+            known = ", ".join(s.name for s in self.registry)
+            message = (
+                f"no tool named {request.tool_name!r} in this worker group's registry "
+                f"(it has {known})"
+            )
+            outcome = AttemptOutcome(0.0, error_type="UnknownTool", error_message=message)
+            await self._end(work, first_attempt, outcome)
+            return
+        try:
+            arguments = orjson.loads(request.arguments_json)
+            kwargs = bind_arguments(spec, arguments, request.tool_call_id)
+        except (ArgumentsError, orjson.JSONDecodeError) as exc:
+            outcome = AttemptOutcome(0.0, error_type="ArgumentsError", error_message=str(exc))
+            await self._end(work, first_attempt, outcome)
+            return
+        if first_attempt > spec.attempts:
+            message = (
+                f"attempt {first_attempt - 1} of {spec.attempts} was started by a worker that "
+                "stopped before it ended; no attempts left"
+            )
+            outcome = AttemptOutcome(
+                0.0, error_type="WorkerLost", error_message=message, transient=True
+            )
+            await self._end(work, first_attempt - 1, outcome)
+            return
+        attempt = first_attempt
+        while True:
+            if attempt > 1:
+                await self._produce(work, _REQUESTED, self._retry_body(request, attempt), attempt)
+                self.progress.retried += 1
+            outcome = await run_attempt(spec, kwargs, self._executor)
+            if outcome.succeeded or not outcome.transient or attempt >= spec.attempts:
+                await self._end(work, attempt, outcome)
+                return
+            log.info(
+                "tool call %s attempt %d: %s: %s; retrying",
+                request.tool_call_id,
+                attempt,
+                outcome.error_type,
+                outcome.error_message,
+            )
+            await asyncio.sleep(spec.backoff_before(attempt + 1))
+            attempt += 1
+
+    @staticmethod
+    def _retry_body(request: _Request, attempt: int) -> dict[str, Any]:
+        return {
+            "tool_call_id": request.tool_call_id,
+            "tool_name": request.tool_name,
+            "arguments_json": request.arguments_json,
+            "agent": request.agent,
+            "attempt": attempt,
+        }
+
+    @staticmethod
+    def _ending(
+        request: _Request, attempt: int, outcome: AttemptOutcome
+    ) -> tuple[str, dict[str, Any]]:
+        if outcome.succeeded:
+            return _COMPLETED, {
+                "tool_call_id": request.tool_call_id,
+                "tool_name": request.tool_name,
+                "result_json": json_text(outcome.result),
+                "duration_ms": outcome.duration_ms,
+                "attempt": attempt,
+            }
+        return _FAILED, {
+            "tool_call_id": request.tool_call_id,
+            "tool_name": request.tool_name,
+            "error_type": outcome.error_type,
+            "error_message": outcome.error_message,
+            "duration_ms": outcome.duration_ms,
+            "attempt": attempt,
+            "retryable": outcome.transient,
+        }
+
+    async def _end(self, work: _Work, attempt: int, outcome: AttemptOutcome) -> None:
+        """Record the call's ending; its request is committable once Kafka has it."""
+        if self._parts.get(work.part.number) is not work.part:
+            # The partition was lost: its new owner runs the call and records the ending.
+            self._answer(work, delivered=True)
+            return
+        name, body = self._ending(work.request, attempt, outcome)
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                if outcome.succeeded:
+                    self.progress.completed += 1
+                else:
+                    self.progress.failed += 1
+            else:
+                self._failure = (
+                    f"the ending of tool call {work.request.tool_call_id}: {error.str()}"
+                )
+            self._answer(work, delivered=error is None)
+
+        ended = b"completed" if outcome.succeeded else b"failed"
+        await self._produce(work, name, body, attempt, ended, delivered)
+
+    async def _produce(
+        self,
+        work: _Work,
+        name: str,
+        body: dict[str, Any],
+        attempt: int,
+        ended: bytes | None = None,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> None:
+        """One event of the call, in the events partition of the request's number."""
+        request = work.request
+        micros = time.time_ns() // 1000
+        value = self._encode(
+            str(uuid.uuid4()),
+            request.conversation_id,
+            micros,
+            self._sources.get(request.agent) or self._source(request.agent),
+            request.trace_id,
+            request.span_id,
+            request.event_id,
+            (name, body),
+        )
+        headers = [
+            (TOOL_CALL_ID, request.tool_call_id.encode()),
+            (TOOL_CALL_ATTEMPT, str(attempt).encode()),
+        ]
+        if ended is not None:
+            headers.append((TOOL_CALL_ENDED, ended))
+        while True:
+            try:
+                self._producer.produce(
+                    self.events_topic,
+                    value,
+                    request.conversation_id.encode(),
+                    partition=work.part.number,
+                    timestamp=micros // 1000,
+                    headers=headers,
+                    on_delivery=on_delivery or self._side_event_delivered,
+                )
+                return
+            except BufferError:
+                await asyncio.sleep(0.01)
+
+    def _side_event_delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failure = f"a retry's tool_call_requested event: {error.str()}"
+
+    def _source(self, agent: str | None) -> dict[str, str | None]:
+        source = {"service": self.service, "agent": agent, "version": None}
+        self._sources[agent] = source
+        return source
+
+    def _answer(self, work: _Work, *, delivered: bool) -> None:
+        with self._wake:
+            self._answered.append((work, delivered))
+            self._wake.notify_all()
+
+    # -- the delivery thread and shutting down ----------------------------------------
+
+    def _serve_deliveries(self) -> None:
+        while not self._threads_stop:
+            self._producer.poll(0.1)
+
+    def _client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._failure = f"the tool worker's producer: {error.str()}"
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise BrokerUnavailable(
+                f"Kafka did not take {self._failure}; the request is not committed and will "
+                "be handed out again"
+            )
+
+    def _shut_down(self) -> None:
+        """Finish the calls in flight, commit what they ended, leave the group."""
+        try:
+            while self._in_flight:
+                self._apply_answers(wait=True)
+            self._commit(set(self._parts), asynchronous=False)
+            self.consumer.close()  # revokes (nothing left in flight) and leaves the group
+        finally:
+            self._threads_stop = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            for thread in self._threads:
+                thread.join()
+            self._loop.close()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._producer.flush(self.settings.delivery_timeout_ms / 1000)
