@@ -12,8 +12,8 @@ second run nor a second ending.
 
 Three threads: the consumer loop (this one), an asyncio loop running the calls (sync
 tools on a thread pool), and the producer's delivery reports. The number of calls in
-flight is bounded by `concurrency`; the consumer pauses its partitions while it is
-reached.
+flight is bounded by `concurrency`, and at most as many requests again are taken from
+Kafka ahead of time.
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ _COMPLETED = "agentlog.ToolCallCompleted"
 _FAILED = "agentlog.ToolCallFailed"
 # How long the consumer loop blocks before it looks at stop requests and commits.
 _IDLE_WAIT = 0.05
+# While every slot is taken and as many requests wait, how often the loop polls Kafka
+# anyway (each poll may take one more request).
+_POLL_WHILE_FULL = 1.0
 
 
 @dataclass
@@ -117,6 +120,8 @@ class _Partition:
     number: int
     ledger: CallLedger | None
     in_flight: set[int] = field(default_factory=set)
+    # Offsets taken from Kafka, waiting for a free slot.
+    waiting: set[int] = field(default_factory=set)
     # Offsets whose ending Kafka refused: never committed past.
     undelivered: set[int] = field(default_factory=set)
     next_offset: int | None = None
@@ -124,7 +129,7 @@ class _Partition:
     at_end: bool = False
 
     def committable(self) -> int | None:
-        blocked = self.in_flight | self.undelivered
+        blocked = self.in_flight | self.waiting | self.undelivered
         return min(blocked) if blocked else self.next_offset
 
 
@@ -164,7 +169,9 @@ class ToolWorker:
         tool_partitions(settings)  # refuses topics whose partition counts differ
         self._parts: dict[int, _Partition] = {}
         self._stop = False
-        self._paused = False
+        # Requests taken from Kafka that wait for one of the `concurrency` slots.
+        self._waiting: deque[tuple[_Work, int]] = deque()
+        self._last_poll = 0.0
         self._assigned_once = False
         self._in_flight = 0
         # Calls whose ending Kafka answered for (and whether it took it); the delivery
@@ -208,6 +215,7 @@ class ToolWorker:
             while not self._stop:
                 self._apply_answers()
                 self._raise_failure()
+                self._start_waiting()
                 self._commit_due()
                 now = time.monotonic()
                 if self.on_progress is not None and now - last_report >= 1.0:
@@ -221,41 +229,48 @@ class ToolWorker:
                         f"within {assignment_timeout:.0f}s; is Kafka at "
                         f"{self.settings.bootstrap_servers} answering?"
                     )
-                self._throttle()
-                if self._paused:
-                    with self._wake:
-                        if not self._answered:
-                            self._wake.wait(_IDLE_WAIT)
-                    message = self.consumer.poll(0)  # serves rebalances while paused
-                    messages = [] if message is None else [message]
-                else:
-                    first = self.consumer.poll(_IDLE_WAIT)
-                    room = max(1, self.concurrency - self._in_flight)
-                    messages = [] if first is None else [first, *self.consumer.consume(room - 1, 0)]
-                for message in messages:
+                for message in self._poll():
                     self._take(message)
         finally:
             self._shut_down()
         return self._snapshot()
 
+    def _poll(self) -> list[Message]:
+        """The next requests. While enough wait to be started, wait for calls to end
+        instead; poll now and then all the same, so that the group sees this worker alive
+        and rebalances are served. (Pausing the partitions would be the textbook way, but
+        librdkafka fetches a resumed partition only about a second later.)"""
+        room = 2 * self.concurrency - len(self._waiting)
+        if room <= 0:
+            if time.monotonic() - self._last_poll < _POLL_WHILE_FULL:
+                with self._wake:
+                    if not self._answered:
+                        self._wake.wait(_IDLE_WAIT)
+                return []
+            room = 1
+        self._last_poll = time.monotonic()
+        first = self.consumer.poll(_IDLE_WAIT)
+        return [] if first is None else [first, *self.consumer.consume(room - 1, 0)]
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self._in_flight < self.concurrency:
+            work, first_attempt = self._waiting.popleft()
+            if self._parts.get(work.part.number) is not work.part:
+                continue  # revoked before it started: the next owner runs it
+            work.part.waiting.discard(work.offset)
+            work.part.in_flight.add(work.offset)
+            self._in_flight += 1
+            asyncio.run_coroutine_threadsafe(self._call(work, first_attempt), self._loop)
+
     def _snapshot(self) -> WorkerProgress:
         self.progress.in_flight = self._in_flight
         return WorkerProgress(**vars(self.progress))
-
-    def _throttle(self) -> None:
-        full = self._in_flight >= self.concurrency
-        if full != self._paused:
-            assignment = self.consumer.assignment()
-            if full:
-                self.consumer.pause(assignment)
-            else:
-                self.consumer.resume(assignment)
-            self._paused = full
 
     def _caught_up(self) -> bool:
         return (
             self._assigned_once
             and self._in_flight == 0
+            and not self._waiting
             and not self._answered
             and all(p.at_end and self._committed_all(p) for p in self._parts.values())
         )
@@ -296,11 +311,9 @@ class ToolWorker:
                 first_attempt = part.ledger.attempts.get(request.tool_call_id, 0) + 1
             else:
                 part.ledger = None  # past what an earlier owner could have run
-        part.in_flight.add(offset)
-        self._in_flight += 1
-        asyncio.run_coroutine_threadsafe(
-            self._call(_Work(part, offset, request), first_attempt), self._loop
-        )
+        part.waiting.add(offset)
+        self._waiting.append((_Work(part, offset, request), first_attempt))
+        self._start_waiting()
 
     def _decoded(self, message: Message) -> _Request | None:
         """The request, or None once it is dead-lettered (it cannot name a call to end)."""
@@ -350,8 +363,6 @@ class ToolWorker:
             self._parts[tp.partition] = _Partition(tp.partition, ledgers[tp.partition])
             self._parts[tp.partition].committed = max(0, starts[tp.partition])
         consumer.assign(partitions)
-        if self._paused:
-            consumer.pause(partitions)
         self._assigned_once = True
         log.info("assigned %s", {p: o for p, o in starts.items()})
 

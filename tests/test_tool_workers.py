@@ -28,7 +28,6 @@ from agentlog.events import Event
 from agentlog.producers import ToolClient
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
-from agentlog.topics import create_topics
 
 ENDINGS = ("tool_call_completed", "tool_call_failed")
 
@@ -97,6 +96,10 @@ def worker_process(
         "tools",
         "work",
         "tool_fixtures:tools",
+        # One group per test: a group of the same name on the broker may still be settling
+        # after an earlier test killed a member.
+        "--group",
+        f"tools-{settings.topic_prefix}",
         *args,
         env={"AGENTLOG_TEST_TOOL_DIR": str(tool_dir), **(env or {})},
         stdout=log.open("w"),
@@ -419,16 +422,17 @@ def test_a_record_that_is_not_a_request_is_dead_lettered(
 
 
 def test_topics_whose_partition_counts_differ_are_refused(settings: Settings) -> None:
-    odd = settings.with_overrides(topic_prefix=f"odd{uuid.uuid4().hex[:6]}.", partitions=2)
-    create_topics(odd)
-    from confluent_kafka.admin import NewPartitions
+    from confluent_kafka.admin import NewTopic
 
     from agentlog.kafka_config import admin_client
 
+    odd = settings.with_overrides(topic_prefix=f"odd{uuid.uuid4().hex[:6]}.")
     admin = admin_client(odd)
-    admin.create_partitions([NewPartitions(odd.tool_requests_topic, 3)])[
-        odd.tool_requests_topic
-    ].result(30)
+    created = admin.create_topics(
+        [NewTopic(odd.events_topic, 2, 1), NewTopic(odd.tool_requests_topic, 3, 1)]
+    )
+    for future in created.values():
+        future.result(30)
     with pytest.raises(ConfigurationError, match="has 2 partitions but .* has 3"):
         ToolClient(odd)
     with pytest.raises(ConfigurationError, match="has 2 partitions but .* has 3"):
