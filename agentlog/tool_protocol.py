@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 
 import orjson
 
@@ -32,14 +31,16 @@ TOOL_CALL_ATTEMPT = "agentlog.tool-call-attempt"
 # Only on a call's ending: "completed" or "failed".
 TOOL_CALL_ENDED = "agentlog.tool-call-ended"
 
-Headers = Sequence[tuple[str, bytes | None]]
+# As confluent-kafka types a record's headers.
+Headers = dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]]
 
 
 def header(headers: Headers | None, name: str) -> bytes | None:
     """The value of the first header called `name`, None if absent."""
-    for key, value in headers or ():
+    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    for key, value in pairs:
         if key == name:
-            return value
+            return value.encode() if isinstance(value, str) else value
     return None
 
 

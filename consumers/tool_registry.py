@@ -117,6 +117,8 @@ class ToolRegistry:
     @overload
     def tool(
         self,
+        function: None = None,
+        /,
         *,
         name: str | None = None,
         timeout: float | None = None,
@@ -127,7 +129,7 @@ class ToolRegistry:
 
     def tool(
         self,
-        function: Tool | None = None,
+        function: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -135,11 +137,11 @@ class ToolRegistry:
         attempts: int | None = None,
         transient: tuple[type[BaseException], ...] | type[BaseException] | None = None,
         backoff: float | None = None,
-    ) -> Tool | Callable[[Tool], Tool]:
+    ) -> Any:
         """Register a function (sync or `async def`) as a tool; returns it unchanged.
         `transient` replaces the registry's transient types for this tool."""
 
-        def register(fn: Tool) -> Tool:
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.add(
                 fn,
                 name=name,

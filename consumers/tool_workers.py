@@ -419,7 +419,10 @@ class ToolWorker:
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # The requests are handed out again and found ended in the log: no harm.
             log.warning("commit of %s failed: %s", offsets, exc.args[0].str())
@@ -560,7 +563,7 @@ class ToolWorker:
             request.event_id,
             (name, body),
         )
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             (TOOL_CALL_ID, request.tool_call_id.encode()),
             (TOOL_CALL_ATTEMPT, str(attempt).encode()),
         ]
