@@ -10,6 +10,9 @@ offset of the request on: no ListOffsets, no offset search.
 
 Every event a worker writes carries headers naming the call, so that the agent and a
 worker that inherits a partition find a call's ending without decoding other events.
+Before each attempt a worker also writes a start marker (headers only) to the request's
+partition of the tool-requests topic: a worker that crashes the process mid-call still
+uses up an attempt, so a call that kills every worker ends after its attempts.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ TOOL_CALL_ID = "agentlog.tool-call-id"
 TOOL_CALL_ATTEMPT = "agentlog.tool-call-attempt"
 # Only on a call's ending: "completed" or "failed".
 TOOL_CALL_ENDED = "agentlog.tool-call-ended"
+# On a worker's start marker: a record without a value on the tool-requests topic that
+# a worker writes (and Kafka acknowledges) before each attempt, so that the next owner
+# of the partition knows which attempts a worker that died had started.
+TOOL_CALL_STARTED = "agentlog.tool-call-started"
 
 # As confluent-kafka types a record's headers.
 Headers = dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]]

@@ -4,11 +4,12 @@ A worker commits a request's offset only after Kafka acknowledged the call's end
 a worker that dies between the two leaves requests whose call has ended behind the
 committed offset; the next owner of the partition is handed them again. Before running
 any of them it reads the log: the requests from the committed offset to the end of the
-partition (only their headers: each names the events offset of its requested event),
-then the events partition of the same number from the lowest of those offsets to its
-end (only the headers workers put on the events they write). A request whose call ended
-there is acknowledged without running the tool again; one whose retries were recorded
-goes on with the next attempt.
+partition (only their headers: each request names the events offset of its requested
+event, each start marker a call and an attempt a worker began), then the events
+partition of the same number from the lowest of those offsets to its end (only the
+headers workers put on the endings they write). A request whose call ended there is
+acknowledged without running the tool again; one with attempts begun goes on with the
+next attempt.
 
 Requests that arrive after this read cannot have been run by an earlier owner (it had
 lost the partition before this worker was given it), so only the requests below the
@@ -28,6 +29,7 @@ from agentlog.tool_protocol import (
     TOOL_CALL_ATTEMPT,
     TOOL_CALL_ENDED,
     TOOL_CALL_ID,
+    TOOL_CALL_STARTED,
     header,
 )
 
@@ -39,7 +41,7 @@ class CallLedger:
     # Requests below this offset were there already: look them up before running them.
     check_below: int
     ended: set[str] = field(default_factory=set)
-    # call id -> the highest attempt a worker started (attempts after the first)
+    # call id -> the highest attempt a worker started
     attempts: dict[str, int] = field(default_factory=dict)
 
     def needs_check(self, offset: int) -> bool:
@@ -56,8 +58,17 @@ def read_ledgers(settings: Settings, starts: dict[int, int]) -> dict[int, CallLe
         settings, settings.tool_requests_topic, partitions=list(starts), start_offsets=starts
     ):
         partition, offset = partition_offset(message)
-        ledgers[partition].check_below = offset + 1
-        raw = header(message.headers(), REQUESTED_OFFSET)
+        ledger = ledgers[partition]
+        ledger.check_below = offset + 1
+        headers = message.headers()
+        started = header(headers, TOOL_CALL_STARTED)
+        call_id = header(headers, TOOL_CALL_ID)
+        if started is not None and call_id is not None:
+            name = call_id.decode()
+            attempt = int(header(headers, TOOL_CALL_ATTEMPT) or b"1")
+            ledger.attempts[name] = max(attempt, ledger.attempts.get(name, 0))
+            continue
+        raw = header(headers, REQUESTED_OFFSET)
         # Without the header (a request not sent by ToolClient) only a full read is safe.
         requested = int(raw) if raw is not None and raw.isdigit() else OFFSET_BEGINNING
         scan_from[partition] = min(requested, scan_from.get(partition, requested))
@@ -67,16 +78,8 @@ def read_ledgers(settings: Settings, starts: dict[int, int]) -> dict[int, CallLe
         settings, settings.events_topic, partitions=list(scan_from), start_offsets=scan_from
     ):
         headers = message.headers()
-        if not headers:
-            continue
-        call_id = header(headers, TOOL_CALL_ID)
-        if call_id is None:
-            continue
-        ledger = ledgers[partition_offset(message)[0]]
-        if header(headers, TOOL_CALL_ENDED) is not None:
-            ledger.ended.add(call_id.decode())
-        else:
-            attempt = int(header(headers, TOOL_CALL_ATTEMPT) or b"1")
-            name = call_id.decode()
-            ledger.attempts[name] = max(attempt, ledger.attempts.get(name, 1))
+        if headers and header(headers, TOOL_CALL_ENDED) is not None:
+            call_id = header(headers, TOOL_CALL_ID)
+            if call_id is not None:
+                ledgers[partition_offset(message)[0]].ended.add(call_id.decode())
     return ledgers

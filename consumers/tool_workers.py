@@ -4,11 +4,14 @@ requested call and records how it ended on the events topic.
 Each call ends in exactly one `tool_call_completed` or `tool_call_failed` event, written
 to the events partition of the request's partition number (where the awaiting agent
 reads), carrying the attempt it ended on. Attempts after the first are recorded as
-`tool_call_requested` events of the same call id and their attempt number before they
-run, so a worker that inherits a call goes on counting. A request's offset is committed
-only after Kafka acknowledged its ending; a worker given a partition first reads which
-calls ended already (`tool_ledger`), so a worker killed between the two causes neither a
-second run nor a second ending.
+`tool_call_requested` events of the same call id and their attempt number. Before each
+attempt the worker writes a start marker to the tool-requests partition and waits for
+Kafka to take it, so the attempts a crashed worker began are counted by the next one: a
+call that takes its worker down each time ends after its attempts (`WorkerLost`)
+instead of killing every worker in turn. A request's offset is committed only after
+Kafka acknowledged its ending; a worker given a partition first reads which calls ended
+already (`tool_ledger`), so a worker killed between the two causes neither a second run
+nor a second ending.
 
 Three threads: the consumer loop (this one), an asyncio loop running the calls (sync
 tools on a thread pool), and the producer's delivery reports. The number of calls in
@@ -61,6 +64,8 @@ from agentlog.tool_protocol import (
     TOOL_CALL_ATTEMPT,
     TOOL_CALL_ENDED,
     TOOL_CALL_ID,
+    TOOL_CALL_STARTED,
+    header,
     json_text,
     tool_partitions,
 )
@@ -140,6 +145,11 @@ class _Work:
     part: _Partition
     offset: int
     request: _Request
+
+
+def _settle(acknowledged: asyncio.Future[str | None], error: KafkaError | None) -> None:
+    if not acknowledged.done():
+        acknowledged.set_result(None if error is None else error.str())
 
 
 class ToolWorker:
@@ -298,6 +308,8 @@ class ToolWorker:
             return  # revoked while the record was on its way
         part.at_end = False
         part.next_offset = offset + 1
+        if header(message.headers(), TOOL_CALL_STARTED) is not None:
+            return  # a worker's start marker, for the ledger
         request = self._decoded(message)
         if request is None:
             return
@@ -469,9 +481,7 @@ class ToolWorker:
             return
         attempt = first_attempt
         while True:
-            if attempt > 1:
-                await self._produce(work, _REQUESTED, self._retry_body(request, attempt), attempt)
-                self.progress.retried += 1
+            await self._mark_started(work, attempt)
             outcome = await run_attempt(spec, kwargs, self._executor)
             if outcome.succeeded or not outcome.transient or attempt >= spec.attempts:
                 await self._end(work, attempt, outcome)
@@ -547,8 +557,8 @@ class ToolWorker:
         name: str,
         body: dict[str, Any],
         attempt: int,
-        ended: bytes | None = None,
-        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+        ended: bytes | None,
+        on_delivery: Callable[[KafkaError | None, Message], None],
     ) -> None:
         """One event of the call, in the events partition of the request's number."""
         request = work.request
@@ -569,24 +579,72 @@ class ToolWorker:
         ]
         if ended is not None:
             headers.append((TOOL_CALL_ENDED, ended))
+        await self._send(
+            self.events_topic,
+            work,
+            value,
+            headers,
+            on_delivery,
+            timestamp=micros // 1000,
+        )
+
+    async def _mark_started(self, work: _Work, attempt: int) -> None:
+        """Before an attempt runs, Kafka has its start marker (`tool_protocol`) and, after
+        the first, its `tool_call_requested` event: should the tool take the process
+        down, the next worker counts this attempt as used, and the log shows it."""
+        acknowledgements = [self._acknowledgement() for _ in range(2 if attempt > 1 else 1)]
+        headers: list[tuple[str, str | bytes | None]] = [
+            (TOOL_CALL_ID, work.request.tool_call_id.encode()),
+            (TOOL_CALL_ATTEMPT, str(attempt).encode()),
+            (TOOL_CALL_STARTED, b"1"),
+        ]
+        await self._send(self.topic, work, None, headers, acknowledgements[0][1])
+        if attempt > 1:
+            body = self._retry_body(work.request, attempt)
+            await self._produce(work, _REQUESTED, body, attempt, None, acknowledgements[1][1])
+            self.progress.retried += 1
+        for acknowledged, _ in acknowledgements:
+            error = await acknowledged
+            if error is not None:
+                self._failure = f"the start of tool call {work.request.tool_call_id}: {error}"
+                raise BrokerUnavailable(self._failure)
+
+    def _acknowledgement(
+        self,
+    ) -> tuple[asyncio.Future[str | None], Callable[[KafkaError | None, Message], None]]:
+        """A future of the loop that a delivery report settles: None, or the error."""
+        acknowledged: asyncio.Future[str | None] = self._loop.create_future()
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            self._loop.call_soon_threadsafe(_settle, acknowledged, error)
+
+        return acknowledged, delivered
+
+    async def _send(
+        self,
+        topic: str,
+        work: _Work,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]],
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        timestamp: int = 0,
+    ) -> None:
+        """Produce to the partition of the request's number, waiting (without blocking
+        the loop) while the producer's queue is full."""
         while True:
             try:
                 self._producer.produce(
-                    self.events_topic,
+                    topic,
                     value,
-                    request.conversation_id.encode(),
+                    work.request.conversation_id.encode(),
                     partition=work.part.number,
-                    timestamp=micros // 1000,
+                    timestamp=timestamp,
                     headers=headers,
-                    on_delivery=on_delivery or self._side_event_delivered,
+                    on_delivery=on_delivery,
                 )
                 return
             except BufferError:
                 await asyncio.sleep(0.01)
-
-    def _side_event_delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._failure = f"a retry's tool_call_requested event: {error.str()}"
 
     def _source(self, agent: str | None) -> dict[str, str | None]:
         source = {"service": self.service, "agent": agent, "version": None}

@@ -331,6 +331,31 @@ def test_a_worker_killed_after_ending_calls_before_committing_them_runs_none_aga
     assert len(endings) == 21 and all(len(found) == 1 for found in endings.values())
 
 
+def test_a_call_that_kills_every_worker_ends_after_its_attempts(
+    settings: Settings, tool_dir: Path, tmp_path: Path
+) -> None:
+    """Each worker that runs it dies, having marked its attempt started; the worker
+    after the last attempt ends the call instead of running it again."""
+    with ToolClient(settings) as tools:
+        call = tools.request("conv-1", "crash_always")
+        for name in ("first", "second"):
+            worker = worker_process(settings, tool_dir, tmp_path / f"{name}.log")
+            assert worker.wait(timeout=90) == -signal.SIGKILL
+        third = worker_process(settings, tool_dir, tmp_path / "third.log", "--once")
+        assert third.wait(timeout=90) == 0, (tmp_path / "third.log").read_text()
+        with pytest.raises(ToolError) as failed:
+            call.result(timeout=10)
+    assert (failed.value.error_type, failed.value.attempt) == ("WorkerLost", 2)
+    assert "attempt 2 of 2 was started by a worker that stopped" in failed.value.error_message
+    assert len(invocations()) == 2
+    events = events_of(settings, expect=3)
+    assert [(e.event_type, e.payload.attempt) for e in events] == [  # type: ignore[union-attr]
+        ("tool_call_requested", 1),
+        ("tool_call_requested", 2),
+        ("tool_call_failed", 2),
+    ]
+
+
 def test_a_thousand_calls_through_three_workers_one_killed_end_once_each(
     settings: Settings, tool_dir: Path, tmp_path: Path
 ) -> None:

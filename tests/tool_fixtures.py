@@ -96,3 +96,10 @@ async def sleepy(seconds: float, *, tool_call_id: str) -> str:
 @tools.tool
 def add(a: int, b: int) -> int:
     return a + b
+
+
+@tools.tool(attempts=2)
+def crash_always(*, tool_call_id: str) -> None:
+    """Takes its worker process down on every run (a poison pill)."""
+    _invoked(tool_call_id)
+    os.kill(os.getpid(), signal.SIGKILL)
