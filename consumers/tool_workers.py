@@ -28,9 +28,9 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from confluent_kafka import (
@@ -71,6 +71,7 @@ from agentlog.tool_protocol import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_TOOL_GROUP = "agentlog-tools"
 _REQUESTED = "agentlog.ToolCallRequested"
@@ -147,6 +148,28 @@ class _Work:
     request: _Request
 
 
+class _ToolThreads(ThreadPoolExecutor):
+    """The threads sync tools run on, counting the calls still running: a sync tool that
+    outlives its timeout cannot be stopped, and keeps its thread."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size, thread_name_prefix="agentlog-tool")
+        self.running = 0
+        self._count_lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def counted() -> T:
+            with self._count_lock:
+                self.running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._count_lock:
+                    self.running -= 1
+
+        return super().submit(counted)
+
+
 def _settle(acknowledged: asyncio.Future[str | None], error: KafkaError | None) -> None:
     if not acknowledged.done():
         acknowledged.set_result(None if error is None else error.str())
@@ -197,7 +220,7 @@ class ToolWorker:
         producer_settings["error_cb"] = self._client_error
         self._producer = Producer(producer_settings)
         self.consumer = Consumer(low_latency_group_consumer_config(settings, group))
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="agentlog-tool")
+        self._executor = _ToolThreads(concurrency)
         self._loop = asyncio.new_event_loop()
         self._threads = [
             threading.Thread(target=self._loop.run_forever, name="agentlog-tool-calls"),
@@ -207,6 +230,11 @@ class ToolWorker:
         for thread in self._threads:
             thread.daemon = True
             thread.start()
+
+    @property
+    def tools_still_running(self) -> int:
+        """Sync tool calls whose thread still runs though their attempt ended (timed out)."""
+        return self._executor.running
 
     def stop(self) -> None:
         """Take no more requests; finish the calls in flight (safe from a signal handler)."""
@@ -260,7 +288,9 @@ class ToolWorker:
             room = 1
         self._last_poll = time.monotonic()
         first = self.consumer.poll(_IDLE_WAIT)
-        return [] if first is None else [first, *self.consumer.consume(room - 1, 0)]
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(room - 1, 0)] if room > 1 else [first]
 
     def _start_waiting(self) -> None:
         while self._waiting and self._in_flight < self.concurrency:
@@ -360,6 +390,10 @@ class ToolWorker:
     # -- rebalances -------------------------------------------------------------------
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned_once = True
+        if not partitions:  # more workers than partitions: this one waits as a spare
+            consumer.assign(partitions)
+            return
         try:
             committed = consumer.committed(partitions, timeout=30)
         except KafkaException as exc:
@@ -375,7 +409,6 @@ class ToolWorker:
             self._parts[tp.partition] = _Partition(tp.partition, ledgers[tp.partition])
             self._parts[tp.partition].committed = max(0, starts[tp.partition])
         consumer.assign(partitions)
-        self._assigned_once = True
         log.info("assigned %s", {p: o for p, o in starts.items()})
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

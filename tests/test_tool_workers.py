@@ -430,6 +430,21 @@ def test_sigterm_finishes_the_calls_in_flight_then_stops(
     assert len(invocations()) == 1
 
 
+def test_sigterm_stops_a_worker_whose_sync_tool_hangs_past_its_timeout(
+    settings: Settings, tool_dir: Path, tmp_path: Path
+) -> None:
+    worker = worker_process(settings, tool_dir, tmp_path / "worker.log")
+    try:
+        with ToolClient(settings) as tools:
+            with pytest.raises(ToolError, match="TimeoutError: hang did not finish within"):
+                tools.request("conv-1", "hang").result(timeout=60)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        worker.kill()
+    assert "1 sync tool call(s) still running" in (tmp_path / "worker.log").read_text()
+
+
 def test_a_record_that_is_not_a_request_is_dead_lettered(
     settings: Settings, tool_dir: Path
 ) -> None:

@@ -103,3 +103,10 @@ def crash_always(*, tool_call_id: str) -> None:
     """Takes its worker process down on every run (a poison pill)."""
     _invoked(tool_call_id)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@tools.tool(timeout=SLEEPY_TIMEOUT)
+def hang(*, tool_call_id: str) -> None:
+    """A sync tool that never returns (its thread cannot be cancelled)."""
+    _invoked(tool_call_id)
+    time.sleep(3600)

@@ -71,3 +71,13 @@ def work(
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
     click.echo(f"tool worker stopped: {progress.line()}")
+    if worker.tools_still_running:
+        # Their threads cannot be stopped, and the interpreter would wait for them at exit.
+        click.echo(
+            f"note: {worker.tools_still_running} sync tool call(s) still running past their "
+            "timeout (their attempts ended as TimeoutError); exiting without them",
+            err=True,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
