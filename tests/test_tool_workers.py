@@ -5,6 +5,7 @@ retries, timeouts, crashes and rebalances."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import threading
@@ -115,6 +116,13 @@ def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-u
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
+
+
+def already_ended(log: Path) -> int:
+    """How many requests a stopped worker found ended in the log (its last line)."""
+    found = re.search(r"already ended (\d+)", log.read_text().splitlines()[-1])
+    assert found is not None, log.read_text()
+    return int(found.group(1))
 
 
 # -- the awaiting agent ---------------------------------------------------------------
@@ -323,7 +331,7 @@ def test_a_worker_killed_after_ending_calls_before_committing_them_runs_none_aga
             assert crash.result(timeout=10) == "survived"
     finally:
         first.kill()
-    assert "already ended 20" in (tmp_path / "second.log").read_text()
+    assert already_ended(tmp_path / "second.log") == 20
     # Nothing ran twice but the call the crash interrupted.
     assert Counter(invocations()).most_common(2)[1][1] == 1
     assert len(invocations(crash.tool_call_id)) == 2
@@ -359,11 +367,17 @@ def test_a_call_that_kills_every_worker_ends_after_its_attempts(
 def test_a_thousand_calls_through_three_workers_one_killed_end_once_each(
     settings: Settings, tool_dir: Path, tmp_path: Path
 ) -> None:
-    # Commits every 2 s, so the killed worker leaves ended calls uncommitted behind it.
-    env = {"AGENTLOG_TOOL_COMMIT_INTERVAL_MS": "2000"}
+    # The worker to be killed never commits, so it leaves every call it ended
+    # uncommitted behind it; the others commit as usual.
+    never_commits = {"AGENTLOG_TOOL_COMMIT_INTERVAL_MS": "600000"}
     workers = [
         worker_process(
-            settings, tool_dir, tmp_path / f"worker{i}.log", "--concurrency", "8", env=env
+            settings,
+            tool_dir,
+            tmp_path / f"worker{i}.log",
+            "--concurrency",
+            "8",
+            env=never_commits if i == 1 else None,
         )
         for i in range(3)
     ]
@@ -405,8 +419,12 @@ def test_a_thousand_calls_through_three_workers_one_killed_end_once_each(
     # Every side effect happened once, though the killed worker's calls in flight ran again.
     effects = lines("effects")
     assert len(effects) == len(set(effects)) == len(endings)
+    # The survivors found the killed worker's ended calls in the log, and ran only the
+    # ones it had not ended.
+    skipped = already_ended(tmp_path / "worker0.log") + already_ended(tmp_path / "worker2.log")
+    assert skipped > 0
     rerun = len(invocations()) - len(set(invocations()))
-    print(f"calls run again after the kill: {rerun}")
+    print(f"killed worker's ended calls skipped: {skipped}, calls run again: {rerun}")
 
 
 def test_sigterm_finishes_the_calls_in_flight_then_stops(
