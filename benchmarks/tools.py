@@ -2,7 +2,7 @@
 sees its result; latency (one call at a time) and calls/s (many in flight) with 1 and
 3 worker processes.
 
-    python -m benchmarks.tools [--engine tansu|kafka] [--workers 1,3] [--calls 3000]
+    python -m benchmarks.tools [--engine tansu|kafka] [--workers 1,3] [--calls 10000]
 
 Targets with 3 workers: p50 < 10 ms, p99 < 100 ms, >= 1,000 calls/s.
 """
@@ -149,7 +149,7 @@ def main() -> None:
     add_broker_arguments(parser)
     parser.add_argument("--workers", default="1,3", help="worker process counts (default 1,3)")
     parser.add_argument("--concurrency", type=int, default=32, help="calls per worker at once")
-    parser.add_argument("--calls", type=int, default=3000, help="calls for the calls/s figure")
+    parser.add_argument("--calls", type=int, default=10_000, help="calls for the calls/s figure")
     parser.add_argument("--in-flight", type=int, default=200, help="calls outstanding at once")
     parser.add_argument(
         "--latency-calls", type=int, default=500, help="calls made one at a time for latency"
