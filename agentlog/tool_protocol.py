@@ -51,6 +51,15 @@ def header(headers: Headers | None, name: str) -> bytes | None:
     return None
 
 
+def start_marker(headers: Headers | None) -> str | None:
+    """What a worker's start marker says, None for any other record."""
+    if header(headers, TOOL_CALL_STARTED) is None:
+        return None
+    call_id = (header(headers, TOOL_CALL_ID) or b"?").decode()
+    attempt = (header(headers, TOOL_CALL_ATTEMPT) or b"?").decode()
+    return f"a tool worker's start marker: attempt {attempt} of tool call {call_id} began"
+
+
 def new_tool_call_id() -> str:
     """A call id in the format the recorders use (`call_` and 24 hex digits)."""
     return f"call_{uuid.uuid4().hex[:24]}"

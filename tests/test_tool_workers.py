@@ -525,6 +525,30 @@ def test_a_registry_that_cannot_be_loaded_is_one_line(
     assert len(run.err.strip().splitlines()) == 1
 
 
+def test_tail_names_the_start_markers_on_the_tool_requests_topic(
+    settings: Settings, tool_dir: Path, tmp_path: Path
+) -> None:
+    with worker_thread(settings), ToolClient(settings) as tools:
+        call = tools.request("conv-1", "add", {"a": 1, "b": 1})
+        assert call.result(timeout=30) == 2
+    run = agentlog(
+        "--bootstrap",
+        str(settings.bootstrap_servers),
+        "--topic-prefix",
+        settings.topic_prefix,
+        "tail",
+        "--topic",
+        "tool-requests",
+        state_dir=tmp_path,
+    )
+    assert run.code == 0, run.err
+    lines_out = run.out.splitlines()
+    assert "tool_call_requested" in lines_out[0] and call.tool_call_id in lines_out[0]
+    assert lines_out[1].endswith(
+        f"a tool worker's start marker: attempt 1 of tool call {call.tool_call_id} began"
+    )
+
+
 def test_tools_work_needs_a_broker_and_says_so(tmp_path: Path) -> None:
     run = agentlog("tools", "work", "tool_fixtures:tools", state_dir=tmp_path)
     assert run.code == 1
