@@ -23,6 +23,8 @@ from agentlog.errors import (
     Fenced,
     SchemaError,
     SinkError,
+    ToolError,
+    ToolTimeout,
     TopicError,
 )
 from agentlog.settings import Settings
@@ -48,6 +50,8 @@ __all__ = [
     "Settings",
     "SinkError",
     "Table",
+    "ToolError",
+    "ToolTimeout",
     "TopicError",
     "__version__",
     "handles",

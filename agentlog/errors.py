@@ -11,8 +11,11 @@
     │                           UndeliveredEvent)
     ├── SpoolError              the recorder's local spool cannot be used
     ├── SinkError               a projection sink cannot store state
-    └── Fenced                  another consumer stored offsets for a partition this
-                                batch covers (the projection runner re-reads and goes on)
+    ├── Fenced                  another consumer stored offsets for a partition this
+    │                           batch covers (the projection runner re-reads and goes on)
+    ├── ToolError               a tool call ended in tool_call_failed (its error type,
+    │                           message and attempts, as the worker recorded them)
+    └── ToolTimeout             an awaited tool call had no result in time
 
 `except AgentlogError` catches everything agentlog raises on purpose; anything else
 escaping agentlog is a bug (the CLI shows its traceback with `--traceback`).
@@ -101,3 +104,34 @@ class SinkError(AgentlogError):
 class Fenced(AgentlogError):
     """Another consumer stored offsets for a partition this batch covers: a rebalance
     moved it, or this member is a zombie. The batch stored nothing."""
+
+
+class ToolError(AgentlogError):
+    """The tool call ended in `tool_call_failed`: the tool raised for good, ran out of
+    attempts, timed out, or no worker knows the tool."""
+
+    def __init__(
+        self,
+        *,
+        tool_call_id: str,
+        tool_name: str,
+        error_type: str,
+        error_message: str,
+        attempt: int,
+        retryable: bool,
+    ) -> None:
+        self.tool_call_id = tool_call_id
+        self.tool_name = tool_name
+        self.error_type = error_type
+        self.error_message = error_message
+        self.attempt = attempt
+        self.retryable = retryable
+        super().__init__(
+            f"tool call {tool_call_id} ({tool_name}) failed on attempt {attempt}: "
+            f"{error_type}: {error_message}"
+        )
+
+
+class ToolTimeout(AgentlogError):
+    """An awaited tool call had no result in time; the call itself may still end later
+    (its result is recorded on the events topic either way)."""

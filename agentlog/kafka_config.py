@@ -1,5 +1,6 @@
 """Every librdkafka setting agentlog uses, in one place: shared client settings, the
-producer DESIGN.md fixes, group members and plain readers."""
+producer DESIGN.md fixes, group members and plain readers, and the low-latency variants
+of those for the request/response path of tool calls."""
 
 from __future__ import annotations
 
@@ -104,3 +105,45 @@ def range_reader_config(settings: Settings) -> dict[str, Any]:
             "reconnect.backoff.ms": 1,
         },
     )
+
+
+# librdkafka's defaults favour batching: a producer waits linger.ms (5 ms here) to fill
+# a batch, and a consumer lets the broker hold an empty fetch for fetch.wait.max.ms
+# (500 ms). Kafka answers a held fetch as soon as a record arrives, but Tansu holds it
+# for the whole wait, so on Tansu every hop of a tool call (request to worker, result to
+# agent) would cost up to that wait. The tool-call path trades more, smaller requests
+# for milliseconds.
+_LOW_LATENCY_CLIENT = {
+    # Small requests leave at once instead of waiting for a full TCP segment.
+    "socket.nagle.disable": True,
+}
+
+
+def low_latency_producer_config(settings: Settings) -> dict[str, Any]:
+    """The DESIGN.md producer (idempotent, acks=all, murmur2_random) sending each record
+    at once, with a delivery report for every record (the tool-call path chains on it)."""
+    config = producer_config(settings)
+    config.update(_LOW_LATENCY_CLIENT)
+    config.update({"linger.ms": 0, "delivery.report.only.error": False})
+    return config
+
+
+def _low_latency_fetching(settings: Settings) -> dict[str, Any]:
+    return {
+        **_LOW_LATENCY_CLIENT,
+        "fetch.wait.max.ms": settings.low_latency_fetch_wait_ms,
+        # A failed fetch (a leader moving) is retried soon, not after 500 ms.
+        "fetch.error.backoff.ms": 50,
+    }
+
+
+def low_latency_group_consumer_config(settings: Settings, group: str) -> dict[str, Any]:
+    """A group member (a tool worker) that commits itself, fetching with a short wait."""
+    config = group_consumer_config(settings, group)
+    config.update(_low_latency_fetching(settings))
+    return config
+
+
+def low_latency_reader_config(settings: Settings) -> dict[str, Any]:
+    """A reader of assigned partitions (an agent awaiting results) with a short wait."""
+    return reader_config(settings, **_low_latency_fetching(settings))

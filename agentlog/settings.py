@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     # A group forms after about half of this on Tansu; valid on Kafka too.
     session_timeout_ms: int = Field(default=6000, ge=1000)
 
+    # The request/response path of tool calls (agentlog.kafka_config.low_latency_*).
+    low_latency_fetch_wait_ms: int = Field(
+        default=5,
+        ge=0,
+        description="how long a tool worker or an awaiting agent lets the broker hold an "
+        "empty fetch: Tansu answers only when it runs out (Kafka answers as soon as a "
+        "record arrives), so this bounds each hop of a tool call on Tansu",
+    )
+    tool_commit_interval_ms: int = Field(
+        default=200,
+        ge=0,
+        description="how often a tool worker commits the requests whose result Kafka "
+        "acknowledged (a request is never committed before that)",
+    )
+
     codec: Literal["compiled", "fastavro"] = Field(
         default="compiled",
         description="Avro encoder/decoder of events: compiled (fast) or fastavro (the "

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from agentlog.connection import cluster_metadata
 from agentlog.errors import TopicError
@@ -69,7 +70,29 @@ def create_topics(settings: Settings, partitions: int | None = None) -> dict[str
                 outcome[name] = "exists"
             else:
                 raise TopicError(f"cannot create topic {name}: {error.str()}") from None
+    _wait_until_listed(admin, settings, [s for s in missing if outcome[s.name] == "created"])
     return outcome
+
+
+def _wait_until_listed(admin: AdminClient, settings: Settings, specs: list[TopicSpec]) -> None:
+    """Kafka answers CreateTopics before every broker's metadata lists the new topics;
+    wait (bounded) so that whoever uses them next finds them."""
+    deadline = time.monotonic() + 30
+    while True:
+        topics = cluster_metadata(admin, settings).topics
+        if all(
+            s.name in topics
+            and topics[s.name].error is None
+            and len(topics[s.name].partitions) >= s.partitions
+            for s in specs
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(
+                f"topics {[s.name for s in specs]} were created but Kafka at "
+                f"{settings.bootstrap_servers} did not list them within 30s"
+            )
+        time.sleep(0.1)
 
 
 def partition_count(settings: Settings, topic: str) -> int:

@@ -17,6 +17,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     project,
     replay,
     tail,
+    tools,
     topics,
 )
 from agentlog.cli._app import AppContext, cli

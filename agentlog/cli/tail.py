@@ -19,6 +19,7 @@ from agentlog.reader import partition_ends, partition_offset, read_partitions
 from agentlog.render import as_json, event_type_of, one_line
 from agentlog.serde import AvroDict, decode
 from agentlog.settings import Settings
+from agentlog.tool_protocol import start_marker
 from agentlog.topics import partition_count
 
 TOPICS = ("events", "tool-requests", "dlq")
@@ -142,7 +143,7 @@ def _shown(message: Message, topic: str) -> Shown:
         record: AvroDict | None = decode(value, topic=topic, partition=partition, offset=offset)
         problem = None
     except DecodeError as exc:
-        record, problem = None, str(exc)
+        record, problem = None, start_marker(message.headers()) or str(exc)
     return Shown(message.timestamp()[1], partition, offset, record, problem, len(value))
 
 
