@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction
+from agentlog.consumers.sinks.base import (
+    AppliedLog,
+    Fenced,
+    LastApplied,
+    SentDeadLetter,
+    Sink,
+    SinkTransaction,
+)
 
 from agentlog.errors import ConfigurationError
 
@@ -25,4 +32,12 @@ def open_sink(url: str, *, read_only: bool = False) -> Sink:
     )
 
 
-__all__ = ["Fenced", "Sink", "SinkTransaction", "open_sink"]
+__all__ = [
+    "AppliedLog",
+    "Fenced",
+    "LastApplied",
+    "SentDeadLetter",
+    "Sink",
+    "SinkTransaction",
+    "open_sink",
+]
