@@ -98,12 +98,13 @@ class DeadLetters:
         deadline = time.monotonic() + timeout
         while len(outcome) < len(sent) and time.monotonic() < deadline:
             self._producer.flush(max(0.0, min(0.5, deadline - time.monotonic())))
-        if len(outcome) < len(sent):
+        answered = dict(outcome)
+        if len(answered) < len(sent):
             self._producer.purge()
             self._producer.flush(0)  # serve the purged letters' reports
         acknowledged, failed = [], []
         for letter in sent:
-            error = outcome.get(letter.id, "no answer")
+            error = answered.get(letter.id, f"no acknowledgement within {timeout:g}s")
             if error is None:
                 acknowledged.append(letter)
             else:

@@ -510,12 +510,11 @@ class ProjectionRunner:
             first, why = delivery.failed[0]
             raise DeadLettersNotTaken(
                 f"{self.dead_letters.topic} did not take {len(delivery.failed)} dead "
-                f"letter(s) within {self.settings.dead_letter_timeout_s:g}s (the first, "
-                f"{first.id}: {why}); the batch holding them was rolled back, so nothing "
-                "is lost and the projector stopped: run it again once "
+                f"letter(s) of a batch (the first, {first.id}: {why}); the batch was rolled "
+                "back, so nothing is lost, and the projector stopped: run it again once "
                 f"{self.dead_letters.topic} accepts records (the {len(delivery.acknowledged)} "
-                "it did take will not be sent twice; AGENTLOG_DEAD_LETTER_TIMEOUT_S sets "
-                "the wait)"
+                "it took will not be sent twice; AGENTLOG_DEAD_LETTER_TIMEOUT_S="
+                f"{self.settings.dead_letter_timeout_s:g} bounds the wait)"
             )
 
     def _finish_pending(self, *, reseek: bool = True) -> bool:
