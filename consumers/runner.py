@@ -47,7 +47,14 @@ from agentlog.consumers.log_check import (
 )
 from agentlog.consumers.projection import Projection, RecordedEvent
 from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentDeadLetter, Sink
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
@@ -63,6 +70,10 @@ DEFAULT_GROUP = "agentlog-projector"
 # After a batch turned out to hold an event applied before, this many batches look
 # applied ids up before folding (a producer that repeated one event often repeats more).
 CAREFUL_BATCHES = 20
+# How often a running member asks the broker how many partitions the topic has: with
+# producers not using murmur2 (whose records show a change at once), and before the
+# group rebalances, this is how partitions added to the topic are noticed.
+PARTITION_CHECK_SECONDS = 5.0
 
 
 class _AppliedBefore(AgentlogError):
@@ -140,6 +151,7 @@ class ProjectionRunner:
         self.assigned = False
         self.assigned_once = False
         self._assign_by = 0.0
+        self._partitions_checked_at = 0.0
         self.identity: TopicIdentity | None = None
         self.placement: Placement | None = None
         self.dedup = DedupWindow(int(settings.dedup_window.total_seconds() * 1_000_000))
@@ -220,6 +232,18 @@ class ProjectionRunner:
         found = records_at(self.settings, self.topic, {p: a.offset for p, a in last.items()})
         check_last_applied(self.topic, last, found, self.sink.description)
 
+    def _check_partition_count(self) -> None:
+        """Ask the broker (over the consumer's own connection) whether the partition count
+        is still the one the sink was built with."""
+        try:
+            described = self.consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
+        except KafkaException:
+            return  # the broker did not answer now; the next check (or a rebalance) will
+        if described is None or described.error is not None or self.identity is None:
+            return
+        if len(described.partitions) != self.identity.partitions:
+            self._check_log(record=False)
+
     def _misplaced(self, partition: int, offset: int) -> None:
         """A record sits in another partition than the one its key maps to under the
         partition count the sink was built with: partitions were added (producers saw
@@ -276,6 +300,9 @@ class ProjectionRunner:
                     self._finish_pending()
                 self._store_ends_past_markers()
                 now = time.monotonic()
+                if now - self._partitions_checked_at >= PARTITION_CHECK_SECONDS:
+                    self._partitions_checked_at = now
+                    self._check_partition_count()
                 if not self.assigned and now > self._assign_by:
                     raise NotAssigned(
                         f"consumer group {self.group} assigned this member no partitions of "
