@@ -107,18 +107,20 @@ def _event_id(value: bytes | None, topic: str, partition: int, offset: int) -> s
 
 class Placement:
     """Where the partitioner (murmur2, as agentlog's producers and Java's use it) puts a
-    key on a topic of the recorded partition count; remembered per key."""
+    key on a topic of the recorded partition count. `of` remembers it per key (the
+    runner reads it inline for every record); `place` computes it."""
 
     _REMEMBERED = 200_000
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._of: dict[bytes, int] = {}
+        self.of: dict[bytes | None, int] = {}
 
-    def misplaced(self, key: bytes, partition: int) -> bool:
-        expected = self._of.get(key)
-        if expected is None:
-            if len(self._of) >= self._REMEMBERED:
-                self._of.clear()
-            expected = self._of[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
-        return expected != partition
+    def place(self, key: bytes | None) -> int | None:
+        """The key's partition (None for records without a key: placed anywhere)."""
+        if key is None:
+            return None
+        if len(self.of) >= self._REMEMBERED:
+            self.of.clear()
+        where = self.of[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return where

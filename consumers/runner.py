@@ -295,7 +295,7 @@ class ProjectionRunner:
                 if records:
                     if self.progress.first_batch_at is None:
                         self.progress.first_batch_at = time.monotonic()
-                    self._apply(*self._decoded(records))
+                    self._apply(self._decoded(records))
                 else:
                     self._finish_pending()
                 self._store_ends_past_markers()
@@ -388,7 +388,7 @@ class ProjectionRunner:
         ends = {p: end for p, end in self.eofs.items() if p in after and (after[p] or 0) < end}
         self.eofs.clear()
         if ends:
-            self._apply(Batch([], [], ends), -1)
+            self._apply(Batch([], [], ends))
 
     def _note_target(self, partition: int) -> None:
         _, high = self.consumer.get_watermark_offsets(
@@ -429,25 +429,27 @@ class ProjectionRunner:
 
     # -- one batch --------------------------------------------------------------------
 
-    def _decoded(self, messages: list[Message]) -> tuple[Batch, int]:
-        """The batch, and the newest event time in it (-1 if none)."""
+    def _decoded(self, messages: list[Message]) -> Batch:
         events: list[tuple[RecordedEvent, Message]] = []
         dead: list[tuple[Message, str, int]] = []
         ends: dict[int, int] = {}
         topic = self.topic
         placement = self.placement
+        placed = placement.of if placement is not None else None
         misplaced: Message | None = None
-        newest = -1
         for message in messages:
             partition = message.partition()
             offset = message.offset()
             if partition not in ends:
                 self._check_not_rewound(partition, offset)
             ends[partition] = offset + 1
-            if placement is not None and misplaced is None:
+            if placed is not None:  # inlined: this runs for every record
                 key = message.key()
-                if key is not None and placement.misplaced(key, partition):
-                    misplaced = message
+                if placed.get(key) != partition and misplaced is None:
+                    assert placement is not None
+                    where = placement.place(key)
+                    if where is not None and where != partition:
+                        misplaced = message
             try:
                 record = decode(message.value(), topic=topic, partition=partition, offset=offset)
             except DecodeError as exc:
@@ -468,14 +470,12 @@ class ProjectionRunner:
                 partition,
                 offset,
             )
-            if event.occurred_at > newest:
-                newest = event.occurred_at
             events.append((event, message))
         if misplaced is not None:
             self._misplaced(misplaced.partition(), misplaced.offset())
-        return Batch(events, dead, ends), newest
+        return Batch(events, dead, ends)
 
-    def _apply(self, batch: Batch, newest: int) -> None:
+    def _apply(self, batch: Batch) -> None:
         """Fold the batch (overlapping the transaction in flight, if any), then hand it to
         the writer once that transaction has committed."""
         if self.careful:
@@ -489,9 +489,9 @@ class ProjectionRunner:
         if self._finish_pending():
             return  # folded on rows that were never stored: re-read instead
         moves = {p: (self.positions.get(p), end) for p, end in batch.ends.items()}
-        if newest >= 0:
-            self.dedup.saw(newest)
-        work = _Work(batch, moves, _last_events(batch), self.dedup.forget_due())
+        last, newest = _last_events(batch)
+        self.dedup.saw(newest)
+        work = _Work(batch, moves, last, self.dedup.forget_due())
         self._pending = (batch, self._writer.submit(self._store, work))
 
     def _store(self, work: _Work) -> None:
@@ -508,7 +508,7 @@ class ProjectionRunner:
             tx.mark_last(work.last)
             for name, rows in batch.changed.items():
                 tx.upsert(self.tables[name], rows)
-            if work.forget_before is not None:
+            if work.forget_before:
                 tx.forget_applied_before(work.forget_before)
             if batch.dead:
                 self._send_dead_letters(batch.dead)
@@ -609,19 +609,22 @@ class _Work:
     batch: Batch
     moves: dict[int, tuple[int | None, int]]
     last: dict[int, LastApplied]
-    forget_before: int | None  # forget applied ids older than this event time
+    forget_before: dict[int, int]  # partition -> forget applied ids older than this
 
 
-def _last_events(batch: Batch) -> dict[int, LastApplied]:
-    """The last event of each partition in the batch: what the log must still hold
-    there for the sink's offsets to mean anything."""
+def _last_events(batch: Batch) -> tuple[dict[int, LastApplied], dict[int, int]]:
+    """The last event of each partition in the batch (what the log must still hold there
+    for the sink's offsets to mean anything), and its event time: a partition's events
+    come in about event-time order, so the last one stands for its newest."""
     last: dict[int, LastApplied] = {}
+    newest: dict[int, int] = {}
     for event, _ in reversed(batch.events):
         if event.partition not in last:
             last[event.partition] = LastApplied(event.offset, event.event_id)
+            newest[event.partition] = event.occurred_at
             if len(last) == len(batch.ends):
                 break
-    return last
+    return last, newest
 
 
 def _dead_letter(message: Message, error: str, attempts: int) -> DeadLetter:

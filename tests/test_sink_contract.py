@@ -152,18 +152,26 @@ def test_the_last_applied_record_moves_with_the_offsets(sink) -> None:
     assert sink.last_applied("other-group", "t") == {}
 
 
-def test_applied_ids_are_forgotten_by_event_time(sink) -> None:
+def test_applied_ids_are_forgotten_by_event_time_per_partition(sink) -> None:
     hour = 3600 * 1_000_000
+
+    def event(n: int, partition: int) -> RecordedEvent:
+        applied = _event(f"e{n}-{partition}", n, occurred_at=n * hour)
+        applied.partition = partition
+        return applied
+
     with sink.transaction("g", "t") as tx:
-        events = [_event(f"e{n}", n, occurred_at=n * hour) for n in range(10)]
-        assert tx.mark_applied(events) == 10
+        assert tx.mark_applied([event(n, p) for n in range(10) for p in (0, 1)]) == 20
     with sink.transaction("g", "t") as tx:
-        assert tx.forget_applied_before(4 * hour) == 4  # e0..e3
-        assert tx.forget_applied_before(4 * hour) == 0
-    assert sink.applied_among("g", [f"e{n}" for n in range(10)]) == {f"e{n}" for n in range(4, 10)}
+        assert tx.forget_applied_before({0: 4 * hour, 1: 2 * hour}) == 4 + 2
+        assert tx.forget_applied_before({0: 4 * hour}) == 0
+    ids = [f"e{n}-{p}" for n in range(10) for p in (0, 1)]
+    assert sink.applied_among("g", ids) == {
+        f"e{n}-{p}" for n in range(10) for p in (0, 1) if n >= (4 if p == 0 else 2)
+    }
     with sink.transaction("g", "t") as tx:
         # A forgotten id counts as new again; a remembered one does not.
-        assert tx.mark_applied([_event("e1", 1, occurred_at=hour), _event("e5", 5)]) == 1
+        assert tx.mark_applied([event(1, 0), event(5, 0)]) == 1
 
 
 def test_sent_dead_letters_outlive_a_rollback_until_their_batch_commits(sink) -> None:

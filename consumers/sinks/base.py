@@ -92,9 +92,10 @@ class SinkTransaction(ABC):
         many of them were not applied before."""
 
     @abstractmethod
-    def forget_applied_before(self, occurred_before: int) -> int:
-        """Forget the group's applied event ids whose event time (UTC microseconds) is
-        before `occurred_before`; return how many were forgotten."""
+    def forget_applied_before(self, horizons: dict[int, int]) -> int:
+        """For each partition, forget the group's applied event ids from it whose event
+        time (UTC microseconds) is before the partition's horizon; return how many were
+        forgotten."""
 
     @abstractmethod
     def forget_sent_dead_letters(self) -> None:

@@ -256,13 +256,18 @@ class SqlTransaction(SinkTransaction):
         )
         return self._affected()
 
-    def forget_applied_before(self, occurred_before: int) -> int:
-        p = self._p
-        self.cursor.execute(
-            f"DELETE FROM {APPLIED_TABLE} WHERE group_id = {p()} AND occurred_at < {p('bigint')}",
-            [self.group, occurred_before],
-        )
-        return self._affected()
+    def forget_applied_before(self, horizons: dict[int, int]) -> int:
+        # A statement per partition: plain comparisons let DuckDB skip whole row groups
+        # by their min/max (a join with the horizons would scan every row).
+        p, forgotten = self._p, 0
+        for partition, horizon in horizons.items():
+            self.cursor.execute(
+                f"DELETE FROM {APPLIED_TABLE} WHERE group_id = {p()} "
+                f"AND {quoted('partition')} = {p('bigint')} AND occurred_at < {p('bigint')}",
+                [self.group, partition, horizon],
+            )
+            forgotten += self._affected()
+        return forgotten
 
     def sent_dead_letters(self, ids: list[str]) -> set[str]:
         if not ids:
