@@ -256,10 +256,11 @@ class ProjectionRunner:
             self._check_identity(now, applied)
         log.info(
             "%s[%d]@%d was not placed by the murmur2 partitioner; partition changes will be "
-            "noticed on rebalance only",
+            "noticed by asking the broker every %.0f s",
             self.topic,
             partition,
             offset,
+            PARTITION_CHECK_SECONDS,
         )
         self.placement = None
 
@@ -272,11 +273,6 @@ class ProjectionRunner:
     def run(self, *, once: bool = False) -> Progress:
         """Apply events until stopped; with `once`, until caught up with the partition
         ends (the ends seen when each partition was first read)."""
-        self._check_log(record=True)
-        self._assign_by = time.monotonic() + self.settings.assignment_timeout_s
-        self.consumer.subscribe(
-            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
-        )
         last_report = 0.0
         # A batch keeps thousands of decoded events alive at once, and the collector's
         # default gen-0 threshold (700) would then rescan them over and over: a third of
@@ -289,6 +285,14 @@ class ProjectionRunner:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
         try:
+            self._check_log(record=True)
+            self._assign_by = time.monotonic() + self.settings.assignment_timeout_s
+            self.consumer.subscribe(
+                [self.topic],
+                on_assign=self._assigned,
+                on_revoke=self._revoked,
+                on_lost=self._revoked,
+            )
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
                 records = self._records_of(messages)

@@ -1,8 +1,8 @@
 """Partitions added to the events topic move conversations to other partitions: the
 projector stops with guidance instead of letting two members update one conversation.
 
-Kafka only: Tansu 0.6 has no CreatePartitions (KIP-195), so its partition count cannot
-change."""
+Adding partitions is Kafka only: Tansu 0.6 has no CreatePartitions (KIP-195), so its
+partition count cannot change."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from agentlog.consumers import open_sink
 from agentlog.consumers.log_check import PartitionsChanged
 from agentlog.producers import Recorder
 from cli import agentlog
+from confluent_kafka import Producer
 from confluent_kafka.admin import NewPartitions
 from independent_fold import assert_sink_matches, fold
 from kafka_python_reader import read_all
@@ -24,12 +25,13 @@ from test_crash_recovery import BUILT_INS, applied_offsets, projector
 from test_projections import project_once
 
 from agentlog.kafka_config import admin_client
+from agentlog.serde import decode_event, encode_event
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
 
-@pytest.fixture(autouse=True)
-def _kafka_only(engine: str) -> None:
+@pytest.fixture
+def kafka_only(engine: str) -> None:
     if engine == "tansu":
         pytest.skip("Tansu 0.6 cannot add partitions to a topic (no CreatePartitions)")
 
@@ -48,7 +50,29 @@ def talk(settings: Settings, conversations: range, messages: int, label: str) ->
                 recorder.user_message(f"conv-{c}", f"{label} {n}")
 
 
-def test_added_partitions_stop_the_projector_for_good(settings: Settings, tmp_path: Path) -> None:
+def test_records_placed_by_another_partitioner_are_not_taken_for_a_change(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """librdkafka's default partitioner (CRC32) puts keys elsewhere than murmur2 does;
+    with the partition count unchanged, that is no reason to stop."""
+    projected = settings.with_overrides(sink=f"duckdb:{tmp_path / 'sink.duckdb'}")
+    talk(projected, range(10), 2, "murmur2")
+    records = read_all(projected.bootstrap_servers, projected.events_topic, expect=20)
+    crc32 = Producer({"bootstrap.servers": projected.bootstrap_servers})
+    for _ in range(30):
+        for record in records:
+            again = encode_event(
+                decode_event(record.value).model_copy(update={"event_id": str(uuid.uuid4())})
+            )
+            crc32.produce(projected.events_topic, again, record.key)
+    assert crc32.flush(30) == 0
+    progress = project_once(projected, batch_size=100)
+    assert progress.applied == 20 * 31
+
+
+def test_added_partitions_stop_the_projector_for_good(
+    settings: Settings, tmp_path: Path, kafka_only: None
+) -> None:
     projected = settings.with_overrides(sink=f"duckdb:{tmp_path / 'sink.duckdb'}")
     talk(projected, range(30), 3, "before")
     assert project_once(projected).applied == 90
@@ -85,7 +109,7 @@ def test_added_partitions_stop_the_projector_for_good(settings: Settings, tmp_pa
 
 
 def test_running_members_stop_before_two_of_them_update_one_conversation(
-    bootstrap: str, postgres_url: str, tmp_path: Path
+    bootstrap: str, postgres_url: str, tmp_path: Path, kafka_only: None
 ) -> None:
     """The probe of the issue: two members on PostgreSQL while partitions are added and
     producers move on to them. Both stop with guidance, and the sink holds exactly the
