@@ -14,7 +14,7 @@ def resolve_bootstrap(settings: Settings) -> str:
     """`--bootstrap`, then AGENTLOG_BOOTSTRAP_SERVERS (both land in settings), then the
     running dev broker; otherwise a ConfigurationError saying what to do."""
     if settings.bootstrap_servers:
-        return settings.bootstrap_servers
+        return checked_bootstrap(settings.bootstrap_servers)
     record = running_record(settings)
     if record is not None:
         return record.bootstrap
@@ -24,10 +24,25 @@ def resolve_bootstrap(settings: Settings) -> str:
     )
 
 
+def checked_bootstrap(servers: str) -> str:
+    """`servers` if every entry is HOST:PORT; otherwise a ConfigurationError naming the
+    bad entry (librdkafka would retry a malformed address forever)."""
+    for entry in servers.split(","):
+        address = entry.strip().split("://", 1)[-1]
+        host, colon, port = address.rpartition(":")
+        if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(
+                f"bootstrap servers {servers!r}: {entry.strip()!r} is not HOST:PORT "
+                "(for example 127.0.0.1:9092)"
+            )
+    return servers
+
+
 def resolved(settings: Settings) -> Settings:
     """The settings with the broker address filled in, so every part that receives them
     talks to the same Kafka without resolving it again."""
     if settings.bootstrap_servers:
+        checked_bootstrap(settings.bootstrap_servers)
         return settings
     return settings.with_overrides(bootstrap_servers=resolve_bootstrap(settings))
 

@@ -55,6 +55,14 @@ def producer_config(settings: Settings, *, report_successes: bool = False) -> di
     return config
 
 
+def dead_letter_producer_config(settings: Settings) -> dict[str, Any]:
+    """A producer whose every delivery is reported: the projector records which dead
+    letters Kafka took, so a batch retried after a rollback sends only the others."""
+    config = producer_config(settings)
+    config["delivery.report.only.error"] = False
+    return config
+
+
 def group_consumer_config(settings: Settings, group: str) -> dict[str, Any]:
     """A consumer-group member that stores its own positions (offsets live in the sink)."""
     config = client_config(settings)

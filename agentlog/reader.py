@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -90,7 +91,8 @@ def partition_ends(
 ) -> dict[int, int]:
     """The end (next offset to be written) of every partition, from the high watermark
     of a real fetch at `start_offsets` (default: the beginning): ListOffsets is not to be
-    trusted on every broker."""
+    trusted on every broker. A start past the end is answered with the end (Tansu keeps
+    such a fetch waiting, but its answer carries the high watermark)."""
     count = partition_count(settings, topic)
     starts = start_offsets or {}
     consumer = reading_consumer(settings)
@@ -103,20 +105,87 @@ def partition_ends(
         while len(ends) < count:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(
-                    f"Kafka at {settings.bootstrap_servers} did not report the ends of {topic}"
+                    f"Kafka at {settings.bootstrap_servers} did not report the ends of "
+                    f"{topic} partitions {sorted(set(range(count)) - set(ends))} within "
+                    f"{timeout:.0f}s"
                 )
             for message in consumer.consume(1000, 0.5):
                 error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    partition, end = partition_offset(message)
-                    ends[partition] = end
-                elif error is None and (partition := partition_offset(message)[0]) not in ends:
-                    _, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), cached=True
-                    )
-                    if high >= 0:
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    continue  # retried by the client; the deadline bounds the wait
+                partition, offset = partition_offset(message)
+                if error is not None:
+                    ends[partition] = offset
+                elif partition not in ends:
+                    high = _high_watermark(consumer, topic, partition)
+                    if high is not None:
                         ends[partition] = high
                         consumer.pause([TopicPartition(topic, partition)])
+            for partition, start in starts.items():
+                if partition < count and partition not in ends:
+                    high = _high_watermark(consumer, topic, partition)
+                    if high is not None and high < start:
+                        ends[partition] = high
         return ends
     finally:
         consumer.close()
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a partition holds at an offset asked for."""
+
+    record: Message | None  # the first record at or after it (or the log start, when the
+    # offset is out of range on Kafka)
+    end: int | None  # the partition's end, when it is at or before the offset
+
+
+def records_at(
+    settings: Settings, topic: str, offsets: dict[int, int], timeout: float = 10.0
+) -> dict[int, Found]:
+    """For each partition, the record at the given offset: the first record delivered
+    from there, or the partition's end if it ends at or before it. Kafka answers an
+    offset out of range (below the log start, or past the end) from the log start;
+    Tansu keeps a fetch past the end waiting, but reports the end in its answer."""
+    found: dict[int, Found] = {}
+    if not offsets:
+        return found
+    consumer = reading_consumer(settings)
+    try:
+        consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
+        deadline = time.monotonic() + timeout
+        while len(found) < len(offsets):
+            if time.monotonic() > deadline:
+                missing = {p: o for p, o in offsets.items() if p not in found}
+                raise BrokerUnavailable(
+                    f"Kafka at {settings.bootstrap_servers} did not deliver the records of "
+                    f"{topic} at {missing} (partition: offset) within {timeout:.0f}s"
+                )
+            for message in consumer.consume(100, 0.2):
+                error = message.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    if error.fatal() or not error.retriable():
+                        raise BrokerUnavailable(f"reading {topic} failed: {error.str()}")
+                    continue
+                partition, offset = partition_offset(message)
+                if partition in found:
+                    continue
+                if error is None:
+                    found[partition] = Found(message, None)
+                    consumer.pause([TopicPartition(topic, partition)])
+                else:
+                    found[partition] = Found(None, offset)
+            for partition, offset in offsets.items():
+                if partition not in found:
+                    high = _high_watermark(consumer, topic, partition)
+                    if high is not None and high <= offset:
+                        found[partition] = Found(None, high)
+        return found
+    finally:
+        consumer.close()
+
+
+def _high_watermark(consumer: Consumer, topic: str, partition: int) -> int | None:
+    """The partition's end as the last fetch answered it; None before any answer."""
+    _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+    return high if high >= 0 else None

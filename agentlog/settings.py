@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
@@ -124,6 +125,26 @@ class Settings(BaseSettings):
         description="projection sink: duckdb:PATH or postgresql://...; default a DuckDB "
         "file in state_dir",
     )
+    dedup_window: timedelta = Field(
+        default=timedelta(days=7),
+        description="how far behind the newest event applied (in event time) a projector "
+        "still recognises a duplicate event id: ISO 8601 (P7D, PT1H) or seconds",
+    )
+    dead_letter_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long a batch waits for Kafka to take its dead letters"
+    )
+    assignment_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a projector waits for its consumer group to assign partitions",
+    )
+
+    @field_validator("dedup_window", mode="before")
+    @classmethod
+    def _seconds_are_a_duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            return timedelta(seconds=int(value))
+        return value
 
     @property
     def events_topic(self) -> str:

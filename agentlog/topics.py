@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from agentlog.connection import cluster_metadata
@@ -100,6 +100,35 @@ def partition_count(settings: Settings, topic: str) -> int:
     if topic not in metadata.topics or metadata.topics[topic].error is not None:
         raise TopicError(f"topic {topic} does not exist; run `agentlog topics create`")
     return len(metadata.topics[topic].partitions)
+
+
+@dataclass(frozen=True)
+class TopicIdentity:
+    """What tells one log from another of the same name: Kafka gives every topic a
+    unique id when it is created (a topic deleted and created again gets a new one)."""
+
+    name: str
+    topic_id: str | None  # None: the broker names no topic ids
+    partitions: int
+
+
+def topic_identity(settings: Settings, topic: str, timeout: float = 10) -> TopicIdentity:
+    """The topic's id and partition count; TopicError if it does not exist,
+    BrokerUnavailable if Kafka does not answer within `timeout` seconds."""
+    admin = admin_client(settings)
+    metadata = cluster_metadata(admin, settings, timeout)
+    if topic not in metadata.topics or metadata.topics[topic].error is not None:
+        raise TopicError(f"topic {topic} does not exist; run `agentlog topics create`")
+    try:
+        found = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)
+        description = found[topic].result()
+    except KafkaException as exc:
+        raise TopicError(f"cannot describe {topic}: {exc.args[0].str()}") from None
+    uuid = description.topic_id
+    unnamed = uuid is None or (
+        uuid.get_most_significant_bits() == 0 and uuid.get_least_significant_bits() == 0
+    )
+    return TopicIdentity(topic, None if unnamed else str(uuid), len(description.partitions))
 
 
 def describe_topics(settings: Settings) -> list[TopicDescription]:

@@ -30,7 +30,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from agentlog.consumers.dead_letters import DeadLetters
+from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
 from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
 from agentlog.consumers.tool_registry import ToolRegistry
 from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
@@ -243,8 +243,14 @@ class ToolWorker:
             # It names no call to end: keep it on the dead-letter topic, acknowledged
             # before its offset can be committed.
             log.error("dead-lettering %s", exc)
-            self._dead_letters.send(message, str(exc), attempts=1)
-            self._dead_letters.flush()
+            decode_error = f"{DecodeError.__module__}.{DecodeError.__name__}"
+            letter = DeadLetter(message, str(exc), 1, decode_error, str(exc))
+            delivery = self._dead_letters.deliver([letter], self.settings.dead_letter_timeout_s)
+            if delivery.failed:
+                raise BrokerUnavailable(
+                    f"{self._dead_letters.topic} did not take the dead letter of "
+                    f"{letter.id} ({delivery.failed[0][1]}); its request stays uncommitted"
+                ) from None
             self._dead_lettered += 1
             return
         first_attempt = 1

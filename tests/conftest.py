@@ -180,7 +180,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         starts_a_broker = {"broker", "dev_broker_engine", "doomed_broker"} & set(names)
         if starts_a_broker or item.get_closest_marker("starts_dev_broker"):
             item.add_marker(pytest.mark.kafka)
-        if "postgres_url" in names or params.get("sink_url") == "postgresql":
+        if "postgres_url" in names or "postgresql" in params.values():
             item.add_marker(pytest.mark.postgres)
 
 

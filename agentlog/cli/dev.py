@@ -72,7 +72,11 @@ def status(app: AppContext) -> None:
 
 
 @dev.command()
-@click.option("--wipe", is_flag=True, help="also delete the kafka engine's on-disk log")
+@click.option(
+    "--wipe",
+    is_flag=True,
+    help="also delete the kafka engine's on-disk log and the default projections built from it",
+)
 @pass_app
 def down(app: AppContext, wipe: bool) -> None:
     """Stop the dev broker (Tansu's in-memory log is lost; Kafka's stays on disk)."""

@@ -17,9 +17,10 @@ from agentlog.consumers import (
     open_sink,
     tune_process_for_throughput,
 )
-from agentlog.reader import partition_ends
+from agentlog.consumers.log_check import check_identity, check_last_applied
+from agentlog.reader import partition_ends, records_at
 from agentlog.settings import Settings
-from agentlog.topics import partition_count
+from agentlog.topics import topic_identity
 
 group_option = click.option(
     "--group", default=DEFAULT_GROUP, show_default=True, help="consumer group of the projector"
@@ -109,10 +110,15 @@ def run(
         once=once,
         batch_size=batch_size,
     )
+    lost = (
+        f"; {progress.lost_to_retention:,} deleted by retention before they were applied"
+        if progress.lost_to_retention
+        else ""
+    )
     click.echo(
         f"applied {progress.applied:,} events into {settings.sink_url} "
         f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
-        f"dead-lettered to {settings.dlq_topic})"
+        f"dead-lettered to {settings.dlq_topic}{lost})"
     )
 
 
@@ -126,13 +132,21 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
     topic = settings.events_topic
     with reading_sink(settings.sink_url) as opened:
         stored = opened.stored_offsets(group, topic)
-    partitions = partition_count(settings, topic)
+        applied_log = opened.stored_log(group, topic)
+        last = opened.last_applied(group, topic)
+        described = opened.description
+    identity = topic_identity(settings, topic)
+    # Offsets of another log would be compared with this one's ends: refuse instead.
+    if applied_log is not None:
+        check_identity(identity, applied_log, group, described)
+    found = records_at(settings, topic, {p: applied.offset for p, applied in last.items()})
+    check_last_applied(topic, last, found, described)
     ends = partition_ends(settings, topic, stored)
     click.echo(f"group {group} on {topic} -> {settings.sink_url}")
     total = 0
-    for partition in range(partitions):
+    for partition in range(identity.partitions):
         applied = stored.get(partition, 0)
-        end = ends.get(partition, 0)
+        end = ends[partition]
         total += max(0, end - applied)
         click.echo(
             f"  partition {partition}: applied up to {applied:,} of {end:,}, lag {end - applied:,}"

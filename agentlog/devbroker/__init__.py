@@ -53,12 +53,7 @@ def start(
         return existing
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if engine == "tansu":
-        # Projections of a previous (lost) in-memory log would point past the new log's end.
-        for stale in (
-            settings.default_sink_file,
-            settings.default_sink_file.with_suffix(".duckdb.wal"),
-        ):
-            stale.unlink(missing_ok=True)
+        _forget_default_projections(settings)  # built from the previous (lost) log
         record = tansu.start(settings, port, wait_seconds)
     else:
         (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
@@ -81,4 +76,15 @@ def stop(
     settings.dev_state_file.unlink(missing_ok=True)
     if wipe:
         kafka.wipe(settings)
+        _forget_default_projections(settings)  # built from the log just deleted
     return record
+
+
+def _forget_default_projections(settings: Settings) -> None:
+    """Delete the default projection file: the log it was built from is gone, and the
+    projector refuses to apply another log on top of it."""
+    for stale in (
+        settings.default_sink_file,
+        settings.default_sink_file.with_suffix(".duckdb.wal"),
+    ):
+        stale.unlink(missing_ok=True)

@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
-from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction, Where
+from agentlog.consumers.sinks.base import (
+    AppliedLog,
+    Fenced,
+    LastApplied,
+    SentDeadLetter,
+    Sink,
+    SinkTransaction,
+    Where,
+)
 from agentlog.errors import ConfigurationError
 
 
@@ -30,4 +38,13 @@ def open_sink(url: str, *, read_only: bool = False) -> Sink:
     )
 
 
-__all__ = ["Fenced", "Sink", "SinkTransaction", "Where", "open_sink"]
+__all__ = [
+    "AppliedLog",
+    "Fenced",
+    "LastApplied",
+    "SentDeadLetter",
+    "Sink",
+    "SinkTransaction",
+    "Where",
+    "open_sink",
+]

@@ -7,13 +7,19 @@ the events applied. That transaction is what makes effects exactly-once:
 - `claim` moves the partitions' stored offsets from the one this consumer started from
   to the new one, or raises `Fenced` if another consumer moved it meanwhile (a
   rebalance, a zombie): the whole batch then rolls back and the consumer re-seeks.
-- `mark_applied` records event ids and counts those never applied before: an event
-  redelivered, or produced twice by an application-level retry, applies once.
+- `mark_applied` records event ids (with their event time) and counts those never
+  applied before: an event redelivered, or produced twice by an application-level
+  retry, applies once; `forget_applied_before` drops ids older than the dedup window.
+- `mark_last` records the event id at the last offset applied in each partition, and
+  the sink records which log (topic id, partition count) the offsets belong to
+  (`record_log`): offsets are only meaningful in the log they were read from.
 - `load` and `upsert` read and write rows; nothing is visible until commit.
 
-Outside a transaction, `load`, `applied_among` and `select` read what is committed, on
-a connection of their own: the runner calls them while a transaction of the same sink
-runs on its writer thread.
+Outside a transaction, `load`, `applied_among` and the bookkeeping reads see what is
+committed, on a connection of their own: the runner calls them while a transaction of
+the same sink runs on its writer thread. `record_sent_dead_letters` commits at once,
+beside that transaction, so that dead letters acknowledged by Kafka stay known even
+if the batch that sent them rolls back.
 
 `agentlog.testing.SinkContract` is this contract as a test suite: the memory, DuckDB
 and PostgreSQL sinks pass it, and so must any other.
@@ -72,6 +78,35 @@ def check_order(table: Table, order_by: Sequence[str]) -> list[tuple[str, bool]]
     return order
 
 
+@dataclass(frozen=True)
+class AppliedLog:
+    """The log a group's offsets in a sink belong to."""
+
+    topic_id: str | None  # None: the broker names no topic ids
+    partitions: int
+    # Why a member refused to go on applying this log (the partition count changed);
+    # once set, every member of the group refuses it.
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
+class LastApplied:
+    """The record applied last in a partition: reading the log at `offset` must find
+    the same event id, or the log is not the one the sink was built from."""
+
+    offset: int
+    event_id: str
+
+
+@dataclass(frozen=True)
+class SentDeadLetter:
+    """A dead letter Kafka acknowledged, by its deterministic id and origin."""
+
+    id: str
+    partition: int
+    offset: int
+
+
 class SinkTransaction(ABC):
     @abstractmethod
     def claim(self, moves: dict[int, tuple[int | None, int]]) -> None:
@@ -80,9 +115,28 @@ class SinkTransaction(ABC):
         store nothing, if any of them moved."""
 
     @abstractmethod
+    def mark_last(self, last: dict[int, LastApplied]) -> None:
+        """Record the last applied record of partitions this transaction claimed."""
+
+    @abstractmethod
+    def stored_log(self) -> AppliedLog | None:
+        """The log of this transaction's group and topic, as this transaction sees it."""
+
+    @abstractmethod
     def mark_applied(self, events: list[RecordedEvent]) -> int:
-        """Record the events (distinct ids) as applied; return how many of them were not
-        applied before."""
+        """Record the events (distinct ids, with their event time) as applied; return how
+        many of them were not applied before."""
+
+    @abstractmethod
+    def forget_applied_before(self, horizons: dict[int, int]) -> int:
+        """For each partition, forget the group's applied event ids from it whose event
+        time (UTC microseconds) is before the partition's horizon; return how many were
+        forgotten."""
+
+    @abstractmethod
+    def forget_sent_dead_letters(self) -> None:
+        """Forget sent dead letters whose origin offset is below the partition's stored
+        offset (their batch committed: they cannot be sent again)."""
 
     @abstractmethod
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
@@ -95,7 +149,10 @@ class SinkTransaction(ABC):
 
 class Sink(ABC):
     """One state store, used by one runner: its transactions run one at a time (on any
-    thread), and its committed reads may run beside them on one other thread."""
+    thread); its committed reads and the log bookkeeping (`record_log`, `refuse_log`)
+    may run beside them on one other thread; `sent_dead_letters` and
+    `record_sent_dead_letters` run on the transactions' thread, beside the transaction
+    in flight."""
 
     description: str
     # Set when reads see an earlier state than the latest commit (a DuckDB snapshot).
@@ -109,6 +166,32 @@ class Sink(ABC):
     @abstractmethod
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Next offset to apply per partition, as last committed by the group."""
+
+    @abstractmethod
+    def last_applied(self, group: str, topic: str) -> dict[int, LastApplied]:
+        """The last applied record per partition (partitions that recorded one)."""
+
+    @abstractmethod
+    def stored_log(self, group: str, topic: str) -> AppliedLog | None:
+        """The log the group's offsets belong to; None before it was recorded."""
+
+    @abstractmethod
+    def record_log(self, group: str, topic: str, log: AppliedLog) -> AppliedLog:
+        """Record `log` as the group's log unless one is recorded; return the recorded
+        one (of whichever member came first)."""
+
+    @abstractmethod
+    def refuse_log(self, group: str, topic: str, reason: str) -> None:
+        """Mark the group's log refused (keeping the first reason given)."""
+
+    @abstractmethod
+    def sent_dead_letters(self, group: str, ids: list[str]) -> set[str]:
+        """Those of `ids` recorded as sent by `group` (committed)."""
+
+    @abstractmethod
+    def record_sent_dead_letters(self, group: str, topic: str, sent: list[SentDeadLetter]) -> None:
+        """Record dead letters as sent, committed at once (not in the transaction in
+        flight, which may still roll back)."""
 
     @abstractmethod
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:

@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.consumers.sinks.base import Sink, Where
+from agentlog.consumers.sinks.base import AppliedLog, LastApplied, SentDeadLetter, Sink, Where
 from agentlog.consumers.sinks.duckdb_snapshot import SnapshotPublisher, snapshot_path, taken_at
 from agentlog.consumers.sinks.sql import (
     APPLIED_TABLE,
@@ -67,6 +67,9 @@ class DuckDBTransaction(SqlTransaction):
     """Rows and event ids reach DuckDB as Arrow tables: a columnar hand-off costs about
     half of what binding Python lists as parameters does."""
 
+    def _affected(self) -> int:
+        return int(self.cursor.fetchone()[0])  # DuckDB answers a change with its row count
+
     def mark_applied(self, events: list[RecordedEvent]) -> int:
         if not events:
             return 0
@@ -75,14 +78,18 @@ class DuckDBTransaction(SqlTransaction):
                 "e": pa.array([e.event_id for e in events], pa.string()),
                 "p": pa.array([e.partition for e in events], pa.int64()),
                 "o": pa.array([e.offset for e in events], pa.int64()),
+                "t": pa.array([e.occurred_at for e in events], pa.int64()),
             }
         )
         with self._registered(batch) as name:
             self.cursor.execute(
-                f"INSERT INTO {APPLIED_TABLE} SELECT ?, e, p, o FROM {name} ON CONFLICT DO NOTHING",
+                f"INSERT INTO {APPLIED_TABLE} "
+                '(group_id, event_id, "partition", "offset", occurred_at) '
+                f"SELECT ?, e, p, o, t FROM {name} "
+                "ON CONFLICT DO NOTHING",
                 [self.group],
             )
-            return int(self.cursor.fetchone()[0])  # DuckDB answers an INSERT with its row count
+            return self._affected()
 
     def upsert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
@@ -124,6 +131,7 @@ class DuckDBSink(Sink):
         self._snapshots: SnapshotPublisher | None = None
         # Writes and snapshot copies take turns on the one connection.
         self._write_lock = threading.Lock()
+        self._side: duckdb.DuckDBPyConnection | None = None
         if read_only and not Path(self.path).exists():
             raise SinkError(f"no projections in {self.path} yet: run `agentlog project run` first")
         try:
@@ -178,18 +186,48 @@ class DuckDBSink(Sink):
             return {}
         return {int(p): int(o) for p, o in rows}
 
+    def last_applied(self, group: str, topic: str) -> dict[int, LastApplied]:
+        try:
+            return self._committed_reads(group, topic).last_applied()
+        except duckdb.CatalogException:  # nothing projected into this file yet
+            return {}
+
+    def stored_log(self, group: str, topic: str) -> AppliedLog | None:
+        try:
+            return self._committed_reads(group, topic).stored_log()
+        except duckdb.CatalogException:
+            return None
+
+    def record_log(self, group: str, topic: str, log: AppliedLog) -> AppliedLog:
+        return self._committed_reads(group, topic).record_log(log)
+
+    def refuse_log(self, group: str, topic: str, reason: str) -> None:
+        self._committed_reads(group, topic).refuse_log(reason)
+
+    def sent_dead_letters(self, group: str, ids: list[str]) -> set[str]:
+        return self._beside_transaction(group, "").sent_dead_letters(ids)
+
+    def record_sent_dead_letters(self, group: str, topic: str, sent: list[SentDeadLetter]) -> None:
+        self._beside_transaction(group, topic).record_sent_dead_letters(sent)
+
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
         return self._committed_reads("").load(table, keys)
 
     def applied_among(self, group: str, event_ids: list[str]) -> set[str]:
         return self._committed_reads(group).applied_among(event_ids)
 
-    def _committed_reads(self, group: str) -> DuckDBTransaction:
-        # A cursor is a connection of its own: it reads what is committed, beside a
-        # transaction running on the main connection.
+    def _committed_reads(self, group: str, topic: str = "") -> DuckDBTransaction:
+        # A cursor is a connection of its own: it reads what is committed (and commits
+        # what it writes at once), beside a transaction running on the main connection.
         if self._reader is None:
             self._reader = self.connection.cursor()
-        return DuckDBTransaction(self._reader, self.dialect, group, "")
+        return DuckDBTransaction(self._reader, self.dialect, group, topic)
+
+    def _beside_transaction(self, group: str, topic: str) -> DuckDBTransaction:
+        # For the thread running the transactions: a connection object serves one thread.
+        if self._side is None:
+            self._side = self.connection.cursor()
+        return DuckDBTransaction(self._side, self.dialect, group, topic)
 
     @contextmanager
     def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
@@ -222,6 +260,7 @@ class DuckDBSink(Sink):
     def close(self) -> None:
         if self._snapshots is not None:
             self._snapshots.close()
-        if self._reader is not None:
-            self._reader.close()
+        for cursor in (self._reader, self._side):
+            if cursor is not None:
+                cursor.close()
         self.connection.close()

@@ -16,10 +16,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from operator import itemgetter
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.consumers.sinks.base import Fenced, Sink, SinkTransaction, Where, check_order
+from agentlog.consumers.sinks.base import (
+    AppliedLog,
+    Fenced,
+    LastApplied,
+    SentDeadLetter,
+    Sink,
+    SinkTransaction,
+    Where,
+    check_order,
+)
 from agentlog.errors import ConfigurationError, SinkError
 
 
@@ -33,8 +43,12 @@ class _Store:
         self.rows: dict[str, dict[Key, Row]] = {}
         self.owners: dict[str, str] = {}
         self.offsets: dict[tuple[str, str], dict[int, int]] = {}
-        # group -> applied event id -> (partition, offset)
+        # group -> applied event id -> (partition, event time)
         self.applied: dict[str, dict[str, tuple[int, int]]] = {}
+        self.last: dict[tuple[str, str], dict[int, LastApplied]] = {}
+        self.logs: dict[tuple[str, str], AppliedLog] = {}
+        # (group, topic) -> sent dead letter id -> its origin
+        self.sent: dict[tuple[str, str], dict[str, SentDeadLetter]] = {}
 
 
 _named: dict[str, _Store] = {}
@@ -56,6 +70,9 @@ class MemoryTransaction(SinkTransaction):
         self._rows: dict[str, dict[Key, Row]] = {}
         self._offsets: dict[int, int] = {}
         self._applied: dict[str, tuple[int, int]] = {}
+        self._last: dict[int, LastApplied] = {}
+        self._forgotten: set[str] = set()
+        self._forget_sent = False
 
     def claim(self, moves: dict[int, tuple[int | None, int]]) -> None:
         with self._store.lock:
@@ -76,9 +93,31 @@ class MemoryTransaction(SinkTransaction):
             new = 0
             for event in events:
                 if event.event_id not in before and event.event_id not in self._applied:
-                    self._applied[event.event_id] = (event.partition, event.offset)
+                    self._applied[event.event_id] = (event.partition, event.occurred_at)
                     new += 1
         return new
+
+    def mark_last(self, last: dict[int, LastApplied]) -> None:
+        self._last.update(last)
+
+    def stored_log(self) -> AppliedLog | None:
+        with self._store.lock:
+            return self._store.logs.get((self._group, self._topic))
+
+    def forget_applied_before(self, horizons: dict[int, int]) -> int:
+        with self._store.lock:
+            applied = dict(self._store.applied.get(self._group, {}))
+        applied.update(self._applied)
+        due = {
+            event_id
+            for event_id, (partition, occurred_at) in applied.items()
+            if partition in horizons and occurred_at < horizons[partition]
+        } - self._forgotten
+        self._forgotten |= due
+        return len(due)
+
+    def forget_sent_dead_letters(self) -> None:
+        self._forget_sent = True
 
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
         staged = self._rows.get(table.name, {})
@@ -112,6 +151,20 @@ class MemoryTransaction(SinkTransaction):
                 store.offsets.setdefault((self._group, self._topic), {}).update(self._offsets)
             if self._applied:
                 store.applied.setdefault(self._group, {}).update(self._applied)
+            key = (self._group, self._topic)
+            if self._last:
+                store.last.setdefault(key, {}).update(self._last)
+            if self._forgotten:
+                applied = store.applied.get(self._group, {})
+                for event_id in self._forgotten:
+                    applied.pop(event_id, None)
+            if self._forget_sent:
+                offsets = store.offsets.get(key, {})
+                sent = store.sent.get(key, {})
+                for letter_id in [
+                    i for i, d in sent.items() if d.offset < offsets.get(d.partition, -1)
+                ]:
+                    del sent[letter_id]
 
 
 def _rows_of(store: _Store, description: str, table: Table) -> dict[Key, Row]:
@@ -160,6 +213,33 @@ class MemorySink(Sink):
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         with self._store.lock:
             return dict(self._store.offsets.get((group, topic), {}))
+
+    def last_applied(self, group: str, topic: str) -> dict[int, LastApplied]:
+        with self._store.lock:
+            return dict(self._store.last.get((group, topic), {}))
+
+    def stored_log(self, group: str, topic: str) -> AppliedLog | None:
+        with self._store.lock:
+            return self._store.logs.get((group, topic))
+
+    def record_log(self, group: str, topic: str, log: AppliedLog) -> AppliedLog:
+        with self._store.lock:
+            return self._store.logs.setdefault((group, topic), log)
+
+    def refuse_log(self, group: str, topic: str, reason: str) -> None:
+        with self._store.lock:
+            log = self._store.logs.get((group, topic))
+            if log is not None and log.refused is None:
+                self._store.logs[group, topic] = replace(log, refused=reason)
+
+    def sent_dead_letters(self, group: str, ids: list[str]) -> set[str]:
+        with self._store.lock:
+            sent = [d for (g, _), by_id in self._store.sent.items() if g == group for d in by_id]
+            return set(ids) & set(sent)
+
+    def record_sent_dead_letters(self, group: str, topic: str, sent: list[SentDeadLetter]) -> None:
+        with self._store.lock:
+            self._store.sent.setdefault((group, topic), {}).update({d.id: d for d in sent})
 
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
         with self._store.lock:

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from agentlog.consumers.projection import Key, Row, Table
-from agentlog.consumers.sinks.base import Sink, Where
+from agentlog.consumers.sinks.base import AppliedLog, LastApplied, SentDeadLetter, Sink, Where
 from agentlog.consumers.sinks.sql import (
     Dialect,
     SqlTransaction,
@@ -77,6 +77,7 @@ class PostgresSink(Sink):
         self.dialect = PostgresDialect()
         self.connection = self._connect()
         self._reader_connection: psycopg.Connection | None = None
+        self._side_connection: psycopg.Connection | None = None
 
     def _connect(self) -> psycopg.Connection:
         try:
@@ -105,6 +106,36 @@ class PostgresSink(Sink):
                 return {}
             return {int(p): int(o) for p, o in cursor.fetchall()}
 
+    def last_applied(self, group: str, topic: str) -> dict[int, LastApplied]:
+        with self._reader().cursor() as cursor:
+            try:
+                return PostgresTransaction(cursor, self.dialect, group, topic).last_applied()
+            except psycopg.errors.UndefinedTable:
+                return {}
+
+    def stored_log(self, group: str, topic: str) -> AppliedLog | None:
+        with self._reader().cursor() as cursor:
+            try:
+                return PostgresTransaction(cursor, self.dialect, group, topic).stored_log()
+            except psycopg.errors.UndefinedTable:
+                return None
+
+    def record_log(self, group: str, topic: str, log: AppliedLog) -> AppliedLog:
+        with self._reader().cursor() as cursor:
+            return PostgresTransaction(cursor, self.dialect, group, topic).record_log(log)
+
+    def refuse_log(self, group: str, topic: str, reason: str) -> None:
+        with self._reader().cursor() as cursor:
+            PostgresTransaction(cursor, self.dialect, group, topic).refuse_log(reason)
+
+    def sent_dead_letters(self, group: str, ids: list[str]) -> set[str]:
+        with self._side().cursor() as cursor:
+            return PostgresTransaction(cursor, self.dialect, group, "").sent_dead_letters(ids)
+
+    def record_sent_dead_letters(self, group: str, topic: str, sent: list[SentDeadLetter]) -> None:
+        with self._side().cursor() as cursor:
+            PostgresTransaction(cursor, self.dialect, group, topic).record_sent_dead_letters(sent)
+
     def load(self, table: Table, keys: list[Key]) -> dict[Key, Row]:
         with self._reader().cursor() as cursor:
             return PostgresTransaction(cursor, self.dialect, "", "").load(table, keys)
@@ -118,6 +149,12 @@ class PostgresSink(Sink):
         if self._reader_connection is None:
             self._reader_connection = self._connect()
         return self._reader_connection
+
+    def _side(self) -> psycopg.Connection:
+        """A third, for the transactions' thread to commit beside its transaction."""
+        if self._side_connection is None:
+            self._side_connection = self._connect()
+        return self._side_connection
 
     @contextmanager
     def transaction(self, group: str, topic: str) -> Iterator[PostgresTransaction]:
@@ -148,8 +185,9 @@ class PostgresSink(Sink):
             return cursor.fetchall()
 
     def close(self) -> None:
-        if self._reader_connection is not None:
-            self._reader_connection.close()
+        for connection in (self._reader_connection, self._side_connection):
+            if connection is not None:
+                connection.close()
         self.connection.close()
 
 

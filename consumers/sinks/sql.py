@@ -7,12 +7,22 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agentlog.consumers.projection import Key, RecordedEvent, Row, Table
-from agentlog.consumers.sinks.base import Fenced, SinkTransaction, Where, check_order
+from agentlog.consumers.sinks.base import (
+    AppliedLog,
+    Fenced,
+    LastApplied,
+    SentDeadLetter,
+    SinkTransaction,
+    Where,
+    check_order,
+)
 from agentlog.errors import SinkError
 
 OFFSETS_TABLE = "agentlog_offsets"
 OWNERS_TABLE = "agentlog_table_owners"
 APPLIED_TABLE = "agentlog_applied_events"
+LOGS_TABLE = "agentlog_logs"
+SENT_DEAD_LETTERS_TABLE = "agentlog_sent_dead_letters"
 
 
 def quoted(name: str) -> str:
@@ -47,17 +57,47 @@ class Dialect:
 def bookkeeping_ddl(dialect: Dialect) -> list[str]:
     text, bigint = dialect.types["text"], dialect.types["bigint"]
     stamp = dialect.types["timestamp"]
+    part, offset = quoted("partition"), quoted("offset")
     return [
         f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (group_id {text} NOT NULL, "
-        f"topic {text} NOT NULL, {quoted('partition')} {bigint} NOT NULL, "
+        f"topic {text} NOT NULL, {part} {bigint} NOT NULL, "
         f"next_offset {bigint} NOT NULL, updated_at {stamp}, "
-        f"PRIMARY KEY (group_id, topic, {quoted('partition')}))",
+        f"last_offset {bigint}, last_event_id {text}, "
+        f"PRIMARY KEY (group_id, topic, {part}))",
+        # occurred_at: event time in UTC microseconds, what the dedup window counts in
         f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (group_id {text} NOT NULL, "
-        f"event_id {text} NOT NULL, {quoted('partition')} {bigint}, {quoted('offset')} {bigint}, "
-        f"PRIMARY KEY (group_id, event_id))",
+        f"event_id {text} NOT NULL, {part} {bigint}, {offset} {bigint}, "
+        f"occurred_at {bigint}, PRIMARY KEY (group_id, event_id))",
         f"CREATE TABLE IF NOT EXISTS {OWNERS_TABLE} (table_name {text} PRIMARY KEY, "
         f"group_id {text} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {LOGS_TABLE} (group_id {text} NOT NULL, "
+        f"topic {text} NOT NULL, topic_id {text}, partitions {bigint} NOT NULL, "
+        f"refused {text}, PRIMARY KEY (group_id, topic))",
+        f"CREATE TABLE IF NOT EXISTS {SENT_DEAD_LETTERS_TABLE} (group_id {text} NOT NULL, "
+        f"dead_letter_id {text} NOT NULL, topic {text} NOT NULL, {part} {bigint} NOT NULL, "
+        f"{offset} {bigint} NOT NULL, PRIMARY KEY (group_id, dead_letter_id))",
     ]
+
+
+# Columns added after sinks were first created: added to older sinks on prepare.
+ADDED_COLUMNS = {
+    OFFSETS_TABLE: {"last_offset": "bigint", "last_event_id": "text"},
+    APPLIED_TABLE: {"occurred_at": "bigint"},
+}
+
+
+def add_missing_columns(cursor: Any, dialect: Dialect) -> None:
+    p = dialect.param("text")
+    for table, columns in ADDED_COLUMNS.items():
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = {p}",
+            [table],
+        )
+        present = {row[0] for row in cursor.fetchall()}
+        for column, kind in columns.items():
+            if column not in present:
+                cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {dialect.types[kind]}")
 
 
 def table_ddl(dialect: Dialect, table: Table) -> str:
@@ -146,7 +186,8 @@ class SqlTransaction(SinkTransaction):
         if first:
             rows = self.dialect.rows_of([("p", "bigint"), ("n", "bigint")], "s")
             self.cursor.execute(
-                f"INSERT INTO {OFFSETS_TABLE} SELECT {p()}, {p()}, s.p, s.n, {now} FROM {rows} "
+                f"INSERT INTO {OFFSETS_TABLE} (group_id, topic, {part}, next_offset, updated_at) "
+                f"SELECT {p()}, {p()}, s.p, s.n, {now} FROM {rows} "
                 f"ON CONFLICT DO NOTHING RETURNING {part}",
                 [self.group, self.topic, first, [moves[q][1] for q in first]],
             )
@@ -175,21 +216,140 @@ class SqlTransaction(SinkTransaction):
                 f"{self.group} since this one read their offsets"
             )
 
+    def _affected(self) -> int:
+        """Rows the last INSERT, UPDATE or DELETE changed."""
+        return int(self.cursor.rowcount)
+
+    def mark_last(self, last: dict[int, LastApplied]) -> None:
+        if not last:
+            return
+        p, part = self._p, quoted("partition")
+        rows = self.dialect.rows_of([("p", "bigint"), ("o", "bigint"), ("e", "text")], "s")
+        partitions = list(last)
+        self.cursor.execute(
+            f"UPDATE {OFFSETS_TABLE} SET last_offset = s.o, last_event_id = s.e FROM {rows} "
+            f"WHERE {OFFSETS_TABLE}.group_id = {p()} AND {OFFSETS_TABLE}.topic = {p()} "
+            f"AND {OFFSETS_TABLE}.{part} = s.p",
+            [
+                partitions,
+                [last[q].offset for q in partitions],
+                [last[q].event_id for q in partitions],
+                self.group,
+                self.topic,
+            ],
+        )
+
+    def stored_log(self) -> AppliedLog | None:
+        p = self._p
+        self.cursor.execute(
+            f"SELECT topic_id, partitions, refused FROM {LOGS_TABLE} "
+            f"WHERE group_id = {p()} AND topic = {p()}",
+            [self.group, self.topic],
+        )
+        found = self.cursor.fetchall()
+        if not found:
+            return None
+        topic_id, partitions, refused = found[0]
+        return AppliedLog(topic_id, int(partitions), refused)
+
+    def record_log(self, log: AppliedLog) -> AppliedLog:
+        p = self._p
+        self.cursor.execute(
+            f"INSERT INTO {LOGS_TABLE} (group_id, topic, topic_id, partitions, refused) "
+            f"VALUES ({p()}, {p()}, {p()}, {p('bigint')}, {p()}) "
+            "ON CONFLICT DO NOTHING",
+            [self.group, self.topic, log.topic_id, log.partitions, log.refused],
+        )
+        stored = self.stored_log()
+        assert stored is not None
+        return stored
+
+    def refuse_log(self, reason: str) -> None:
+        p = self._p
+        self.cursor.execute(
+            f"UPDATE {LOGS_TABLE} SET refused = {p()} "
+            f"WHERE group_id = {p()} AND topic = {p()} AND refused IS NULL",
+            [reason, self.group, self.topic],
+        )
+
+    def last_applied(self) -> dict[int, LastApplied]:
+        p = self._p
+        self.cursor.execute(
+            f"SELECT {quoted('partition')}, last_offset, last_event_id FROM {OFFSETS_TABLE} "
+            f"WHERE group_id = {p()} AND topic = {p()} AND last_offset IS NOT NULL",
+            [self.group, self.topic],
+        )
+        return {int(q): LastApplied(int(o), e) for q, o, e in self.cursor.fetchall()}
+
     def mark_applied(self, events: list[RecordedEvent]) -> int:
         if not events:
             return 0
-        rows = self.dialect.rows_of([("e", "text"), ("p", "bigint"), ("o", "bigint")], "s")
+        columns = [("e", "text"), ("p", "bigint"), ("o", "bigint"), ("t", "bigint")]
+        rows = self.dialect.rows_of(columns, "s")
         self.cursor.execute(
-            f"INSERT INTO {APPLIED_TABLE} SELECT {self._p()}, s.e, s.p, s.o FROM {rows} "
+            f"INSERT INTO {APPLIED_TABLE} (group_id, event_id, {quoted('partition')}, "
+            f"{quoted('offset')}, occurred_at) SELECT {self._p()}, s.e, s.p, s.o, s.t FROM {rows} "
             "ON CONFLICT DO NOTHING",
             [
                 self.group,
                 [e.event_id for e in events],
                 [e.partition for e in events],
                 [e.offset for e in events],
+                [e.occurred_at for e in events],
             ],
         )
-        return int(self.cursor.rowcount)
+        return self._affected()
+
+    def forget_applied_before(self, horizons: dict[int, int]) -> int:
+        # A statement per partition: plain comparisons let DuckDB skip whole row groups
+        # by their min/max (a join with the horizons would scan every row).
+        p, forgotten = self._p, 0
+        for partition, horizon in horizons.items():
+            self.cursor.execute(
+                f"DELETE FROM {APPLIED_TABLE} WHERE group_id = {p()} "
+                f"AND {quoted('partition')} = {p('bigint')} AND occurred_at < {p('bigint')}",
+                [self.group, partition, horizon],
+            )
+            forgotten += self._affected()
+        return forgotten
+
+    def sent_dead_letters(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = self.dialect.rows_of([("i", "text")], "s")
+        self.cursor.execute(
+            f"SELECT d.dead_letter_id FROM {SENT_DEAD_LETTERS_TABLE} AS d "
+            f"JOIN {rows} ON d.dead_letter_id = s.i WHERE d.group_id = {self._p()}",
+            [ids, self.group],
+        )
+        return {row[0] for row in self.cursor.fetchall()}
+
+    def record_sent_dead_letters(self, sent: list[SentDeadLetter]) -> None:
+        if not sent:
+            return
+        p = self._p
+        rows = self.dialect.rows_of([("i", "text"), ("p", "bigint"), ("o", "bigint")], "s")
+        self.cursor.execute(
+            f"INSERT INTO {SENT_DEAD_LETTERS_TABLE} (group_id, dead_letter_id, topic, "
+            f"{quoted('partition')}, {quoted('offset')}) SELECT {p()}, s.i, {p()}, s.p, s.o "
+            f"FROM {rows} ON CONFLICT DO NOTHING",
+            [
+                self.group,
+                self.topic,
+                [d.id for d in sent],
+                [d.partition for d in sent],
+                [d.offset for d in sent],
+            ],
+        )
+
+    def forget_sent_dead_letters(self) -> None:
+        p, part, d, o = self._p, quoted("partition"), SENT_DEAD_LETTERS_TABLE, OFFSETS_TABLE
+        self.cursor.execute(
+            f"DELETE FROM {d} WHERE group_id = {p()} AND topic = {p()} AND EXISTS ("
+            f"SELECT 1 FROM {o} WHERE {o}.group_id = {d}.group_id AND {o}.topic = {d}.topic "
+            f"AND {o}.{part} = {d}.{part} AND {d}.{quoted('offset')} < {o}.next_offset)",
+            [self.group, self.topic],
+        )
 
     def applied_among(self, event_ids: list[str]) -> set[str]:
         if not event_ids:
@@ -233,6 +393,7 @@ def create_all(cursor: Any, dialect: Dialect, tables: Iterable[Table], group: st
     same events into one table would apply every event twice."""
     for statement in bookkeeping_ddl(dialect):
         cursor.execute(statement)
+    add_missing_columns(cursor, dialect)
     p = dialect.param("text")
     for table in tables:
         cursor.execute(table_ddl(dialect, table))

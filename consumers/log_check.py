@@ -1,0 +1,125 @@
+"""Is the log on the broker the one a sink's offsets were applied from?
+
+Offsets only mean something in the log they were read from. A topic deleted and
+created again under the same name (a restarted in-memory dev broker, a wiped Kafka)
+starts over at offset 0, and seeking to the stored offsets would skip its first
+records and mix two logs in one sink. Partitions added to the topic move
+conversations to other partitions, so two consumers would update one conversation's
+rows at once. Three checks, each with one error saying what differs and what to do:
+
+- the topic id (Kafka gives every topic a unique one at creation) and the partition
+  count, recorded in the sink, against the broker's (`check_identity`);
+- the event id of the last record applied in each partition, against the record at
+  that offset now (`check_last_applied`): this also catches brokers without topic ids;
+- a record whose key the partitioner places in another partition under the recorded
+  count (`Placement`): producers already write with more partitions.
+"""
+
+from __future__ import annotations
+
+from agentlog.consumers.sinks.base import AppliedLog, LastApplied
+from agentlog.errors import DecodeError, SinkError
+from agentlog.partitioner import murmur2
+from agentlog.reader import Found, partition_offset
+from agentlog.serde import decode
+from agentlog.topics import TopicIdentity
+
+FRESH_SINK = "project into a fresh sink (--sink) from the start of the log"
+
+
+class NotTheAppliedLog(SinkError):
+    """The topic is not the log the sink's state was built from."""
+
+
+class PartitionsChanged(NotTheAppliedLog):
+    """The topic's partition count is not the one the sink's state was built with."""
+
+
+def partitions_changed(topic: str, applied: int, now: int) -> str:
+    return f"{topic} went from {applied} to {now} partitions"
+
+
+def check_identity(topic: TopicIdentity, applied: AppliedLog, group: str, sink: str) -> None:
+    """Raise unless `topic` is the log `applied` describes (and no member refused it)."""
+    if applied.refused is not None:
+        raise PartitionsChanged(_refusal(applied.refused, topic.name, group, sink))
+    if applied.topic_id and topic.topic_id and applied.topic_id != topic.topic_id:
+        raise NotTheAppliedLog(
+            f"{sink} holds group {group}'s projection of {topic.name} with topic id "
+            f"{applied.topic_id}, but the broker's {topic.name} has topic id {topic.topic_id}: "
+            "the topic was deleted and created again (a restarted dev broker?), and the "
+            f"offsets in the sink mean nothing in it; {FRESH_SINK}"
+        )
+    if applied.partitions != topic.partitions:
+        reason = partitions_changed(topic.name, applied.partitions, topic.partitions)
+        raise PartitionsChanged(_refusal(reason, topic.name, group, sink))
+
+
+def _refusal(reason: str, topic: str, group: str, sink: str) -> str:
+    return (
+        f"{reason} since {sink} was built by group {group}: conversations moved "
+        "partition, and applying on would let two consumers update one conversation's "
+        f"rows and lose updates; stop every projector of group {group} and rebuild: "
+        f"{FRESH_SINK}"
+    )
+
+
+def check_last_applied(
+    topic: str, last: dict[int, LastApplied], found: dict[int, Found], sink: str
+) -> None:
+    """Raise unless every partition holds, at its last applied offset, the event the
+    sink applied there. A record gone to retention cannot be checked (the topic id was)."""
+    for partition, applied in sorted(last.items()):
+        here = found[partition]
+        where = f"{topic}[{partition}]"
+        if here.record is None:
+            raise NotTheAppliedLog(
+                f"{where} ends at offset {here.end}, but {sink} applied it up to offset "
+                f"{applied.offset}: the topic was deleted and created again (a restarted "
+                f"dev broker?); {FRESH_SINK}"
+            )
+        offset = partition_offset(here.record)[1]
+        if offset < applied.offset:
+            raise NotTheAppliedLog(
+                f"{where} has no record at offset {applied.offset} (it starts again at "
+                f"{offset}), but {sink} applied event {applied.event_id} there: the topic "
+                f"was deleted and created again (a restarted dev broker?); {FRESH_SINK}"
+            )
+        if offset > applied.offset:
+            continue  # deleted by retention
+        event_id = _event_id(here.record.value(), topic, partition, offset)
+        if event_id != applied.event_id:
+            holds = f"event {event_id}" if event_id else "a record that is not an agentlog event"
+            raise NotTheAppliedLog(
+                f"{where}@{offset} holds {holds}, but {sink} applied event "
+                f"{applied.event_id} there: this is not the log the sink was built from "
+                f"(a topic deleted and created again?); {FRESH_SINK}"
+            )
+
+
+def _event_id(value: bytes | None, topic: str, partition: int, offset: int) -> str | None:
+    try:
+        return str(decode(value, topic=topic, partition=partition, offset=offset)["event_id"])
+    except DecodeError:
+        return None
+
+
+class Placement:
+    """Where the partitioner (murmur2, as agentlog's producers and Java's use it) puts a
+    key on a topic of the recorded partition count. `of` remembers it per key (the
+    runner reads it inline for every record); `place` computes it."""
+
+    _REMEMBERED = 200_000
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.of: dict[bytes | None, int] = {}
+
+    def place(self, key: bytes | None) -> int | None:
+        """The key's partition (None for records without a key: placed anywhere)."""
+        if key is None:
+            return None
+        if len(self.of) >= self._REMEMBERED:
+            self.of.clear()
+        where = self.of[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return where
