@@ -10,8 +10,11 @@
     ├── DeliveryFailed          events the broker did not acknowledge (carries them as
     │                           UndeliveredEvent)
     ├── SinkError               a projection sink cannot store state
-    └── Fenced                  another consumer stored offsets for a partition this
-                                batch covers (the projection runner re-reads and goes on)
+    ├── Fenced                  another consumer stored offsets for a partition this
+    │                           batch covers (the projection runner re-reads and goes on)
+    ├── ArchiveError            the Parquet archive cannot be written or does not match
+    │                           the log
+    └── ExportError             an export, import or bundle check cannot be done as asked
 
 `except AgentlogError` catches everything agentlog raises on purpose; anything else
 escaping agentlog is a bug (the CLI shows its traceback with `--traceback`).
@@ -96,3 +99,11 @@ class SinkError(AgentlogError):
 class Fenced(AgentlogError):
     """Another consumer stored offsets for a partition this batch covers: a rebalance
     moved it, or this member is a zombie. The batch stored nothing."""
+
+
+class ArchiveError(AgentlogError):
+    pass
+
+
+class ExportError(AgentlogError):
+    pass

@@ -11,6 +11,7 @@ import click
 from confluent_kafka import KafkaException
 
 from agentlog.cli import (  # noqa: F401  (they register commands)
+    archive,
     conversations,
     demo,
     dev,

@@ -1,0 +1,252 @@
+"""The archiver: every record of the event log into Parquet files, exactly once.
+
+It reads all partitions of the events topic (assigned, not as a group member: one
+archiver per archive, held by a lock file) from the offsets its files say are next,
+and writes what it holds per partition and day every `archive_flush_seconds` or every
+`archive_batch_records` records. The files written are its stored offsets (see
+`archive_files`), so a crash loses nothing and repeats nothing. Partition ends come
+from the fetch (end-of-partition events and the fetch's high watermark), never from
+ListOffsets, which Tansu answers wrongly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from agentlog.analytics.archive_files import (
+    Compactor,
+    archive_files,
+    next_offsets,
+    remove_leftovers,
+    topic_root,
+    write_file,
+    writer_lock,
+)
+from agentlog.analytics.columns import RawRecord, Rows
+from agentlog.analytics.log_check import check_same_log
+from agentlog.errors import ArchiveError, BrokerUnavailable
+from agentlog.reader import reading_consumer
+from agentlog.settings import Settings
+from agentlog.topics import partition_count
+
+log = logging.getLogger(__name__)
+
+# How often a following archiver looks for partitions added to the topic.
+_PARTITION_CHECK_SECONDS = 60.0
+
+
+@dataclass
+class ArchiveProgress:
+    archived: int = 0
+    files: int = 0
+    merged: int = 0
+    undecodable: int = 0
+    lag: int | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    first_record_at: float | None = None
+    last_write_at: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Records archived per second since the first record was read."""
+        if self.first_record_at is None or self.last_write_at is None:
+            return 0.0
+        return self.archived / max(self.last_write_at - self.first_record_at, 1e-9)
+
+
+ProgressCallback = Callable[[ArchiveProgress], None]
+
+
+class Archiver:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        archive: Path | None = None,
+        idle_timeout: float = 30.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.events_topic
+        self.root = topic_root(archive or settings.archive_root, self.topic)
+        self.idle_timeout = idle_timeout
+        self.on_progress = on_progress
+        self.progress = ArchiveProgress()
+        self.compactor = Compactor(self.root, min_files=settings.archive_compact_files)
+        self._stop = False
+        # partition -> next offset to read (buffered or written); None: from the beginning
+        self.positions: dict[int, int | None] = {}
+        self.written: dict[int, int] = {}
+        self.buffers: dict[int, list[RawRecord]] = {}
+        self.buffered = 0
+        self.first_buffered_at: float | None = None
+        self.ends_seen: set[int] = set()
+        self.targets: dict[int, int] = {}
+
+    def stop(self) -> None:
+        """Stop after writing what is held (safe from a signal handler)."""
+        self._stop = True
+
+    def run(self, *, once: bool = False) -> ArchiveProgress:
+        """Archive until stopped; with `once`, until every partition is archived up to
+        the end it had when first read."""
+        with writer_lock(self.root):
+            remove_leftovers(self.root)
+            files = archive_files(self.root)
+            count = partition_count(self.settings, self.topic)
+            self.progress.notes += check_same_log(
+                self.settings, self.topic, self.root, files, count
+            )
+            self.written = next_offsets(files)
+            consumer = reading_consumer(self.settings)
+            try:
+                self._assign(consumer, range(count))
+                self._loop(consumer, once)
+            finally:
+                try:
+                    self._write()
+                    if once:
+                        self.compactor.compact(archive_files(self.root))
+                        self.compactor.delete_due(0, all_of_them=True)
+                finally:
+                    self.progress.lag = self._lag(consumer)
+                    consumer.close()
+        return self.progress
+
+    def _assign(self, consumer: Consumer, partitions: range | list[int]) -> None:
+        new = [p for p in partitions if p not in self.positions]
+        for p in new:
+            self.positions[p] = self.written.get(p)
+            self.buffers[p] = []
+        consumer.incremental_assign(
+            [TopicPartition(self.topic, p, self.written.get(p, OFFSET_BEGINNING)) for p in new]
+        )
+
+    def _loop(self, consumer: Consumer, once: bool) -> None:
+        last_report = last_partition_check = time.monotonic()
+        last_activity = time.monotonic()
+        while not self._stop:
+            messages = consumer.consume(10_000, 0.2)
+            now = time.monotonic()
+            if messages:
+                last_activity = now
+                self._take(consumer, messages)
+            if self.buffered and (
+                self.buffered >= self.settings.archive_batch_records
+                or now - (self.first_buffered_at or now) >= self.settings.archive_flush_seconds
+                or (once and self._caught_up())
+            ):
+                self._write()
+                if not once:
+                    self.progress.merged += self.compactor.compact(archive_files(self.root))
+            if self.on_progress is not None and now - last_report >= 1.0:
+                last_report = now
+                self.progress.lag = self._lag(consumer)
+                self.on_progress(self.progress)
+            if once and self._caught_up() and not self.buffered:
+                return
+            if once and now - last_activity > self.idle_timeout:
+                raise BrokerUnavailable(
+                    f"no answer from Kafka at {self.settings.bootstrap_servers} for "
+                    f"{self.idle_timeout:.0f}s while archiving {self.topic} (partitions "
+                    f"{sorted(p for p in self.positions if not self._done(p))} not read to "
+                    "the end)"
+                )
+            if not once and now - last_partition_check >= _PARTITION_CHECK_SECONDS:
+                last_partition_check = now
+                self._assign(consumer, range(partition_count(self.settings, self.topic)))
+
+    def _take(self, consumer: Consumer, messages: list[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            partition, offset = message.partition(), message.offset()
+            if partition is None or offset is None:
+                raise BrokerUnavailable(f"Kafka client error: {error}")
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.ends_seen.add(partition)
+                elif error.fatal() or not error.retriable():
+                    raise BrokerUnavailable(f"reading {self.topic} failed: {error.str()}")
+                continue
+            expected = self.positions.get(partition)
+            if expected is not None and offset < expected:
+                raise ArchiveError(
+                    f"{self.topic}[{partition}] starts again at offset {offset}, below offset "
+                    f"{expected} already archived in {self.root}: the topic was recreated (a "
+                    "restarted dev broker?); archive this log into a new --dir"
+                )
+            if expected is not None and offset > expected and not self.buffers[partition]:
+                log.info("%s[%d]: offsets %d..%d are gone", self.topic, partition, expected, offset)
+            self.ends_seen.discard(partition)
+            if partition not in self.targets:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True
+                )
+                if high >= 0:
+                    self.targets[partition] = high
+            kind, stamp = message.timestamp()
+            self.buffers[partition].append(
+                RawRecord(partition, offset, stamp if kind else None, message.value())
+            )
+            self.positions[partition] = offset + 1
+            self.buffered += 1
+            if self.first_buffered_at is None:
+                self.first_buffered_at = time.monotonic()
+            if self.progress.first_record_at is None:
+                self.progress.first_record_at = time.monotonic()
+
+    def _done(self, partition: int) -> bool:
+        position = self.positions.get(partition)
+        return partition in self.ends_seen or (
+            partition in self.targets and (position or 0) >= self.targets[partition]
+        )
+
+    def _caught_up(self) -> bool:
+        return all(self._done(p) for p in self.positions)
+
+    def _write(self) -> None:
+        """Write every partition's records, one file per run of one day, in offset order
+        (so that a crash leaves a prefix of each partition archived)."""
+        for partition, records in self.buffers.items():
+            if not records:
+                continue
+            rows = Rows()
+            days = [rows.add(self.topic, record) for record in records]
+            start = 0
+            for index in range(1, len(days) + 1):
+                if index == len(days) or days[index] != days[start]:
+                    write_file(self.root, days[start], partition, rows.table(start, index))
+                    self.progress.files += 1
+                    start = index
+            self.progress.undecodable += sum(1 for e in rows.columns["decode_error"] if e)
+            self.progress.archived += len(records)
+            self.written[partition] = records[-1].offset + 1
+            self.buffers[partition] = []
+        self.buffered = 0
+        self.first_buffered_at = None
+        self.progress.last_write_at = time.monotonic()
+
+    def _lag(self, consumer: Consumer) -> int | None:
+        total = 0
+        for partition in self.positions:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), cached=True
+            )
+            if high < 0:
+                continue
+            total += max(0, high - self.written.get(partition, 0))
+        return total
+
+
+def archive_once(
+    settings: Settings, *, archive: Path | None = None, on_progress: ProgressCallback | None = None
+) -> ArchiveProgress:
+    """Bring the archive up to the ends the log has now."""
+    return Archiver(settings, archive=archive, on_progress=on_progress).run(once=True)
