@@ -20,6 +20,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from agentlog.analytics.archive_files import (
+    ArchiveBusy,
     Compactor,
     archive_files,
     next_offsets,
@@ -31,7 +32,7 @@ from agentlog.analytics.archive_files import (
 from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
 from agentlog.errors import ArchiveError, BrokerUnavailable
-from agentlog.reader import reading_consumer
+from agentlog.reader import partition_ends, reading_consumer
 from agentlog.settings import Settings
 from agentlog.topics import partition_count
 
@@ -212,20 +213,13 @@ class Archiver:
         return all(self._done(p) for p in self.positions)
 
     def _write(self) -> None:
-        """Write every partition's records, one file per run of one day, in offset order
-        (so that a crash leaves a prefix of each partition archived)."""
+        """Write every partition's records (see `write_records`)."""
         for partition, records in self.buffers.items():
             if not records:
                 continue
-            rows = Rows()
-            days = [rows.add(self.topic, record) for record in records]
-            start = 0
-            for index in range(1, len(days) + 1):
-                if index == len(days) or days[index] != days[start]:
-                    write_file(self.root, days[start], partition, rows.table(start, index))
-                    self.progress.files += 1
-                    start = index
-            self.progress.undecodable += sum(1 for e in rows.columns["decode_error"] if e)
+            files, undecodable = write_records(self.root, self.topic, records)
+            self.progress.files += files
+            self.progress.undecodable += undecodable
             self.progress.archived += len(records)
             self.written[partition] = records[-1].offset + 1
             self.buffers[partition] = []
@@ -245,8 +239,54 @@ class Archiver:
         return total
 
 
+def write_records(root: Path, topic: str, records: list[RawRecord]) -> tuple[int, int]:
+    """Archive records of one partition, in offset order: one file per run of one day,
+    written in offset order (so a crash leaves a prefix of the partition archived).
+    Returns the files written and how many records were undecodable."""
+    rows = Rows()
+    days = [rows.add(topic, record) for record in records]
+    files = start = 0
+    for index in range(1, len(days) + 1):
+        if index == len(days) or days[index] != days[start]:
+            write_file(root, days[start], records[0].partition, rows.table(start, index))
+            files += 1
+            start = index
+    return files, sum(1 for error in rows.columns["decode_error"] if error)
+
+
 def archive_once(
     settings: Settings, *, archive: Path | None = None, on_progress: ProgressCallback | None = None
 ) -> ArchiveProgress:
     """Bring the archive up to the ends the log has now."""
     return Archiver(settings, archive=archive, on_progress=on_progress).run(once=True)
+
+
+def bring_up_to_date(
+    settings: Settings,
+    *,
+    archive: Path | None = None,
+    timeout: float = 120.0,
+    on_progress: ProgressCallback | None = None,
+) -> ArchiveProgress | None:
+    """Archive up to the partition ends the log has now, so an export sees everything
+    recorded before it started. If an archiver is running on the archive, wait (at most
+    `timeout` seconds) until its files reach those ends instead; returns None then."""
+    try:
+        return archive_once(settings, archive=archive, on_progress=on_progress)
+    except ArchiveBusy:
+        pass
+    root = topic_root(archive or settings.archive_root, settings.events_topic)
+    ends = partition_ends(settings, settings.events_topic, next_offsets(archive_files(root)))
+    deadline = time.monotonic() + timeout
+    while True:
+        done = next_offsets(archive_files(root))
+        behind = {p: end for p, end in ends.items() if done.get(p, 0) < end}
+        if not behind:
+            return None
+        if time.monotonic() > deadline:
+            raise ArchiveError(
+                f"the archiver running on {root} did not reach the ends of partitions "
+                f"{sorted(behind)} of {settings.events_topic} within {timeout:.0f}s; is it "
+                "stuck? (`agentlog archive status`)"
+            )
+        time.sleep(0.2)

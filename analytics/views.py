@@ -85,7 +85,7 @@ class Views:
         return names, result.fetchall()
 
     def arrow(self, sql: str) -> pa.Table:
-        return self.connection.execute(sql).fetch_arrow_table()
+        return self.connection.sql(sql).to_arrow_table()
 
     def close(self) -> None:
         self.connection.close()
@@ -158,18 +158,18 @@ def projection_views(
         return
     # PostgreSQL (DuckDB's postgres extension is not available offline) or memory: the
     # tables are copied in through the sink's own reads.
-    tables = {t.name: t for p in BUILT_IN.values() for t in p.tables}
+    definitions = {t.name: t for p in BUILT_IN.values() for t in p.tables}
     with open_sink(sink_url, read_only=True) as sink:
         if sink.reading_note:
             notes.append(sink.reading_note)
         for view, name in PROJECTION_VIEWS.items():
-            table = tables[name]
+            definition = definitions[name]
             try:
-                rows = sink.select(table)
+                rows = sink.select(definition)
             except SinkError as exc:
                 notes.append(f"{view}: {exc}")
                 continue
-            connection.register(f"_{view}", _arrow_rows(table.columns, rows))
+            connection.register(f"_{view}", _arrow_rows(definition.columns, rows))
             connection.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _{view}")
 
 

@@ -15,6 +15,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     conversations,
     demo,
     dev,
+    export,
     project,
     sql,
     tail,
