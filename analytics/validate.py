@@ -19,10 +19,15 @@ _KEYS = {
     "tool": {"role", "content", "tool_call_id"},
 }
 _TRL_KEYS = {**_KEYS, "tool": {"role", "content", "tool_call_id", "name"}}
+_ANY: set[str] = set()  # stands for "any function": calls need no declaration
 _TOP_KEYS = {"openai": {"messages", "tools", "parallel_tool_calls"}, "trl": {"messages", "tools"}}
 
 
-def problem(example: dict[str, Any], form: str = "openai") -> str | None:
+def problem(
+    example: dict[str, Any], form: str = "openai", *, undeclared_ok: bool = False
+) -> str | None:
+    """The first thing wrong with `example`, or None. `undeclared_ok`: calls of an
+    example without `tools` need no declaration (history recorded without them)."""
     unknown = set(example) - _TOP_KEYS[form]
     if unknown:
         return f"unknown keys {sorted(unknown)}"
@@ -32,6 +37,8 @@ def problem(example: dict[str, Any], form: str = "openai") -> str | None:
     declared, why = _declared(example.get("tools"))
     if why:
         return why
+    if declared is None and undeclared_ok:
+        declared = _ANY
     if "parallel_tool_calls" in example and not isinstance(example["parallel_tool_calls"], bool):
         return "parallel_tool_calls is not true or false"
     keys = _KEYS if form == "openai" else _TRL_KEYS
@@ -135,7 +142,7 @@ def _assistant(
         if set(function) != {"name", "arguments"}:
             return f"{where} (assistant): tool call {call_id} needs exactly name and arguments"
         name = function["name"]
-        if declared is None or name not in declared:
+        if declared is not _ANY and (declared is None or name not in declared):
             return f"{where} (assistant): tool call {call_id} calls {name!r}, not declared in tools"
         arguments = function["arguments"]
         if form == "openai":

@@ -16,6 +16,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     demo,
     dev,
     export,
+    importing,
     project,
     sql,
     tail,
