@@ -86,3 +86,20 @@ def reader_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     )
     config.update(extra)
     return config
+
+
+def range_reader_config(settings: Settings) -> dict[str, Any]:
+    """A short-lived reader of offset ranges (replay). It never waits for new records, so
+    a fetch at the end need not be held open by the broker; an offset past the end is
+    reported to it, not silently reset to the beginning; and it does not wait out
+    reconnect backoff or Nagle's algorithm when it connects (measured on Tansu: metadata
+    in 0.5 ms instead of 13-53 ms about half the time)."""
+    return reader_config(
+        settings,
+        **{
+            "fetch.wait.max.ms": 5,
+            "auto.offset.reset": "error",
+            "socket.nagle.disable": True,
+            "reconnect.backoff.ms": 1,
+        },
+    )

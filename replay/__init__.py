@@ -1,5 +1,44 @@
-"""Rebuilding conversations and projections from offsets (the replay issue builds it).
+"""Rebuild conversations from their offsets: read only the conversation's range (through
+the `conversation_index` projection) or scan its partition, fold its state with the
+projector's own fold, at any moment or offset.
 
-What it will read already exists: `agentlog.consumers.projections.conversation_index`
-records each conversation's partition and offset range.
+    from agentlog.replay import replay_conversation
+    replay = replay_conversation(settings, "conv-42", sink_url=settings.sink_url)
+    replay.entries   # its events in log order (topic, partition, offset on each)
+    replay.state     # the built-in projections' rows, as the live projection holds them
+
+    report = rerun(settings, "conv-42", my_agent)   # agent code re-run on the recording
 """
+
+from agentlog.replay.conversation import (
+    At,
+    Replay,
+    Undecodable,
+    parse_at,
+    replay_conversation,
+)
+from agentlog.replay.errors import (
+    BeforeFirstEvent,
+    ConversationNotFound,
+    OffsetBeyondEnd,
+    ReplayError,
+)
+from agentlog.replay.rerun import RerunReport, Session, rerun, run_live
+from agentlog.replay.state import conversation_state
+
+__all__ = [
+    "At",
+    "BeforeFirstEvent",
+    "ConversationNotFound",
+    "OffsetBeyondEnd",
+    "Replay",
+    "ReplayError",
+    "RerunReport",
+    "Session",
+    "Undecodable",
+    "conversation_state",
+    "parse_at",
+    "replay_conversation",
+    "rerun",
+    "run_live",
+]

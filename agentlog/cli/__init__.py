@@ -18,6 +18,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     export,
     importing,
     project,
+    replay,
     sql,
     tail,
     topics,

@@ -1,0 +1,464 @@
+"""`agentlog replay CONVERSATION`: a conversation from its offsets, as it happened or as
+it stood at a moment; `replay diff A B`: two conversations aligned event by event;
+`replay projections --into SINK`: projections rebuilt from the log, compared with the
+live ones; `replay rerun CONVERSATION --agent M:F`: agent code re-run on its recording."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.consumers import BUILT_IN, load_projection
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ConfigurationError
+from agentlog.producers import Recorder
+from agentlog.replay import At, Replay, parse_at, replay_conversation
+from agentlog.replay.diff import ConversationDiff, diff_conversations
+from agentlog.replay.export import as_json, as_jsonl
+from agentlog.replay.projections import Progress, rebuild_projections
+from agentlog.replay.rerun import rerun
+from agentlog.replay.transcript import counted, plain, short, summary, transcript
+
+
+class _ConversationByDefault(click.Group):
+    """`agentlog replay ID ...` means `agentlog replay show ID ...`: the conversation is
+    what a reviewer types; the subcommands are named."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+        if args and args[0] not in self.commands:
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(
+            ctx.command_path, "CONVERSATION [--at TIME] [--until-offset N] [OPTIONS]"
+        )
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
+
+@cli.group(cls=_ConversationByDefault, context_settings={"ignore_unknown_options": True})
+def replay() -> None:
+    """Rebuild a conversation from its offsets: every event in order with its position in
+    the log, and its state at any moment (`agentlog replay CONVERSATION --help`)."""
+
+
+class _Moment(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value, param, ctx) -> At:  # type: ignore[override]
+        if isinstance(value, At):
+            return value
+        try:
+            return parse_at(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@replay.command()
+@click.argument("conversation_id", metavar="CONVERSATION")
+@click.option(
+    "--at",
+    type=_Moment(),
+    help="stop the clock: events that occurred then or before (ISO 8601 time, UTC unless "
+    "zoned, or +1m30s after the first event)",
+)
+@click.option(
+    "--until-offset",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="stop at this offset of the conversation's partition (included)",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "jsonl", "html"]),
+    default="text",
+    show_default=True,
+    help="text: a transcript; json: one document with the state; jsonl: one event per "
+    "line; html: a self-contained timeline page (needs --out)",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write to FILE")
+@click.option("--verbose", "-v", is_flag=True, help="text: every event's full payload")
+@click.option(
+    "--color/--no-color", default=None, help="colours (default: when writing to a terminal)"
+)
+@click.option("--scan", is_flag=True, help="ignore the index: scan the conversation's partition")
+@sink_option
+@pass_app
+def show(
+    app: AppContext,
+    conversation_id: str,
+    at: At | None,
+    until_offset: int | None,
+    output: str,
+    out: Path | None,
+    verbose: bool,
+    color: bool | None,
+    scan: bool,
+    sink: str | None,
+) -> None:
+    """Every event of CONVERSATION in log order, and its state at the end (or at --at /
+    --until-offset). Reads only the conversation's range when the sink has the
+    conversation_index, else scans its partition and says so."""
+    if output == "html" and out is None:
+        raise click.UsageError("--format html writes a file: add --out FILE")
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    replayed = replay_conversation(
+        settings,
+        conversation_id,
+        sink_url=settings.sink_url,
+        scan=scan,
+        at=at,
+        until_offset=until_offset,
+        on_note=lambda text: click.echo(f"note: {text}", err=True),
+    )
+    if output == "html":
+        from agentlog.replay.html import timeline_page
+
+        _write(out, [timeline_page(replayed)], colour=False)
+        click.echo(f"wrote the timeline of {conversation_id} to {out}", err=True)
+        return
+    coloured = False
+    if output == "json":
+        lines: Iterable[str] = [as_json(replayed)]
+    elif output == "jsonl":
+        lines = as_jsonl(replayed)
+    else:
+        coloured = color if color is not None else (out is None and sys.stdout.isatty())
+        lines = transcript(replayed, style=click.style if coloured else plain, verbose=verbose)
+    _write(out, lines, colour=coloured)
+
+
+def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
+    if out is None:
+        for text in lines:
+            click.echo(text, color=colour)
+        return
+    try:
+        with out.open("w", encoding="utf-8") as file:
+            for text in lines:
+                file.write(text + "\n")
+    except OSError as exc:
+        raise click.FileError(str(out), exc.strerror) from None
+
+
+_MARK_STYLE = {
+    "same": ("=", {"dim": True}),
+    "changed": ("~", {"fg": "yellow", "bold": True}),
+    "only_a": ("-", {"fg": "red", "bold": True}),
+    "only_b": ("+", {"fg": "green", "bold": True}),
+}
+
+
+@replay.command("diff")
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="FIELD",
+    help="also leave this payload field out of the comparison (repeatable)",
+)
+@click.option("--brief", is_flag=True, help="only the events that differ")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--color/--no-color", default=None, help="colours (default: when writing to a terminal)"
+)
+@sink_option
+@pass_app
+def diff_command(
+    app: AppContext,
+    first: str,
+    second: str,
+    ignore: tuple[str, ...],
+    brief: bool,
+    output: str,
+    color: bool | None,
+    sink: str | None,
+) -> None:
+    """Align conversations A and B event by event and show what differs (ids and
+    timings left out: they differ between any two runs)."""
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    replays = [
+        replay_conversation(
+            settings,
+            conversation_id,
+            sink_url=settings.sink_url,
+            on_note=lambda text: click.echo(f"note: {text}", err=True),
+        )
+        for conversation_id in (first, second)
+    ]
+    result = diff_conversations(replays[0].events, replays[1].events, ignore=ignore)
+    if output == "json":
+        click.echo(_diff_json(replays, result))
+        return
+    coloured = color if color is not None else sys.stdout.isatty()
+    style = click.style if coloured else plain
+    for text in _diff_lines(replays, result, style, brief=brief):
+        click.echo(text, color=coloured)
+
+
+def _position(event: RecordedEvent | None) -> str:
+    return "." if event is None else f"p{event.partition}@{event.offset}"
+
+
+def _values(left: object, right: object, width: int = 70) -> str:
+    """`left -> right` as JSON, long texts shown from a little before where they part."""
+    a, b = (json.dumps(v, ensure_ascii=False) for v in (left, right))
+    common = len(os.path.commonprefix([a, b]))
+    if common > 30 and max(len(a), len(b)) > width:
+        a, b = "…" + a[common - 20 :], "…" + b[common - 20 :]
+    return f"{short(a, width)} -> {short(b, width)}"
+
+
+def _diff_lines(replays: list[Replay], result: ConversationDiff, style, *, brief: bool):
+    a, b = replays
+    yield style(
+        f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on {a.topic}[{a.partition}]",
+        fg="red",
+    )
+    yield style(
+        f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on {b.topic}[{b.partition}]",
+        fg="green",
+    )
+    width = max([len(_position(s.a)) for s in result.steps] + [1])
+    for step in result.steps:
+        if brief and step.kind == "same":
+            continue
+        mark, look = _MARK_STYLE[step.kind]
+        event = step.a or step.b
+        assert event is not None
+        yield style(
+            f"{mark} {_position(step.a):<{width}} {_position(step.b):<{width}}  "
+            f"{event.event_type:<22} {summary(event)}",
+            **look,
+        )
+        for name, left, right in step.differences:
+            yield f"      {name}: {_values(left, right)}"
+    yield ""
+    yield (
+        f"{result.count('same')} same, {result.count('changed')} changed, "
+        f"{result.count('only_a')} only in {a.conversation_id}, "
+        f"{result.count('only_b')} only in {b.conversation_id}"
+        + (" (ignoring " + ", ".join(sorted(result.ignored)) + ")")
+    )
+
+
+def _diff_json(replays: list[Replay], result: ConversationDiff) -> str:
+    def where(event: RecordedEvent | None) -> dict | None:
+        if event is None:
+            return None
+        return {
+            "partition": event.partition,
+            "offset": event.offset,
+            "event_type": event.event_type,
+            "event_id": event.event_id,
+        }
+
+    document = {
+        "a": {"conversation_id": replays[0].conversation_id, "topic": replays[0].topic},
+        "b": {"conversation_id": replays[1].conversation_id, "topic": replays[1].topic},
+        "ignored": sorted(result.ignored),
+        "identical": result.identical,
+        "counts": {k: result.count(k) for k in _MARK_STYLE},
+        "steps": [
+            {
+                "kind": step.kind,
+                "a": where(step.a),
+                "b": where(step.b),
+                "differences": [
+                    {"field": name, "a": left, "b": right} for name, left, right in step.differences
+                ],
+            }
+            for step in result.steps
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+@replay.command("projections")
+@click.option("--into", "into", required=True, metavar="URL", help="a fresh sink to rebuild into")
+@click.option(
+    "--from",
+    "since",
+    type=_Moment(),
+    help="only the conversations active at or after this time (ISO 8601, UTC unless zoned)",
+)
+@click.option(
+    "--projection",
+    "projections",
+    multiple=True,
+    metavar="NAME",
+    help=f"built-in ({', '.join(BUILT_IN)}) or module:Class; repeatable (default: all built-in)",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+@sink_option
+@pass_app
+def projections_command(
+    app: AppContext,
+    into: str,
+    since: At | None,
+    projections: tuple[str, ...],
+    batch_size: int,
+    sink: str | None,
+) -> None:
+    """Replay the offsets the live sink (--sink) has applied into a fresh sink (--into)
+    with the projector's fold, and report the rows that differ (none, when all is well)."""
+    if since is not None and since.relative:
+        raise click.BadParameter("a time, not a duration", param_hint="--from")
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    chosen = [load_projection(name) for name in projections] if projections else None
+    last_report = [0.0]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last_report[0] < 1.0 and progress.done < progress.total:
+            return
+        last_report[0] = now
+        line = (
+            f"replayed {progress.done:,} of {progress.total:,} offsets "
+            f"({progress.rate:,.0f} events/s)"
+        )
+        if sys.stderr.isatty():
+            click.echo(f"\r{line}   ", nl=False, err=True)
+        else:
+            click.echo(line, err=True)
+
+    result = rebuild_projections(
+        settings,
+        live_url=settings.sink_url,
+        into_url=into,
+        since_micros=since.micros if since is not None else None,
+        projections=chosen,
+        batch_size=batch_size,
+        on_progress=report,
+    )
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    spans = ", ".join(f"p{p} {a}..{b}" for p, (a, b) in result.ranges.items())
+    click.echo(
+        f"rebuilt {result.events:,} events of {settings.events_topic} (offsets {spans}) into "
+        f"{into} in {result.seconds:.1f}s ({result.repeats:,} repeated events, "
+        f"{result.undecodable:,} undecodable, {result.failed:,} failed in a handler)"
+    )
+    for table in result.tables:
+        if not table.differences:
+            click.echo(f"{table.table}: {counted(table.compared, 'row')}, no differences")
+            continue
+        click.echo(
+            f"{table.table}: {counted(table.compared, 'row')}, "
+            f"{counted(table.differences, 'difference')}"
+        )
+        shown = [
+            *(f"  only live:    {_key(k)}" for k in table.only_live),
+            *(f"  only rebuilt: {_key(k)}" for k in table.only_rebuilt),
+            *(f"  differs:      {_key(k)} ({', '.join(c)})" for k, c in table.differing),
+        ]
+        for text in shown[:20]:
+            click.echo(text)
+        if len(shown) > 20:
+            click.echo(f"  ... and {len(shown) - 20} more")
+    if result.moved:
+        click.echo(f"note: {result.moved}", err=True)
+    if result.differences:
+        click.echo(f"{counted(result.differences, 'row')} differ from {settings.sink_url}")
+    else:
+        click.echo(f"no differences: the rebuilt projections equal those in {settings.sink_url}")
+
+
+def _key(key: tuple) -> str:
+    return "/".join(str(part) for part in key)
+
+
+def _load_function(spec: str, what: str):
+    """`package.module:function`, or a one-line error naming it."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ConfigurationError(f"{what} {spec!r} must be written module:function")
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load {what} {spec!r}: {exc}") from None
+    if not callable(found):
+        raise ConfigurationError(f"{what} {spec!r} is not callable")
+    return found
+
+
+@replay.command("rerun")
+@click.argument("conversation_id", metavar="CONVERSATION")
+@click.option(
+    "--agent",
+    "agent_spec",
+    required=True,
+    metavar="MODULE:FUNCTION",
+    help="the agent: a function taking the re-run session",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["strict", "fifo"]),
+    default="strict",
+    show_default=True,
+    help="strict: recorded order, same tools and arguments; fifo: per tool, any order",
+)
+@click.option(
+    "--fork-at",
+    metavar="EVENT",
+    help="serve the recording up to this event (id or offset), then call live functions",
+)
+@click.option(
+    "--llm",
+    "llm_spec",
+    metavar="MODULE:FUNCTION",
+    help="answers LLM calls after the fork: f(messages, model=..., agent=...) -> text",
+)
+@click.option("--no-record", is_flag=True, help="do not write the re-run to the log")
+@sink_option
+@pass_app
+def rerun_command(
+    app: AppContext,
+    conversation_id: str,
+    agent_spec: str,
+    mode: str,
+    fork_at: str | None,
+    llm_spec: str | None,
+    no_record: bool,
+    sink: str | None,
+) -> None:
+    """Re-run agent code on the recording of CONVERSATION: its tool and LLM calls are
+    answered from the log, and the report names where it diverges. The re-run is
+    recorded as a new conversation that names the original (unless --no-record)."""
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    agent = _load_function(agent_spec, "agent")
+    live_llm = _load_function(llm_spec, "LLM function") if llm_spec else None
+    options = {
+        "mode": mode,
+        "fork_at": fork_at,
+        "live_llm": live_llm,
+        "sink_url": settings.sink_url,
+    }
+    if no_record:
+        report = rerun(settings, conversation_id, agent, **options)
+    else:
+        with Recorder(settings, service="agentlog-rerun") as recorder:
+            report = rerun(settings, conversation_id, agent, recorder=recorder, **options)
+    for text in report.lines():
+        click.echo(text)
+    if report.recorded:
+        click.echo(
+            f"recorded as {report.new_conversation_id}: "
+            f"agentlog replay diff {conversation_id} {report.new_conversation_id}"
+        )

@@ -1,0 +1,276 @@
+"""Replay one conversation: its records from the log, in order, and its state by the
+one fold, at any moment or offset.
+
+Records are those of the conversation's partition whose key is the conversation id,
+in offset order, undecodable ones included (shown, never folded). Replaying offsets
+[a, b) gives the same events and state every time, on either engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from agentlog.consumers.projection import RecordedEvent, Row
+from agentlog.replay.errors import BeforeFirstEvent, ConversationNotFound, OffsetBeyondEnd
+from agentlog.replay.locate import Location, locate, scan_location
+from agentlog.replay.log_range import PartitionReader
+from agentlog.replay.state import conversation_state, recorded_event
+
+from agentlog.errors import DecodeError
+from agentlog.serde import datetime_of, micros_of
+from agentlog.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A record of the conversation that is not an agentlog event."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_micros: int
+    size: int
+    problem: str
+
+
+Entry = RecordedEvent | Undecodable
+
+
+def time_of(entry: Entry) -> int:
+    """When it happened, in UTC microseconds (an undecodable record: its Kafka time)."""
+    return entry.occurred_at if isinstance(entry, RecordedEvent) else entry.timestamp_micros
+
+
+@dataclass(frozen=True)
+class At:
+    """A moment: UTC microseconds, or microseconds after the conversation's first event."""
+
+    micros: int
+    relative: bool = False
+
+    def resolve(self, start_micros: int) -> int:
+        return start_micros + self.micros if self.relative else self.micros
+
+    def describe(self, start_micros: int) -> str:
+        moment = self.resolve(start_micros)
+        return f"{iso(moment)} ({relative(moment - start_micros)})"
+
+
+_DURATION = re.compile(
+    r"^\+(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m(?!s))?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)s)?(?:(?P<ms>\d+(?:\.\d+)?)ms)?$"
+)
+
+
+def parse_at(text: str) -> At:
+    """`+1m30s` / `+90s` / `+250ms` after the first event, or an ISO 8601 time (UTC
+    unless it names its zone). ValueError says what is accepted."""
+    text = text.strip()
+    if text.startswith("+"):
+        found = _DURATION.match(text)
+        if found is None or text == "+":
+            raise ValueError(f"{text!r} is not a duration like +90s, +1m30s or +1h2m")
+        scale = {"h": 3_600_000_000, "m": 60_000_000, "s": 1_000_000, "ms": 1_000}
+        return At(
+            round(sum(float(v) * scale[k] for k, v in found.groupdict().items() if v)),
+            relative=True,
+        )
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 time (2026-11-02T09:00:05Z) nor a duration "
+            "after the first event (+90s)"
+        ) from None
+    return At(micros_of(moment if moment.tzinfo else moment.replace(tzinfo=UTC)))
+
+
+@dataclass
+class Replay:
+    conversation_id: str
+    location: Location
+    # Every record of the conversation found, and those up to the stop (what is shown
+    # and folded), in offset order.
+    recorded: list[Entry]
+    entries: list[Entry]
+    state: dict[str, list[Row]]
+    records_read: int
+    partition_end: int  # the end of the partition when it was read
+    stopped: str | None = None  # where the clock was stopped, said for people
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return self.location.topic
+
+    @property
+    def partition(self) -> int:
+        return self.location.partition
+
+    @property
+    def events(self) -> list[RecordedEvent]:
+        return [e for e in self.entries if isinstance(e, RecordedEvent)]
+
+    @property
+    def start_micros(self) -> int:
+        """The first event's time: what transcript times are relative to."""
+        return _start(self.recorded)
+
+    @property
+    def conversation(self) -> Row | None:
+        rows = self.state.get("agentlog_conversations", [])
+        return rows[0] if rows else None
+
+
+def replay_conversation(
+    settings: Settings,
+    conversation_id: str,
+    *,
+    sink_url: str | None = None,
+    scan: bool = False,
+    at: At | None = None,
+    until_offset: int | None = None,
+    idle_timeout: float = 30.0,
+    on_note: Callable[[str], None] | None = None,
+) -> Replay:
+    """The conversation's records and its state, stopped at `at` (events that occurred
+    then or before) and `until_offset` (offsets up to and including it), if given.
+
+    Reads through the conversation_index of `sink_url` when it has one, else scans the
+    conversation's partition (`scan` forces that). Notes say which and why: in
+    `Replay.notes`, and to `on_note` as soon as known (also before an error)."""
+    topic = settings.events_topic
+    key = conversation_id.encode()
+    notes: list[str] = []
+
+    def note(text: str | None) -> None:
+        if text:
+            notes.append(text)
+            if on_note is not None:
+                on_note(text)
+
+    with PartitionReader(settings, topic, idle_timeout=idle_timeout) as reader:
+        location = locate(reader, conversation_id, sink_url=sink_url, scan=scan)
+        note(location.note)
+        recorded = _read(reader, location, key)
+        end = reader.end(location.partition)
+        found = [(e.offset, getattr(e, "event_id", None)) for e in recorded]
+        mismatch = location.index_mismatch(end, found)
+        if mismatch is not None:
+            location = scan_location(reader, location.partition, mismatch)
+            note(location.note)
+            recorded = _read(reader, location, key)
+            end = reader.end(location.partition)
+        else:
+            note(location.index_note(end))
+        records_read = reader.records_read
+    if not recorded:
+        raise ConversationNotFound(_not_found(conversation_id, location, end, records_read))
+    entries = recorded
+    stops = []
+    if until_offset is not None:
+        entries = _until(entries, until_offset, conversation_id, location, end)
+        stops.append(f"offset {until_offset}")
+    if at is not None:
+        entries = _at(entries, at, conversation_id, _start(recorded))
+        stops.append(at.describe(_start(recorded)))
+    events = [e for e in entries if isinstance(e, RecordedEvent)]
+    return Replay(
+        conversation_id,
+        location,
+        recorded,
+        entries,
+        conversation_state(events),
+        records_read,
+        end,
+        " and ".join(stops) or None,
+        notes,
+    )
+
+
+def _read(reader: PartitionReader, location: Location, key: bytes) -> list[Entry]:
+    found: list[Entry] = []
+    topic = location.topic
+    for start, stop in location.ranges:
+        for message in reader.read(location.partition, start, stop):
+            if message.key() != key:
+                continue
+            try:
+                found.append(recorded_event(message, topic))
+            except DecodeError as exc:
+                value = message.value() or b""
+                found.append(
+                    Undecodable(
+                        topic,
+                        message.partition(),
+                        message.offset(),
+                        message.timestamp()[1] * 1000,
+                        len(value),
+                        exc.reason,
+                    )
+                )
+    return found
+
+
+def _not_found(conversation_id: str, location: Location, end: int, read: int) -> str:
+    where = f"{location.topic}[{location.partition}]"
+    if location.method == "scan":
+        how = f"none of the {read} records of {where} (the partition its id hashes to) has it"
+    elif read:
+        how = (
+            f"the conversation_index does not have it, nor do the {read} records of {where} "
+            "it has not applied yet"
+        )
+    else:
+        how = f"the conversation_index does not have it and has applied all {end} of {where}"
+    return f"no conversation {conversation_id!r} on {location.topic}: {how}"
+
+
+def _until(
+    entries: list[Entry], offset: int, conversation_id: str, location: Location, end: int
+) -> list[Entry]:
+    if offset >= end:
+        last = f"its last offset is {end - 1}" if end > 0 else "it is empty"
+        raise OffsetBeyondEnd(
+            f"--until-offset {offset} is beyond the end of {location.topic}"
+            f"[{location.partition}]: {last}"
+        )
+    if offset < entries[0].offset:
+        raise BeforeFirstEvent(
+            f"--until-offset {offset} is before the first event of {conversation_id!r} "
+            f"(offset {entries[0].offset} of {location.topic}[{location.partition}])"
+        )
+    return [e for e in entries if e.offset <= offset]
+
+
+def _at(entries: list[Entry], at: At, conversation_id: str, start: int) -> list[Entry]:
+    moment = at.resolve(start)
+    if moment < start:
+        raise BeforeFirstEvent(
+            f"--at {iso(moment)} is before the first event of {conversation_id!r} ({iso(start)})"
+        )
+    return [e for e in entries if time_of(e) <= moment]
+
+
+def _start(entries: list[Entry]) -> int:
+    decoded = [e.occurred_at for e in entries if isinstance(e, RecordedEvent)]
+    return decoded[0] if decoded else min((time_of(e) for e in entries), default=0)
+
+
+def iso(micros: int) -> str:
+    return datetime_of(micros).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def relative(micros: int) -> str:
+    """+M:SS.mmm (or +H:MM:SS.mmm) after the start."""
+    sign = "-" if micros < 0 else "+"
+    millis = abs(micros) // 1000
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    if hours:
+        return f"{sign}{hours}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+    return f"{sign}{minutes}:{seconds:02d}.{millis:03d}"

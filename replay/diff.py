@@ -1,0 +1,124 @@
+"""Align two conversations event by event and say what differs.
+
+Events are aligned on what they are (type, agent, tool), with the longest common
+subsequence (difflib), so an extra or a missing event shifts nothing after it. Aligned
+events are then compared field by field, leaving out what differs between any two runs
+by nature: ids (event, tool call, trace, span, causation) and timings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.replay.transcript import readable_payload
+
+# Differ between any two runs, so they say nothing about behaviour.
+NATURALLY_DIFFERENT = frozenset(
+    {
+        "event_id",
+        "conversation_id",
+        "occurred_at",
+        "trace_id",
+        "span_id",
+        "causation_id",
+        "tool_call_id",
+        "duration_ms",
+        "latency_ms",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the alignment: `same`, `changed` (with the fields that differ),
+    `only_a` or `only_b`."""
+
+    kind: str
+    a: RecordedEvent | None
+    b: RecordedEvent | None
+    differences: tuple[tuple[str, Any, Any], ...] = ()
+
+
+@dataclass
+class ConversationDiff:
+    steps: list[Step]
+    ignored: frozenset[str] = field(default_factory=frozenset)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for s in self.steps if s.kind == kind)
+
+    @property
+    def identical(self) -> bool:
+        return all(s.kind == "same" for s in self.steps)
+
+
+def signature(event: RecordedEvent) -> tuple:
+    """What an event is, for alignment: its type and who or what it is about."""
+    b = event.payload
+    who = b.get("agent") or b.get("from_agent") or event.source.get("agent")
+    what = b.get("tool_name") or b.get("to_agent") or b.get("step") or b.get("intent")
+    return (event.event_type, who, what)
+
+
+def comparable(event: RecordedEvent, ignored: frozenset[str]) -> dict[str, Any]:
+    """The event's fields that say what happened, objects flattened into dotted names
+    (`source.agent`, `arguments_json.invoice_id`: JSON text fields compared as JSON)."""
+    fields: dict[str, Any] = {"event_type": event.event_type}
+    _flatten("source", event.source, fields)
+    for name, value in readable_payload(event.payload).items():
+        _flatten(name, value, fields)
+    return {k: v for k, v in fields.items() if not ignored.intersection(k.split("."))}
+
+
+def _flatten(name: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            _flatten(f"{name}.{key}", inner, into)
+    else:
+        into[name] = value
+
+
+def diff_conversations(
+    a: Iterable[RecordedEvent], b: Iterable[RecordedEvent], *, ignore: Iterable[str] = ()
+) -> ConversationDiff:
+    left, right = list(a), list(b)
+    ignored = NATURALLY_DIFFERENT | frozenset(ignore)
+    matcher = difflib.SequenceMatcher(
+        None, [signature(e) for e in left], [signature(e) for e in right], autojunk=False
+    )
+    steps: list[Step] = []
+    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+        if tag == "equal":
+            steps.extend(
+                _pair(x, y, ignored) for x, y in zip(left[a1:a2], right[b1:b2], strict=True)
+            )
+            continue
+        # Replaced runs: events of the same type facing each other are one event changed
+        # (another tool, another agent); the rest is only on one side.
+        ours, theirs = left[a1:a2], right[b1:b2]
+        while ours or theirs:
+            if ours and theirs and ours[0].event_type == theirs[0].event_type:
+                steps.append(_pair(ours.pop(0), theirs.pop(0), ignored))
+            elif ours and (not theirs or ours[0].event_type not in _types(theirs)):
+                steps.append(Step("only_a", ours.pop(0), None))
+            else:
+                steps.append(Step("only_b", None, theirs.pop(0)))
+    return ConversationDiff(steps, ignored)
+
+
+def _types(events: list[RecordedEvent]) -> set[str]:
+    return {e.event_type for e in events}
+
+
+def _pair(a: RecordedEvent, b: RecordedEvent, ignored: frozenset[str]) -> Step:
+    x, y = comparable(a, ignored), comparable(b, ignored)
+    differences = tuple(
+        (name, x.get(name), y.get(name))
+        for name in sorted(set(x) | set(y))
+        if x.get(name) != y.get(name)
+    )
+    return Step("changed" if differences else "same", a, b, differences)

@@ -1,0 +1,87 @@
+"""A replay for machines: `jsonl` (one event per line, as `agentlog tail --json` prints
+them) and `json` (one document: where the conversation sits, its events, its state).
+Times are ISO 8601 UTC; JSON text fields stay the text that was recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from agentlog.consumers.projection import RecordedEvent, Row
+from agentlog.consumers.projections import BUILT_IN
+from agentlog.replay.conversation import Entry, Replay, iso, relative, time_of
+
+_TIMESTAMP_COLUMNS = {
+    table.name: [c for c, kind in table.columns.items() if kind == "timestamp"]
+    for projection in BUILT_IN.values()
+    for table in projection.tables
+}
+
+
+def event_dict(entry: Entry, start_micros: int) -> dict[str, Any]:
+    where = {"topic": entry.topic, "partition": entry.partition, "offset": entry.offset}
+    since = relative(time_of(entry) - start_micros)
+    if not isinstance(entry, RecordedEvent):
+        return {
+            **where,
+            "timestamp": iso(entry.timestamp_micros),
+            "since_start": since,
+            "undecodable": entry.problem,
+            "size": entry.size,
+        }
+    return {
+        **where,
+        "event_id": entry.event_id,
+        "conversation_id": entry.conversation_id,
+        "occurred_at": iso(entry.occurred_at),
+        "since_start": since,
+        "event_type": entry.event_type,
+        "source": entry.source,
+        "trace_id": entry.trace_id,
+        "span_id": entry.span_id,
+        "causation_id": entry.causation_id,
+        "payload": entry.payload,
+    }
+
+
+def _row(table: str, row: Row) -> Row:
+    out = dict(row)
+    for column in _TIMESTAMP_COLUMNS.get(table, ()):
+        if out.get(column) is not None:
+            out[column] = iso(out[column])
+    return out
+
+
+def document(replay: Replay) -> dict[str, Any]:
+    location = replay.location
+    start = replay.start_micros
+    return {
+        "conversation_id": replay.conversation_id,
+        "topic": replay.topic,
+        "partition": replay.partition,
+        "read": {
+            "method": location.method,
+            "ranges": [
+                [start, replay.partition_end if stop is None else stop]
+                for start, stop in location.ranges
+            ],
+            "partition_end": replay.partition_end,
+            "records_read": replay.records_read,
+        },
+        "notes": replay.notes,
+        "stopped_at": replay.stopped,
+        "events_recorded": len(replay.recorded),
+        "events": [event_dict(e, start) for e in replay.entries],
+        "state": {table: [_row(table, r) for r in rows] for table, rows in replay.state.items()},
+    }
+
+
+def as_json(replay: Replay) -> str:
+    return orjson.dumps(document(replay), option=orjson.OPT_INDENT_2).decode()
+
+
+def as_jsonl(replay: Replay) -> Iterator[str]:
+    start = replay.start_micros
+    for entry in replay.entries:
+        yield orjson.dumps(event_dict(entry, start)).decode()

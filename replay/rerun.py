@@ -1,0 +1,599 @@
+"""Re-run agent code on a recorded conversation: its tool calls and LLM calls are
+answered from the log, nothing real is called, and the report names where the new code
+leaves the recording.
+
+The agent is a function of a `Session`, which stands in for the recorder it uses in
+production: `@session.tool` and `session.tool_call(...)` for tools, `session.llm(...)`
+for models, and every other recorder method (`agent_message`, `handoff`, ...) with the
+conversation id filled in. The session answers each call from the recording:
+
+- `strict`: the calls come in the recorded order, each the same tool (or model) with
+  the same arguments (or input messages);
+- `fifo`: per tool and arguments (or model and input), in any order.
+
+The first call that does not fit is the divergence: a different tool, different
+arguments, an extra call (the recording's calls of that kind are used up) or a call the
+recording does not have at all. It stops the run (a `BaseException`, so agent code that
+catches `Exception` cannot swallow it). With `fork_at`, calls recorded up to that event
+are served and the live functions answer after it. Given a recorder (a
+`agentlog.producers.Recorder`; replay does not import producers), the re-run is
+recorded as a new conversation whose start names the original and its offsets.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.replay.conversation import Replay, replay_conversation
+from agentlog.replay.errors import ReplayError
+from agentlog.replay.transcript import counted
+
+from agentlog.settings import Settings
+
+MODES = ("strict", "fifo")
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """A call the recording answered: a tool call attempt (request and its outcome) or
+    an LLM call."""
+
+    kind: str  # "tool" or "llm"
+    name: str  # the tool, or the model
+    arguments: Any  # tool arguments, or the input messages (parsed JSON)
+    request: RecordedEvent
+    outcome: RecordedEvent | None  # tool: completed/failed (None: never answered)
+
+    @property
+    def position(self) -> str:
+        e = self.request
+        return f"{e.topic}[{e.partition}]@{e.offset}"
+
+    def describe(self) -> str:
+        if self.kind == "tool":
+            return f"tool {self.name}({_text(self.arguments)}) at {self.position}"
+        return f"LLM call to {self.name} with input {_text(self.arguments)} at {self.position}"
+
+
+@dataclass(frozen=True)
+class Divergence:
+    kind: str  # different_tool, different_arguments, extra_call, unrecorded_call, no_result
+    message: str
+    recorded: RecordedCall | None  # where in the recording it happened, if anywhere
+
+
+@dataclass
+class RerunReport:
+    original: str
+    new_conversation_id: str
+    mode: str
+    served: list[RecordedCall] = field(default_factory=list)
+    live_calls: list[str] = field(default_factory=list)  # answered live, after the fork
+    divergence: Divergence | None = None
+    unconsumed: list[RecordedCall] = field(default_factory=list)
+    recorded: bool = False  # written to the log as a new conversation
+
+    @property
+    def matched(self) -> bool:
+        return self.divergence is None and not self.unconsumed
+
+    def lines(self) -> list[str]:
+        written = f" as {self.new_conversation_id}" if self.recorded else " (not recorded)"
+        live = f", {len(self.live_calls)} answered live after the fork" if self.live_calls else ""
+        out = [
+            f"re-ran {self.original} ({self.mode}){written}: "
+            f"{counted(len(self.served), 'call')} served from the log{live}"
+        ]
+        if self.divergence is not None:
+            out.append(f"divergence ({self.divergence.kind}): {self.divergence.message}")
+        for call in self.unconsumed:
+            out.append(f"not called: {call.describe()}")
+        if self.matched:
+            out.append("no divergence: the code made the recorded calls")
+        return out
+
+
+class Diverged(BaseException):  # noqa: N818  (a signal that stops the run, not an error)
+    """Raised inside the agent at its first call that leaves the recording."""
+
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.message)
+        self.divergence = divergence
+
+
+class RecordedToolFailure(Exception):
+    """A recorded tool failure of a type that is not a Python builtin exception."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+
+
+@dataclass(frozen=True)
+class LlmAnswer:
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    provider: str = "unknown"
+    response_model: str | None = None
+
+
+def recorded_calls(events: list[RecordedEvent]) -> list[RecordedCall]:
+    """The recording's calls in log order: each tool call attempt, each LLM call."""
+    calls: list[RecordedCall] = []
+    waiting: dict[tuple[str, int], int] = {}  # (call id, attempt) -> index in calls
+    for event in events:
+        body = event.payload
+        if event.event_type == "tool_call_requested":
+            waiting[(body["tool_call_id"], body["attempt"])] = len(calls)
+            calls.append(
+                RecordedCall("tool", body["tool_name"], _json(body["arguments_json"]), event, None)
+            )
+        elif event.event_type in ("tool_call_completed", "tool_call_failed"):
+            index = waiting.pop((body["tool_call_id"], body["attempt"]), None)
+            if index is not None:
+                request = calls[index]
+                calls[index] = RecordedCall(
+                    "tool", request.name, request.arguments, request.request, event
+                )
+        elif event.event_type == "llm_call":
+            calls.append(
+                RecordedCall("llm", body["request_model"], _json(body["input_json"]), event, event)
+            )
+    return calls
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _normal(value: Any) -> Any:
+    """A value as it reads back from the JSON the recorder writes."""
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _text(value: Any, limit: int = 80) -> str:
+    text = orjson.dumps(value, default=str).decode()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Script:
+    """The recorded calls and which of them the new code has used."""
+
+    def __init__(self, calls: list[RecordedCall], mode: str, fork_offset: int | None) -> None:
+        self.calls = calls
+        self.used = [False] * len(calls)
+        self.mode = mode
+        self.fork_offset = fork_offset
+
+    def served_before_fork(self, call: RecordedCall) -> bool:
+        return self.fork_offset is None or call.request.offset <= self.fork_offset
+
+    def take(self, kind: str, name: str, arguments: Any) -> RecordedCall | None:
+        """The recorded call that answers this one; None: answer it live (after the
+        fork). Raises Diverged if the recording cannot answer it."""
+        open_calls = [
+            i for i, c in enumerate(self.calls) if not self.used[i] and self.served_before_fork(c)
+        ]
+        if self.mode == "strict":
+            index = open_calls[0] if open_calls else None
+            if index is not None:
+                call = self.calls[index]
+                if call.kind != kind or call.name != name:
+                    raise Diverged(self._different(kind, name, arguments, call))
+                if call.arguments != arguments:
+                    raise Diverged(self._different_arguments(kind, name, arguments, call))
+                self.used[index] = True
+                return call
+        else:
+            same = [
+                i for i in open_calls if self.calls[i].kind == kind and self.calls[i].name == name
+            ]
+            for i in same:
+                if self.calls[i].arguments == arguments:
+                    self.used[i] = True
+                    return self.calls[i]
+            if same:
+                raise Diverged(
+                    self._different_arguments(kind, name, arguments, self.calls[same[0]])
+                )
+        if self.fork_offset is not None:
+            return None
+        return self._missing(kind, name, arguments)
+
+    def _label(self, kind: str, name: str, arguments: Any) -> str:
+        if kind == "tool":
+            return f"tool {name}({_text(arguments)})"
+        return f"an LLM call to {name} with input {_text(arguments)}"
+
+    def _different(self, kind: str, name: str, arguments: Any, call: RecordedCall) -> Divergence:
+        return Divergence(
+            "different_tool" if kind == call.kind == "tool" else "different_call",
+            f"the code called {self._label(kind, name, arguments)} where the recording has "
+            f"{call.describe()}",
+            call,
+        )
+
+    def _different_arguments(
+        self, kind: str, name: str, arguments: Any, call: RecordedCall
+    ) -> Divergence:
+        what = "arguments" if kind == "tool" else "input messages"
+        return Divergence(
+            "different_arguments",
+            f"the code called {self._label(kind, name, arguments)} with other {what} than "
+            f"{call.describe()}",
+            call,
+        )
+
+    def _missing(self, kind: str, name: str, arguments: Any) -> None:
+        recorded = [c for c in self.calls if c.kind == kind and c.name == name]
+        label = self._label(kind, name, arguments)
+        if recorded:
+            raise Diverged(
+                Divergence(
+                    "extra_call",
+                    f"the code called {label} once more than the recording ("
+                    f"{len(recorded)} such calls, the last at {recorded[-1].position})",
+                    recorded[-1],
+                )
+            )
+        raise Diverged(
+            Divergence("unrecorded_call", f"the code called {label}: the recording has none", None)
+        )
+
+    def unconsumed(self) -> list[RecordedCall]:
+        return [
+            c for i, c in enumerate(self.calls) if not self.used[i] and self.served_before_fork(c)
+        ]
+
+
+@dataclass
+class _Call:
+    """What `tool_call` yields: set `result` (or call `complete`) in a live call; a
+    served call (`replayed`) already holds the recorded result."""
+
+    tool_name: str
+    tool_call_id: str
+    result: Any = None
+    replayed: bool = False
+
+    def complete(self, result: Any) -> None:
+        if not self.replayed:
+            self.result = result
+
+
+class Session:
+    """What the agent code runs with during a re-run (see the module docstring)."""
+
+    def __init__(
+        self,
+        original: Replay | None,
+        script: _Script | None,
+        conversation_id: str,
+        *,
+        recorder: Any = None,
+        live_llm: Callable[..., LlmAnswer | str] | None = None,
+        report: RerunReport,
+        user_messages: list[str] | None = None,
+    ) -> None:
+        self.original = original
+        self._user_messages = user_messages
+        self.conversation_id = conversation_id
+        self._script = script
+        self._recorder = recorder
+        self._live_llm = live_llm
+        self._report = report
+
+    @property
+    def user_messages(self) -> list[str]:
+        """The user's messages in the recording: what drives the agent."""
+        if self._user_messages is not None or self.original is None:
+            return list(self._user_messages or [])
+        return [e.payload["text"] for e in self.original.events if e.event_type == "user_message"]
+
+    # -- LLM ----------------------------------------------------------------------------
+
+    def llm(self, messages: Any, *, model: str, agent: str, provider: str | None = None) -> str:
+        """The model's answer text: the recorded one, or (after the fork, or in a live
+        session) the live function's."""
+        return self.llm_answer(messages, model=model, agent=agent, provider=provider).text
+
+    def llm_answer(
+        self, messages: Any, *, model: str, agent: str, provider: str | None = None
+    ) -> LlmAnswer:
+        served = self._take("llm", model, _normal(messages))
+        if served is not None:
+            b = served.request.payload
+            answer = LlmAnswer(
+                b["output_text"],
+                b.get("finish_reason"),
+                b["input_tokens"],
+                b["output_tokens"],
+                b["latency_ms"],
+                b["provider"],
+                b.get("response_model"),
+            )
+        else:
+            answer = self._live_answer(messages, model, agent)
+        if self._recorder is not None:
+            self._recorder.llm_call(
+                self.conversation_id,
+                agent=agent,
+                provider=provider or answer.provider,
+                request_model=model,
+                response_model=answer.response_model,
+                input=messages,
+                output_text=answer.text,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                latency_ms=answer.latency_ms,
+                finish_reason=answer.finish_reason,
+            )
+        return answer
+
+    def _live_answer(self, messages: Any, model: str, agent: str) -> LlmAnswer:
+        if self._live_llm is None:
+            raise ReplayError(
+                f"an LLM call to {model} must be answered live (after the fork) but no live "
+                "LLM function was given"
+            )
+        self._report.live_calls.append(f"LLM call to {model}")
+        started = time.perf_counter()
+        answer = self._live_llm(messages, model=model, agent=agent)
+        if isinstance(answer, str):
+            answer = LlmAnswer(answer, latency_ms=(time.perf_counter() - started) * 1000)
+        return answer
+
+    # -- tools --------------------------------------------------------------------------
+
+    def tool(self, function: Callable | None = None, *, name: str | None = None) -> Any:
+        """Decorator, as `Recorder.tool`: calls are answered from the recording (the
+        function runs only when answered live)."""
+
+        def decorate(fn: Callable) -> Callable:
+            tool_name = name or fn.__name__
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self.tool_call(tool_name, _bound_arguments(fn, args, kwargs)) as call:
+                    if not call.replayed:
+                        call.result = fn(*args, **kwargs)
+                return call.result
+
+            return wrapper
+
+        return decorate(function) if function is not None else decorate
+
+    @contextmanager
+    def tool_call(
+        self,
+        tool_name: str,
+        arguments: Any,
+        *,
+        agent: str | None = None,
+        tool_call_id: str | None = None,
+        attempt: int = 1,
+    ) -> Iterator[_Call]:
+        """As `Recorder.tool_call`; a served call arrives `replayed` with its recorded
+        result (its block should not call the real tool: check `call.replayed`), a
+        recorded failure is raised on entry."""
+        served = self._take("tool", tool_name, _normal(arguments))
+        call_id = tool_call_id or f"call_{uuid.uuid4().hex[:24]}"
+        requested = None
+        if self._recorder is not None:
+            requested = self._recorder.tool_call_requested(
+                self.conversation_id, call_id, tool_name, arguments, agent=agent, attempt=attempt
+            )
+        if served is None:
+            self._report.live_calls.append(f"tool {tool_name}")
+        call = _Call(tool_name, call_id)
+        started = time.perf_counter()
+        if served is not None:
+            call.replayed = True
+            outcome = served.outcome
+            if outcome is None:
+                raise Diverged(
+                    Divergence(
+                        "no_result",
+                        f"{served.describe()} has no recorded result to serve",
+                        served,
+                    )
+                )
+            if outcome.event_type == "tool_call_failed":
+                self._finish(call, requested, attempt, outcome, None)
+                raise _failure(outcome.payload["error_type"], outcome.payload["error_message"])
+            call.result = _json(outcome.payload["result_json"])
+            yield call
+            self._finish(call, requested, attempt, outcome, None)
+            return
+        try:
+            yield call
+        except Exception as exc:
+            self._finish(call, requested, attempt, None, (exc, started))
+            raise
+        self._finish(call, requested, attempt, None, (None, started))
+
+    def _finish(
+        self,
+        call: _Call,
+        requested: str | None,
+        attempt: int,
+        outcome: RecordedEvent | None,
+        live: tuple[Exception | None, float] | None,
+    ) -> None:
+        if self._recorder is None:
+            return
+        ids = (self.conversation_id, call.tool_call_id, call.tool_name)
+        if outcome is not None:
+            b = outcome.payload
+            duration, failed = b["duration_ms"], outcome.event_type == "tool_call_failed"
+            error = (b.get("error_type"), b.get("error_message")) if failed else None
+        else:
+            exc, started = live or (None, time.perf_counter())
+            duration = (time.perf_counter() - started) * 1000
+            error = (type(exc).__name__, str(exc)) if exc is not None else None
+        if error is not None:
+            self._recorder.tool_call_failed(
+                *ids,
+                error_type=error[0],
+                error_message=error[1],
+                duration_ms=duration,
+                attempt=attempt,
+                causation_id=requested,
+            )
+        else:
+            self._recorder.tool_call_completed(
+                *ids, call.result, duration_ms=duration, attempt=attempt, causation_id=requested
+            )
+
+    def _take(self, kind: str, name: str, arguments: Any) -> RecordedCall | None:
+        if self._script is None:
+            return None
+        try:
+            served = self._script.take(kind, name, arguments)
+        except Diverged as diverged:
+            if self._report.divergence is None:
+                self._report.divergence = diverged.divergence
+            raise
+        if served is not None:
+            self._report.served.append(served)
+        return served
+
+    # -- everything else the recorder records --------------------------------------------
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        """Recorder methods (`agent_message`, `handoff`, ...) for this conversation."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._recorder is None:
+            return lambda *args, **kwargs: None
+        method = getattr(self._recorder, name)
+        return functools.partial(method, self.conversation_id)
+
+
+def _failure(error_type: str, message: str) -> Exception:
+    """The recorded failure as an exception: the builtin of that name if there is one."""
+    found = getattr(builtins, error_type, None)
+    if isinstance(found, type) and issubclass(found, Exception):
+        try:
+            return found(message)
+        except TypeError:
+            pass
+    return RecordedToolFailure(error_type, message)
+
+
+def _bound_arguments(function: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The arguments as `Recorder.tool` records them: by parameter name, defaults in."""
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": kwargs}
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def rerun(
+    settings: Settings,
+    conversation_id: str,
+    agent: Callable[[Session], Any],
+    *,
+    mode: str = "strict",
+    fork_at: str | None = None,
+    recorder: Any = None,
+    live_llm: Callable[..., LlmAnswer | str] | None = None,
+    sink_url: str | None = None,
+    new_conversation_id: str | None = None,
+) -> RerunReport:
+    """Run `agent` on the recording of `conversation_id` and report how it compares.
+
+    `fork_at`: an event id or offset of the conversation; calls recorded after it are
+    not served (the tool functions and `live_llm` answer). `recorder`: where to record
+    the re-run (as `new_conversation_id`, default `<original>-rerun-<random>`)."""
+    if mode not in MODES:
+        raise ReplayError(f"unknown mode {mode!r}: use strict or fifo")
+    original = replay_conversation(settings, conversation_id, sink_url=sink_url)
+    fork_offset = _fork_offset(original, fork_at) if fork_at is not None else None
+    new_id = new_conversation_id or f"{conversation_id}-rerun-{uuid.uuid4().hex[:8]}"
+    report = RerunReport(conversation_id, new_id, mode)
+    script = _Script(recorded_calls(original.events), mode, fork_offset)
+    session = Session(original, script, new_id, recorder=recorder, live_llm=live_llm, report=report)
+    if recorder is not None:
+        started = next((e for e in original.events if e.event_type == "conversation_started"), None)
+        last = original.events[-1]
+        recorder.start_conversation(
+            new_id,
+            channel=started.payload["channel"] if started else "rerun",
+            user_id=started.payload.get("user_id") if started else None,
+            title=f"re-run of {conversation_id}",
+            metadata={
+                "rerun_of": conversation_id,
+                "topic": original.topic,
+                "partition": original.partition,
+                "first_offset": original.events[0].offset,
+                "last_offset": last.offset,
+                "mode": mode,
+                "fork_at_offset": fork_offset,
+            },
+        )
+        report.recorded = True
+    try:
+        agent(session)
+    except Diverged as diverged:
+        report.divergence = report.divergence or diverged.divergence
+    if report.divergence is None:
+        report.unconsumed = script.unconsumed()
+    return report
+
+
+def run_live(
+    agent: Callable[[Session], Any],
+    conversation_id: str,
+    user_messages: list[str],
+    *,
+    recorder: Any,
+    live_llm: Callable[..., LlmAnswer | str],
+    channel: str = "chat",
+) -> None:
+    """Run `agent` for real on `user_messages` (every tool and LLM call live), recorded
+    by `recorder` as a conversation started here: the same agent code as in production."""
+    recorder.start_conversation(conversation_id, channel=channel)
+    report = RerunReport(conversation_id, conversation_id, "live")
+    session = Session(
+        None,
+        None,
+        conversation_id,
+        recorder=recorder,
+        live_llm=live_llm,
+        report=report,
+        user_messages=user_messages,
+    )
+    agent(session)
+
+
+def _fork_offset(original: Replay, fork_at: str) -> int:
+    for event in original.events:
+        if event.event_id == fork_at or str(event.offset) == fork_at:
+            return event.offset
+    raise ReplayError(
+        f"--fork-at {fork_at!r} is neither the event id nor the offset of an event of "
+        f"{original.conversation_id} (offsets {original.events[0].offset}.."
+        f"{original.events[-1].offset})"
+    )
