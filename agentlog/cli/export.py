@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from agentlog.analytics.archiver import bring_up_to_date
+from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli.archive import report_archiving
+from agentlog.errors import ExportError
 from agentlog.settings import Settings
 
 dir_option = click.option(
@@ -146,4 +151,59 @@ def training(
         f"{report.seconds:.2f}s ({report.rate:,.0f} events/s); invalid {len(report.invalid):,}"
         + (f"; left out: {left_out}" if left_out else "")
         + (f"; redacted: {redacted}" if redacted else ("" if redact else "; not redacted"))
+    )
+
+
+@export.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="a directory, or .zip")
+@click.option("--conversation", "conversations", multiple=True, metavar="ID", help="repeatable")
+@click.option("--user", metavar="ID", help="every conversation of this user")
+@click.option("--since", type=click.DateTime(), help="events at or after (UTC)")
+@click.option("--until", type=click.DateTime(), help="events before (UTC)")
+@click.option("--requested-by", metavar="WHO", help="who asked for the bundle (in the manifest)")
+@dir_option
+@no_update_option
+@pass_app
+def compliance(
+    app: AppContext,
+    out: Path,
+    conversations: tuple[str, ...],
+    user: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    requested_by: str | None,
+    directory: Path | None,
+    no_update: bool,
+) -> None:
+    """Everything about conversations, a user or a time range, for an auditor: the events
+    (JSONL and Parquet), a transcript and an HTML timeline per conversation, and
+    manifest.json with the request, counts, offset ranges and SHA-256 of every file."""
+    settings = archive_settings(app, directory, no_update)
+    request = ComplianceRequest(conversations, user, since, until, requested_by)
+    command = shlex.join(["agentlog", *sys.argv[1:]])
+    report = export_compliance(
+        settings.archive_root, settings.events_topic, request, out, command=command
+    )
+    click.echo(
+        f"wrote {report.path}: {report.events:,} events of {len(report.conversations):,} "
+        f"conversations, {report.files} files (check it with `agentlog export verify {out}`)"
+    )
+
+
+@export.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+def verify(bundle: Path) -> None:
+    """Check a compliance bundle offline: every file as the manifest says, nothing added."""
+    checked = verify_bundle(bundle)
+    for problem in checked.problems:
+        click.echo(f"  {problem}", err=True)
+    if checked.problems:
+        raise ExportError(
+            f"{bundle} does not match its manifest: {len(checked.problems)} problem(s) above"
+        )
+    counts = checked.manifest.get("counts", {})
+    click.echo(
+        f"{bundle}: all {checked.checked} files match the manifest "
+        f"({counts.get('events', '?')} events of {counts.get('conversations', '?')} "
+        f"conversations, requested by {checked.manifest['request'].get('requested_by') or '-'})"
     )
