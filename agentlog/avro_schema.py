@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from agentlog.errors import SchemaError
-from agentlog.events import AVRO_NAMESPACE, PAYLOAD_TYPES, Event
+from agentlog.events import AVRO_NAMESPACE, WIRE_PAYLOAD_TYPES, Event
 
 _PRIMITIVES: dict[Any, Any] = {
     str: "string",
@@ -42,7 +42,7 @@ class _AvroBuilder:
         fields = []
         for field_name, info in model.model_fields.items():
             if field_name == "payload" and model is Event:
-                avro_type: Any = [self.record(p) for p in PAYLOAD_TYPES]
+                avro_type: Any = [self.record(p) for p in WIRE_PAYLOAD_TYPES]
             else:
                 avro_type = self.type_of(info.annotation, f"{model.__name__}.{field_name}")
             field: dict[str, Any] = {"name": field_name, "type": avro_type}

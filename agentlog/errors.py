@@ -9,6 +9,7 @@
     ├── DecodeError             bytes on a topic are not an agentlog event
     ├── DeliveryFailed          events the broker did not acknowledge (carries them as
     │                           UndeliveredEvent)
+    ├── SpoolError              the recorder's local spool cannot be used
     ├── SinkError               a projection sink cannot store state
     ├── Fenced                  another consumer stored offsets for a partition this
     │                           batch covers (the projection runner re-reads and goes on)
@@ -90,6 +91,10 @@ class DeliveryFailed(AgentlogError):
             f"{len(undelivered)} event(s) were not delivered to Kafka (first error: {first}); "
             "check that the broker is reachable, then re-send them from DeliveryFailed.undelivered"
         )
+
+
+class SpoolError(AgentlogError):
+    """The spool directory cannot be used (in use by another recorder, unwritable)."""
 
 
 class SinkError(AgentlogError):

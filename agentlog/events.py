@@ -183,6 +183,23 @@ AnyPayload = Annotated[
 ]
 PAYLOAD_TYPES: tuple[type[Payload], ...] = get_args(get_args(AnyPayload)[0])
 
+
+class ClaimCheck(AvroRecord):
+    """Stands in on Kafka for an event too large for a record: the encoded event is in the
+    claim-check store, and readers fetch it, verify it and decode it in place of this."""
+
+    reference: str = Field(description="where the encoded event is kept (a file: URI)")
+    size: int = Field(description="bytes of the encoded event")
+    sha256: str = Field(description="SHA-256 of the encoded event, hex")
+    payload_type: str = Field(description="Avro name of the payload the event carries")
+
+
+# The payload union on the wire: every event type, then the claim check (last, so the
+# branch numbers of the event types stay those of schema v1). Readers never return a
+# ClaimCheck: they resolve it.
+WIRE_PAYLOAD_TYPES: tuple[type[AvroRecord], ...] = (*PAYLOAD_TYPES, ClaimCheck)
+CLAIM_CHECK_RECORD_NAME = f"{AVRO_NAMESPACE}.ClaimCheck"
+
 PAYLOAD_BY_EVENT_TYPE: dict[str, type[Payload]] = {p.event_type: p for p in PAYLOAD_TYPES}
 PAYLOAD_BY_RECORD_NAME: dict[str, type[Payload]] = {
     f"{AVRO_NAMESPACE}.{p.__name__}": p for p in PAYLOAD_TYPES

@@ -34,9 +34,10 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
+def producer_config(settings: Settings, *, report_successes: bool = False) -> dict[str, Any]:
     """The settings DESIGN.md fixes for every agentlog producer (recorders, dead letters,
-    benchmarks)."""
+    benchmarks). `report_successes`: delivery callbacks for acknowledged records too
+    (the spool's shipper needs their offsets)."""
     config = client_config(settings)
     config.update(
         {
@@ -46,8 +47,8 @@ def producer_config(settings: Settings) -> dict[str, Any]:
             "compression.type": settings.compression,
             "linger.ms": settings.linger_ms,
             "delivery.timeout.ms": settings.delivery_timeout_ms,
-            # Successes need no Python callback; failures always reach one.
-            "delivery.report.only.error": True,
+            # Successes need no Python callback (unless asked for); failures always reach one.
+            "delivery.report.only.error": not report_successes,
         }
     )
     return config

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
@@ -19,11 +20,13 @@ from typing import Any, cast
 from fastavro import parse_schema, schemaless_reader
 from fastavro.validation import validate
 
+from agentlog import claim_check
 from agentlog import schema_versions as schemas
 from agentlog.avro_codec import Codec, compile_codec
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import (
     AVRO_NAMESPACE,
+    CLAIM_CHECK_RECORD_NAME,
     PAYLOAD_BY_RECORD_NAME,
     Event,
     Payload,
@@ -135,12 +138,21 @@ def decode(
     """Decode one record's value into an Avro dict of the current reader schema.
 
     `occurred_at` stays integer microseconds and `payload` is a `(record name, dict)`
-    tuple. Raises DecodeError naming topic, partition and offset for anything else.
+    tuple. A claim check is resolved: the event kept in the claim-check store is fetched,
+    verified against its size and SHA-256 and returned in its place. Raises DecodeError
+    naming topic, partition and offset (and the blob's reference) for anything else.
     """
 
     def fail(reason: str) -> DecodeError:
         return DecodeError(reason, topic=topic, partition=partition, offset=offset)
 
+    record = _decode_value(value, fail)
+    if record["payload"][0] == CLAIM_CHECK_RECORD_NAME:
+        return _claimed_event(record, fail)
+    return record
+
+
+def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> AvroDict:
     if not value:
         raise fail("empty value (a tombstone or a record that is not an agentlog event)")
     if value[:_HEADER_LEN] == _current_header():
@@ -177,6 +189,57 @@ def decode(
             "schema registry, which agentlog does not support yet"
         )
     raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
+
+
+def _claimed_event(record: AvroDict, fail: Callable[[str], DecodeError]) -> AvroDict:
+    """The event a claim check stands for, fetched from the store and verified."""
+    check = record["payload"][1]
+    reference = check["reference"]
+    try:
+        blob = claim_check.fetch(reference, check["size"], check["sha256"])
+    except claim_check.BlobUnavailable as exc:
+        raise fail(str(exc)) from None
+    event = _decode_value(blob, lambda reason: fail(f"claim-check blob {reference}: {reason}"))
+    if event["payload"][0] == CLAIM_CHECK_RECORD_NAME or event["event_id"] != record["event_id"]:
+        raise fail(
+            f"claim-check blob {reference} holds event {event['event_id']} "
+            f"({event['payload'][0]}), not {record['event_id']} ({check['payload_type']})"
+        )
+    return event
+
+
+def claim_check_payload(blob: claim_check.BlobRef, payload_name: str) -> tuple[str, AvroDict]:
+    """The payload that stands on Kafka for an event kept in the claim-check store."""
+    fields = {
+        "reference": blob.reference,
+        "size": blob.size,
+        "sha256": blob.sha256,
+        "payload_type": payload_name,
+    }
+    return (CLAIM_CHECK_RECORD_NAME, fields)
+
+
+def event_id_of(value: bytes) -> str | None:
+    """The event id of an encoded event (its first field in every schema version),
+    read without decoding the rest; None if `value` is not a single-object record."""
+    if value[:2] != SINGLE_OBJECT_MAGIC or len(value) <= _HEADER_LEN:
+        return None
+    # An Avro string: a zigzag varint length, then UTF-8.
+    pos, shift, n = _HEADER_LEN, 0, 0
+    while pos < len(value) and shift < 64:
+        byte = value[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            length = (n >> 1) ^ -(n & 1)
+            if length < 0 or pos + length > len(value):
+                return None
+            try:
+                return value[pos : pos + length].decode()
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def payload_to_avro(payload: Payload) -> tuple[str, AvroDict]:

@@ -59,6 +59,47 @@ class Settings(BaseSettings):
         "reference: same bytes, decoding ~2.5x and encoding ~20x slower as every record is "
         "validated); read once per process, from the environment",
     )
+    # Recording never stalls the agent: these bound every wait of a recording call.
+    max_block_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="longest a recording call waits for room in the producer's local queue "
+        "(spool off); then the event is reported undelivered",
+    )
+    exit_flush_timeout_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="how long interpreter exit waits for recorders that were not closed",
+    )
+    spool_dir: Path | None = Field(
+        default=None,
+        description="a durable local spool: events wait here, crash-safe, until Kafka takes "
+        "them; unset means no spool",
+    )
+    spool_max_bytes: int = Field(
+        default=1 << 30,
+        ge=1 << 20,
+        description="disk the spool may use; beyond it new events are reported, not spooled",
+    )
+    spool_fsync_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="fsync the spool this often (0: after every event); a process crash "
+        "loses nothing either way, a machine crash at most this interval",
+    )
+    claim_check: bool = Field(
+        default=True,
+        description="keep events larger than claim_check_threshold_bytes in the claim-check "
+        "store, with a reference on Kafka",
+    )
+    claim_check_threshold_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="encoded events larger than this go to the claim-check store",
+    )
+    claim_check_dir: Path | None = Field(
+        default=None, description="the claim-check store (default state_dir/claim-check)"
+    )
 
     sink: str | None = Field(
         default=None,
@@ -114,6 +155,10 @@ class Settings(BaseSettings):
     @property
     def archive_root(self) -> Path:
         return self.archive_dir or self.state_dir / "archive"
+
+    @property
+    def claim_check_store(self) -> Path:
+        return self.claim_check_dir or self.state_dir / "claim-check"
 
     @property
     def dev_state_file(self) -> Path:

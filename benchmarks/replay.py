@@ -26,10 +26,9 @@ from pathlib import Path
 
 from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.producers import Recorder
-from agentlog.replay import replay_conversation
+from agentlog.replay import Replay, replay_conversation
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import recorded_event
-
 from agentlog.settings import Settings
 from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
 
@@ -42,7 +41,7 @@ def load(settings: Settings, events: int, conversations: int, seed: int = 7) -> 
     per = max(2, events // conversations)
     ids = [f"bench-{n:06d}" for n in range(conversations)]
     waiting = iter(ids)
-    active: list[list] = []  # [conversation id, events left]
+    active: list[tuple[str, int]] = []  # (conversation id, events left)
     clock = [1_790_000_000_000_000]
 
     def now() -> int:
@@ -60,7 +59,7 @@ def load(settings: Settings, events: int, conversations: int, seed: int = 7) -> 
                 if cid is None:
                     break
                 recorder.start_conversation(cid, channel="web_chat", user_id="u")
-                active.append([cid, per - 1])
+                active.append((cid, per - 1))
             if not active:
                 break
             pick = rng.randrange(len(active))
@@ -69,7 +68,7 @@ def load(settings: Settings, events: int, conversations: int, seed: int = 7) -> 
                 recorder.end_conversation(cid, "resolved")
                 active.pop(pick)
                 continue
-            active[pick][1] = left - 1
+            active[pick] = (cid, left - 1)
             step = left % 4
             if step == 0:
                 recorder.user_message(cid, "Where is my order ORD-12345?")
@@ -104,7 +103,7 @@ def project(settings: Settings, sink_url: str) -> tuple[int, float]:
     return progress.applied, time.perf_counter() - started
 
 
-def timed(settings: Settings, cid: str, sink_url: str | None, scan: bool):
+def timed(settings: Settings, cid: str, sink_url: str | None, scan: bool) -> tuple[float, Replay]:
     started = time.perf_counter()
     replayed = replay_conversation(settings, cid, sink_url=sink_url, scan=scan)
     return time.perf_counter() - started, replayed
@@ -152,7 +151,10 @@ def main() -> None:
             print(f"projected {applied:,} events in {took:.1f}s (index built)")
             samples = random.Random(3).sample(ids, min(args.samples, len(ids)))
             timed(settings, samples[0], sink_url, scan=False)  # imports, first connection
-            indexed, scanned, full, read = [], [], [], {"index": [], "scan": [], "full": []}
+            indexed: list[float] = []
+            scanned: list[float] = []
+            full: list[float] = []
+            read: dict[str, list[int]] = {"index": [], "scan": [], "full": []}
             for cid in samples:
                 seconds, by_index = timed(settings, cid, sink_url, scan=False)
                 indexed.append(seconds)

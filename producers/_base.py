@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from agentlog.producers._payloads import EventMethods, Result
-from agentlog.producers._wire import ErrorCallback, EventWire
+from agentlog.producers._wire import ErrorCallback, open_wire
 from agentlog.settings import Settings
 
 
@@ -28,7 +28,7 @@ class BaseRecorder(EventMethods[Result]):
         new_event_id: Callable[[], str] | None = None,
         producer_config: dict[str, Any] | None = None,
     ) -> None:
-        self._wire = EventWire(
+        self._wire = open_wire(
             settings,
             wait_when_full=self._waits_for_room,
             service=service,

@@ -46,7 +46,12 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
                 conversation_id, payload, agent, causation_id, trace_id, span_id, occurred_at
             )
         except LocalQueueFull as full:
+            # Wait for room without blocking the loop, as long as max_block_ms allows.
+            deadline = asyncio.get_running_loop().time() + self._wire.max_block
             while not self._wire.resend(full):
+                if asyncio.get_running_loop().time() >= deadline:
+                    self._wire.give_up(full)
+                    break
                 await asyncio.sleep(0.01)
             return full.event_id
 
@@ -141,7 +146,7 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
         await asyncio.to_thread(self._wire.flush, timeout)
 
     async def close(self, timeout: float | None = None) -> None:
-        await self.flush(timeout)
+        await asyncio.to_thread(self._wire.close, timeout)
 
     async def __aenter__(self) -> AsyncRecorder:
         return self

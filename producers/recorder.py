@@ -67,7 +67,10 @@ class Recorder(BaseRecorder[str]):
 
     Delivery is asynchronous: an event the broker refuses is passed to `on_error`, or,
     without one, raised as DeliveryFailed (carrying the event) by `flush()`/`close()`.
-    Use it as a context manager so close flushes.
+    Recording calls never raise because of Kafka and never wait long (README, "Guarantees
+    and their limits"); with `spool_dir` set, events pass through the crash-safe spool
+    and `on_error` may be called from its shipper thread. Use it as a context manager so
+    close flushes; a recorder never closed is flushed at interpreter exit (bounded).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -157,7 +160,8 @@ class Recorder(BaseRecorder[str]):
         self._wire.flush(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        self.flush(timeout)
+        """Flush and let go; with a spool, events Kafka has not taken stay in it."""
+        self._wire.close(timeout)
 
     def __enter__(self) -> Recorder:
         return self

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from agentlog.consumers.projection import RecordedEvent, Row
+from agentlog.errors import DecodeError
+from agentlog.reader import partition_offset
 from agentlog.replay.errors import BeforeFirstEvent, ConversationNotFound, OffsetBeyondEnd
 from agentlog.replay.locate import Location, locate, scan_location
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import conversation_state, recorded_event
-
-from agentlog.errors import DecodeError
 from agentlog.serde import datetime_of, micros_of
 from agentlog.settings import Settings
 
@@ -202,11 +202,12 @@ def _read(reader: PartitionReader, location: Location, key: bytes) -> list[Entry
                 found.append(recorded_event(message, topic))
             except DecodeError as exc:
                 value = message.value() or b""
+                partition, offset = partition_offset(message)
                 found.append(
                     Undecodable(
                         topic,
-                        message.partition(),
-                        message.offset(),
+                        partition,
+                        offset,
                         message.timestamp()[1] * 1000,
                         len(value),
                         exc.reason,

@@ -56,7 +56,7 @@ class ConversationDiff:
         return all(s.kind == "same" for s in self.steps)
 
 
-def signature(event: RecordedEvent) -> tuple:
+def signature(event: RecordedEvent) -> tuple[str, Any, Any]:
     """What an event is, for alignment: its type and who or what it is about."""
     b = event.payload
     who = b.get("agent") or b.get("from_agent") or event.source.get("agent")

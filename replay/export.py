@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.consumers.projections import BUILT_IN
 from agentlog.replay.conversation import Entry, Replay, iso, relative, time_of

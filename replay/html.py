@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 from agentlog.replay.transcript import counted, readable_payload, state_lines, summary
@@ -179,7 +180,8 @@ def _lane(entry: Entry, call_agents: dict[str, str]) -> str:
     if kind in ("conversation_started", "conversation_ended"):
         return "conversation"
     if kind == "handoff":
-        return body["from_agent"]
+        sender: str = body["from_agent"]
+        return sender
     if kind.startswith("tool_call_"):
         found = call_agents.get(body["tool_call_id"]) or body.get("agent")
         return found or entry.source.get("agent") or "tools"

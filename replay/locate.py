@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TABLE
 from agentlog.consumers.sinks import Sink, open_sink
-from agentlog.consumers.sinks.sql import OWNERS_TABLE, quoted
-from agentlog.replay.log_range import PartitionReader
-
+from agentlog.consumers.sinks.sql import OWNERS_TABLE, Dialect, quoted
 from agentlog.partitioner import partition_for
+from agentlog.replay.log_range import PartitionReader
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,9 @@ def lookup_index(sink_url: str, conversation_id: str, topic: str) -> IndexLookup
 
 
 def _lookup(sink: Sink, conversation_id: str, topic: str) -> IndexLookup:
-    d = sink.dialect
+    d = getattr(sink, "dialect", None)
+    if not isinstance(d, Dialect):  # the memory sink: its index is not readable by SQL
+        raise IndexUnavailable(f"{sink.description} answers no SQL")
     owners = sink.query(
         f"SELECT group_id FROM {OWNERS_TABLE} WHERE table_name = {d.param('text')}", [INDEX_TABLE]
     )

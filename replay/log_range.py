@@ -24,6 +24,7 @@ from confluent_kafka import (
 
 from agentlog.errors import BrokerUnavailable, TopicError
 from agentlog.kafka_config import range_reader_config
+from agentlog.reader import partition_offset
 from agentlog.settings import Settings
 
 _BATCH = 10_000
@@ -76,11 +77,12 @@ class PartitionReader:
         try:
             waiting_for = f"the end of {self.topic}[{partition}]"
             for message in self._messages(tp, waiting_for, past_end_from=None):
+                _, offset = partition_offset(message)
                 if message.error() is not None:  # partition EOF: nothing (left) to read
-                    self.ends[partition] = message.offset()
-                    return Bounds(message.offset(), message.offset())
+                    self.ends[partition] = offset
+                    return Bounds(offset, offset)
                 if partition in self.ends:
-                    return Bounds(message.offset(), self.ends[partition])
+                    return Bounds(offset, self.ends[partition])
         finally:
             self.consumer.unassign()
         raise AssertionError("unreachable: _messages raises when it gives up")
@@ -102,7 +104,7 @@ class PartitionReader:
         waiting_for = f"{self.topic}[{partition}] offsets {start}..{'' if stop is None else stop}"
         try:
             for message in self._messages(tp, waiting_for, past_end_from=start):
-                offset = message.offset()
+                _, offset = partition_offset(message)
                 if offset < start:  # fetched for an earlier assignment
                     continue
                 if message.error() is not None:  # partition EOF

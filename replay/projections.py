@@ -17,18 +17,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from agentlog.consumers.projection import Projection, Row, Table
+from confluent_kafka import Message
+
+from agentlog.consumers.fold import Folder
+from agentlog.consumers.projection import Key, Projection, Row, Table
 from agentlog.consumers.projections import BUILT_IN
 from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TABLE
 from agentlog.consumers.sinks import Sink, open_sink
-from agentlog.consumers.sinks.sql import OWNERS_TABLE, quoted, select_columns
+from agentlog.consumers.sinks.sql import OWNERS_TABLE, Dialect, quoted
+from agentlog.errors import DecodeError
+from agentlog.reader import partition_offset
 from agentlog.replay.errors import ReplayError
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import fold_batch, projection_folder, recorded_event, tables_of
-
-from agentlog.errors import DecodeError
 from agentlog.settings import Settings
 
 REBUILD_GROUP = "agentlog-rebuild"
@@ -51,9 +53,9 @@ class Progress:
 class TableDiff:
     table: str
     compared: int  # rows in scope, live and rebuilt together
-    only_live: list[tuple] = field(default_factory=list)
-    only_rebuilt: list[tuple] = field(default_factory=list)
-    differing: list[tuple[tuple, list[str]]] = field(default_factory=list)
+    only_live: list[Key] = field(default_factory=list)
+    only_rebuilt: list[Key] = field(default_factory=list)
+    differing: list[tuple[Key, list[str]]] = field(default_factory=list)
 
     @property
     def differences(self) -> int:
@@ -153,8 +155,20 @@ def rebuild_projections(
     )
 
 
+def _dialect(live: Sink) -> Dialect:
+    """The live sink's SQL dialect: its bookkeeping tables (the owners, the
+    conversation_index) are read with SQL, which the memory sink does not answer."""
+    dialect = getattr(live, "dialect", None)
+    if not isinstance(dialect, Dialect):
+        raise ReplayError(
+            f"{live.description} answers no SQL: compare a rebuild with a DuckDB or PostgreSQL sink"
+        )
+    return dialect
+
+
 def _owner(live: Sink, tables: dict[str, Table]) -> str:
-    sql = f"SELECT group_id FROM {OWNERS_TABLE} WHERE table_name = {live.dialect.param('text')}"
+    sql = f"SELECT group_id FROM {OWNERS_TABLE} WHERE table_name = {_dialect(live).param('text')}"
+    owners: set[str]
     try:
         owners = {row[0] for name in tables for row in live.query(sql, [name])}
     except Exception:  # no bookkeeping tables: nothing was ever projected into it
@@ -173,7 +187,7 @@ def _since(
 ) -> tuple[dict[int, int], set[str]]:
     """Per partition, the first offset of the conversations active at or after the time,
     and those conversations (from the live conversation_index)."""
-    d = live.dialect
+    d = _dialect(live)
     try:
         rows = live.query(
             f'SELECT t.conversation_id, t."partition", t.first_offset FROM '
@@ -197,7 +211,7 @@ def _since(
 def _replay_partition(
     reader: PartitionReader,
     into: Sink,
-    folder: Any,
+    folder: Folder,
     span: tuple[int, int, int],
     scope: set[str] | None,
     batch_size: int,
@@ -209,7 +223,7 @@ def _replay_partition(
     with a `scope`, only those conversations' events."""
     partition, start, stop = span
     stored: int | None = None
-    messages = []
+    messages: list[Message] = []
 
     def flush(next_offset: int) -> None:
         nonlocal stored
@@ -242,17 +256,16 @@ def _replay_partition(
     for message in reader.read(partition, start, stop):
         messages.append(message)
         if len(messages) >= batch_size:
-            flush(message.offset() + 1)
+            flush(partition_offset(message)[1] + 1)
     if messages or stored != stop:
         flush(stop)
 
 
-def _rows(sink: Sink, table: Table, scope: set[str] | None) -> dict[tuple, Row]:
-    columns = select_columns(sink.dialect, table)
-    found = sink.query(f"SELECT {columns} FROM {quoted(table.name)} AS t")
-    rows = {}
-    for values in found:
-        row = dict(zip(table.columns, values, strict=True))
+def _rows(sink: Sink, table: Table, scope: set[str] | None) -> dict[Key, Row]:
+    # select(), the sink contract's read: every sink has it (a rebuild into memory: too),
+    # and it gives the same row from each, so the two sides compare value for value.
+    rows: dict[Key, Row] = {}
+    for row in sink.select(table):
         if scope is not None and "conversation_id" in row and row["conversation_id"] not in scope:
             continue
         rows[tuple(row[k] for k in table.key)] = row

@@ -30,14 +30,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
+
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.replay.conversation import Replay, replay_conversation
 from agentlog.replay.errors import ReplayError
 from agentlog.replay.transcript import counted
-
 from agentlog.settings import Settings
 
 MODES = ("strict", "fifo")
@@ -243,7 +243,7 @@ class _Script:
             call,
         )
 
-    def _missing(self, kind: str, name: str, arguments: Any) -> None:
+    def _missing(self, kind: str, name: str, arguments: Any) -> NoReturn:
         recorded = [c for c in self.calls if c.kind == kind and c.name == name]
         label = self._label(kind, name, arguments)
         if recorded:
@@ -364,11 +364,11 @@ class Session:
 
     # -- tools --------------------------------------------------------------------------
 
-    def tool(self, function: Callable | None = None, *, name: str | None = None) -> Any:
+    def tool(self, function: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
         """Decorator, as `Recorder.tool`: calls are answered from the recording (the
         function runs only when answered live)."""
 
-        def decorate(fn: Callable) -> Callable:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             tool_name = name or fn.__name__
 
             @functools.wraps(fn)
@@ -500,7 +500,9 @@ def _failure(error_type: str, message: str) -> Exception:
     return RecordedToolFailure(error_type, message)
 
 
-def _bound_arguments(function: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+def _bound_arguments(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """The arguments as `Recorder.tool` records them: by parameter name, defaults in."""
     try:
         bound = inspect.signature(function).bind(*args, **kwargs)

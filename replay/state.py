@@ -11,56 +11,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
-from agentlog.consumers.fold import Batch, Folder
-from agentlog.consumers.projection import Key, Projection, RecordedEvent, Row, Table
-from agentlog.consumers.projections import BUILT_IN
 from confluent_kafka import Message
 
-from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
+from agentlog.consumers.fold import Batch, Folder, fold
+from agentlog.consumers.projection import Key, Position, Projection, RecordedEvent, Row, Table
+from agentlog.consumers.projection import recorded_event as event_at
+from agentlog.consumers.projections import BUILT_IN
+from agentlog.reader import partition_offset
 from agentlog.serde import decode
 
 
 def recorded_event(message: Message, topic: str) -> RecordedEvent:
     """The record decoded as the projector sees it; DecodeError names where it sits."""
-    partition, offset = message.partition(), message.offset()
+    partition, offset = partition_offset(message)
     record = decode(message.value(), topic=topic, partition=partition, offset=offset)
-    name, body = record["payload"]
-    return RecordedEvent(
-        record["event_id"],
-        record["conversation_id"],
-        record["occurred_at"],
-        EVENT_TYPE_BY_RECORD_NAME[name],
-        body,
-        record["source"],
-        record["causation_id"],
-        record["trace_id"],
-        record["span_id"],
-        topic,
-        partition,
-        offset,
-    )
+    return event_at(record, Position(topic, partition, offset, message.timestamp()[1]))
 
 
 def conversation_state(events: Iterable[RecordedEvent]) -> dict[str, list[Row]]:
     """Table name -> the rows the built-in projections hold after `events` (in log
-    order; a repeated event id counts once), sorted by key."""
-    folder = Folder([p() for p in BUILT_IN.values()], handler_attempts=1, cache_rows=0)
-    batch = Batch([(event, None) for event in events], [], {})
-
-    def nothing_stored(table: Table, keys: list[Key]) -> dict[Key, Row]:
-        return {}
-
-    # An event a handler fails on changes nothing, as in the projector (which
-    # dead-letters it): the state stays the live one.
-    folder.fold(batch, set(), nothing_stored)
+    order; a repeated event id counts once), sorted by key. An event a handler fails
+    on changes nothing, as in the projector (which dead-letters it)."""
+    projections = [p() for p in BUILT_IN.values()]
+    folded = fold(projections, events, handler_attempts=1)
+    tables = {t.name: t for p in projections for t in p.tables}
     return {
-        name: sorted(batch.changed.get(name, []), key=lambda row, t=table: _key(t, row))
-        for name, table in folder.tables.items()
+        name: sorted(folded.changed.get(name, {}).values(), key=partial(_key, table))
+        for name, table in tables.items()
     }
 
 
-def _key(table: Table, row: Row) -> tuple:
+def _key(table: Table, row: Row) -> tuple[Any, ...]:
     return tuple(row[column] for column in table.key)
 
 
@@ -91,6 +75,6 @@ def fold_batch(
 ) -> Folded:
     """Fold `events` over the stored rows (`load` reads them; the folder remembers the
     rows it produced, so a sink's uncommitted state is never needed)."""
-    batch = Batch([(event, None) for event in events], [], {})
+    batch = Batch(events, [], {})
     folder.fold(batch, applied_before, load)
     return Folded(batch.applied, batch.changed, len(batch.dead))

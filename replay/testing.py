@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from agentlog.replay.rerun import RerunReport, Session, rerun
-
 from agentlog.settings import Settings
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
+
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 

@@ -65,7 +65,7 @@ def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) ->
     run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=tmp_path)
     try:
         assert run.code == 0, run.err
-        assert "started the tansu dev broker" in run.out  # the default engine
+        assert "started the embedded dev broker (tansu)" in run.out  # the default engine
         status = agentlog("dev", "status", state_dir=tmp_path)
         assert status.code == 0
         tail = agentlog("tail", "--type", "conversation_started", state_dir=tmp_path)
@@ -159,4 +159,4 @@ def test_tail_follow_prints_events_as_they_arrive(settings, tmp_path: Path) -> N
         follower.send_signal(signal.SIGINT)
         _, err = follower.communicate(timeout=30)
         watchdog.cancel()
-    assert follower.returncode == 130 and "Traceback" not in err
+    assert follower.returncode == 130 and "Traceback" not in err, err

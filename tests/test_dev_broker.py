@@ -102,3 +102,11 @@ def test_kafka_engine_without_java_says_what_to_install(tmp_path) -> None:
     assert run.code == 1
     assert "error: Apache Kafka needs Java 17" in run.err
     assert "JAVA_HOME" in run.err
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
+    from agentlog.devbroker.kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from agentlog.consumers import open_sink
-from agentlog.consumers.queries import conversation
-from agentlog.producers import Recorder
-from agentlog.replay import ConversationNotFound, replay_conversation
-from agentlog.replay.conversation import Undecodable
 from cli import agentlog
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 from kafka_python_reader import read_all
 
+from agentlog.consumers import open_sink
+from agentlog.consumers.queries import conversation
 from agentlog.kafka_config import admin_client, producer_config
 from agentlog.partitioner import partition_for
+from agentlog.producers import Recorder
+from agentlog.replay import ConversationNotFound, replay_conversation
+from agentlog.replay.conversation import Undecodable
 from agentlog.settings import Settings
 
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from agentlog.producers import Recorder
 from cli import agentlog
 from kafka_python_reader import read_all
 
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 
 CONVERSATION = "conv-cli"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
+from cli import agentlog
+
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.producers import Recorder
 from agentlog.replay.diff import diff_conversations
-from cli import agentlog
-
 from agentlog.settings import Settings
 
 

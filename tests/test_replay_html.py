@@ -11,11 +11,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from agentlog.producers import Recorder
 from cli import agentlog
 from conftest import absent
 from kafka_python_reader import read_all
 
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 
 CONVERSATION = "conv-html"

@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 import duckdb
-from agentlog.consumers import open_sink
+import pytest
 from cli import agentlog
 
+from agentlog.consumers import open_sink
+from agentlog.replay.errors import ReplayError
+from agentlog.replay.projections import rebuild_projections
 from agentlog.settings import Settings
 
 
@@ -117,3 +120,21 @@ def test_refusals_name_the_problem(settings: Settings, tmp_path: Path) -> None:
         settings, tmp_path, "replay", "projections", "--into", into, "--from", "+5s", sink=live
     )
     assert run.code == 2 and "a time, not a duration" in run.err
+
+
+def test_a_rebuild_into_memory_is_compared_and_a_live_memory_sink_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    live = f"duckdb:{tmp_path / 'live.duckdb'}"
+    written = _demo(settings, tmp_path, live)
+    # Nothing to keep: the rebuild lives in the command's memory, only the comparison counts.
+    run = _agentlog(settings, tmp_path, "replay", "projections", "--into", "memory:", sink=live)
+    assert run.code == 0, run.err
+    assert f"rebuilt {written:,} events" in run.out
+    assert "agentlog_conversations: 30 rows, no differences" in run.out
+    assert run.out.splitlines()[-1].startswith("no differences")
+
+    # The owners and the index of a live sink are read with SQL: a memory sink has none.
+    open_sink("memory:live-projections").close()  # the store lives on in this process
+    with pytest.raises(ReplayError, match="memory:live-projections answers no SQL"):
+        rebuild_projections(settings, live_url="memory:live-projections", into_url="memory:")

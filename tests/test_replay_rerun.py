@@ -8,11 +8,6 @@ import functools
 import json
 
 import pytest
-from agentlog.producers import Recorder
-from agentlog.replay import ReplayError, replay_conversation
-from agentlog.replay.diff import diff_conversations
-from agentlog.replay.rerun import rerun, run_live
-from agentlog.replay.testing import assert_rerun
 from cli import agentlog
 from rerun_agent import (
     billing_agent,
@@ -22,6 +17,11 @@ from rerun_agent import (
     swallowing_agent,
 )
 
+from agentlog.producers import Recorder
+from agentlog.replay import ReplayError, replay_conversation
+from agentlog.replay.diff import diff_conversations
+from agentlog.replay.rerun import rerun, run_live
+from agentlog.replay.testing import assert_rerun
 from agentlog.settings import Settings
 
 ORIGINAL = "conv-rerun"

@@ -5,19 +5,21 @@ live ones; `replay rerun CONVERSATION --agent M:F`: agent code re-run on its rec
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
-from agentlog.consumers.projection import RecordedEvent
+from agentlog.consumers.projection import Key, RecordedEvent
 from agentlog.errors import ConfigurationError
 from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
@@ -32,7 +34,9 @@ class _ConversationByDefault(click.Group):
     """`agentlog replay ID ...` means `agentlog replay show ID ...`: the conversation is
     what a reviewer types; the subcommands are named."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands:
             return "show", self.commands["show"], args
         return super().resolve_command(ctx, args)
@@ -50,10 +54,18 @@ def replay() -> None:
     the log, and its state at any moment (`agentlog replay CONVERSATION --help`)."""
 
 
-class _Moment(click.ParamType):
+if TYPE_CHECKING:  # click 8.4 made ParamType generic; the clicks before cannot subscript it
+    _MomentType = click.ParamType[At]
+else:
+    _MomentType = click.ParamType
+
+
+class _Moment(_MomentType):
     name = "TIME"
 
-    def convert(self, value, param, ctx) -> At:  # type: ignore[override]
+    def convert(
+        self, value: str | At, param: click.Parameter | None, ctx: click.Context | None
+    ) -> At:
         if isinstance(value, At):
             return value
         try:
@@ -150,7 +162,7 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
         raise click.FileError(str(out), exc.strerror) from None
 
 
-_MARK_STYLE = {
+_MARK_STYLE: dict[str, tuple[str, dict[str, str | bool]]] = {
     "same": ("=", {"dim": True}),
     "changed": ("~", {"fg": "yellow", "bold": True}),
     "only_a": ("-", {"fg": "red", "bold": True}),
@@ -225,7 +237,9 @@ def _values(left: object, right: object, width: int = 70) -> str:
     return f"{short(a, width)} -> {short(b, width)}"
 
 
-def _diff_lines(replays: list[Replay], result: ConversationDiff, style, *, brief: bool):
+def _diff_lines(
+    replays: list[Replay], result: ConversationDiff, style: Callable[..., str], *, brief: bool
+) -> Iterator[str]:
     a, b = replays
     yield style(
         f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on {a.topic}[{a.partition}]",
@@ -259,7 +273,7 @@ def _diff_lines(replays: list[Replay], result: ConversationDiff, style, *, brief
 
 
 def _diff_json(replays: list[Replay], result: ConversationDiff) -> str:
-    def where(event: RecordedEvent | None) -> dict | None:
+    def where(event: RecordedEvent | None) -> dict[str, Any] | None:
         if event is None:
             return None
         return {
@@ -380,17 +394,17 @@ def projections_command(
         click.echo(f"no differences: the rebuilt projections equal those in {settings.sink_url}")
 
 
-def _key(key: tuple) -> str:
+def _key(key: Key) -> str:
     return "/".join(str(part) for part in key)
 
 
-def _load_function(spec: str, what: str):
+def _load_function(spec: str, what: str) -> Callable[..., Any]:
     """`package.module:function`, or a one-line error naming it."""
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
         raise ConfigurationError(f"{what} {spec!r} must be written module:function")
     try:
-        found = getattr(importlib.import_module(module_name), name)
+        found: object = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"cannot load {what} {spec!r}: {exc}") from None
     if not callable(found):
@@ -444,17 +458,21 @@ def rerun_command(
     settings = app.kafka_settings().with_overrides(sink=sink)
     agent = _load_function(agent_spec, "agent")
     live_llm = _load_function(llm_spec, "LLM function") if llm_spec else None
-    options = {
-        "mode": mode,
-        "fork_at": fork_at,
-        "live_llm": live_llm,
-        "sink_url": settings.sink_url,
-    }
+    run = functools.partial(
+        rerun,
+        settings,
+        conversation_id,
+        agent,
+        mode=mode,
+        fork_at=fork_at,
+        live_llm=live_llm,
+        sink_url=settings.sink_url,
+    )
     if no_record:
-        report = rerun(settings, conversation_id, agent, **options)
+        report = run()
     else:
         with Recorder(settings, service="agentlog-rerun") as recorder:
-            report = rerun(settings, conversation_id, agent, recorder=recorder, **options)
+            report = run(recorder=recorder)
     for text in report.lines():
         click.echo(text)
     if report.recorded:

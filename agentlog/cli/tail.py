@@ -88,18 +88,22 @@ def tail(
         # A conversation lives in one partition: read only that one.
         partitions = [partition_for(conversation, len(partitions))]
 
+    undecodable = 0
+
     def wanted(shown: Shown) -> bool:
         if shown.record is None:
-            return conversation is None and not types
+            return True  # whatever the filters: a record nobody can read is always reported
         if conversation is not None and shown.record["conversation_id"] != conversation:
             return False
         return not types or event_type_of(shown.record) in types
 
     def emit(shown: Shown) -> None:
+        nonlocal undecodable
         if shown.record is None:
+            undecodable += 1
             click.echo(
-                f"p{shown.partition}@{shown.offset} undecodable record of {shown.size} bytes: "
-                f"{shown.problem}"
+                f"warning: p{shown.partition}@{shown.offset}, {shown.size} bytes: {shown.problem}",
+                err=True,
             )
         elif as_json_lines:
             click.echo(as_json(shown.record, name, shown.partition, shown.offset))
@@ -118,13 +122,17 @@ def tail(
         filtered = conversation is not None or bool(types)
         for shown in _last(settings, name, ends, count, wanted, filtered=filtered):
             emit(shown)
-    if follow:
-        for message in read_partitions(
-            settings, name, partitions=partitions, start_offsets=ends, follow=True
-        ):
-            shown = _shown(message, name)
-            if wanted(shown):
-                emit(shown)
+    try:
+        if follow:
+            for message in read_partitions(
+                settings, name, partitions=partitions, start_offsets=ends, follow=True
+            ):
+                shown = _shown(message, name)
+                if wanted(shown):
+                    emit(shown)
+    finally:
+        if undecodable:
+            click.echo(f"{undecodable} record(s) could not be decoded (see warnings)", err=True)
 
 
 def _shown(message: Message, topic: str) -> Shown:

@@ -185,7 +185,12 @@ def _server_properties(settings: Settings, broker: int, controller: int) -> str:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka makes them: base64 of a UUID, never starting with
+    "-" (the format tool would read it as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _format_once(java: str, classpath: str, config: Path, settings: Settings, log: Path) -> None:

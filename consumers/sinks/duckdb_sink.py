@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +122,8 @@ class DuckDBSink(Sink):
         self.dialect = DuckDBDialect()
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._snapshots: SnapshotPublisher | None = None
+        # Writes and snapshot copies take turns on the one connection.
+        self._write_lock = threading.Lock()
         if read_only and not Path(self.path).exists():
             raise SinkError(f"no projections in {self.path} yet: run `agentlog project run` first")
         try:
@@ -138,7 +141,7 @@ class DuckDBSink(Sink):
         except duckdb.Error as exc:
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None
         if not read_only:
-            self._snapshots = SnapshotPublisher(self.connection, self.path)
+            self._snapshots = SnapshotPublisher(self.connection, self.path, self._write_lock)
 
     def _open_snapshot(self) -> None:
         snapshot = snapshot_path(self.path)
@@ -190,10 +193,11 @@ class DuckDBSink(Sink):
 
     @contextmanager
     def transaction(self, group: str, topic: str) -> Iterator[DuckDBTransaction]:
-        with self._transaction() as connection:
-            yield DuckDBTransaction(connection, self.dialect, group, topic)
-        if self._snapshots is not None:
-            self._snapshots.after_commit()
+        with self._write_lock:
+            with self._transaction() as connection:
+                yield DuckDBTransaction(connection, self.dialect, group, topic)
+            if self._snapshots is not None:
+                self._snapshots.after_commit()
 
     def select(
         self,
@@ -216,6 +220,8 @@ class DuckDBSink(Sink):
         return self.connection.execute(sql, params or []).fetchall()
 
     def close(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.close()
         if self._reader is not None:
             self._reader.close()
         self.connection.close()

@@ -11,6 +11,7 @@ snapshot instead and say how old it is.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,26 +33,50 @@ def taken_at(path: Path) -> str:
 
 
 class SnapshotPublisher:
-    """Copies the committed database beside itself when enough time has passed."""
+    """Copies the committed database beside itself when enough time has passed. A
+    commit that comes too soon after a copy is published later, by a timer, so the
+    snapshot catches up even when the writer then goes idle. `lock` is the one the
+    sink's writes hold: the copy never runs beside a transaction."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, path: str) -> None:
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, path: str, lock: threading.Lock
+    ) -> None:
         self.connection = connection
+        self.lock = lock
         self.target = snapshot_path(path)
         row = connection.execute("SELECT current_database()").fetchone()
         assert row is not None  # current_database() always answers one row
         self.database = str(row[0])
         self.last_copy_seconds = 0.0
         self.next_due = 0.0  # the first commit publishes at once
+        self.pending = False
+        self.timer: threading.Timer | None = None
+        self.closed = False
 
     def after_commit(self) -> None:
-        now = time.monotonic()
-        if now < self.next_due:
-            return
-        self.publish()
-        interval = max(_MIN_INTERVAL_SECONDS, self.last_copy_seconds / _MAX_SHARE)
-        self.next_due = time.monotonic() + interval
+        """Called with `lock` held, right after a commit."""
+        self.pending = True
+        delay = self.next_due - time.monotonic()
+        if delay <= 0:
+            self._publish()
+        elif self.timer is None:
+            self.timer = threading.Timer(delay, self._publish_pending)
+            self.timer.daemon = True
+            self.timer.start()
 
-    def publish(self) -> None:
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+
+    def _publish_pending(self) -> None:
+        with self.lock:
+            self.timer = None
+            if self.pending and not self.closed:
+                self._publish()
+
+    def _publish(self) -> None:
         started = time.monotonic()
         partial = self.target.with_name(f"{self.target.name}.{os.getpid()}.tmp")
         partial.unlink(missing_ok=True)
@@ -61,7 +86,10 @@ class SnapshotPublisher:
         finally:
             self.connection.execute("DETACH agentlog_snapshot")
         os.replace(partial, self.target)
+        self.pending = False
         self.last_copy_seconds = time.monotonic() - started
+        interval = max(_MIN_INTERVAL_SECONDS, self.last_copy_seconds / _MAX_SHARE)
+        self.next_due = time.monotonic() + interval
 
 
 def _literal(path: Path) -> str:
