@@ -81,7 +81,8 @@ def _selection(request: ComplianceRequest) -> tuple[str, list[Any]]:
         raise ExportError(
             "say what to export: --conversation ID, --user ID, or a time range (--since/--until)"
         )
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if request.conversations:
         clauses.append(f"conversation_id IN ({', '.join('?' for _ in request.conversations)})")
         params += list(request.conversations)
@@ -184,7 +185,7 @@ def export_compliance(
     with open_views(archive, topic, None) as views:
         query = f"""SELECT *, epoch_us(occurred_at) AS occurred_micros FROM events
                     WHERE {where} ORDER BY conversation_id, "partition", "offset" """
-        table = views.connection.execute(query, params).to_arrow_table()
+        table = views.connection.sql(query, params=params).to_arrow_table()
     if table.num_rows == 0:
         raise ExportError(f"the archive {archive} holds no events for {request.describe()}")
     rows = table.to_pylist()

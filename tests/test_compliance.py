@@ -95,9 +95,12 @@ def test_a_zipped_bundle_for_a_user_and_a_time_range(settings: Settings, tmp_pat
     assert archive.code == 0, archive.err
     user = json.loads(
         agentlog(
-            *base, "sql",
+            *base,
+            "sql",
             "SELECT user_id FROM events WHERE user_id IS NOT NULL ORDER BY 1 LIMIT 1",
-            "--format", "json", state_dir=tmp_path,
+            "--format",
+            "json",
+            state_dir=tmp_path,
         ).out  # fmt: skip
     )[0]["user_id"]
     out = tmp_path / "user.zip"
@@ -119,5 +122,7 @@ def test_a_zipped_bundle_for_a_user_and_a_time_range(settings: Settings, tmp_pat
         state_dir=tmp_path,
     )  # fmt: skip
     assert nothing.code == 1 and "holds no events" in nothing.err
-    unasked = agentlog(*base, "export", "compliance", "--out", str(tmp_path / "x"), state_dir=tmp_path)
+    unasked = agentlog(
+        *base, "export", "compliance", "--out", str(tmp_path / "x"), state_dir=tmp_path
+    )
     assert unasked.code == 1 and "say what to export" in unasked.err
