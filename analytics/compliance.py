@@ -5,8 +5,9 @@ a time range, in a form an auditor can check offline.
                                     per partition; SHA-256 and size of every other file
     BUNDLE/events.jsonl             the events, one per line, in log order
     BUNDLE/events.parquet           the same rows in the archive's columns
-    BUNDLE/transcripts/ID.txt       a transcript per conversation (replay's)
-    BUNDLE/transcripts/ID.html      replay's HTML timeline of it
+    BUNDLE/transcripts/ID.*         what `render` makes of each conversation's events (the
+                                    CLI passes replay's transcript and HTML timeline:
+                                    analytics and replay do not import each other)
 
 A bundle is a directory, or the same files in a zip. `verify_bundle` recomputes every
 checksum and finds any file changed, missing or added.
@@ -19,6 +20,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -31,14 +33,11 @@ import pyarrow.parquet as pq
 from agentlog.analytics.views import open_views
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
-from agentlog.replay.conversation import Replay
-from agentlog.replay.html import timeline_page
-from agentlog.replay.locate import Location
-from agentlog.replay.state import conversation_state
-from agentlog.replay.transcript import transcript
 from agentlog.serde import datetime_of
 
 MANIFEST = "manifest.json"
+# A conversation's events -> transcript files: suffix -> text.
+Render = Callable[[str, list[RecordedEvent]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -143,25 +142,6 @@ def _event_line(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _replay_of(conversation_id: str, events: list[RecordedEvent]) -> Replay:
-    """A replay of archived events, as replay renders one read from Kafka."""
-    partition = events[0].partition
-    first, last = events[0].offset, events[-1].offset
-    location = Location(events[0].topic, partition, ((first, last + 1),), "archive")
-    entries: list[Any] = list(events)
-    return Replay(
-        conversation_id,
-        location,
-        entries,
-        entries,
-        conversation_state(events),
-        len(events),
-        last + 1,
-        None,
-        ["read from the Parquet archive"],
-    )
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -176,6 +156,7 @@ def export_compliance(
     request: ComplianceRequest,
     out: Path,
     *,
+    render: Render,
     command: str | None = None,
 ) -> BundleReport:
     """Write the bundle to `out` (a directory, or a zip if it ends in .zip)."""
@@ -200,11 +181,9 @@ def export_compliance(
         for row in rows:
             by_conversation.setdefault(row["conversation_id"], []).append(_recorded(row))
         for conversation_id, events in by_conversation.items():
-            replay = _replay_of(conversation_id, events)
             name = _safe(conversation_id)
-            text = "\n".join(transcript(replay)) + "\n"
-            (folder / "transcripts" / f"{name}.txt").write_text(text)
-            (folder / "transcripts" / f"{name}.html").write_text(timeline_page(replay))
+            for suffix, text in render(conversation_id, events).items():
+                (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
         manifest = _manifest(folder, request, rows, list(by_conversation), command)
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,13 @@ from agentlog.analytics.compliance import ComplianceRequest, export_compliance, 
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli.archive import report_archiving
+from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
+from agentlog.replay.conversation import Entry, Replay
+from agentlog.replay.html import timeline_page
+from agentlog.replay.locate import Location
+from agentlog.replay.state import conversation_state
+from agentlog.replay.transcript import transcript
 from agentlog.settings import Settings
 
 dir_option = click.option(
@@ -182,12 +188,36 @@ def compliance(
     request = ComplianceRequest(conversations, user, since, until, requested_by)
     command = shlex.join(["agentlog", *sys.argv[1:]])
     report = export_compliance(
-        settings.archive_root, settings.events_topic, request, out, command=command
+        settings.archive_root,
+        settings.events_topic,
+        request,
+        out,
+        render=render_transcripts,
+        command=command,
     )
     click.echo(
         f"wrote {report.path}: {report.events:,} events of {len(report.conversations):,} "
         f"conversations, {report.files} files (check it with `agentlog export verify {out}`)"
     )
+
+
+def render_transcripts(conversation_id: str, events: list[RecordedEvent]) -> dict[str, str]:
+    """Replay's text transcript and HTML timeline of archived events."""
+    first, last = events[0].offset, events[-1].offset
+    location = Location(events[0].topic, events[0].partition, ((first, last + 1),), "archive")
+    entries: list[Entry] = list(events)
+    replay = Replay(
+        conversation_id,
+        location,
+        entries,
+        entries,
+        conversation_state(events),
+        len(events),
+        last + 1,
+        None,
+        ["read from the Parquet archive"],
+    )
+    return {"txt": "\n".join(transcript(replay)) + "\n", "html": timeline_page(replay)}
 
 
 @export.command()
