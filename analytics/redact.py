@@ -25,6 +25,7 @@ CARD = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
 PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?!\w)"
 )
+_DIGIT = re.compile(r"\d")
 _PHONE_PLUS = re.compile(r"(?<![\w+])\+\d{9,15}(?!\w)")
 
 
@@ -58,7 +59,7 @@ class Redactor:
             return text
         if "@" in text:
             text = self._sub(EMAIL, "[EMAIL]", text)
-        if any(c.isdigit() for c in text):
+        if _DIGIT.search(text):
             text = CARD.sub(self._card, text)
             text = PHONE.sub(self._phone, text)
             text = self._sub(_PHONE_PLUS, "[PHONE]", text)

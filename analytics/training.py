@@ -94,12 +94,12 @@ def provenance_path(data: Path) -> Path:
 
 
 _STEPS_QUERY = """
-    SELECT conversation_id, event_type, topic, "partition", "offset", text, tool_call_id,
+    SELECT event_id, conversation_id, event_type, topic, "partition", "offset", text, tool_call_id,
            tool_name, arguments_json, result_json, error_type, error_message, attempt,
            outcome,
            CASE WHEN event_type = 'tools_declared' THEN payload_json END AS tools_json
-    FROM events {where}
-    ORDER BY conversation_id, "partition", "offset"
+    FROM archive_files WHERE decode_error IS NULL {where}
+    ORDER BY conversation_id, "partition", "offset", event_id
 """
 
 
@@ -108,18 +108,26 @@ def trajectories(views: Views, only: set[str] | None = None) -> Iterator[Traject
     where = ""
     if only is not None:
         views.connection.register("_wanted", pa.table({"id": pa.array(sorted(only), pa.string())}))
-        where = "WHERE conversation_id IN (SELECT id FROM _wanted)"
+        where = "AND conversation_id IN (SELECT id FROM _wanted)"
     reader = views.connection.sql(_STEPS_QUERY.format(where=where)).to_arrow_reader(200_000)
     builder: TrajectoryBuilder | None = None
     current = None
+    seen: set[str] = set()
     for batch in reader:
         columns = [batch.column(name).to_pylist() for name in STEP_COLUMNS]
-        for row in zip(*columns, strict=True):
+        ids = batch.column("event_id").to_pylist()
+        for event_id, row in zip(ids, zip(*columns, strict=True), strict=True):
             if row[0] != current:
                 if builder is not None:
                     yield builder.finish()
                 current = row[0]
                 builder = TrajectoryBuilder(current)
+                seen = set()
+            # Each event once: a repeat (produced twice, or a compacted file's part still
+            # beside it) holds the same event id.
+            if event_id in seen:
+                continue
+            seen.add(event_id)
             builder.add(row)  # type: ignore[union-attr]  # set on the first row
     if builder is not None:
         yield builder.finish()

@@ -108,20 +108,24 @@ def archive_views(
     root = topic_root(archive, topic)
     if any(root.glob("date=*/*.parquet")):
         pattern = _literal(root / "date=*" / "*.parquet")
-        # Compaction leaves a merged file beside its parts for a while: each offset once.
         connection.execute(
-            f"""CREATE OR REPLACE VIEW records AS
-                SELECT DISTINCT ON ("partition", "offset") *
-                FROM read_parquet({pattern}, hive_partitioning = true,
-                                  hive_types = {{'date': DATE}})
-                ORDER BY "partition", "offset" """
+            f"""CREATE OR REPLACE VIEW archive_files AS
+                SELECT * FROM read_parquet({pattern}, hive_partitioning = true,
+                                           hive_types = {{'date': DATE}})"""
         )
     else:
         notes.append(f"the archive {root} is empty: run `agentlog archive run`")
         connection.register("_empty_archive", SCHEMA.empty_table())
         connection.execute(
-            "CREATE OR REPLACE VIEW records AS SELECT *, NULL::DATE AS date FROM _empty_archive"
+            "CREATE OR REPLACE VIEW archive_files AS "
+            "SELECT *, NULL::DATE AS date FROM _empty_archive"
         )
+    # Compaction leaves a merged file beside its parts for a while: each offset once.
+    connection.execute(
+        """CREATE OR REPLACE VIEW records AS
+           SELECT DISTINCT ON ("partition", "offset") * FROM archive_files
+           ORDER BY "partition", "offset" """
+    )
     for name, body in ARCHIVE_VIEWS.items():
         connection.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
 
