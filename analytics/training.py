@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,7 @@ class TrainingOptions:
     split: float | None = None
     weight_failed: int | None = None
     threads: int | None = None
+    only: frozenset[str] | None = None  # these conversations alone
 
 
 @dataclass
@@ -103,7 +104,7 @@ _STEPS_QUERY = """
 """
 
 
-def trajectories(views: Views, only: set[str] | None = None) -> Iterator[Trajectory]:
+def trajectories(views: Views, only: Collection[str] | None = None) -> Iterator[Trajectory]:
     """Every conversation of the archive (or of `only`) as a trajectory, by id."""
     where = ""
     if only is not None:
@@ -256,7 +257,7 @@ def export_training(archive: Path, topic: str, options: TrainingOptions) -> Trai
     try:
         with open_views(archive, topic, None, threads=options.threads) as views:
             wanted = None if options.where is None else conversations_where(views, options.where)
-            for trajectory in trajectories(views):
+            for trajectory in trajectories(views, options.only):
                 report.conversations += 1
                 report.events += trajectory.events
                 why = _left_out(trajectory, wanted, options)
