@@ -184,7 +184,11 @@ class Archiver:
                     "restarted dev broker?); archive this log into a new --dir"
                 )
             if expected is not None and offset > expected and not self.buffers[partition]:
-                log.info("%s[%d]: offsets %d..%d are gone", self.topic, partition, expected, offset)
+                # Deleted by retention before they were archived (or transaction markers).
+                self.progress.notes.append(
+                    f"{self.topic}[{partition}]: offsets {expected}..{offset - 1} were not in "
+                    "the log any more when the archiver reached them"
+                )
             self.ends_seen.discard(partition)
             if partition not in self.targets:
                 _, high = consumer.get_watermark_offsets(
