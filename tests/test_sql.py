@@ -50,9 +50,7 @@ def test_sql_answers_while_the_archiver_and_the_projector_run(
     )
 
     def counts(events: int, conversations: int):
-        """The run if the archive holds `events` and the projections at least
-        `conversations` (a projector that has gone idle may leave its last snapshot
-        behind its last commit)."""
+        """The run if the archive holds `events` and the projections `conversations`."""
         run = agentlog(
             *base, "sql", query, "--format", "json", "--dir", archive, "--sink", sink,
             state_dir=tmp_path,
@@ -65,11 +63,11 @@ def test_sql_answers_while_the_archiver_and_the_projector_run(
         )
 
     try:
-        first = _eventually(lambda: counts(written, 1))
+        first = _eventually(lambda: counts(written, 10))
         assert first is not None, "sql never saw the archived events and projected rows"
         assert "snapshot of" in first.err  # the projector holds its file
         more = record(settings, 5, seed=2)
-        assert _eventually(lambda: counts(written + more, 1)) is not None
+        assert _eventually(lambda: counts(written + more, 15)) is not None
         assert all(p.poll() is None for p in running), "archiver and projector keep running"
         joined = agentlog(
             *base, "sql",
