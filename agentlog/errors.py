@@ -15,7 +15,10 @@
     │                           batch covers (the projection runner re-reads and goes on)
     ├── ToolError               a tool call ended in tool_call_failed (its error type,
     │                           message and attempts, as the worker recorded them)
-    └── ToolTimeout             an awaited tool call had no result in time
+    ├── ToolTimeout             an awaited tool call had no result in time
+    ├── ArchiveError            the Parquet archive cannot be written or does not match
+    │                           the log
+    └── ExportError             an export, import or bundle check cannot be done as asked
 
 `except AgentlogError` catches everything agentlog raises on purpose; anything else
 escaping agentlog is a bug (the CLI shows its traceback with `--traceback`).
@@ -135,3 +138,11 @@ class ToolError(AgentlogError):
 class ToolTimeout(AgentlogError):
     """An awaited tool call had no result in time; the call itself may still end later
     (its result is recorded on the events topic either way)."""
+
+
+class ArchiveError(AgentlogError):
+    """The Parquet archive cannot be written, or it does not match the log."""
+
+
+class ExportError(AgentlogError):
+    """An export, an import or a bundle check cannot be done as asked."""

@@ -146,6 +146,31 @@ class Settings(BaseSettings):
             return timedelta(seconds=int(value))
         return value
 
+    archive_dir: Path | None = Field(
+        default=None,
+        description="where `archive run` keeps the Parquet archive of the log (default "
+        "state_dir/archive)",
+    )
+    archive_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="the archiver writes what it holds at least this often (seconds)",
+    )
+    archive_batch_records: int = Field(
+        default=200_000, ge=1, description="the archiver writes once it holds this many records"
+    )
+    archive_compact_files: int = Field(
+        default=8,
+        ge=2,
+        description="small archive files of one partition and day merged into one once "
+        "there are this many",
+    )
+    redact_patterns: list[str] = Field(
+        default_factory=list,
+        description="regular expressions redacted from training exports besides e-mails, "
+        "phone numbers and card numbers (JSON list in the environment)",
+    )
+
     @property
     def events_topic(self) -> str:
         return f"{self.topic_prefix}events"
@@ -165,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def sink_url(self) -> str:
         return self.sink or f"duckdb:{self.default_sink_file}"
+
+    @property
+    def archive_root(self) -> Path:
+        return self.archive_dir or self.state_dir / "archive"
 
     @property
     def claim_check_store(self) -> Path:

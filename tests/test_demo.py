@@ -13,6 +13,7 @@ import pytest
 from cli import agentlog, agentlog_process
 from fastavro import parse_schema, schemaless_reader
 from kafka_python_reader import read_all
+from training_checks import check_training_file
 
 AVSC = Path(__file__).parent.parent / "schemas" / "v1" / "agentlog.Event.avsc"
 
@@ -123,6 +124,21 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
 
     missing = agentlog(*base, "conversations", "show", "nope", state_dir=tmp_path)
     assert missing.code == 1 and "no conversation 'nope'" in missing.err
+
+    # It wrote a training file of this run's conversations, valid by checks of our own,
+    # and a compliance bundle that verifies.
+    training = Path(re.search(r"training file: (\S+)", run.out).group(1))
+    examples = check_training_file(training)
+    assert 0 < len(examples) <= 60
+    provenance = training.with_name(training.stem + ".provenance.jsonl").read_text()
+    assert {json.loads(line)["conversation_id"] for line in provenance.splitlines()} <= {
+        f"conv-21-{n:05d}" for n in range(60)
+    }
+    assert "[EMAIL]" in training.read_text()  # redacted by default
+    bundle = re.search(r"compliance bundle of \S+: (\S+)", run.out).group(1)
+    assert f"agentlog export verify {bundle}" in run.out
+    verified = agentlog("export", "verify", bundle, state_dir=tmp_path)
+    assert verified.code == 0, verified.err
 
     # Projecting again finds nothing new: the offsets live in the sink.
     again = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)

@@ -11,11 +11,15 @@ import click
 from confluent_kafka import KafkaException
 
 from agentlog.cli import (  # noqa: F401  (they register commands)
+    archive,
     conversations,
     demo,
     dev,
+    export,
+    importing,
     project,
     replay,
+    sql,
     tail,
     tools,
     topics,

@@ -10,6 +10,7 @@ import click
 
 from agentlog import devbroker
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli.demo_exports import demo_exports
 from agentlog.cli.project import run_projections
 from agentlog.consumers import DEFAULT_GROUP
 from agentlog.consumers.projection import Row
@@ -83,10 +84,12 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
     )
     _read_back(settings, set(result.conversations), result.events)
     outcomes = _project(settings, result.conversations)
+    exported = demo_exports(settings, result.conversations, seed)
     click.echo("next:")
     click.echo("  agentlog tail --conversation " + result.conversations[0])
     click.echo(f"  agentlog conversations list --outcome {_example_outcome(outcomes)}")
     click.echo("  agentlog project status")
+    click.echo(f"  agentlog export verify {exported}")
 
 
 def _example_outcome(outcomes: Counter[str]) -> str:

@@ -1,0 +1,84 @@
+"""`agentlog archive run|status`: the Parquet archive of the event log."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from agentlog.analytics.archive_files import archive_files, next_offsets, topic_root
+from agentlog.analytics.archiver import ArchiveProgress, Archiver
+from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.reader import partition_ends
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the archive (default: AGENTLOG_ARCHIVE_DIR, else STATE_DIR/archive)",
+)
+
+
+@cli.group()
+def archive() -> None:
+    """Keep the event log as Parquet files by day: history that outlives Kafka's retention."""
+
+
+def report_archiving(progress: ArchiveProgress) -> None:
+    lag = "?" if progress.lag is None else f"{progress.lag:,}"
+    line = (
+        f"archived {progress.archived:,} records ({progress.rate:,.0f}/s) in "
+        f"{progress.files:,} files, lag {lag}"
+    )
+    if sys.stderr.isatty():
+        click.echo(f"\r{line}   ", nl=False, err=True)
+    else:
+        click.echo(line, err=True)
+
+
+@archive.command()
+@dir_option
+@click.option("--once", is_flag=True, help="stop when archived up to the partition ends")
+@pass_app
+def run(app: AppContext, directory: Path | None, once: bool) -> None:
+    """Archive the event log; SIGINT/SIGTERM write what is held, then stop."""
+    settings = app.kafka_settings().with_overrides(archive_dir=directory)
+    archiver = Archiver(settings, on_progress=report_archiving)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda *_: archiver.stop()) for s in stop_signals}
+    try:
+        progress = archiver.run(once=once)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    for note in progress.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"archived {progress.archived:,} records of {settings.events_topic} into "
+        f"{archiver.root} ({progress.files:,} files written, {progress.undecodable:,} "
+        f"undecodable kept as bytes)"
+    )
+
+
+@archive.command()
+@dir_option
+@pass_app
+def status(app: AppContext, directory: Path | None) -> None:
+    """Offsets archived per partition against the partition ends."""
+    settings = app.kafka_settings().with_overrides(archive_dir=directory)
+    topic = settings.events_topic
+    root = topic_root(settings.archive_root, topic)
+    files = archive_files(root)
+    archived = next_offsets(files)
+    ends = partition_ends(settings, topic, archived)
+    click.echo(f"{topic} -> {root} ({len(files):,} files)")
+    total = 0
+    for partition in sorted(ends):
+        done, end = archived.get(partition, 0), ends[partition]
+        total += max(0, end - done)
+        click.echo(f"  partition {partition}: archived up to {done:,} of {end:,}")
+    click.echo(f"not archived yet: {total:,} records")

@@ -1,0 +1,239 @@
+"""`agentlog export training|compliance|verify`: datasets and bundles from the archive."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from agentlog.analytics.archiver import bring_up_to_date
+from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
+from agentlog.analytics.training import TrainingOptions, export_training
+from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli.archive import report_archiving
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ExportError
+from agentlog.replay.conversation import Entry, Replay
+from agentlog.replay.html import timeline_page
+from agentlog.replay.locate import Location
+from agentlog.replay.state import conversation_state
+from agentlog.replay.transcript import transcript
+from agentlog.settings import Settings
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the archive (default: AGENTLOG_ARCHIVE_DIR, else STATE_DIR/archive)",
+)
+no_update_option = click.option(
+    "--no-update",
+    is_flag=True,
+    help="export what the archive holds without reading Kafka first (Kafka gone, or history "
+    "past its retention)",
+)
+
+
+@cli.group()
+def export() -> None:
+    """Training datasets and compliance bundles from the archive (brought up to date first)."""
+
+
+def archive_settings(app: AppContext, directory: Path | None, no_update: bool) -> Settings:
+    """The settings, with the archive brought up to the log's ends unless `no_update`."""
+    if no_update:
+        return app.settings.with_overrides(archive_dir=directory)
+    settings = app.kafka_settings().with_overrides(archive_dir=directory)
+    click.echo(f"... bringing the archive {settings.archive_root} up to date", err=True)
+    progress = bring_up_to_date(settings, on_progress=report_archiving)
+    if progress is None:
+        click.echo("... the running archiver has reached the ends of the log", err=True)
+    elif progress.archived:
+        click.echo(f"... archived {progress.archived:,} new records", err=True)
+    return settings
+
+
+@export.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["openai", "trl"]),
+    default="openai",
+    show_default=True,
+    help="OpenAI chat fine-tuning JSONL, or Hugging Face TRL's conversational format",
+)
+@click.option(
+    "--where",
+    metavar="SQL",
+    help="a condition over conversations (its columns: outcome, agents, tool_errors, "
+    "first_activity, ...), e.g. \"outcome = 'resolved' AND list_contains(agents, 'billing')\"",
+)
+@click.option(
+    "--failed-tool-calls",
+    type=click.Choice(["include", "exclude"]),
+    default="include",
+    show_default=True,
+    help="conversations with a tool call that finally failed",
+)
+@click.option(
+    "--escalated",
+    type=click.Choice(["include", "exclude"]),
+    default="include",
+    show_default=True,
+    help="conversations that were escalated",
+)
+@click.option(
+    "--redact/--no-redact",
+    default=True,
+    show_default=True,
+    help="replace e-mails, phone numbers, card numbers and AGENTLOG_REDACT_PATTERNS",
+)
+@click.option(
+    "--redact-pattern",
+    "patterns",
+    multiple=True,
+    metavar="REGEX",
+    help="another pattern to redact (repeatable)",
+)
+@click.option(
+    "--split",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="train share, e.g. 0.9: writes OUT.train and OUT.validation, by conversation id",
+)
+@click.option(
+    "--weight-failed",
+    type=click.IntRange(0, 1),
+    help="weight of assistant turns whose tool call failed (others get 1)",
+)
+@dir_option
+@no_update_option
+@pass_app
+def training(
+    app: AppContext,
+    out: Path,
+    form: str,
+    where: str | None,
+    failed_tool_calls: str,
+    escalated: str,
+    redact: bool,
+    patterns: tuple[str, ...],
+    split: float | None,
+    weight_failed: int | None,
+    directory: Path | None,
+    no_update: bool,
+) -> None:
+    """Fine-tuning data: one example per conversation (JSONL, or Parquet if OUT ends in
+    .parquet), every example validated, its offsets in OUT.provenance.jsonl."""
+    settings = archive_settings(app, directory, no_update)
+    options = TrainingOptions(
+        out=out,
+        form=form,  # type: ignore[arg-type]  # click.Choice
+        where=where,
+        failed_tool_calls=failed_tool_calls,  # type: ignore[arg-type]
+        escalated=escalated,  # type: ignore[arg-type]
+        redact=redact,
+        patterns=(*settings.redact_patterns, *patterns),
+        split=split,
+        weight_failed=weight_failed,
+    )
+    report = export_training(settings.archive_root, settings.events_topic, options)
+    for conversation_id, why in report.invalid[:20]:
+        click.echo(f"invalid: {conversation_id}: {why}", err=True)
+    if len(report.invalid) > 20:
+        click.echo(f"invalid: ... and {len(report.invalid) - 20} more", err=True)
+    for name, path in report.files.items():
+        click.echo(
+            f"wrote {report.examples[name]:,} examples to {path} "
+            f"(provenance: {report.provenance[name]})"
+        )
+    left_out = ", ".join(f"{why} {count:,}" for why, count in report.excluded.most_common())
+    redacted = ", ".join(f"{label} {count:,}" for label, count in report.redactions.items())
+    click.echo(
+        f"{report.conversations:,} conversations, {report.events:,} events in "
+        f"{report.seconds:.2f}s ({report.rate:,.0f} events/s); invalid {len(report.invalid):,}"
+        + (f"; left out: {left_out}" if left_out else "")
+        + (f"; redacted: {redacted}" if redacted else ("" if redact else "; not redacted"))
+    )
+
+
+@export.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="a directory, or .zip")
+@click.option("--conversation", "conversations", multiple=True, metavar="ID", help="repeatable")
+@click.option("--user", metavar="ID", help="every conversation of this user")
+@click.option("--since", type=click.DateTime(), help="events at or after (UTC)")
+@click.option("--until", type=click.DateTime(), help="events before (UTC)")
+@click.option("--requested-by", metavar="WHO", help="who asked for the bundle (in the manifest)")
+@dir_option
+@no_update_option
+@pass_app
+def compliance(
+    app: AppContext,
+    out: Path,
+    conversations: tuple[str, ...],
+    user: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    requested_by: str | None,
+    directory: Path | None,
+    no_update: bool,
+) -> None:
+    """Everything about conversations, a user or a time range, for an auditor: the events
+    (JSONL and Parquet), a transcript and an HTML timeline per conversation, and
+    manifest.json with the request, counts, offset ranges and SHA-256 of every file."""
+    settings = archive_settings(app, directory, no_update)
+    request = ComplianceRequest(conversations, user, since, until, requested_by)
+    command = shlex.join(["agentlog", *sys.argv[1:]])
+    report = export_compliance(
+        settings.archive_root,
+        settings.events_topic,
+        request,
+        out,
+        render=render_transcripts,
+        command=command,
+    )
+    click.echo(
+        f"wrote {report.path}: {report.events:,} events of {len(report.conversations):,} "
+        f"conversations, {report.files} files (check it with `agentlog export verify {out}`)"
+    )
+
+
+def render_transcripts(conversation_id: str, events: list[RecordedEvent]) -> dict[str, str]:
+    """Replay's text transcript and HTML timeline of archived events."""
+    first, last = events[0].offset, events[-1].offset
+    location = Location(events[0].topic, events[0].partition, ((first, last + 1),), "archive")
+    entries: list[Entry] = list(events)
+    replay = Replay(
+        conversation_id,
+        location,
+        entries,
+        entries,
+        conversation_state(events),
+        len(events),
+        last + 1,
+        None,
+        ["read from the Parquet archive"],
+    )
+    return {"txt": "\n".join(transcript(replay)) + "\n", "html": timeline_page(replay)}
+
+
+@export.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+def verify(bundle: Path) -> None:
+    """Check a compliance bundle offline: every file as the manifest says, nothing added."""
+    checked = verify_bundle(bundle)
+    for problem in checked.problems:
+        click.echo(f"  {problem}", err=True)
+    if checked.problems:
+        raise ExportError(
+            f"{bundle} does not match its manifest: {len(checked.problems)} problem(s) above"
+        )
+    counts = checked.manifest.get("counts", {})
+    click.echo(
+        f"{bundle}: all {checked.checked} files match the manifest "
+        f"({counts.get('events', '?')} events of {counts.get('conversations', '?')} "
+        f"conversations, requested by {checked.manifest['request'].get('requested_by') or '-'})"
+    )

@@ -1,0 +1,296 @@
+"""The archiver: every record of the event log into Parquet files, exactly once.
+
+It reads all partitions of the events topic (assigned, not as a group member: one
+archiver per archive, held by a lock file) from the offsets its files say are next,
+and writes what it holds per partition and day every `archive_flush_seconds` or every
+`archive_batch_records` records. The files written are its stored offsets (see
+`archive_files`), so a crash loses nothing and repeats nothing. Partition ends come
+from the fetch (end-of-partition events and the fetch's high watermark), never from
+ListOffsets, which Tansu answers wrongly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from agentlog.analytics.archive_files import (
+    ArchiveBusy,
+    Compactor,
+    archive_files,
+    next_offsets,
+    remove_leftovers,
+    topic_root,
+    write_file,
+    writer_lock,
+)
+from agentlog.analytics.columns import RawRecord, Rows
+from agentlog.analytics.log_check import check_same_log
+from agentlog.errors import ArchiveError, BrokerUnavailable
+from agentlog.reader import partition_ends, reading_consumer
+from agentlog.settings import Settings
+from agentlog.topics import partition_count
+
+log = logging.getLogger(__name__)
+
+# How often a following archiver looks for partitions added to the topic.
+_PARTITION_CHECK_SECONDS = 60.0
+
+
+@dataclass
+class ArchiveProgress:
+    archived: int = 0
+    files: int = 0
+    merged: int = 0
+    undecodable: int = 0
+    lag: int | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    first_record_at: float | None = None
+    last_write_at: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Records archived per second since the first record was read."""
+        if self.first_record_at is None or self.last_write_at is None:
+            return 0.0
+        return self.archived / max(self.last_write_at - self.first_record_at, 1e-9)
+
+
+ProgressCallback = Callable[[ArchiveProgress], None]
+
+
+class Archiver:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        archive: Path | None = None,
+        idle_timeout: float = 30.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.events_topic
+        self.root = topic_root(archive or settings.archive_root, self.topic)
+        self.idle_timeout = idle_timeout
+        self.on_progress = on_progress
+        self.progress = ArchiveProgress()
+        self.compactor = Compactor(self.root, min_files=settings.archive_compact_files)
+        self._stop = False
+        # partition -> next offset to read (buffered or written); None: from the beginning
+        self.positions: dict[int, int | None] = {}
+        self.written: dict[int, int] = {}
+        self.buffers: dict[int, list[RawRecord]] = {}
+        self.buffered = 0
+        self.first_buffered_at: float | None = None
+        self.ends_seen: set[int] = set()
+        self.targets: dict[int, int] = {}
+
+    def stop(self) -> None:
+        """Stop after writing what is held (safe from a signal handler)."""
+        self._stop = True
+
+    def run(self, *, once: bool = False) -> ArchiveProgress:
+        """Archive until stopped; with `once`, until every partition is archived up to
+        the end it had when first read."""
+        with writer_lock(self.root):
+            remove_leftovers(self.root)
+            files = archive_files(self.root)
+            count = partition_count(self.settings, self.topic)
+            self.progress.notes += check_same_log(
+                self.settings, self.topic, self.root, files, count
+            )
+            self.written = next_offsets(files)
+            consumer = reading_consumer(self.settings)
+            try:
+                self._assign(consumer, range(count))
+                self._loop(consumer, once)
+            finally:
+                try:
+                    self._write()
+                    if once:
+                        self.compactor.compact(archive_files(self.root))
+                        self.compactor.delete_due(0, all_of_them=True)
+                finally:
+                    self.progress.lag = self._lag(consumer)
+                    consumer.close()
+        return self.progress
+
+    def _assign(self, consumer: Consumer, partitions: range | list[int]) -> None:
+        new = [p for p in partitions if p not in self.positions]
+        for p in new:
+            self.positions[p] = self.written.get(p)
+            self.buffers[p] = []
+        consumer.incremental_assign(
+            [TopicPartition(self.topic, p, self.written.get(p, OFFSET_BEGINNING)) for p in new]
+        )
+
+    def _loop(self, consumer: Consumer, once: bool) -> None:
+        last_report = last_partition_check = time.monotonic()
+        last_activity = time.monotonic()
+        while not self._stop:
+            messages = consumer.consume(10_000, 0.2)
+            now = time.monotonic()
+            if messages:
+                last_activity = now
+                self._take(consumer, messages)
+            if self.buffered and (
+                self.buffered >= self.settings.archive_batch_records
+                or now - (self.first_buffered_at or now) >= self.settings.archive_flush_seconds
+                or (once and self._caught_up())
+            ):
+                self._write()
+                if not once:
+                    self.progress.merged += self.compactor.compact(archive_files(self.root))
+            if self.on_progress is not None and now - last_report >= 1.0:
+                last_report = now
+                self.progress.lag = self._lag(consumer)
+                self.on_progress(self.progress)
+            if once and self._caught_up() and not self.buffered:
+                return
+            if once and now - last_activity > self.idle_timeout:
+                raise BrokerUnavailable(
+                    f"no answer from Kafka at {self.settings.bootstrap_servers} for "
+                    f"{self.idle_timeout:.0f}s while archiving {self.topic} (partitions "
+                    f"{sorted(p for p in self.positions if not self._done(p))} not read to "
+                    "the end)"
+                )
+            if not once and now - last_partition_check >= _PARTITION_CHECK_SECONDS:
+                last_partition_check = now
+                self._assign(consumer, range(partition_count(self.settings, self.topic)))
+
+    def _take(self, consumer: Consumer, messages: list[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            partition, offset = message.partition(), message.offset()
+            if partition is None or offset is None:
+                raise BrokerUnavailable(f"Kafka client error: {error}")
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.ends_seen.add(partition)
+                elif error.fatal() or not error.retriable():
+                    raise BrokerUnavailable(f"reading {self.topic} failed: {error.str()}")
+                continue
+            expected = self.positions.get(partition)
+            if expected is not None and offset < expected:
+                raise ArchiveError(
+                    f"{self.topic}[{partition}] starts again at offset {offset}, below offset "
+                    f"{expected} already archived in {self.root}: the topic was recreated (a "
+                    "restarted dev broker?); archive this log into a new --dir"
+                )
+            if expected is not None and offset > expected and not self.buffers[partition]:
+                # Deleted by retention before they were archived (or transaction markers).
+                self.progress.notes.append(
+                    f"{self.topic}[{partition}]: offsets {expected}..{offset - 1} were not in "
+                    "the log any more when the archiver reached them"
+                )
+            self.ends_seen.discard(partition)
+            if partition not in self.targets:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True
+                )
+                if high >= 0:
+                    self.targets[partition] = high
+            kind, stamp = message.timestamp()
+            self.buffers[partition].append(
+                RawRecord(partition, offset, stamp if kind else None, message.value())
+            )
+            self.positions[partition] = offset + 1
+            self.buffered += 1
+            if self.first_buffered_at is None:
+                self.first_buffered_at = time.monotonic()
+            if self.progress.first_record_at is None:
+                self.progress.first_record_at = time.monotonic()
+
+    def _done(self, partition: int) -> bool:
+        position = self.positions.get(partition)
+        return partition in self.ends_seen or (
+            partition in self.targets and (position or 0) >= self.targets[partition]
+        )
+
+    def _caught_up(self) -> bool:
+        return all(self._done(p) for p in self.positions)
+
+    def _write(self) -> None:
+        """Write every partition's records (see `write_records`)."""
+        for partition, records in self.buffers.items():
+            if not records:
+                continue
+            files, undecodable = write_records(self.root, self.topic, records)
+            self.progress.files += files
+            self.progress.undecodable += undecodable
+            self.progress.archived += len(records)
+            self.written[partition] = records[-1].offset + 1
+            self.buffers[partition] = []
+        self.buffered = 0
+        self.first_buffered_at = None
+        self.progress.last_write_at = time.monotonic()
+
+    def _lag(self, consumer: Consumer) -> int | None:
+        total = 0
+        for partition in self.positions:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), cached=True
+            )
+            if high < 0:
+                continue
+            total += max(0, high - self.written.get(partition, 0))
+        return total
+
+
+def write_records(root: Path, topic: str, records: list[RawRecord]) -> tuple[int, int]:
+    """Archive records of one partition, in offset order: one file per run of one day,
+    written in offset order (so a crash leaves a prefix of the partition archived).
+    Returns the files written and how many records were undecodable."""
+    rows = Rows()
+    days = [rows.add(topic, record) for record in records]
+    files = start = 0
+    for index in range(1, len(days) + 1):
+        if index == len(days) or days[index] != days[start]:
+            write_file(root, days[start], records[0].partition, rows.table(start, index))
+            files += 1
+            start = index
+    return files, sum(1 for error in rows.columns["decode_error"] if error)
+
+
+def archive_once(
+    settings: Settings, *, archive: Path | None = None, on_progress: ProgressCallback | None = None
+) -> ArchiveProgress:
+    """Bring the archive up to the ends the log has now."""
+    return Archiver(settings, archive=archive, on_progress=on_progress).run(once=True)
+
+
+def bring_up_to_date(
+    settings: Settings,
+    *,
+    archive: Path | None = None,
+    timeout: float = 120.0,
+    on_progress: ProgressCallback | None = None,
+) -> ArchiveProgress | None:
+    """Archive up to the partition ends the log has now, so an export sees everything
+    recorded before it started. If an archiver is running on the archive, wait (at most
+    `timeout` seconds) until its files reach those ends instead; returns None then."""
+    try:
+        return archive_once(settings, archive=archive, on_progress=on_progress)
+    except ArchiveBusy:
+        pass
+    root = topic_root(archive or settings.archive_root, settings.events_topic)
+    ends = partition_ends(settings, settings.events_topic, next_offsets(archive_files(root)))
+    deadline = time.monotonic() + timeout
+    while True:
+        done = next_offsets(archive_files(root))
+        behind = {p: end for p, end in ends.items() if done.get(p, 0) < end}
+        if not behind:
+            return None
+        if time.monotonic() > deadline:
+            raise ArchiveError(
+                f"the archiver running on {root} did not reach the ends of partitions "
+                f"{sorted(behind)} of {settings.events_topic} within {timeout:.0f}s; is it "
+                "stuck? (`agentlog archive status`)"
+            )
+        time.sleep(0.2)

@@ -1,0 +1,292 @@
+"""Compliance bundles: everything the archive holds about some conversations, a user or
+a time range, in a form an auditor can check offline.
+
+    BUNDLE/manifest.json            what was asked, when, by whom; counts; offset ranges
+                                    per partition; SHA-256 and size of every other file
+    BUNDLE/events.jsonl             the events, one per line, in log order
+    BUNDLE/events.parquet           the same rows in the archive's columns
+    BUNDLE/transcripts/ID.*         what `render` makes of each conversation's events (the
+                                    CLI passes replay's transcript and HTML timeline:
+                                    analytics and replay do not import each other)
+
+A bundle is a directory, or the same files in a zip. `verify_bundle` recomputes every
+checksum and finds any file changed, missing or added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+
+from agentlog.analytics.views import open_views
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ExportError
+from agentlog.serde import datetime_of
+
+MANIFEST = "manifest.json"
+# A conversation's events -> transcript files: suffix -> text.
+Render = Callable[[str, list[RecordedEvent]], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ComplianceRequest:
+    conversations: tuple[str, ...] = ()
+    user: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    requested_by: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "conversations": list(self.conversations),
+            "user": self.user,
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "requested_by": self.requested_by,
+        }
+
+
+@dataclass
+class BundleReport:
+    path: Path
+    events: int
+    conversations: list[str]
+    files: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _selection(request: ComplianceRequest) -> tuple[str, list[Any]]:
+    """The WHERE clause over `events` and its parameters."""
+    if not (request.conversations or request.user or request.since or request.until):
+        raise ExportError(
+            "say what to export: --conversation ID, --user ID, or a time range (--since/--until)"
+        )
+    clauses: list[str] = []
+    params: list[Any] = []
+    if request.conversations:
+        clauses.append(f"conversation_id IN ({', '.join('?' for _ in request.conversations)})")
+        params += list(request.conversations)
+    if request.user:
+        clauses.append("conversation_id IN (SELECT conversation_id FROM events WHERE user_id = ?)")
+        params.append(request.user)
+    for bound, op in ((request.since, ">="), (request.until, "<")):
+        if bound is not None:
+            clauses.append(f"occurred_at {op} ?::TIMESTAMPTZ")
+            params.append(_iso(bound))
+    return " AND ".join(clauses), params
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] or "_"
+
+
+def _recorded(row: dict[str, Any]) -> RecordedEvent:
+    source = {
+        "service": row["source_service"],
+        "agent": row["source_agent"],
+        "version": row["source_version"],
+    }
+    return RecordedEvent(
+        row["event_id"],
+        row["conversation_id"],
+        row["occurred_micros"],
+        row["event_type"],
+        orjson.loads(row["payload_json"]),
+        source,
+        row["causation_id"],
+        row["trace_id"],
+        row["span_id"],
+        row["topic"],
+        row["partition"],
+        row["offset"],
+    )
+
+
+def _event_line(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "topic": row["topic"],
+        "partition": row["partition"],
+        "offset": row["offset"],
+        "event_id": row["event_id"],
+        "conversation_id": row["conversation_id"],
+        "occurred_at": datetime_of(row["occurred_micros"]).isoformat().replace("+00:00", "Z"),
+        "event_type": row["event_type"],
+        "source": {
+            "service": row["source_service"],
+            "agent": row["source_agent"],
+            "version": row["source_version"],
+        },
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "causation_id": row["causation_id"],
+        "payload": orjson.loads(row["payload_json"]),
+    }
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_compliance(
+    archive: Path,
+    topic: str,
+    request: ComplianceRequest,
+    out: Path,
+    *,
+    render: Render,
+    command: str | None = None,
+) -> BundleReport:
+    """Write the bundle to `out` (a directory, or a zip if it ends in .zip)."""
+    if out.exists() and (out.is_file() or any(out.iterdir())):
+        raise ExportError(f"{out} exists already: a bundle is never written over another")
+    where, params = _selection(request)
+    with open_views(archive, topic, None) as views:
+        query = f"""SELECT *, epoch_us(occurred_at) AS occurred_micros FROM events
+                    WHERE {where} ORDER BY conversation_id, "partition", "offset" """
+        table = views.connection.sql(query, params=params).to_arrow_table()
+    if table.num_rows == 0:
+        raise ExportError(f"the archive {archive} holds no events for {request.describe()}")
+    rows = table.to_pylist()
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
+        folder = Path(scratch) / "bundle"
+        (folder / "transcripts").mkdir(parents=True)
+        with open(folder / "events.jsonl", "wb") as lines:
+            for row in sorted(rows, key=lambda r: (r["partition"], r["offset"])):
+                lines.write(orjson.dumps(_event_line(row)) + b"\n")
+        pq.write_table(table.drop_columns(["occurred_micros"]), folder / "events.parquet")
+        by_conversation: dict[str, list[RecordedEvent]] = {}
+        for row in rows:
+            by_conversation.setdefault(row["conversation_id"], []).append(_recorded(row))
+        for conversation_id, events in by_conversation.items():
+            name = _safe(conversation_id)
+            for suffix, text in render(conversation_id, events).items():
+                (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
+        manifest = _manifest(folder, request, rows, list(by_conversation), command)
+        (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".zip":
+            _zip(folder, out)
+        else:
+            if out.exists():
+                out.rmdir()
+            shutil.move(str(folder), out)
+    files = len(manifest["files"]) + 1
+    return BundleReport(out, len(rows), list(by_conversation), files, manifest)
+
+
+def _manifest(
+    folder: Path,
+    request: ComplianceRequest,
+    rows: list[dict[str, Any]],
+    conversations: list[str],
+    command: str | None,
+) -> dict[str, Any]:
+    offsets: dict[str, dict[str, dict[str, int]]] = {}
+    for row in rows:
+        spans = offsets.setdefault(row["topic"], {})
+        span = spans.setdefault(
+            str(row["partition"]), {"first": row["offset"], "last": row["offset"], "events": 0}
+        )
+        span["first"] = min(span["first"], row["offset"])
+        span["last"] = max(span["last"], row["offset"])
+        span["events"] += 1
+    files = {
+        path.relative_to(folder).as_posix(): {
+            "sha256": sha256_of(path),
+            "bytes": path.stat().st_size,
+        }
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    return {
+        "request": {**request.describe(), "command": command},
+        "created_at": _iso(datetime.now(UTC)),
+        "agentlog_version": version("agentlog"),
+        "counts": {"events": len(rows), "conversations": len(conversations)},
+        "conversations": conversations,
+        "offsets": offsets,
+        "files": files,
+    }
+
+
+def _zip(folder: Path, out: Path) -> None:
+    partial = out.with_name(f".{out.name}.partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                bundle.write(path, path.relative_to(folder).as_posix())
+    partial.replace(out)
+
+
+@dataclass
+class Verification:
+    checked: int
+    problems: list[str]
+    manifest: dict[str, Any]
+
+
+def verify_bundle(path: Path) -> Verification:
+    """Every file listed in the manifest present with its SHA-256, and nothing else."""
+    if not path.exists():
+        raise ExportError(f"no bundle at {path}")
+    if path.is_dir():
+        members = {
+            p.relative_to(path).as_posix(): p.read_bytes
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        }
+        return _verify(members, path)
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            contents = {
+                name: bundle.read(name) for name in bundle.namelist() if not name.endswith("/")
+            }
+    except zipfile.BadZipFile:
+        raise ExportError(f"{path} is neither a bundle directory nor a zip file") from None
+    return _verify({name: (lambda data=data: data) for name, data in contents.items()}, path)
+
+
+def _verify(members: dict[str, Any], where: Path) -> Verification:
+    if MANIFEST not in members:
+        raise ExportError(f"{where} has no {MANIFEST}: not an agentlog compliance bundle")
+    try:
+        manifest = orjson.loads(members[MANIFEST]())
+        listed: dict[str, dict[str, Any]] = manifest["files"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise ExportError(f"{where}/{MANIFEST} is not a bundle manifest") from None
+    problems = []
+    for name, expected in sorted(listed.items()):
+        if name not in members:
+            problems.append(f"{name}: missing")
+            continue
+        data = members[name]()
+        if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+            problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
+        elif len(data) != expected["bytes"]:
+            problems.append(f"{name}: changed (size differs from the manifest)")
+    for name in sorted(set(members) - set(listed) - {MANIFEST}):
+        problems.append(f"{name}: not in the manifest")
+    return Verification(len(listed), problems, manifest)

@@ -1,0 +1,300 @@
+"""Fine-tuning data from the archive: one example per conversation, filtered, redacted,
+validated, split, with the offsets of every example in a side file.
+
+Reads the archive only (bring it up to date first: `archiver.archive_once`), so an
+export is the same whenever it runs over the same archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agentlog.analytics.redact import Redactor
+from agentlog.analytics.trajectory import (
+    STEP_COLUMNS,
+    Trajectory,
+    TrajectoryBuilder,
+    as_openai,
+    as_trl,
+    weigh,
+)
+from agentlog.analytics.validate import problem
+from agentlog.analytics.views import Views, open_views
+from agentlog.consumers.fold import fold
+from agentlog.consumers.projection import RecordedEvent
+from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS
+from agentlog.consumers.projections.conversations import Conversations
+from agentlog.errors import ExportError
+
+Form = Literal["openai", "trl"]
+Choice = Literal["include", "exclude"]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    out: Path
+    form: Form = "openai"
+    where: str | None = None
+    failed_tool_calls: Choice = "include"
+    escalated: Choice = "include"
+    redact: bool = True
+    patterns: tuple[str, ...] = ()
+    split: float | None = None
+    weight_failed: int | None = None
+    threads: int | None = None
+    only: frozenset[str] | None = None  # these conversations alone
+
+
+@dataclass
+class TrainingReport:
+    files: dict[str, Path] = field(default_factory=dict)  # split name -> data file
+    provenance: dict[str, Path] = field(default_factory=dict)
+    examples: Counter[str] = field(default_factory=Counter)  # split name -> examples
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # conversation, why
+    excluded: Counter[str] = field(default_factory=Counter)  # why -> conversations
+    events: int = 0
+    conversations: int = 0
+    redactions: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / max(self.seconds, 1e-9)
+
+
+def split_of(conversation_id: str, train_share: float | None) -> str:
+    """`train` or `validation`, the same for a conversation on every run and machine."""
+    if train_share is None:
+        return "all"
+    digest = hashlib.sha256(conversation_id.encode()).digest()
+    return "train" if int.from_bytes(digest[:8], "big") / 2**64 < train_share else "validation"
+
+
+def output_paths(out: Path, train_share: float | None) -> dict[str, Path]:
+    if train_share is None:
+        return {"all": out}
+    return {
+        name: out.with_name(f"{out.stem}.{name}{out.suffix}") for name in ("train", "validation")
+    }
+
+
+def provenance_path(data: Path) -> Path:
+    return data.with_name(f"{data.stem}.provenance.jsonl")
+
+
+_STEPS_QUERY = """
+    SELECT event_id, conversation_id, event_type, topic, "partition", "offset", text, tool_call_id,
+           tool_name, arguments_json, result_json, error_type, error_message, attempt,
+           outcome,
+           CASE WHEN event_type = 'tools_declared' THEN payload_json END AS tools_json
+    FROM archive_files WHERE decode_error IS NULL {where}
+    ORDER BY conversation_id, "partition", "offset", event_id
+"""
+
+
+def trajectories(views: Views, only: Collection[str] | None = None) -> Iterator[Trajectory]:
+    """Every conversation of the archive (or of `only`) as a trajectory, by id."""
+    where = ""
+    if only is not None:
+        views.connection.register("_wanted", pa.table({"id": pa.array(sorted(only), pa.string())}))
+        where = "AND conversation_id IN (SELECT id FROM _wanted)"
+    reader = views.connection.sql(_STEPS_QUERY.format(where=where)).to_arrow_reader(200_000)
+    builder: TrajectoryBuilder | None = None
+    current = None
+    seen: set[str] = set()
+    for batch in reader:
+        columns = [batch.column(name).to_pylist() for name in STEP_COLUMNS]
+        ids = batch.column("event_id").to_pylist()
+        for event_id, row in zip(ids, zip(*columns, strict=True), strict=True):
+            if row[0] != current:
+                if builder is not None:
+                    yield builder.finish()
+                current = row[0]
+                builder = TrajectoryBuilder(current)
+                seen = set()
+            # Each event once: a repeat (produced twice, or a compacted file's part still
+            # beside it) holds the same event id.
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            builder.add(row)  # type: ignore[union-attr]  # set on the first row
+    if builder is not None:
+        yield builder.finish()
+
+
+def conversations_where(views: Views, where: str) -> set[str]:
+    """The ids of conversations whose state (the one fold of the `conversations`
+    projection over their archived events) meets the SQL condition `where`."""
+    table = Conversations.tables[0]
+    rows = fold([Conversations()], _recorded_events(views)).changed[CONVERSATIONS].values()
+    kinds = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64()}
+    kinds |= {"boolean": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
+    kinds["text[]"] = pa.list_(pa.string())
+    state = pa.table(
+        {
+            name: pa.array([row[name] for row in rows], kinds[kind])
+            for name, kind in table.columns.items()
+        }
+    )
+    views.connection.register("_folded_conversations", state)
+    views.connection.execute(
+        "CREATE OR REPLACE TEMP VIEW conversations AS SELECT * FROM _folded_conversations"
+    )
+    try:
+        found = views.connection.execute(
+            f"SELECT conversation_id FROM conversations WHERE {where}"
+        ).fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        columns = ", ".join(table.columns)
+        raise ExportError(f"--where {where!r}: {first} (conversations has {columns})") from None
+    return {row[0] for row in found}
+
+
+def _recorded_events(views: Views) -> Iterator[RecordedEvent]:
+    reader = views.connection.sql(
+        """SELECT event_id, conversation_id, epoch_us(occurred_at), event_type, payload_json,
+                  source_service, source_agent, source_version, causation_id, trace_id,
+                  span_id, topic, "partition", "offset"
+           FROM events ORDER BY "partition", "offset" """
+    ).to_arrow_reader(200_000)
+    for batch in reader:
+        for row in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+            (eid, cid, at, kind, body, service, agent, version, cause, trace, span, *where) = row
+            source = {"service": service, "agent": agent, "version": version}
+            yield RecordedEvent(
+                eid, cid, at, kind, orjson.loads(body), source, cause, trace, span, *where
+            )
+
+
+class _Outputs:
+    """The data and provenance files, written under temporary names and renamed into
+    place only when the whole export succeeded."""
+
+    def __init__(self, paths: dict[str, Path], parquet: bool) -> None:
+        self.paths = paths
+        self.parquet = parquet
+        self.lines: dict[str, int] = Counter()
+        self.partial = {
+            name: p.with_name(f".{p.name}.{os.getpid()}.partial") for name, p in paths.items()
+        }
+        self.partial_provenance = {
+            name: provenance_path(p).with_name(f".{provenance_path(p).name}.partial")
+            for name, p in paths.items()
+        }
+        for p in paths.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.data = {name: open(path, "wb") for name, path in self.partial.items() if not parquet}
+        self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
+        self.provenance = {name: open(path, "wb") for name, path in self.partial_provenance.items()}
+
+    def write(self, split: str, example: dict[str, Any], provenance: dict[str, Any]) -> None:
+        self.lines[split] += 1
+        if self.parquet:
+            self.rows[split].append(_parquet_row(example, provenance))
+        else:
+            self.data[split].write(orjson.dumps(example) + b"\n")
+        line = {"line": self.lines[split], "file": self.paths[split].name, **provenance}
+        self.provenance[split].write(orjson.dumps(line) + b"\n")
+
+    def commit(self) -> None:
+        for handle in [*self.data.values(), *self.provenance.values()]:
+            handle.close()
+        if self.parquet:
+            for name, rows in self.rows.items():
+                pq.write_table(_parquet_table(rows), self.partial[name])
+        for name, final in self.paths.items():
+            os.replace(self.partial[name], final)
+            os.replace(self.partial_provenance[name], provenance_path(final))
+
+    def abandon(self) -> None:
+        for handle in [*self.data.values(), *self.provenance.values()]:
+            handle.close()
+        for path in [*self.partial.values(), *self.partial_provenance.values()]:
+            path.unlink(missing_ok=True)
+
+
+def _parquet_row(example: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
+    # A tool's JSON-schema parameters have no fixed shape: `tools` is JSON text.
+    return {
+        "conversation_id": provenance["conversation_id"],
+        "messages": example["messages"],
+        "tools": orjson.dumps(example["tools"]).decode() if "tools" in example else None,
+        "parallel_tool_calls": example.get("parallel_tool_calls"),
+    }
+
+
+def _parquet_table(rows: list[dict[str, Any]]) -> pa.Table:
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Messages whose values disagree in type (TRL arguments as objects): JSON text.
+        for row in rows:
+            row["messages"] = orjson.dumps(row["messages"]).decode()
+        return pa.Table.from_pylist(rows)
+
+
+def export_training(archive: Path, topic: str, options: TrainingOptions) -> TrainingReport:
+    """Write the training files; returns what was written, left out and why."""
+    started = time.perf_counter()
+    report = TrainingReport()
+    redactor = Redactor(options.patterns) if options.redact else None
+    paths = output_paths(options.out, options.split)
+    outputs = _Outputs(paths, options.out.suffix == ".parquet")
+    convert = as_openai if options.form == "openai" else as_trl
+    try:
+        with open_views(archive, topic, None, threads=options.threads) as views:
+            wanted = None if options.where is None else conversations_where(views, options.where)
+            for trajectory in trajectories(views, options.only):
+                report.conversations += 1
+                report.events += trajectory.events
+                why = _left_out(trajectory, wanted, options)
+                if why is not None:
+                    report.excluded[why] += 1
+                    continue
+                if redactor is not None:
+                    redactor.messages(trajectory.messages)
+                if options.weight_failed is not None:
+                    weigh(trajectory, options.weight_failed)
+                example = convert(trajectory)
+                invalid = problem(example, options.form)
+                if invalid is not None:
+                    report.invalid.append((trajectory.conversation_id, invalid))
+                    continue
+                split = split_of(trajectory.conversation_id, options.split)
+                outputs.write(split, example, trajectory.provenance())
+                report.examples[split] += 1
+        outputs.commit()
+    except BaseException:
+        outputs.abandon()
+        raise
+    report.files = paths
+    report.provenance = {name: provenance_path(p) for name, p in paths.items()}
+    if redactor is not None:
+        report.redactions = redactor.counts
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _left_out(
+    trajectory: Trajectory, wanted: set[str] | None, options: TrainingOptions
+) -> str | None:
+    if wanted is not None and trajectory.conversation_id not in wanted:
+        return "--where"
+    if options.failed_tool_calls == "exclude" and trajectory.failed_calls:
+        return "a tool call failed"
+    if options.escalated == "exclude" and trajectory.escalated:
+        return "escalated"
+    return None

@@ -1,0 +1,223 @@
+"""SQL over the archive and the projections: one in-memory DuckDB with views.
+
+From the archive (Parquet files read in place; never locked, so the archiver goes on):
+
+    records             every record archived, once per (topic, partition, offset),
+                        undecodable ones included (`decode_error`, `raw_value`)
+    events              every event once (by event id), with the envelope, the payload's
+                        key fields and `payload_json`; `date` is its UTC day
+    messages            user, agent and system-prompt messages (`role`, `text`)
+    llm_calls           LLM calls: model, provider, tokens, latency, finish reason, output
+    tool_events         tool calls requested, completed and failed, attempt by attempt
+
+From the projections (the DuckDB sink attached read-only, or its published snapshot
+while a projector holds the file; another sink's tables copied in):
+
+    conversations       agentlog_conversations: status, outcome, agents, counts, times
+    tool_calls          agentlog_tool_calls: one row per call id
+    conversation_index  agentlog_conversation_index: where each conversation sits
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from agentlog.analytics.archive_files import topic_root
+from agentlog.analytics.columns import SCHEMA
+from agentlog.consumers.projections import BUILT_IN
+from agentlog.consumers.sinks import open_sink
+from agentlog.consumers.sinks.duckdb_snapshot import snapshot_path, taken_at
+from agentlog.errors import SinkError
+
+PROJECTION_VIEWS = {
+    "conversations": "agentlog_conversations",
+    "tool_calls": "agentlog_tool_calls",
+    "conversation_index": "agentlog_conversation_index",
+}
+
+_EVENT_COLUMNS = ", ".join(
+    f'"{name}"' for name in SCHEMA.names if name not in ("decode_error", "raw_value")
+)
+ARCHIVE_VIEWS = {
+    "events": f"""
+        SELECT {_EVENT_COLUMNS}, "date" FROM records WHERE decode_error IS NULL
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY "partition", "offset") = 1
+    """,
+    "messages": """
+        SELECT conversation_id, occurred_at,
+               CASE event_type WHEN 'user_message' THEN 'user'
+                               WHEN 'agent_message' THEN 'assistant' ELSE 'system' END AS role,
+               coalesce(agent, source_agent) AS agent, user_id, text,
+               topic, "partition", "offset", event_id, "date"
+        FROM events WHERE event_type IN ('user_message', 'agent_message', 'system_prompt')
+    """,
+    "llm_calls": """
+        SELECT conversation_id, occurred_at, agent, provider, request_model,
+               payload_json->>'response_model' AS response_model,
+               input_tokens, output_tokens, latency_ms, finish_reason, text AS output_text,
+               payload_json->>'input_json' AS input_json,
+               topic, "partition", "offset", event_id, "date"
+        FROM events WHERE event_type = 'llm_call'
+    """,
+    "tool_events": """
+        SELECT conversation_id, occurred_at, replace(event_type, 'tool_call_', '') AS kind,
+               tool_call_id, tool_name, attempt, agent, arguments_json, result_json,
+               error_type, error_message, duration_ms,
+               topic, "partition", "offset", event_id, "date"
+        FROM events WHERE event_type LIKE 'tool_call_%'
+    """,
+}
+
+
+@dataclass
+class Views:
+    connection: duckdb.DuckDBPyConnection
+    notes: list[str] = field(default_factory=list)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result = self.connection.execute(sql)
+        names = [d[0] for d in result.description or []]
+        return names, result.fetchall()
+
+    def arrow(self, sql: str) -> pa.Table:
+        return self.connection.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Views:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _literal(text: str | Path) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def archive_views(
+    connection: duckdb.DuckDBPyConnection, archive: Path, topic: str, notes: list[str]
+) -> None:
+    """`records` and the views over it, on the archive's files as they are now."""
+    root = topic_root(archive, topic)
+    if any(root.glob("date=*/*.parquet")):
+        pattern = _literal(root / "date=*" / "*.parquet")
+        connection.execute(
+            f"""CREATE OR REPLACE VIEW archive_files AS
+                SELECT * FROM read_parquet({pattern}, hive_partitioning = true,
+                                           hive_types = {{'date': DATE}})"""
+        )
+    else:
+        notes.append(f"the archive {root} is empty: run `agentlog archive run`")
+        connection.register("_empty_archive", SCHEMA.empty_table())
+        connection.execute(
+            "CREATE OR REPLACE VIEW archive_files AS "
+            "SELECT *, NULL::DATE AS date FROM _empty_archive"
+        )
+    # Compaction leaves a merged file beside its parts for a while: each offset once.
+    connection.execute(
+        """CREATE OR REPLACE VIEW records AS
+           SELECT DISTINCT ON ("partition", "offset") * FROM archive_files
+           ORDER BY "partition", "offset" """
+    )
+    for name, body in ARCHIVE_VIEWS.items():
+        connection.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+
+
+def projection_views(
+    connection: duckdb.DuckDBPyConnection, sink_url: str, notes: list[str]
+) -> None:
+    """`conversations`, `tool_calls`, `conversation_index` from the projection sink."""
+    if sink_url.startswith("duckdb:"):
+        path = Path(sink_url.removeprefix("duckdb:").removeprefix("//")).expanduser()
+        if not path.exists():
+            notes.append(f"no projections at {sink_url}: run `agentlog project run`")
+            return
+        try:
+            connection.execute(f"ATTACH {_literal(path)} AS projections (READ_ONLY)")
+        except duckdb.Error as exc:
+            snapshot = snapshot_path(path)
+            if "lock" not in str(exc).lower() or not snapshot.exists():
+                raise SinkError(f"cannot read the projections in {path}: {exc}") from None
+            connection.execute(f"ATTACH {_literal(snapshot)} AS projections (READ_ONLY)")
+            notes.append(f"a projector holds {path}: reading its snapshot of {taken_at(snapshot)}")
+        present = {
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = 'projections'"
+            ).fetchall()
+        }
+        for view, table in PROJECTION_VIEWS.items():
+            if table in present:
+                connection.execute(
+                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM projections.main.{table}"
+                )
+        return
+    # PostgreSQL (DuckDB's postgres extension is not available offline) or memory: the
+    # tables are copied in through the sink's own reads.
+    definitions = {t.name: t for p in BUILT_IN.values() for t in p.tables}
+    with open_sink(sink_url, read_only=True) as sink:
+        if sink.reading_note:
+            notes.append(sink.reading_note)
+        for view, name in PROJECTION_VIEWS.items():
+            definition = definitions[name]
+            try:
+                rows = sink.select(definition)
+            except SinkError as exc:
+                notes.append(f"{view}: {exc}")
+                continue
+            connection.register(f"_{view}", _arrow_rows(definition.columns, rows))
+            connection.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _{view}")
+
+
+_ARROW_TYPES = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us"),
+    "text[]": pa.list_(pa.string()),
+}
+
+
+def _arrow_rows(columns: dict[str, str], rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.table(
+        {
+            name: pa.array([row.get(name) for row in rows], _ARROW_TYPES[kind])
+            for name, kind in columns.items()
+        }
+    )
+
+
+def open_views(
+    archive: Path, topic: str, sink_url: str | None, *, threads: int | None = None
+) -> Views:
+    """An in-memory DuckDB with the archive's and (given a sink) the projections' views."""
+    connection = duckdb.connect(":memory:")
+    connection.execute("SET TimeZone = 'UTC'")
+    if threads is not None:
+        connection.execute(f"SET threads = {int(threads)}")
+    notes: list[str] = []
+    try:
+        archive_views(connection, archive, topic, notes)
+        if sink_url is not None:
+            projection_views(connection, sink_url, notes)
+    except BaseException:
+        connection.close()
+        raise
+    return Views(connection, notes)
+
+
+def is_vanished_file(error: Exception) -> bool:
+    """A query that read the archive while compaction deleted parts it had listed."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.IOException) and (
+        "no such file" in text or "no files found" in text or "cannot open file" in text
+    )
