@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from cli import Run, agentlog, clean_environment
 
 
@@ -27,6 +28,8 @@ def test_a_dead_dev_broker_is_reported_not_waited_on(tmp_path) -> None:
     assert "no longer running" in run.err and "agentlog dev up" in run.err
 
 
+# Waits out a client timeout against an address where nothing answers: a broker test.
+@pytest.mark.kafka
 def test_broker_that_is_down_gives_one_line(tmp_path) -> None:
     run = agentlog("--bootstrap", "127.0.0.1:1", "topics", "create", state_dir=tmp_path)
     assert run.code == 1

@@ -54,6 +54,8 @@ def duckdb_sink(tmp_path: Path) -> str:
     return url
 
 
+# Waits out a client timeout against an address where nothing answers: a broker test.
+@pytest.mark.kafka
 @pytest.mark.parametrize("command", [("run", "--once"), ("status",)])
 def test_a_broker_that_does_not_answer_fails_in_seconds(command, duckdb_sink, tmp_path) -> None:
     run, took = run_and_time(
