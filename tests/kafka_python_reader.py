@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import time
+
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+# With no count to expect, the topic is read until nothing more arrives for this long.
+QUIET_MS = 2000
 
-def read_all(bootstrap: str, topic: str, expect: int | None = None) -> list[ConsumerRecord]:
-    """Every record of the topic, ordered by (partition, offset)."""
+
+def read_all(
+    bootstrap: str, topic: str, expect: int | None = None, timeout: float = 60
+) -> list[ConsumerRecord]:
+    """Every record of the topic, ordered by (partition, offset). With `expect`, returns
+    as soon as that many have arrived (or, if they never do, after `timeout` seconds with
+    what there is); without, once the topic has been quiet for QUIET_MS."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
     )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -20,10 +28,19 @@ def read_all(bootstrap: str, topic: str, expect: int | None = None) -> list[Cons
         consumer.assign(assignment)
         consumer.seek_to_beginning(*assignment)
         records: list[ConsumerRecord] = []
-        while True:
-            batch = list(consumer)
-            records.extend(batch)
-            if not batch or expect is None or len(records) >= expect:
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if expect is not None and len(records) >= expect:
+                break
+            batch = consumer.poll(timeout_ms=200)
+            arrived = [r for rs in batch.values() for r in rs]
+            if arrived:
+                records.extend(arrived)
+                quiet_since = time.monotonic()
+            elif (time.monotonic() - quiet_since) * 1000 >= QUIET_MS and (
+                expect is None or records
+            ):
                 break
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
