@@ -110,3 +110,26 @@ def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
     ids = [_cluster_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 for i in ids)
+
+
+def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
+    dev_broker_engine, tmp_path
+) -> None:
+    """Quick start on Tansu, then the README's Kafka steps: the default projection file
+    built from the Tansu log must not block the demo on Kafka (nor after a wipe)."""
+    if dev_broker_engine.name != "kafka":
+        return  # the path under test goes from Tansu to Kafka
+    env = dev_broker_engine.env
+    tansu_env = {**env, "AGENTLOG_DEV_ENGINE": "tansu"}
+    try:
+        assert agentlog("demo", "-n", "30", state_dir=tmp_path, env=tansu_env).code == 0
+        agentlog("dev", "down", state_dir=tmp_path, env=env)
+        assert agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env).code == 0
+        on_kafka = agentlog("demo", "-n", "10", state_dir=tmp_path, env=env, timeout=180)
+        assert on_kafka.code == 0, on_kafka.err
+        agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
+        assert agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env).code == 0
+        wiped = agentlog("demo", "-n", "10", state_dir=tmp_path, env=env, timeout=180)
+        assert wiped.code == 0, wiped.err
+    finally:
+        agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)

@@ -123,8 +123,9 @@ def _project(settings: Settings, mine: list[str]) -> Counter[str]:
     for row in examples.values():
         click.echo(
             f"  {row['conversation_id']}: {row['outcome'] or row['status']}, agents "
-            f"{' -> '.join(row['agents'])}, {row['turns']} turns, {row['tool_calls']} tool "
-            f"calls ({row['tool_errors']} failed attempts), "
+            f"{' -> '.join(row['agents'])}, {_count(row['turns'], 'turn')}, "
+            f"{_count(row['tool_calls'], 'tool call')} "
+            f"({_count(row['tool_errors'], 'failed attempt')}), "
             f"{row['input_tokens'] + row['output_tokens']:,} tokens"
         )
     return ended
@@ -177,3 +178,7 @@ def _read_back(settings: Settings, mine: set[str], written: int) -> None:
 def _phase(what: str) -> None:
     """Say what the demo is doing now, so a long phase is never silent."""
     click.echo(f"... {what}", err=True)
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"

@@ -90,6 +90,7 @@ def tail(
         partitions = [partition_for(conversation, len(partitions))]
 
     undecodable = 0
+    printed = 0
 
     def wanted(shown: Shown) -> bool:
         if shown.record is None:
@@ -99,7 +100,8 @@ def tail(
         return not types or event_type_of(shown.record) in types
 
     def emit(shown: Shown) -> None:
-        nonlocal undecodable
+        nonlocal undecodable, printed
+        printed += 1
         if shown.record is None:
             undecodable += 1
             click.echo(
@@ -132,6 +134,8 @@ def tail(
                 if wanted(shown):
                     emit(shown)
     finally:
+        if conversation is not None and not printed and not follow:
+            click.echo(f"no events of conversation {conversation} on {name}", err=True)
         if undecodable:
             click.echo(f"{undecodable} record(s) could not be decoded (see warnings)", err=True)
 

@@ -52,12 +52,22 @@ def start(
             )
         return existing
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # The default projection file belongs to the log last started here: a new log (every
+    # Tansu start, a Kafka log not yet formatted) or the other engine's makes it stale.
+    last_engine = settings.state_dir / "dev-broker.engine"
+    try:
+        previous = last_engine.read_text().strip()
+    except OSError:
+        previous = engine
+    new_log = engine == "tansu" or not kafka.formatted(settings)
+    if new_log or previous != engine:
+        _forget_default_projections(settings)
     if engine == "tansu":
-        _forget_default_projections(settings)  # built from the previous (lost) log
         record = tansu.start(settings, port, wait_seconds)
     else:
         (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
         record = kafka.start(settings, port, wait_seconds)
+    last_engine.write_text(engine)
     write_record(settings, record)
     return record
 
@@ -86,5 +96,6 @@ def _forget_default_projections(settings: Settings) -> None:
     for stale in (
         settings.default_sink_file,
         settings.default_sink_file.with_suffix(".duckdb.wal"),
+        settings.default_sink_file.with_suffix(".duckdb.snapshot"),
     ):
         stale.unlink(missing_ok=True)

@@ -193,9 +193,14 @@ def _cluster_id() -> str:
             return cluster_id
 
 
+def formatted(settings: Settings) -> bool:
+    """Whether the on-disk log exists (a start keeps it; a start without it makes one)."""
+    return (data_dir(settings) / "meta.properties").exists()
+
+
 def _format_once(java: str, classpath: str, config: Path, settings: Settings, log: Path) -> None:
     """Give a new data directory its cluster id; a formatted one is kept as it is."""
-    if (data_dir(settings) / "meta.properties").exists():
+    if formatted(settings):
         return
     data_dir(settings).mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
