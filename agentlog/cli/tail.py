@@ -33,8 +33,9 @@ class Shown:
     partition: int
     offset: int
     record: AvroDict | None
-    problem: str | None
+    problem: str | None  # why it could not be decoded
     size: int
+    note: str | None = None  # what a record that is no event is (a worker's marker)
 
 
 @cli.command()
@@ -102,7 +103,9 @@ def tail(
     def emit(shown: Shown) -> None:
         nonlocal undecodable, printed
         printed += 1
-        if shown.record is None:
+        if shown.note is not None:
+            click.echo(f"p{shown.partition}@{shown.offset} {shown.note}")
+        elif shown.record is None:
             undecodable += 1
             click.echo(
                 f"warning: p{shown.partition}@{shown.offset}, {shown.size} bytes: {shown.problem}",
@@ -147,7 +150,10 @@ def _shown(message: Message, topic: str) -> Shown:
         record: AvroDict | None = decode(value, topic=topic, partition=partition, offset=offset)
         problem = None
     except DecodeError as exc:
-        record, problem = None, start_marker(message.headers()) or str(exc)
+        marker = start_marker(message.headers())
+        if marker is not None:
+            return Shown(message.timestamp()[1], partition, offset, None, None, len(value), marker)
+        record, problem = None, str(exc)
     return Shown(message.timestamp()[1], partition, offset, record, problem, len(value))
 
 
