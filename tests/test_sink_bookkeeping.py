@@ -6,24 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from agentlog.consumers import RecordedEvent, Table, open_sink
+from agentlog.consumers import RecordedEvent, open_sink
 from agentlog.consumers.sinks import AppliedLog, LastApplied, SentDeadLetter
+from agentlog.testing import CONTRACT_TABLE
 
-TABLE = Table(
-    "contract_rows",
-    key=("conversation_id", "item"),
-    columns={
-        "conversation_id": "text",
-        "item": "text",
-        "count": "bigint",
-        "ratio": "double",
-        "flag": "boolean",
-        "seen_at": "timestamp",
-        "tags": "text[]",
-        "note": "text",
-    },
-    key_of=lambda e: (e.conversation_id, "x"),
-)
+TABLE = CONTRACT_TABLE
 
 
 def _event(event_id: str, offset: int, occurred_at: int = 0) -> RecordedEvent:
