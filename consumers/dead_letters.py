@@ -19,7 +19,7 @@ from typing import cast
 from confluent_kafka import KafkaError, Message, Producer
 
 from agentlog.kafka_config import dead_letter_producer_config
-from agentlog.reader import partition_offset
+from agentlog.reader import partition_offset, read_partitions
 from agentlog.settings import Settings
 
 DEAD_LETTER_ID = "agentlog.dead-letter-id"
@@ -138,3 +138,15 @@ class DeadLetters:
             (CONNECT_EXCEPTION_MESSAGE, letter.exception_message.encode()),
         ]
         return headers
+
+
+def dead_letters_of(settings: Settings, group: str) -> set[str]:
+    """The distinct dead letters `group` wrote to the dead-letter topic (a letter sent
+    twice, by a projector killed between sending and committing, counts once)."""
+    found: set[str] = set()
+    for record in read_partitions(settings, settings.dlq_topic):
+        headers = dict(record.headers() or [])
+        if headers.get(CONSUMER_GROUP) == group.encode():
+            letter = headers.get(DEAD_LETTER_ID)
+            found.add(letter.decode() if isinstance(letter, bytes) else f"{record.offset()}")
+    return found

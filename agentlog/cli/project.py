@@ -17,6 +17,7 @@ from agentlog.consumers import (
     open_sink,
     tune_process_for_throughput,
 )
+from agentlog.consumers.dead_letters import dead_letters_of
 from agentlog.consumers.log_check import check_identity, check_last_applied
 from agentlog.reader import partition_ends, records_at
 from agentlog.settings import Settings
@@ -152,3 +153,8 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
             f"  partition {partition}: applied up to {applied:,} of {end:,}, lag {end - applied:,}"
         )
     click.echo(f"total lag: {total:,} events")
+    letters = dead_letters_of(settings, group)
+    click.echo(
+        f"dead letters: {len(letters):,} on {settings.dlq_topic}"
+        + (" (see them: agentlog tail --topic dlq --from-beginning)" if letters else "")
+    )
