@@ -88,26 +88,9 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
         try:
             yield call
         except BaseException as exc:
-            await self.tool_call_failed(
-                cid,
-                call_id,
-                tool_name,
-                error_type=type(exc).__name__,
-                error_message=str(exc),
-                duration_ms=call.elapsed_ms(),
-                attempt=attempt,
-                causation_id=requested,
-            )
+            await self.tool_call_failed(cid, call_id, tool_name, **call.ending(exc))
             raise
-        await self.tool_call_completed(
-            cid,
-            call_id,
-            tool_name,
-            call.result,
-            duration_ms=call.elapsed_ms(),
-            attempt=attempt,
-            causation_id=requested,
-        )
+        await self.tool_call_completed(cid, call_id, tool_name, call.result, **call.ending())
 
     @overload
     def tool(self, function: AsyncTool, *, name: str | None = None) -> AsyncTool: ...

@@ -40,6 +40,18 @@ class ToolCall:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
+    def ending(self, error: BaseException | None = None) -> dict[str, Any]:
+        """The fields of this call's completed (no error) or failed event, beside the
+        conversation, call id and tool name."""
+        fields: dict[str, Any] = {
+            "duration_ms": self.elapsed_ms(),
+            "attempt": self.attempt,
+            "causation_id": self.requested_event_id,
+        }
+        if error is not None:
+            fields.update(error_type=type(error).__name__, error_message=str(error))
+        return fields
+
 
 def conversation_in_context(explicit: str | None) -> str:
     conversation_id = explicit or current_conversation.get()
@@ -109,26 +121,9 @@ class Recorder(BaseRecorder[str]):
         try:
             yield call
         except BaseException as exc:
-            self.tool_call_failed(
-                cid,
-                call_id,
-                tool_name,
-                error_type=type(exc).__name__,
-                error_message=str(exc),
-                duration_ms=call.elapsed_ms(),
-                attempt=attempt,
-                causation_id=requested,
-            )
+            self.tool_call_failed(cid, call_id, tool_name, **call.ending(exc))
             raise
-        self.tool_call_completed(
-            cid,
-            call_id,
-            tool_name,
-            call.result,
-            duration_ms=call.elapsed_ms(),
-            attempt=attempt,
-            causation_id=requested,
-        )
+        self.tool_call_completed(cid, call_id, tool_name, call.result, **call.ending())
 
     def tool(self, function: F | None = None, *, name: str | None = None) -> Any:
         """Decorator: every call of the function is recorded as a tool call in the current
