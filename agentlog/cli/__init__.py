@@ -11,10 +11,12 @@ import click
 from confluent_kafka import KafkaException
 
 from agentlog.cli import (  # noqa: F401  (they register commands)
+    agents,
     archive,
     conversations,
     demo,
     dev,
+    dlq,
     export,
     importing,
     project,

@@ -1,0 +1,130 @@
+"""`agentlog agents run`: run event-driven agents (handlers of an `Agents` object)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+
+from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.consumers.agents import Trigger, load_agents, trigger_event_ids
+from agentlog.consumers.triggers import TriggerProgress, TriggerRuntime
+from agentlog.producers import Recorder, ToolClient
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class LiveSession:
+    """What a handler run by `agentlog agents run` gets beside its event: the recorder's
+    methods bound to the event's conversation (`session.agent_message(agent, text)`),
+    and tool calls run by the tool workers (`session.call_tool(name, arguments)`)."""
+
+    def __init__(
+        self, trigger: Trigger, recorder: Recorder, tools: ToolClient, tool_timeout: float
+    ) -> None:
+        self.trigger = trigger
+        self.event = trigger.event
+        self.conversation_id = trigger.event.conversation_id
+        self.recorder = recorder
+        self._tools = tools
+        self._tool_timeout = tool_timeout
+
+    def call_tool(
+        self,
+        name: str,
+        arguments: Any = None,
+        *,
+        agent: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask the tool workers for a call and wait for its result (ToolError if it
+        failed, ToolTimeout if no ending came in time)."""
+        call = self._tools.request(
+            self.conversation_id,
+            name,
+            arguments,
+            agent=agent,
+            causation_id=self.event.event_id,
+        )
+        return call.result(self._tool_timeout if timeout is None else timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return functools.partial(getattr(self.recorder, name), self.conversation_id)
+
+
+@cli.group()
+def agents() -> None:
+    """Run agents that react to events on the log (event-driven triggers)."""
+
+
+def _report(progress: TriggerProgress) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"\r{progress.line()}   ", nl=False, err=True)
+    else:
+        click.echo(progress.line(), err=True)
+
+
+@agents.command("run")
+@click.argument("reference", metavar="MODULE[:ATTR]")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=8,
+    show_default=True,
+    help="conversations whose handlers run at once",
+)
+@click.option("--group", help="consumer group (default agentlog-agents-<name>)")
+@click.option(
+    "--tool-timeout",
+    type=click.FloatRange(min=0.001),
+    default=60.0,
+    show_default=True,
+    help="seconds a handler's tool call waits for its result",
+)
+@click.option("--once", is_flag=True, help="stop when every event so far has been handled")
+@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+@pass_app
+def run(
+    app: AppContext,
+    reference: str,
+    concurrency: int,
+    group: str | None,
+    tool_timeout: float,
+    once: bool,
+    quiet: bool,
+) -> None:
+    """Run the handlers of the Agents object in MODULE (or MODULE:ATTR) for the events
+    on the log, as one member of its consumer group; start as many as you need.
+    SIGINT/SIGTERM let running handlers end, then stop."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    declared = load_agents(reference)
+    settings = app.kafka_settings()
+    service = f"agentlog-agents-{declared.name}"
+    with (
+        Recorder(settings, service=service, new_event_id=trigger_event_ids) as recorder,
+        ToolClient(settings, service=service, timeout=tool_timeout) as tools,
+    ):
+        runtime = TriggerRuntime(
+            settings,
+            declared,
+            lambda trigger: LiveSession(trigger, recorder, tools, tool_timeout),
+            group=group,
+            concurrency=concurrency,
+            on_progress=None if quiet else _report,
+        )
+        previous = {s: signal.signal(s, lambda *_: runtime.stop()) for s in _STOP_SIGNALS}
+        try:
+            progress = runtime.run(once=once)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if not quiet and sys.stderr.isatty():
+        click.echo("", err=True)
+    click.echo(f"agents {declared.name} stopped: {progress.line()}")
