@@ -103,7 +103,7 @@ class Agents:
             )
 
         def register(function: HandlerFunction) -> HandlerFunction:
-            handler = name or getattr(function, "__qualname__", None) or repr(function)
+            handler = name or getattr(function, "__name__", None) or repr(function)
             if any(r.name == handler for r in self._reactions):
                 raise ConfigurationError(f"{self.name} already has a handler named {handler!r}")
             self._reactions.append(Reaction(handler, event_type, function, where))

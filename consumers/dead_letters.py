@@ -424,8 +424,11 @@ class DeadLetterStates:
 
     def add(self, record: Message) -> LetterState | None:
         """Fold in one record of the topic; returns the letter it changed, if any."""
-        partition, offset = partition_offset(record)
-        if partition >= 0:  # not a record this process sent and folds in before reading it
+        # A record this process sent and folds in before reading it has no position yet.
+        partition, offset = record.partition(), record.offset()
+        if partition is None or offset is None or partition < 0:
+            partition, offset = -1, -1
+        else:
             self.ends[partition] = offset + 1
         headers = headers_of(record)
         named = dict(headers)

@@ -218,6 +218,7 @@ class TriggerRuntime:
                     )
                 for message in self.consumer.consume(500, _IDLE_WAIT):
                     self._take(message)
+            self._raise_failure()
         finally:
             self._shut_down()
         return self.progress
@@ -400,8 +401,6 @@ class TriggerRuntime:
         headers = self._dead_letters.headers_of(letter)
         return Message(
             topic=self._dead_letters.topic,
-            partition=-1,
-            offset=-1,
             key=message.key(),
             value=message.value(),
             headers=headers,

@@ -1,0 +1,271 @@
+"""Event-driven triggers: handlers run per conversation in order, a handler that fails
+for good parks its conversation behind a dead letter, and a redrive or skip runs what
+waited, once."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from cli import agentlog
+
+from agentlog.consumers.agents import Agents, load_agents, trigger_event_ids
+from agentlog.consumers.dead_letters import (
+    OPEN,
+    REDRIVEN,
+    RESOLVED,
+    TRIGGER,
+    DeadLetters,
+    dead_letter_states,
+)
+from agentlog.consumers.triggers import TriggerRuntime
+from agentlog.errors import ConfigurationError
+from agentlog.producers import Recorder
+from agentlog.reader import read_partitions
+from agentlog.serde import decode
+from agentlog.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+class Seen:
+    """What the handlers ran, per conversation, in the order they ran it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_conversation: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, conversation: str, text: str) -> None:
+        with self.lock:
+            self.by_conversation[conversation].append(text)
+
+
+def support_agents(seen: Seen, broken: set[str], attempts: int = 2) -> Agents:
+    agents = Agents("support", attempts=attempts, backoff=0.01, max_backoff=0.02)
+
+    @agents.on("user_message")
+    def note(event, session) -> None:  # type: ignore[no-untyped-def]
+        text = event.payload["text"]
+        if text in broken:
+            raise RuntimeError(f"cannot handle {text}")
+        seen.add(event.conversation_id, text)
+
+    return agents
+
+
+def record(settings: Settings, messages: dict[str, list[str]]) -> None:
+    with Recorder(settings) as recorder:
+        for conversation, texts in messages.items():
+            for text in texts:
+                recorder.user_message(conversation, text)
+
+
+def run_once(settings: Settings, agents: Agents, **kwargs) -> object:  # type: ignore[no-untyped-def]
+    runtime = TriggerRuntime(settings, agents, lambda trigger: None, concurrency=4, **kwargs)
+    return runtime.run(once=True)
+
+
+def cli(settings: Settings, tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
+    return agentlog(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        *args,
+        state_dir=tmp_path,
+    )
+
+
+def test_a_failing_handler_parks_its_conversation_until_redriven(
+    settings: Settings, tmp_path: Path
+) -> None:
+    others = {f"conv-{n}": [f"c{n}-m{i}" for i in range(5)] for n in range(6)}
+    record(settings, {"bad": ["m1", "boom", "m3", "m4"], **others})
+    seen, broken = Seen(), {"boom"}
+    agents = support_agents(seen, broken, attempts=3)
+
+    progress = run_once(settings, agents)
+
+    # Other conversations went on, in order; the bad one stopped at its failure.
+    assert {c: seen.by_conversation[c] for c in others} == others
+    assert seen.by_conversation["bad"] == ["m1"]
+    assert progress.dead_lettered == 1 and progress.parked == 2 and progress.retried == 2
+    states = dead_letter_states(settings)
+    (letter,) = states.visible()
+    assert (letter.kind, letter.state, letter.group) == (TRIGGER, OPEN, "agentlog-agents-support")
+    assert letter.conversation == "bad" and letter.attempts == 3
+    assert letter.exception_class == "builtins.RuntimeError"
+    assert "cannot handle boom" in letter.error
+    assert [decode(p.value)["payload"][1]["text"] for p in letter.parked] == ["m3", "m4"]
+    assert states.parked_conversations() == {"agentlog-agents-support": {"bad"}}
+    assert states.open_by_group() == {"agentlog-agents-support": 1}
+
+    # A restart keeps the conversation parked: a later event of it waits too.
+    record(settings, {"bad": ["m5"], "conv-0": ["c0-m5"]})
+    run_once(settings, agents)
+    assert seen.by_conversation["bad"] == ["m1"]
+    assert seen.by_conversation["conv-0"][-1] == "c0-m5"
+    assert len(dead_letter_states(settings).find(letter.id).parked) == 3
+
+    listed = cli(settings, tmp_path, "dlq", "list")
+    assert listed.code == 0, listed.err
+    assert letter.id in listed.out and "bad (3 parked)" in listed.out and "open" in listed.out
+
+    # Fixed, redriven: the failed event, then the parked ones, in order, once.
+    broken.clear()
+    redriven = cli(settings, tmp_path, "dlq", "redrive", letter.id)
+    assert redriven.code == 0, redriven.err
+    again = cli(settings, tmp_path, "dlq", "redrive", letter.id)
+    assert again.code == 0 and "nothing done" in again.out
+    run_once(settings, agents)
+    assert seen.by_conversation["bad"] == ["m1", "boom", "m3", "m4", "m5"]
+    resolved = dead_letter_states(settings).find(letter.id)
+    assert resolved.state == RESOLVED and resolved.history == [REDRIVEN, RESOLVED]
+    assert dead_letter_states(settings).parked_conversations() == {}
+
+    # Unparked: its next event runs at once; a second redrive record applies nothing.
+    DeadLetters(settings, letter.group).control(resolved, REDRIVEN, 10)
+    record(settings, {"bad": ["m6"]})
+    run_once(settings, agents)
+    assert seen.by_conversation["bad"] == ["m1", "boom", "m3", "m4", "m5", "m6"]
+
+
+def test_a_redrive_reaches_a_running_runtime(settings: Settings) -> None:
+    record(settings, {"bad": ["boom", "after"], "good": ["g1"]})
+    seen, broken = Seen(), {"boom"}
+    runtime = TriggerRuntime(settings, support_agents(seen, broken), lambda t: None)
+    thread = threading.Thread(target=runtime.run)
+    thread.start()
+    try:
+        letter = wait_for(lambda: next(iter(dead_letter_states(settings).visible()), None))
+        broken.clear()
+        DeadLetters(settings, letter.group).control(letter, REDRIVEN, 10)
+        wait_for(lambda: seen.by_conversation["bad"] == ["boom", "after"] or None)
+        wait_for(lambda: dead_letter_states(settings).find(letter.id).state == RESOLVED or None)
+    finally:
+        runtime.stop()
+        thread.join(30)
+    assert seen.by_conversation["good"] == ["g1"]
+
+
+def test_skip_drops_the_failed_event_and_runs_the_parked_ones(
+    settings: Settings, tmp_path: Path
+) -> None:
+    record(settings, {"bad": ["m1", "boom", "m3"]})
+    seen = Seen()
+    agents = support_agents(seen, {"boom"})
+    run_once(settings, agents)
+    (letter,) = dead_letter_states(settings).visible()
+    skipped = cli(settings, tmp_path, "dlq", "skip", letter.id)
+    assert skipped.code == 0, skipped.err
+    run_once(settings, agents)
+    assert seen.by_conversation["bad"] == ["m1", "m3"]
+    assert dead_letter_states(settings).find(letter.id).state == RESOLVED
+
+
+def test_one_conversations_handlers_run_in_order_under_concurrency(settings: Settings) -> None:
+    messages = {f"conv-{n}": [f"{n}-{i}" for i in range(20)] for n in range(40)}
+    record(settings, messages)
+    seen = Seen()
+    agents = Agents("order")
+
+    @agents.on("user_message")
+    def note(event, session) -> None:  # type: ignore[no-untyped-def]
+        seen.add(event.conversation_id, event.payload["text"])
+
+    runtime = TriggerRuntime(settings, agents, lambda t: None, concurrency=8)
+    progress = runtime.run(once=True)
+    assert dict(seen.by_conversation) == messages
+    assert progress.handled == 800
+
+
+def test_handlers_are_chosen_by_event_type_and_condition(settings: Settings) -> None:
+    with Recorder(settings) as recorder:
+        recorder.start_conversation("c1")
+        recorder.intent_identified("c1", "triage", "billing", 0.9)
+        recorder.intent_identified("c1", "triage", "sales", 0.8)
+    ran: list[tuple[str, str]] = []
+    agents = Agents("team")
+
+    @agents.on("conversation_started")
+    def triage(event, session) -> None:  # type: ignore[no-untyped-def]
+        ran.append(("triage", session))
+
+    @agents.on("intent_identified", where=lambda e: e.payload["intent"] == "billing")
+    def billing(event, session) -> None:  # type: ignore[no-untyped-def]
+        ran.append(("billing", session))
+
+    TriggerRuntime(settings, agents, lambda t: t.handler).run(once=True)
+    assert ran == [("triage", "triage"), ("billing", "billing")]
+
+
+def test_events_a_handler_records_repeat_their_ids_when_it_runs_again(
+    settings: Settings,
+) -> None:
+    record(settings, {"c1": ["hello"]})
+    agents = Agents("echo")
+
+    with Recorder(settings, new_event_id=trigger_event_ids) as recorder:
+
+        @agents.on("user_message")
+        def echo(event, session) -> None:  # type: ignore[no-untyped-def]
+            recorder.agent_message(event.conversation_id, "echo", "hi")
+
+        TriggerRuntime(settings, agents, lambda t: None, group="first").run(once=True)
+        TriggerRuntime(settings, agents, lambda t: None, group="second").run(once=True)
+    replies = [
+        decode(r.value())
+        for r in read_partitions(settings, settings.events_topic)
+        if decode(r.value())["payload"][0] == "agentlog.AgentMessage"
+    ]
+    assert len(replies) == 2 and replies[0]["event_id"] == replies[1]["event_id"]
+
+
+def test_dlq_commands_name_a_bad_id_in_one_line(settings: Settings, tmp_path: Path) -> None:
+    for command in ("show", "redrive", "skip", "purge"):
+        run = cli(settings, tmp_path, "dlq", command, "no/such/letter")
+        assert run.code != 0
+        assert run.err.strip().splitlines() == [
+            "error: no dead letter 'no/such/letter' (ids are topic/partition/offset; "
+            "`agentlog dlq list` shows them)"
+        ]
+
+
+def test_agents_run_needs_a_module_with_agents(settings: Settings, tmp_path: Path) -> None:
+    missing = cli(settings, tmp_path, "agents", "run", "no_such_module_here")
+    assert missing.code != 0 and len(missing.err.strip().splitlines()) == 1
+    assert "cannot import 'no_such_module_here'" in missing.err
+    none = cli(settings, tmp_path, "agents", "run", "cli")
+    assert none.code != 0 and "has no Agents object" in none.err
+
+
+def test_agents_run_once_runs_the_handlers(settings: Settings, tmp_path: Path) -> None:
+    record(settings, {"c1": ["hello"]})
+    done = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    assert done.code == 0, done.err
+    assert "handled 1" in done.out
+    replies = [
+        decode(r.value())["payload"]
+        for r in read_partitions(settings, settings.events_topic)
+        if decode(r.value())["payload"][0] == "agentlog.AgentMessage"
+    ]
+    assert replies[0][1]["text"] == "you said: hello"
+
+
+def test_load_agents_says_what_is_wrong() -> None:
+    with pytest.raises(ConfigurationError, match="not an Agents object"):
+        load_agents("cli:agentlog")
+
+
+def wait_for(found, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
