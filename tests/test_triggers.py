@@ -254,6 +254,69 @@ def test_agents_run_once_runs_the_handlers(settings: Settings, tmp_path: Path) -
     assert replies[0][1]["text"] == "you said: hello"
 
 
+def test_a_runtime_killed_before_committing_runs_handlers_again_with_the_same_event_ids(
+    settings: Settings, tmp_path: Path
+) -> None:
+    texts = [f"m{i}" for i in range(30)]
+    record(settings, {"c0": texts[:10], "c1": texts[10:20], "c9": texts})
+    killed = agentlog(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "agents",
+        "run",
+        "trigger_agents",
+        state_dir=tmp_path,
+        env={"AGENTLOG_TEST_KILL_AT": "20"},
+    )
+    assert killed.code == -9
+    done = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    assert done.code == 0, done.err
+    events = [decode(r.value()) for r in read_partitions(settings, settings.events_topic)]
+    asked = [e for e in events if e["payload"][0] == "agentlog.UserMessage"]
+    echoes = [e for e in events if e["payload"][0] == "agentlog.AgentMessage"]
+    # Every message answered at least once; an answer given twice has the same id.
+    prefix = len("you said: ")
+    answered = {(e["conversation_id"], e["payload"][1]["text"][prefix:]) for e in echoes}
+    assert answered == {(e["conversation_id"], e["payload"][1]["text"]) for e in asked}
+    assert len(echoes) > len(asked)
+    assert len({e["event_id"] for e in echoes}) == len(asked)
+    # ...and in each conversation, in order.
+    for conversation in {e["conversation_id"] for e in asked}:
+        said = [e["payload"][1]["text"] for e in asked if e["conversation_id"] == conversation]
+        heard = [
+            e["payload"][1]["text"][prefix:] for e in echoes if e["conversation_id"] == conversation
+        ]
+        assert list(dict.fromkeys(heard)) == said
+
+
+def test_a_redrive_that_fails_again_reopens_and_a_parked_failure_takes_over(
+    settings: Settings,
+) -> None:
+    record(settings, {"bad": ["boom", "m2", "bang", "m4"]})
+    seen, broken = Seen(), {"boom", "bang"}
+    agents = support_agents(seen, broken)
+    run_once(settings, agents)
+    (letter,) = dead_letter_states(settings).visible()
+    DeadLetters(settings, letter.group).control(letter, REDRIVEN, 10)
+    run_once(settings, agents)
+    reopened = dead_letter_states(settings).find(letter.id)
+    assert (reopened.state, reopened.history) == (OPEN, [REDRIVEN, "reopened"])
+    assert seen.by_conversation["bad"] == []
+
+    broken.discard("boom")  # fixed for one, still broken for the later "bang"
+    DeadLetters(settings, letter.group).control(reopened, REDRIVEN, 10)
+    run_once(settings, agents)
+    assert seen.by_conversation["bad"] == ["boom", "m2"]
+    states = dead_letter_states(settings)
+    assert states.find(letter.id).state == RESOLVED
+    (successor,) = states.visible()[1:]
+    assert successor.state == OPEN and successor.conversation == "bad"
+    assert [decode(p.value)["payload"][1]["text"] for p in successor.parked] == ["m4"]
+    assert states.parked_conversations() == {"agentlog-agents-support": {"bad"}}
+
+
 def test_load_agents_says_what_is_wrong() -> None:
     with pytest.raises(ConfigurationError, match="not an Agents object"):
         load_agents("cli:agentlog")
