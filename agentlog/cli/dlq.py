@@ -107,7 +107,7 @@ def list_command(app: AppContext, group: str | None, show_all: bool, fmt: str) -
             lt.kind,
             lt.state,
             _age(lt, now),
-            f"{lt.conversation} ({len(lt.parked)} parked)" if lt.kind == TRIGGER else "",
+            f"{lt.conversation} ({len(lt.parked)} parked)" if lt.conversation else "",
             (lt.error.splitlines() or [""])[0][:80],
         )
         for lt in letters
@@ -190,6 +190,10 @@ def _act(app: AppContext, letter_id: str, group: str | None, action: str) -> Non
         raise ConfigurationError(
             f"{letter.id} is a {letter.kind} letter: skip is for trigger letters "
             "(purge hides a projection letter)"
+        )
+    if action in (REDRIVEN, SKIPPED) and letter.kind == TRIGGER and not letter.conversation:
+        raise ConfigurationError(
+            f"{letter.id} is not an event ({letter.error}); no handler can run it: purge it"
         )
     sender = DeadLetters(settings, letter.group)
     try:
