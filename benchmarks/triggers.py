@@ -1,0 +1,86 @@
+"""Trigger runtime throughput: events through `TriggerRuntime` with a no-op handler (and
+one that records a reply through a recorder), many conversations, 6 partitions.
+
+    python -m benchmarks.triggers [--engine tansu|kafka] [--events 20000] [--conversations 500]
+
+Prints events/s for the runtime's `run(once=True)` (decode, per-conversation queues,
+the pool, commits), beside a raw `Consumer.consume` of the same records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from agentlog.consumers import Agents, TriggerRuntime, trigger_event_ids
+from agentlog.kafka_config import reader_config
+from agentlog.producers import Recorder
+from agentlog.settings import Settings
+from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
+
+
+def record(settings: Settings, events: int, conversations: int) -> None:
+    with Recorder(settings) as recorder:
+        for n in range(events):
+            recorder.user_message(f"conv-{n % conversations}", f"message {n}")
+
+
+def raw_consume(settings: Settings, expected: int) -> float:
+    consumer = Consumer(reader_config(settings))
+    partitions = settings.partitions
+    consumer.assign([TopicPartition(settings.events_topic, p, 0) for p in range(partitions)])
+    seen, ended = 0, set()
+    started = time.perf_counter()
+    while len(ended) < partitions:
+        for message in consumer.consume(1000, 1.0):
+            error = message.error()
+            if error is None:
+                seen += 1
+            elif error.code() == KafkaError._PARTITION_EOF:
+                ended.add(message.partition())
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    assert seen == expected, (seen, expected)
+    return seen / elapsed
+
+
+def run_runtime(settings: Settings, events: int, replying: bool, concurrency: int) -> float:
+    agents = Agents(f"bench{int(replying)}")
+    with Recorder(settings, new_event_id=trigger_event_ids) as recorder:
+
+        @agents.on("user_message")
+        def handle(event, session):  # type: ignore[no-untyped-def]
+            if replying:
+                recorder.agent_message(event.conversation_id, "bench", "ok")
+
+        runtime = TriggerRuntime(settings, agents, lambda trigger: None, concurrency=concurrency)
+        started = time.perf_counter()
+        progress = runtime.run(once=True)
+        elapsed = time.perf_counter() - started
+    assert progress.handled == events, progress
+    return events / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_broker_arguments(parser)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--conversations", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with benchmark_settings(args.bootstrap, 6, args.engine) as settings:
+        print(f"broker: {broker_name(settings, args.bootstrap is None)}")
+        record(settings, args.events, args.conversations)
+        raw = raw_consume(settings, args.events)
+        noop = run_runtime(settings, args.events, False, args.concurrency)
+        replying = run_runtime(settings, args.events, True, args.concurrency)
+        print(f"raw consume: {raw:,.0f} events/s")
+        print(f"runtime, no-op handler: {noop:,.0f} events/s (includes joining the group)")
+        print(f"runtime, handler records a reply: {replying:,.0f} events/s")
+        print(f"ratio: {noop / raw:.2f}")
+
+
+if __name__ == "__main__":
+    main()
