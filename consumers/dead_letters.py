@@ -280,13 +280,8 @@ class DeadLetters:
 def dead_letters_of(settings: Settings, group: str) -> set[str]:
     """The distinct dead letters `group` wrote to the dead-letter topic (a letter sent
     twice, by a projector killed between sending and committing, counts once)."""
-    found: set[str] = set()
-    for record in read_partitions(settings, settings.dlq_topic):
-        headers = dict(record.headers() or [])
-        if headers.get(CONSUMER_GROUP) == group.encode():
-            letter = headers.get(DEAD_LETTER_ID)
-            found.add(letter.decode() if isinstance(letter, bytes) else f"{record.offset()}")
-    return found
+    states = dead_letter_states(settings)
+    return {letter.id for (g, _), letter in states.letters.items() if g == group}
 
 
 # -- the fold: what became of every letter ----------------------------------------------

@@ -5,6 +5,7 @@ waited, once."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -179,6 +180,32 @@ def test_one_conversations_handlers_run_in_order_under_concurrency(settings: Set
     progress = runtime.run(once=True)
     assert dict(seen.by_conversation) == messages
     assert progress.handled == 800
+
+
+def test_two_members_share_the_conversations_and_keep_each_ones_order(
+    settings: Settings,
+) -> None:
+    messages = {f"conv-{n}": [f"{n}-{i}" for i in range(30)] for n in range(30)}
+    record(settings, messages)
+    seen = Seen()
+    agents = Agents("pair")
+
+    @agents.on("user_message")
+    def note(event, session) -> None:  # type: ignore[no-untyped-def]
+        time.sleep(0.001)  # slow enough that the second member joins mid-run
+        seen.add(event.conversation_id, event.payload["text"])
+
+    members = [TriggerRuntime(settings, agents, lambda t: None) for _ in range(2)]
+    threads = [threading.Thread(target=m.run, kwargs={"once": True}) for m in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    # Every event handled (at least once), each conversation's in order.
+    assert {c: list(dict.fromkeys(texts)) for c, texts in seen.by_conversation.items()} == (
+        messages
+    )
 
 
 def test_handlers_are_chosen_by_event_type_and_condition(settings: Settings) -> None:
