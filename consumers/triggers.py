@@ -130,7 +130,9 @@ class _Stopping(Exception):  # noqa: N818  (a signal, not an error)
 
 class TriggerRuntime:
     """Runs `agents`' handlers for the events of the partitions the group gives it.
-    `session_factory(trigger)` makes the session a handler invocation gets."""
+    `session_factory(trigger)` makes the session a handler invocation gets; `flush` (e.g.
+    the handlers' recorder's) is called before offsets are committed. At most
+    `max_unfinished` events are held (read, not yet finished) before reading pauses."""
 
     def __init__(
         self,
@@ -142,6 +144,7 @@ class TriggerRuntime:
         concurrency: int = 8,
         max_unfinished: int = 1000,
         on_progress: Callable[[TriggerProgress], None] | None = None,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -155,6 +158,7 @@ class TriggerRuntime:
         self.concurrency = concurrency
         self.max_unfinished = max_unfinished
         self.on_progress = on_progress
+        self.flush = flush
         self._types = agents.event_types()
         self._progress = TriggerProgress()
         self._lock = threading.RLock()
@@ -600,15 +604,22 @@ class TriggerRuntime:
             self._commit(set(self._parts), asynchronous=True)
 
     def _commit(self, numbers: set[int], *, asynchronous: bool) -> None:
-        offsets = []
+        moves: list[tuple[_Partition, int]] = []
         with self._lock:
             for number in numbers:
                 part = self._parts.get(number)
                 position = part.committable() if part is not None else None
                 if part is not None and position is not None and position != part.committed:
-                    part.committed = position
-                    offsets.append(TopicPartition(self.topic, number, position))
-        if offsets:
+                    moves.append((part, position))
+        if moves:
+            if self.flush is not None:
+                # What the handlers of these events recorded is on Kafka before they count
+                # as done (else a crash after the commit would lose it).
+                self.flush()
+            offsets = []
+            for part, position in moves:
+                part.committed = position
+                offsets.append(TopicPartition(self.topic, part.number, position))
             try:
                 if asynchronous:
                     self.consumer.commit(offsets=offsets, asynchronous=True)

@@ -118,6 +118,7 @@ def run(
             group=group,
             concurrency=concurrency,
             on_progress=None if quiet else _report,
+            flush=recorder.flush,
         )
         previous = {s: signal.signal(s, lambda *_: runtime.stop()) for s in _STOP_SIGNALS}
         try:
