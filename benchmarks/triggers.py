@@ -14,7 +14,12 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from agentlog.consumers import Agents, TriggerRuntime, trigger_event_ids
+from agentlog.consumers import (
+    Agents,
+    TriggerRuntime,
+    trigger_event_ids,
+    tune_process_for_throughput,
+)
 from agentlog.kafka_config import reader_config
 from agentlog.producers import Recorder
 from agentlog.settings import Settings
@@ -69,7 +74,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--conversations", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--untuned", action="store_true", help="without tune_process_for_throughput()"
+    )
     args = parser.parse_args()
+    if not args.untuned:
+        tune_process_for_throughput()
     with benchmark_settings(args.bootstrap, 6, args.engine) as settings:
         print(f"broker: {broker_name(settings, args.bootstrap is None)}")
         record(settings, args.events, args.conversations)

@@ -98,3 +98,25 @@ def test_a_projection_letter_is_shown_redriven_once_and_purged(
     assert purged.code == 0, purged.err
     assert dead_letter_states(settings).visible() == []
     assert letter.id in cli(settings, tmp_path, "dlq", "list", "--all").out
+
+
+def test_dlq_says_in_one_line_when_no_broker_answers(tmp_path: Path) -> None:
+    run = agentlog("--bootstrap", "127.0.0.1:1", "dlq", "list", state_dir=tmp_path, timeout=60)
+    assert run.code != 0
+    (line,) = run.err.strip().splitlines()
+    assert line.startswith("error: Kafka at 127.0.0.1:1 did not answer")
+
+
+def test_skip_is_for_trigger_letters(settings: Settings, tmp_path: Path) -> None:
+    url = f"duckdb:{tmp_path / 'sink.duckdb'}"
+    with Recorder(settings) as recorder:
+        recorder.user_message("c1", "boom")
+    _project_failing(settings, url)
+    (letter,) = dead_letter_states(settings).visible()
+    run = cli(settings, tmp_path, "dlq", "skip", letter.id)
+    assert run.code != 0 and "skip is for trigger letters" in run.err
+
+
+def _project_failing(settings: Settings, url: str) -> None:
+    with open_sink(url) as sink:
+        ProjectionRunner(settings, sink, [CountsMessages()], group=GROUP).run(once=True)
