@@ -560,6 +560,17 @@ class DeadLetterStates:
         return parked
 
 
+def control_note(record: Message) -> str | None:
+    """What a control record of the dead-letter topic says, None for any other record."""
+    named = dict(headers_of(record))
+    action = _text(named, ACTION)
+    if action is None:
+        return None
+    letter = _text(named, DEAD_LETTER_ID) or "?"
+    group = _text(named, CONSUMER_GROUP) or "?"
+    return f"dead letter {letter} of group {group}: {action}"
+
+
 def dead_letter_states(settings: Settings, *, idle_timeout: float = 30.0) -> DeadLetterStates:
     """The whole dead-letter topic, read once to its end and folded."""
     states = DeadLetterStates()

@@ -125,6 +125,8 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
     resolved = dead_letter_states(settings).find(letter.id)
     assert resolved.state == RESOLVED and resolved.history == [REDRIVEN, RESOLVED]
     assert dead_letter_states(settings).parked_conversations() == {}
+    tail = cli(settings, tmp_path, "tail", "--topic", "dlq", "-n", "50")
+    assert f"dead letter {letter.id} of group {letter.group}: resolved" in tail.out
 
     # Unparked: its next event runs at once; a second redrive record applies nothing.
     DeadLetters(settings, letter.group).control(resolved, REDRIVEN, 10)

@@ -12,6 +12,7 @@ import click
 from confluent_kafka import Message
 
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.consumers.dead_letters import control_note
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES
 from agentlog.partitioner import partition_for
@@ -150,7 +151,7 @@ def _shown(message: Message, topic: str) -> Shown:
         record: AvroDict | None = decode(value, topic=topic, partition=partition, offset=offset)
         problem = None
     except DecodeError as exc:
-        marker = start_marker(message.headers())
+        marker = start_marker(message.headers()) or control_note(message)
         if marker is not None:
             return Shown(message.timestamp()[1], partition, offset, None, None, len(value), marker)
         record, problem = None, str(exc)
