@@ -315,18 +315,18 @@ class TriggerRuntime:
         event = item.event
         with self._lock:
             letter = self._parked.get(event.conversation_id)
-        if letter is not None and letter.held.origin_partition == event.partition:
-            if event.offset == letter.held.origin_offset:
-                pass  # the letter's own event, read again after a restart
-            elif event.offset > letter.held.origin_offset:
+        # One conversation is in one partition, so offsets order its events.
+        if letter is not None and event.offset >= letter.held.origin_offset:
+            if event.offset > letter.held.origin_offset:
                 self._park(item.message, letter)
-                self._finish(event.partition, event.offset)
-                return
-            # Earlier than the failure: it ran before (read again after a restart).
-        if letter is None or event.offset < letter.held.origin_offset:
-            failure = self._run_handlers(event)
-            if failure is not None:
-                self._dead_letter(item.message, event, failure)
+            # else: the failed event itself, read again after a restart (it is the letter)
+            self._finish(event.partition, event.offset)
+            return
+        # Not parked, or earlier than the failure (read again after a restart: it runs
+        # again, at least once).
+        failure = self._run_handlers(event)
+        if failure is not None:
+            self._dead_letter(item.message, event, failure)
         self._finish(event.partition, event.offset)
 
     def _run_handlers(self, event: RecordedEvent, after: str | None = None) -> _Failure | None:
