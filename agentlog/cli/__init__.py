@@ -20,6 +20,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     project,
     replay,
     sql,
+    status,
     tail,
     tools,
     topics,
