@@ -44,7 +44,7 @@ class PartitionStatus:
     committed: int | None  # None: the group committed nothing here (it starts at the log start)
     end: int
     lag: int | None  # None: unknown
-    oldest_age_s: float | None  # 0 when nothing waits; None when unknown
+    oldest_unprocessed_age_s: float | None  # 0 when nothing waits; None when unknown
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ class GroupStatus:
         return None if not lags or None in lags else sum(p or 0 for p in lags)
 
     @property
-    def oldest_age_s(self) -> float | None:
-        ages = [p.oldest_age_s for p in self.partitions]
+    def oldest_unprocessed_age_s(self) -> float | None:
+        ages = [p.oldest_unprocessed_age_s for p in self.partitions]
         return None if not ages or None in ages else max(a or 0.0 for a in ages)
 
 

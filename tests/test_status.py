@@ -107,7 +107,7 @@ def test_status_shows_the_lag_a_group_left_and_its_age_then_zero(
     assert (behind["topic"], behind["committed"], behind["end"]) == (settings.events_topic, 5, 12)
     # The record at offset 5 was written at the start of this test, not before it.
     assert 0 <= behind["oldest_unprocessed_age_s"] <= time.time() - written_at + 1
-    assert mine["oldest_age_s"] == behind["oldest_unprocessed_age_s"]
+    assert mine["oldest_unprocessed_age_s"] == behind["oldest_unprocessed_age_s"]
     assert mine["members"] == 0  # it left the group
     assert mine["redelivery_rate"] is None and mine["redelivery_basis"].startswith("n/a")
     assert (mine["dlq_depth"], mine["parked_conversations"]) == (0, 0)
@@ -119,7 +119,7 @@ def test_status_shows_the_lag_a_group_left_and_its_age_then_zero(
 
     consume_and_commit(settings, group, 7)
     after = group_of(status_json(settings, tmp_path, "--group", group), group)
-    assert after["lag"] == 0 and after["oldest_age_s"] == 0
+    assert after["lag"] == 0 and after["oldest_unprocessed_age_s"] == 0
     assert not waiting(after)
 
 

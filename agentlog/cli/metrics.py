@@ -52,8 +52,8 @@ def _samples(report: StatusReport | None) -> Iterator[tuple[str, Labels, float]]
             where = {"group": g.group, "topic": p.topic, "partition": str(p.partition)}
             if p.lag is not None:
                 yield "agentlog_consumer_lag", where, p.lag
-            if p.oldest_age_s is not None:
-                yield "agentlog_oldest_unprocessed_age_seconds", where, p.oldest_age_s
+            if p.oldest_unprocessed_age_s is not None:
+                yield "agentlog_oldest_unprocessed_age_seconds", where, p.oldest_unprocessed_age_s
         group = {"group": g.group}
         if g.members is not None:
             yield "agentlog_group_members", group, g.members

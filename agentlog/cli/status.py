@@ -158,7 +158,7 @@ def as_table(report: StatusReport, settings: Settings) -> str:
             g.state,
             _known(g.members),
             _known(g.lag),
-            _age(g.oldest_age_s),
+            _age(g.oldest_unprocessed_age_s),
             "n/a" if g.redelivery_rate is None else f"{g.redelivery_rate:.1%}",
             g.dlq_depth,
             g.parked_conversations,
@@ -174,7 +174,7 @@ def as_table(report: StatusReport, settings: Settings) -> str:
             "-" if p.committed is None else p.committed,
             p.end,
             _known(p.lag),
-            _age(p.oldest_age_s),
+            _age(p.oldest_unprocessed_age_s),
         )
         for g in report.groups
         for p in g.partitions
@@ -195,7 +195,7 @@ def as_json(report: StatusReport) -> dict[str, object]:
     for g in report.groups:
         entry = asdict(g)
         entry["lag"] = g.lag
-        entry["oldest_age_s"] = g.oldest_age_s
+        entry["oldest_unprocessed_age_s"] = g.oldest_unprocessed_age_s
         groups.append(entry)
     return {
         "taken_at": datetime.fromtimestamp(report.taken_at, UTC).isoformat(),
