@@ -186,8 +186,12 @@ def as_table(report: StatusReport, settings: Settings) -> str:
         table(["group", "topic", "partition", "committed", "end", "lag", "oldest"], partitions),
     ]
     notes = [f"{g.group}: {note}" for g in report.groups for note in g.notes]
-    notes += [f"{g.group}: redelivery {g.redelivery_basis}" for g in report.groups]
-    return "\n".join(parts + [""] + [f"note: {n}" for n in notes])
+    notes += [
+        f"{g.group}: redelivery {g.redelivery_basis}"
+        for g in report.groups
+        if g.redelivery_rate is not None
+    ]
+    return "\n".join(parts + ([""] + [f"note: {n}" for n in notes] if notes else []))
 
 
 def as_json(report: StatusReport) -> dict[str, object]:
