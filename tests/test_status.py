@@ -123,6 +123,27 @@ def test_status_shows_the_lag_a_group_left_and_its_age_then_zero(
     assert not waiting(after)
 
 
+def test_members_of_a_live_group_are_counted_where_the_broker_reports_them(
+    settings: Settings, tmp_path: Path, engine: str
+) -> None:
+    group = f"live-{uuid.uuid4().hex[:8]}"
+    record(settings, "conv-live", 2)
+    consume_and_commit(settings, group, 1)
+    member = Consumer(group_consumer_config(settings, group))
+    try:
+        member.subscribe([settings.events_topic])
+        deadline = time.monotonic() + 30
+        while not member.assignment():
+            assert time.monotonic() < deadline, "no assignment within 30s"
+            member.poll(0.2)
+        mine = group_of(status_json(settings, tmp_path, "--group", group), group)
+    finally:
+        member.close()
+    assert mine["state"] == "stable" and mine["lag"] == 1
+    # Tansu describes a stable group with an empty member list: unknown, not 0.
+    assert mine["members"] == (None if engine == "tansu" else 1)
+
+
 def test_a_projectors_offsets_are_read_from_its_sink(settings: Settings, tmp_path: Path) -> None:
     sink = f"duckdb:{tmp_path / 'p.duckdb'}"
     group = f"projector-{uuid.uuid4().hex[:8]}"
