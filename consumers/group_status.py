@@ -159,7 +159,7 @@ def collect_status(
                 kind=kind,
                 state=group.state,
                 members=group.members,
-                offsets_from="kafka" if from_sink is None else f"sink {sink_description(sink)}",
+                offsets_from="kafka" if from_sink is None else f"sink {_described(sink)}",
                 partitions=partitions,
                 redelivery_rate=rate,
                 redelivery_basis=basis,
@@ -171,7 +171,7 @@ def collect_status(
     return StatusReport(statuses, taken_at, window)
 
 
-def sink_description(sink: Sink | None) -> str:
+def _described(sink: Sink | None) -> str:
     return sink.description if sink is not None else "-"
 
 
@@ -230,7 +230,7 @@ def _partitions(
     waiting = {
         p: committed.get(p, OFFSET_BEGINNING)
         for p, end in ends.items()
-        if end > committed.get(p, 0) or (p not in committed and end > 0)
+        if end > committed.get(p, 0)
     }
     first = records_at(settings, topic, waiting, timeout) if waiting else {}
     statuses = []
