@@ -8,6 +8,7 @@ import functools
 import random
 from collections import defaultdict
 
+import pytest
 from offline_log import events_of, simulated_log
 
 from agentlog.consumers.projection import RecordedEvent
@@ -15,7 +16,7 @@ from agentlog.demo.agents import Policy, support_team
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import ToolError
 from agentlog.producers import Recorder
-from agentlog.replay import replay_conversation
+from agentlog.replay import ReplayError, replay_conversation
 from agentlog.replay.rerun import recorded_calls, rerun, rerun_recording
 from agentlog.replay.testing import assert_rerun
 from agentlog.settings import Settings
@@ -144,3 +145,37 @@ def test_the_rerun_is_recorded_attempt_by_attempt(settings: Settings) -> None:
         attempts
     )
     assert max(attempts) > 1
+
+
+def test_after_the_fork_live_functions_answer_the_demo_agents() -> None:
+    conversations = _by_conversation(events_of(simulated_log(200, seed=7).records))
+    events = next(e for e in conversations.values() if _refund_request(e) is not None)
+    # The model's answer that asks for the refund: served; the refund itself: live.
+    asks_refund = next(
+        e
+        for e in events
+        if e.event_type == "llm_call" and "issue_refund" in e.payload["output_text"]
+    )
+    asked: list[tuple[str, dict]] = []
+
+    def live_tool(name: str, arguments: dict, *, agent: str) -> dict:
+        asked.append((name, arguments))
+        raise TimeoutError("the refund service is down")
+
+    def live_llm(messages, *, model: str, agent: str) -> str:
+        return '{"reply": "never asked"}'
+
+    report = rerun_recording(
+        events,
+        support_team,
+        fork_offset=asks_refund.offset,
+        live_tool=live_tool,
+        live_llm=live_llm,
+    )
+    # The refund went live, failed, and the agents escalated (no further model call).
+    assert [c.name for c in report.served][-2:] == ["lookup_invoice", "gpt-4o"]
+    assert [name for name, _ in asked] == ["issue_refund"]
+    assert report.live_calls == ["tool issue_refund"]
+    assert report.divergence is None
+    with pytest.raises(ReplayError, match="no live tool function was given"):
+        rerun_recording(events, support_team, fork_offset=asks_refund.offset, live_llm=live_llm)
