@@ -9,6 +9,7 @@ import random
 from collections import defaultdict
 
 import pytest
+from cli import agentlog
 from offline_log import events_of, simulated_log
 
 from agentlog.consumers.projection import RecordedEvent
@@ -179,3 +180,25 @@ def test_after_the_fork_live_functions_answer_the_demo_agents() -> None:
     assert report.divergence is None
     with pytest.raises(ReplayError, match="no live tool function was given"):
         rerun_recording(events, support_team, fork_offset=asks_refund.offset, live_llm=live_llm)
+
+
+def test_the_rerun_command_runs_the_demo_agents(settings: Settings, tmp_path) -> None:
+    conversations = _record_demo(settings, 20, seed=7)
+    cid, events = next(
+        (cid, events)
+        for cid in conversations
+        if _refund_request(events := replay_conversation(settings, cid).events) is not None
+    )
+    refund = _refund_request(events)
+    before = events[events.index(refund) - 1]  # its saga step: the refund is after the fork
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    agent = ("--agent", "agentlog.demo.agents:support_team", "--no-record")
+    run = agentlog(*base, "replay", "rerun", cid, *agent, state_dir=tmp_path)
+    assert run.code == 0, run.err
+    assert "no divergence" in run.out
+    forked = agentlog(
+        *base, "replay", "rerun", cid, *agent, "--fork-at", before.event_id,
+        "--tools", "rerun_agent:refund_service_down", state_dir=tmp_path,
+    )  # fmt: skip
+    assert forked.code == 0, forked.err
+    assert "1 answered live after the fork" in forked.out
