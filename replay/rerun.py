@@ -180,8 +180,8 @@ def _with_attempt(call: RecordedCall, attempt: Attempt) -> RecordedCall:
 
 
 def _ended(call: RecordedCall, ending: RecordedEvent) -> RecordedCall:
-    """The call with `ending` as the outcome of its attempt (its last, or the first
-    request when no attempt is open yet)."""
+    """The call with `ending` as the outcome of the attempt it answers; the call's
+    outcome is its last attempt's (None while that one is unanswered)."""
     attempts = list(call.attempts)
     for i in range(len(attempts) - 1, -1, -1):
         request, outcome = attempts[i]
