@@ -35,10 +35,11 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
+from agentlog.agent_session import AgentSession, SessionRecording
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ToolError
 from agentlog.replay.conversation import Replay, replay_conversation
@@ -318,7 +319,7 @@ class _Call:
             self.result = result
 
 
-class Session:
+class Session(SessionRecording):
     """What the agent code runs with during a re-run (see the module docstring)."""
 
     def __init__(
@@ -627,14 +628,24 @@ class Session:
 
     # -- everything else the recorder records --------------------------------------------
 
+    def _record(self, method: str, *args: Any, **kwargs: Any) -> object:
+        """What `SessionRecording`'s methods record: with the recorder, if any."""
+        if self._recorder is None:
+            return None
+        return getattr(self._recorder, method)(self.conversation_id, *args, **kwargs)
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        """Recorder methods (`agent_message`, `handoff`, ...) for this conversation."""
+        """The recorder's other methods (`record`, ...) for this conversation."""
         if name.startswith("_"):
             raise AttributeError(name)
         if self._recorder is None:
             return lambda *args, **kwargs: None
         method = getattr(self._recorder, name)
         return functools.partial(method, self.conversation_id)
+
+
+if TYPE_CHECKING:  # what agent code is typed against, checked here once
+    _implements: type[AgentSession] = Session
 
 
 def _failure(error_type: str, message: str) -> Exception:

@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agentlog.agent_session import AgentSession, SessionRecording
 from agentlog.demo.agents import DEFAULT_POLICY, Policy, support_team
 from agentlog.demo.world import World
 from agentlog.errors import ToolError
@@ -63,7 +64,7 @@ class SimulationResult:
     outcomes: dict[str, str] = field(default_factory=dict)
 
 
-class SimulatedSession:
+class SimulatedSession(SessionRecording):
     """An `AgentSession` in simulated time: the world answers the calls; what it
     records is kept as timed steps (`steps`) to interleave with other conversations."""
 
@@ -81,7 +82,7 @@ class SimulatedSession:
 
     def start(self) -> None:
         customer = self.world.customer
-        self._record(
+        self._step(
             "start_conversation",
             channel=customer.channel,
             user_id=customer.user_id,
@@ -91,7 +92,7 @@ class SimulatedSession:
     def llm(self, messages: Any, *, model: str, agent: str, provider: str | None = None) -> str:
         answer = self.world.llm(messages, model, agent)
         self._advance(answer.latency_ms)
-        self._record(
+        self._step(
             "llm_call",
             agent=agent,
             provider=provider or answer.provider,
@@ -114,7 +115,7 @@ class SimulatedSession:
         for attempt in range(1, TOOL_ATTEMPTS + 1):
             key = f"{self.conversation_id}/{call_id}/{attempt}"
             self._advance(5)
-            self._record(
+            self._step(
                 "tool_call_requested",
                 call_id,
                 tool_name,
@@ -126,7 +127,7 @@ class SimulatedSession:
             outcome = self.world.tool(tool_name, arguments)
             self._advance(outcome.duration_ms)
             if outcome.error is None:
-                self._record(
+                self._step(
                     "tool_call_completed",
                     call_id,
                     tool_name,
@@ -138,7 +139,7 @@ class SimulatedSession:
                 self.tool_calls.append(ToolCallMade(tool_name, arguments, True))
                 return outcome.result
             error_type, message = outcome.error
-            self._record(
+            self._step(
                 "tool_call_failed",
                 call_id,
                 tool_name,
@@ -159,25 +160,19 @@ class SimulatedSession:
             retryable=False,
         )
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        """The recorder's methods (`handoff`, `agent_message`, ...) for this conversation,
-        each after the pause the world says it takes."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def record(*args: Any, **kwargs: Any) -> None:
-            nth = self._user_messages_recorded
-            if name == "user_message":
-                self._user_messages_recorded += 1
-            self._advance(self.world.pause_ms(name, nth))
-            self._record(name, *args, **kwargs)
-
-        return record
-
     def _advance(self, milliseconds: float) -> None:
         self.now += int(milliseconds * 1000)
 
-    def _record(
+    def _record(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """What the agents record (`handoff`, `agent_message`, ...): after the pause
+        the world says it takes."""
+        nth = self._user_messages_recorded
+        if method == "user_message":
+            self._user_messages_recorded += 1
+        self._advance(self.world.pause_ms(method, nth))
+        self._step(method, *args, **kwargs)
+
+    def _step(
         self,
         method: str,
         *args: Any,
@@ -188,6 +183,10 @@ class SimulatedSession:
         self.steps.append(
             _Step(self.now, method, self.conversation_id, args, kwargs, remember, cause)
         )
+
+
+if TYPE_CHECKING:  # what the demo's agents are typed against, checked here once
+    _implements: type[AgentSession] = SimulatedSession
 
 
 def seeded_event_ids(rng: random.Random) -> Callable[[], str]:
