@@ -6,7 +6,7 @@ see each side effect in every process.
 Script environment: AGENTLOG_BOOTSTRAP_SERVERS / AGENTLOG_TOPIC_PREFIX name the log;
 SAGA_KILL_AT=STEP makes that step's first attempt SIGKILL its own process (after its
 start is on the log); SAGA_KILL_IN_COMPENSATION=STEP the same for a compensation;
-SAGA_FAIL_AT=STEP makes that step's action raise."""
+SAGA_FAIL_AT=STEP makes that step's action raise; SAGA_TIMEOUT is every step's timeout."""
 
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def main(conversation_id: str, saga_id: str) -> None:
         fail_at=os.environ.get("SAGA_FAIL_AT"),
         kill_at=os.environ.get("SAGA_KILL_AT"),
         kill_in_compensation=os.environ.get("SAGA_KILL_IN_COMPENSATION"),
+        timeout=float(os.environ.get("SAGA_TIMEOUT", "30")),
     )
     with Recorder(settings, service="saga-test") as recorder:
         result = SagaCoordinator(settings, recorder).run(

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,16 @@ from agentlog.serde import decode_event
 from agentlog.settings import Settings
 
 TESTS = Path(__file__).parent
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
 T0 = 1_700_000_000_000_000  # microseconds
 SECOND = 1_000_000
 
@@ -336,7 +347,13 @@ def test_a_compensation_that_keeps_failing_is_retried_then_reported(
 
     assert result.outcome == COMPENSATION_FAILED
     assert "could not compensate charge after 3 attempts (ConnectionError" in str(result.reason)
-    assert moves(recorded(settings, "conv-stuck", expect=13))[6:] == [
+    assert moves(recorded(settings, "conv-stuck", expect=12)) == [
+        ("saga_started", "refund"),
+        ("saga_step_started", "reserve"),
+        ("saga_step_completed", "reserve"),
+        ("saga_step_started", "charge"),
+        ("saga_step_completed", "charge"),
+        ("saga_step_started", "notify"),
         ("saga_step_failed", "notify"),
         ("saga_step_failed", "charge", "compensation"),
         ("saga_step_failed", "charge", "compensation"),
@@ -407,6 +424,36 @@ def test_a_killed_coordinator_resumes_from_the_log_and_finishes(
     ]
 
 
+def test_a_coordinator_back_after_the_step_timeout_compensates_instead_of_rerunning(
+    settings: Settings, effects_dir: Path
+) -> None:
+    killed = coordinator(
+        settings, effects_dir, "conv-late", SAGA_KILL_AT="charge", SAGA_TIMEOUT="1"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    started = recorded(settings, "conv-late", expect=4)[-1]
+    assert started.event_type == "saga_step_started"
+    deadline = started.occurred_at.timestamp() + 1
+    wait_for(lambda: time.time() > deadline, 10, "the step's timeout to pass")
+
+    resumed = coordinator(settings, effects_dir, "conv-late", SAGA_TIMEOUT="1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout) == {"outcome": COMPENSATED, "resumed": True}
+    assert [line.split()[:2] for line in effects(effects_dir)] == [
+        ["action", "reserve"],
+        ["action", "charge"],
+        ["compensation", "reserve"],
+    ]
+    events = recorded(settings, "conv-late", expect=7)
+    assert moves(events)[3:] == [
+        ("saga_step_started", "charge"),
+        ("saga_step_failed", "charge"),
+        ("saga_step_compensated", "reserve"),
+        ("saga_ended", COMPENSATED),
+    ]
+    assert events[4].payload.timed_out is True  # type: ignore[union-attr]
+
+
 def test_a_coordinator_killed_while_compensating_resumes_the_compensation(
     settings: Settings, effects_dir: Path
 ) -> None:
@@ -431,7 +478,14 @@ def test_a_coordinator_killed_while_compensating_resumes_the_compensation(
         ["compensation", "charge"],
         ["compensation", "reserve"],
     ]
-    assert moves(recorded(settings, "conv-undo", expect=10))[-3:] == [
+    assert moves(recorded(settings, "conv-undo", expect=10)) == [
+        ("saga_started", "refund"),
+        ("saga_step_started", "reserve"),
+        ("saga_step_completed", "reserve"),
+        ("saga_step_started", "charge"),
+        ("saga_step_completed", "charge"),
+        ("saga_step_started", "notify"),
+        ("saga_step_failed", "notify"),
         ("saga_step_compensated", "charge"),
         ("saga_step_compensated", "reserve"),
         ("saga_ended", COMPENSATED),
