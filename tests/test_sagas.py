@@ -17,8 +17,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+import tool_fixtures
 from kafka_python_reader import read_all
 from saga_agent import STEPS, effects, refund_saga
+from test_tool_workers import worker_thread
 
 from agentlog import events as ev
 from agentlog.consumers.sagas import (
@@ -37,10 +39,11 @@ from agentlog.consumers.sagas import (
     TimedOut,
     next_move,
     saga_states,
+    tool_action,
 )
 from agentlog.errors import ConfigurationError
 from agentlog.events import EVENT_TYPES
-from agentlog.producers import Recorder
+from agentlog.producers import Recorder, ToolClient
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
 
@@ -360,6 +363,47 @@ def test_a_compensation_that_keeps_failing_is_retried_then_reported(
         ("saga_step_failed", "charge", "compensation"),
         ("saga_step_compensated", "reserve"),
         ("saga_ended", COMPENSATION_FAILED),
+    ]
+
+
+def test_tool_calls_run_as_steps_with_the_step_key_as_their_call_id(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTLOG_TEST_TOOL_DIR", str(tmp_path))
+    with worker_thread(settings), ToolClient(settings, service="billing") as tools:
+        saga = Saga(
+            "refund",
+            [
+                Step("total", tool_action(tools, "add", {"a": 2, "b": 3}), timeout=30),
+                Step(
+                    "refund",
+                    tool_action(tools, "record_effect", lambda c: {"n": c.outputs["total"]}),
+                    compensation=tool_action(tools, "record_effect", {"n": -1}),
+                    timeout=30,
+                ),
+                Step("notify", tool_action(tools, "refuse"), timeout=30),
+            ],
+        )
+        result = run(settings, saga, "conv-tools")
+
+    assert result.outcome == COMPENSATED
+    assert result.outputs["refund"]["n"] == 5
+    assert "ToolError" in str(result.reason) and "INV-9 does not exist" in str(result.reason)
+    # Each tool call's id is its step's idempotency key, which the tool used.
+    assert tool_fixtures.lines("effects") == ["refund-1/refund", "refund-1/refund/compensation"]
+    events = recorded(settings, "conv-tools", expect=16)
+    assert len(events) == 16
+    requested = [e.payload.tool_call_id for e in events if e.event_type == "tool_call_requested"]  # type: ignore[union-attr]
+    assert requested == [
+        "refund-1/total",
+        "refund-1/refund",
+        "refund-1/notify",
+        "refund-1/refund/compensation",
+    ]
+    # The saga's events and the tool calls interleave in the conversation, in order.
+    assert [m for m in moves(events) if m[0].startswith("saga_step_")][-2:] == [
+        ("saga_step_failed", "notify"),
+        ("saga_step_compensated", "refund"),
     ]
 
 
