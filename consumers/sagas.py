@@ -87,6 +87,7 @@ __all__ = [
     "COMPENSATION_FAILED",
     "COMPLETED",
     "Saga",
+    "SAGA_EVENT_TYPES",
     "SagaCoordinator",
     "SagaEvent",
     "SagaResult",
@@ -109,6 +110,14 @@ COMPENSATION_FAILED = "compensation_failed"
 ACTION = "action"
 COMPENSATION = "compensation"
 
+SAGA_EVENT_TYPES = (
+    "saga_started",
+    "saga_step_started",
+    "saga_step_completed",
+    "saga_step_failed",
+    "saga_step_compensated",
+    "saga_ended",
+)
 _SAGA_PAYLOADS: dict[str, type[Payload]] = {
     f"agentlog.{p.__name__}": p
     for p in (
@@ -236,6 +245,22 @@ class StepState:
     compensation_failures: int = 0
     last_compensation_error: str | None = None
 
+    @property
+    def status(self) -> str:
+        """In a word or three: not run, running, completed, failed, timed out,
+        compensated, or how many compensation attempts failed."""
+        if self.compensated:
+            return "compensated"
+        if self.compensation_failures:
+            return f"compensation failed x{self.compensation_failures}"
+        if self.completed:
+            return "completed"
+        if self.failure is not None:
+            return "timed out" if self.failure.startswith("timed out") else "failed"
+        if self.attempts:
+            return "running" + (f" (attempt {self.attempts})" if self.attempts > 1 else "")
+        return "not run"
+
 
 @dataclass
 class SagaState:
@@ -259,6 +284,14 @@ class SagaState:
         if self.failed_step is not None:
             return "compensating"
         return "running" if self.name is not None else "not started"
+
+    def summary(self) -> str:
+        """One line: the saga, where it is, and each step's status."""
+        name = f" ({self.name})" if self.name else ""
+        where = self.status if self.outcome is None else f"ended {self.outcome}"
+        reason = f": {self.reason}" if self.reason else ""
+        steps = ", ".join(f"{s.name} {s.status}" for s in self.step_states.values())
+        return f"saga {self.saga_id}{name} {where}{reason}; steps: {steps or '-'}"
 
     def step(self, name: str) -> StepState:
         if name not in self.step_states:

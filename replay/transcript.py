@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
+from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 
 Style = Callable[..., str]
@@ -241,6 +242,12 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
             f"  tool {call['tool_name']} {call['status']} after "
             f"{counted(call['attempts'], 'attempt')}: {detail}"
         )
+    sagas = saga_states(
+        SagaEvent(e.event_type, e.payload, e.occurred_at, e.event_id, e.offset)
+        for e in replay.events
+        if e.event_type in SAGA_EVENT_TYPES
+    )
+    lines.extend(f"  {saga.summary()}" for saga in sagas.values())
     return lines
 
 

@@ -44,6 +44,8 @@ from agentlog.consumers.sagas import (
 from agentlog.errors import ConfigurationError
 from agentlog.events import EVENT_TYPES
 from agentlog.producers import Recorder, ToolClient
+from agentlog.replay import replay_conversation
+from agentlog.replay.transcript import transcript as replay_transcript
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
 
@@ -210,6 +212,28 @@ def test_the_fold_keeps_each_saga_of_a_conversation_apart() -> None:
     assert states["a"].step("reserve").attempts == 1
 
 
+def test_each_step_says_where_it_is() -> None:
+    log = Log().started().step("reserve").done("reserve").step("charge", attempt=2)
+    assert saga_states(log.events)["s-1"].summary() == (
+        "saga s-1 (refund) running; steps: reserve completed, charge running (attempt 2), "
+        "notify not run"
+    )
+    log.add(
+        ev.SagaStepFailed(
+            saga_id="s-1",
+            step="charge",
+            error_type="TimeoutError",
+            error_message="slow",
+            timed_out=True,
+        )
+    )
+    log.failed("reserve", phase="compensation")
+    assert saga_states(log.events)["s-1"].summary() == (
+        "saga s-1 (refund) compensating; steps: reserve compensation failed x1, "
+        "charge timed out, notify not run"
+    )
+
+
 def test_definitions_that_cannot_work_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="twice"):
         Saga("x", [Step("a", _nothing), Step("a", _nothing)])
@@ -295,6 +319,20 @@ def test_a_saga_whose_third_step_fails_compensates_the_second_then_the_first(
         ("saga_step_compensated", "reserve"),
         ("saga_ended", COMPENSATED),
     ]
+    # The replay's transcript shows each move and, under the state, the saga's end.
+    transcript = "\n".join(replay_transcript(replay_conversation(settings, "conv-fail", scan=True)))
+    assert "saga refund-1 (refund): steps reserve -> charge -> notify" in transcript
+    assert (
+        "saga refund-1 step notify: action failed (attempt 1): RuntimeError: notify refused"
+        in transcript
+    )
+    assert "saga_step_compensated  saga refund-1 step charge compensated: step notify" in (
+        transcript
+    )
+    assert (
+        "  saga refund-1 (refund) ended compensated: step notify RuntimeError: notify refused "
+        "by the payment provider; steps: reserve compensated, charge compensated, notify failed"
+    ) in transcript.splitlines()
     # Each compensation was given what its step's action returned, and its own key.
     assert effects(effects_dir)[-2:] == [
         'compensation charge refund-1/charge/compensation 1 {"done":"charge","input":'
@@ -391,19 +429,25 @@ def test_tool_calls_run_as_steps_with_the_step_key_as_their_call_id(
     assert "ToolError" in str(result.reason) and "INV-9 does not exist" in str(result.reason)
     # Each tool call's id is its step's idempotency key, which the tool used.
     assert tool_fixtures.lines("effects") == ["refund-1/refund", "refund-1/refund/compensation"]
-    events = recorded(settings, "conv-tools", expect=16)
-    assert len(events) == 16
-    requested = [e.payload.tool_call_id for e in events if e.event_type == "tool_call_requested"]  # type: ignore[union-attr]
-    assert requested == [
-        "refund-1/total",
-        "refund-1/refund",
-        "refund-1/notify",
-        "refund-1/refund/compensation",
-    ]
-    # The saga's events and the tool calls interleave in the conversation, in order.
-    assert [m for m in moves(events) if m[0].startswith("saga_step_")][-2:] == [
-        ("saga_step_failed", "notify"),
-        ("saga_step_compensated", "refund"),
+    events = recorded(settings, "conv-tools", expect=17)
+    assert [(e.event_type, getattr(e.payload, "tool_call_id", "")) for e in events] == [
+        ("saga_started", ""),
+        ("saga_step_started", ""),
+        ("tool_call_requested", "refund-1/total"),
+        ("tool_call_completed", "refund-1/total"),
+        ("saga_step_completed", ""),
+        ("saga_step_started", ""),
+        ("tool_call_requested", "refund-1/refund"),
+        ("tool_call_completed", "refund-1/refund"),
+        ("saga_step_completed", ""),
+        ("saga_step_started", ""),
+        ("tool_call_requested", "refund-1/notify"),
+        ("tool_call_failed", "refund-1/notify"),
+        ("saga_step_failed", ""),
+        ("tool_call_requested", "refund-1/refund/compensation"),
+        ("tool_call_completed", "refund-1/refund/compensation"),
+        ("saga_step_compensated", ""),
+        ("saga_ended", ""),
     ]
 
 
