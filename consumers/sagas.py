@@ -6,8 +6,8 @@ and a timeout, coordinated on the audit log and resumable from it.
         Step("charge_back", charge_back, compensation=reverse_charge_back, timeout=30),
         Step("notify", notify_customer, timeout=5),
     ])
-    with Recorder(settings, service="billing") as recorder:
-        result = SagaCoordinator(settings, recorder).run(
+    with Recorder(service="billing") as recorder:
+        result = SagaCoordinator(recorder).run(
             saga, conversation_id="conv-42", saga_id="refund-INV-7", input={"invoice": "INV-7"}
         )
     result.outcome  # completed, compensated or compensation_failed
@@ -65,6 +65,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from agentlog.connection import resolved
 from agentlog.errors import ConfigurationError, DecodeError
 from agentlog.events import (
     Payload,
@@ -514,20 +515,21 @@ class _StepTimedOut(Exception):
 
 class SagaCoordinator:
     """Runs sagas, recording each move through `recorder` (it must acknowledge on
-    `flush`, as `agentlog.Recorder` does) and resuming from what `settings`' events
-    topic holds. `retry_backoff`: the pause after the first failed compensation attempt
+    `flush`, as `agentlog.Recorder` does) and resuming from what the events topic of
+    `settings` (default: the environment's, or the dev broker) holds; give the recorder
+    the same. `retry_backoff`: the pause after the first failed compensation attempt
     (doubled after each further one); `read_timeout` bounds the read of the log."""
 
     def __init__(
         self,
-        settings: Settings,
         recorder: SagaRecorder,
+        settings: Settings | None = None,
         *,
         retry_backoff: float = 0.2,
         read_timeout: float = 30.0,
         flush_timeout: float = 30.0,
     ) -> None:
-        self.settings = settings
+        self.settings = resolved(settings or Settings())
         self.recorder = recorder
         self.retry_backoff = retry_backoff
         self.read_timeout = read_timeout

@@ -89,7 +89,7 @@ def main(conversation_id: str, saga_id: str) -> None:
         timeout=float(os.environ.get("SAGA_TIMEOUT", "30")),
     )
     with Recorder(settings, service="saga-test") as recorder:
-        result = SagaCoordinator(settings, recorder).run(
+        result = SagaCoordinator(recorder, settings).run(
             saga, conversation_id=conversation_id, saga_id=saga_id, input={"invoice": "INV-7"}
         )
     print(orjson.dumps({"outcome": result.outcome, "resumed": result.resumed}).decode())

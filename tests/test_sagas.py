@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 import tool_fixtures
+from cli import agentlog
 from kafka_python_reader import read_all
 from saga_agent import STEPS, effects, refund_saga
 from test_tool_workers import worker_thread
@@ -295,7 +296,7 @@ def moves(events: list[ev.Event]) -> list[tuple[str, ...]]:
 
 def run(settings: Settings, saga: Saga, conversation_id: str, saga_id: str = "refund-1"):  # type: ignore[no-untyped-def]
     with Recorder(settings, service="saga-test") as recorder:
-        return SagaCoordinator(settings, recorder, retry_backoff=0.01).run(
+        return SagaCoordinator(recorder, settings, retry_backoff=0.01).run(
             saga, conversation_id=conversation_id, saga_id=saga_id, input={"invoice": "INV-7"}
         )
 
@@ -472,6 +473,22 @@ def coordinator(
     )
 
 
+def show_sagas(settings: Settings, conversation_id: str) -> str:
+    """What `agentlog sagas show` prints."""
+    shown = agentlog(
+        "--bootstrap",
+        settings.bootstrap_servers or "",
+        "--topic-prefix",
+        settings.topic_prefix,
+        "sagas",
+        "show",
+        conversation_id,
+        state_dir=settings.state_dir,
+    )
+    assert shown.code == 0, shown.err
+    return shown.out.strip()
+
+
 def test_a_killed_coordinator_resumes_from_the_log_and_finishes(
     settings: Settings, effects_dir: Path
 ) -> None:
@@ -481,6 +498,10 @@ def test_a_killed_coordinator_resumes_from_the_log_and_finishes(
         "action reserve refund-1/reserve 1",
         "action charge refund-1/charge 1",
     ]
+
+    assert show_sagas(settings, "conv-killed") == (
+        "saga refund-1 (refund) running; steps: reserve completed, charge running, notify not run"
+    )
 
     resumed = coordinator(settings, effects_dir, "conv-killed")
     assert resumed.returncode == 0, resumed.stderr
@@ -492,6 +513,10 @@ def test_a_killed_coordinator_resumes_from_the_log_and_finishes(
         "action charge refund-1/charge 2",
         "action notify refund-1/notify 1",
     ]
+    assert show_sagas(settings, "conv-killed") == (
+        "saga refund-1 (refund) ended completed; steps: reserve completed, charge completed, "
+        "notify completed"
+    )
     events = recorded(settings, "conv-killed", expect=9)
     assert moves(events) == [
         ("saga_started", "refund"),
