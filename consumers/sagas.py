@@ -66,7 +66,7 @@ from typing import Any, Protocol
 import orjson
 
 from agentlog.connection import resolved
-from agentlog.errors import ConfigurationError, DecodeError
+from agentlog.errors import ConfigurationError, DecodeError, ToolError
 from agentlog.events import (
     Payload,
     SagaEnded,
@@ -91,12 +91,15 @@ __all__ = [
     "SAGA_EVENT_TYPES",
     "SagaCoordinator",
     "SagaEvent",
+    "SagaHistory",
     "SagaResult",
     "SagaState",
     "Step",
     "StepContext",
+    "ToolEnding",
     "next_move",
     "read_saga_events",
+    "read_saga_history",
     "saga_states",
     "tool_action",
 ]
@@ -147,6 +150,9 @@ class StepContext:
     input: Any  # the saga's input, as recorded in saga_started (JSON values)
     outputs: Mapping[str, Any]  # the outputs of the steps completed so far, as recorded
     deadline: float  # time.time() by which it should be done
+    # The saga's tool calls that had ended in the log when this coordinator started, by
+    # call id: a step re-run after a restart takes its call's recorded ending from here.
+    tool_endings: Mapping[str, ToolEnding] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:
@@ -444,6 +450,42 @@ def next_move(saga: Saga, state: SagaState, now_micros: int) -> Move:
 # -- reading the log ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ToolEnding:
+    """How a tool call of a saga ended, as the log recorded it first."""
+
+    tool_call_id: str
+    tool_name: str
+    completed: bool
+    result_json: str | None = None
+    error_type: str = ""
+    error_message: str = ""
+    attempt: int = 1
+    retryable: bool = False
+
+    def outcome(self) -> Any:
+        """The call's result, or its ToolError, as an awaited call would give them."""
+        if self.completed:
+            return _loaded(self.result_json)
+        raise ToolError(
+            tool_call_id=self.tool_call_id,
+            tool_name=self.tool_name,
+            error_type=self.error_type,
+            error_message=self.error_message,
+            attempt=self.attempt,
+            retryable=self.retryable,
+        )
+
+
+@dataclass
+class SagaHistory:
+    """What a conversation's partition holds of a saga: its events in log order, and
+    the endings of its tool calls (call ids `SAGA_ID/...`, as `tool_action` names them)."""
+
+    events: list[SagaEvent] = field(default_factory=list)
+    tool_endings: dict[str, ToolEnding] = field(default_factory=dict)
+
+
 def read_saga_events(
     settings: Settings,
     conversation_id: str,
@@ -454,11 +496,23 @@ def read_saga_events(
     """The saga events of a conversation (of one saga, given its id), in log order, read
     from the conversation's partition to its end. An event id seen twice (a producer's
     retry) counts once."""
+    return read_saga_history(settings, conversation_id, saga_id, timeout=timeout).events
+
+
+def read_saga_history(
+    settings: Settings,
+    conversation_id: str,
+    saga_id: str | None = None,
+    *,
+    timeout: float = 30.0,
+) -> SagaHistory:
+    """`read_saga_events`, and (given a saga id) the endings of the saga's tool calls."""
     topic = settings.events_topic
     partition = partition_for(conversation_id, partition_count(settings, topic))
     key = conversation_id.encode()
+    calls = None if saga_id is None else f"{saga_id}/"
     seen: set[str] = set()
-    found: list[SagaEvent] = []
+    history = SagaHistory()
     for message in read_partitions(settings, topic, partitions=[partition], idle_timeout=timeout):
         if message.key() != key:
             continue
@@ -470,14 +524,38 @@ def read_saga_events(
             log.warning("saga history: skipping %s", exc)
             continue
         name, body = record["payload"]
-        if name not in _SAGA_PAYLOADS or (saga_id is not None and body["saga_id"] != saga_id):
-            continue
         if record["event_id"] in seen or record["conversation_id"] != conversation_id:
             continue
         seen.add(record["event_id"])
+        if name in _TOOL_ENDINGS:
+            call_id = body["tool_call_id"]
+            if calls and call_id.startswith(calls) and call_id not in history.tool_endings:
+                history.tool_endings[call_id] = _tool_ending(name, body)
+            continue
+        if name not in _SAGA_PAYLOADS or (saga_id is not None and body["saga_id"] != saga_id):
+            continue
         event_type = _SAGA_PAYLOADS[name].event_type
-        found.append(SagaEvent(event_type, body, record["occurred_at"], record["event_id"], offset))
-    return found
+        history.events.append(
+            SagaEvent(event_type, body, record["occurred_at"], record["event_id"], offset)
+        )
+    return history
+
+
+_TOOL_ENDINGS = ("agentlog.ToolCallCompleted", "agentlog.ToolCallFailed")
+
+
+def _tool_ending(name: str, body: Mapping[str, Any]) -> ToolEnding:
+    if name == "agentlog.ToolCallCompleted":
+        return ToolEnding(body["tool_call_id"], body["tool_name"], True, body["result_json"])
+    return ToolEnding(
+        body["tool_call_id"],
+        body["tool_name"],
+        False,
+        error_type=body["error_type"],
+        error_message=body["error_message"],
+        attempt=body["attempt"],
+        retryable=body["retryable"],
+    )
 
 
 # -- the coordinator ---------------------------------------------------------------------
@@ -544,7 +622,7 @@ class SagaCoordinator:
         the run; run it again to resume."""
         if not saga_id or "/" in saga_id:
             raise ConfigurationError(f"a saga id needs a value without '/', got {saga_id!r}")
-        history = read_saga_events(
+        history = read_saga_history(
             self.settings, conversation_id, saga_id, timeout=self.read_timeout
         )
         run = _Run(self, saga, conversation_id, saga_id, history)
@@ -560,15 +638,16 @@ class _Run:
         saga: Saga,
         conversation_id: str,
         saga_id: str,
-        history: list[SagaEvent],
+        history: SagaHistory,
     ) -> None:
         self.c = coordinator
         self.saga = saga
         self.conversation_id = conversation_id
         self.saga_id = saga_id
-        self.resumed = bool(history)
-        self.events = list(history)
-        self.last_event_id: str | None = history[-1].event_id if history else None
+        self.resumed = bool(history.events)
+        self.events = list(history.events)
+        self.tool_endings = history.tool_endings
+        self.last_event_id: str | None = self.events[-1].event_id if self.events else None
         self.steps = {s.name: s for s in saga.steps}
 
     def state(self) -> SagaState:
@@ -669,6 +748,7 @@ class _Run:
             input=_loaded(state.input_json),
             outputs=state.outputs(),
             deadline=time.time() + timeout,
+            tool_endings=self.tool_endings,
         )
 
     def _record(self, payload: Payload) -> None:
@@ -768,15 +848,19 @@ def tool_action(
 ) -> Action:
     """A step action (or compensation) that asks the tool workers for `tool_name` and
     waits for its result until the step's timeout. The call's id is the step's
-    idempotency key, so a re-run after a restart asks for the same call and the tool
-    (which receives the call id) can make its side effect once. `arguments`: the tool's
+    idempotency key. A step re-run after a restart whose call had already ended in the
+    log takes that ending (result or ToolError) without asking again; one whose call had
+    not ended asks for the same call id again, so the tool (which receives the call id)
+    can make its side effect once. `arguments`: the tool's
     keyword arguments, or a function of the step's context that returns them."""
 
     def act(context: StepContext) -> Any:
+        call_id = context.idempotency_key
+        ended = context.tool_endings.get(call_id)
+        if ended is not None:  # a run before a restart got this far: not again
+            return ended.outcome()
         given = arguments(context) if callable(arguments) else arguments
-        call = tools.request(
-            context.conversation_id, tool_name, given, tool_call_id=context.idempotency_key
-        )
+        call = tools.request(context.conversation_id, tool_name, given, tool_call_id=call_id)
         return call.result(timeout=max(0.001, context.remaining()))
 
     return act

@@ -452,6 +452,51 @@ def test_tool_calls_run_as_steps_with_the_step_key_as_their_call_id(
     ]
 
 
+class Requests:
+    """Stands in for a ToolClient (the `ToolRequester` protocol): answers at once and
+    notes each call id asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def request(
+        self, conversation_id: str, tool_name: str, arguments: object = None, *, tool_call_id=None
+    ) -> Requests:  # type: ignore[no-untyped-def]
+        self.asked.append(tool_call_id)
+        return self
+
+    def result(self, timeout: float | None = None) -> str:
+        return "sent"
+
+
+def test_a_tool_step_re_run_after_a_restart_takes_the_ending_its_call_already_has(
+    settings: Settings,
+) -> None:
+    # A coordinator died after the tool call of step "total" ended, before recording the
+    # step completed.
+    with Recorder(settings, service="saga-test") as recorder:
+        recorder.saga_started("conv-ended-call", "refund-1", "refund", ["total", "notify"])
+        recorder.saga_step_started("conv-ended-call", "refund-1", "total", timeout_ms=30_000)
+        recorder.tool_call_requested("conv-ended-call", "refund-1/total", "add", {"a": 2})
+        recorder.tool_call_completed("conv-ended-call", "refund-1/total", "add", 5, duration_ms=1.0)
+    tools = Requests()
+    saga = Saga(
+        "refund",
+        [Step("total", tool_action(tools, "add")), Step("notify", tool_action(tools, "notify"))],
+    )
+    result = run(settings, saga, "conv-ended-call")
+
+    assert result.completed and result.outputs == {"total": 5, "notify": "sent"}
+    assert tools.asked == ["refund-1/notify"]  # not the call that had ended
+    assert moves(recorded(settings, "conv-ended-call", expect=9))[4:] == [
+        ("saga_step_started", "total"),
+        ("saga_step_completed", "total"),
+        ("saga_step_started", "notify"),
+        ("saga_step_completed", "notify"),
+        ("saga_ended", COMPLETED),
+    ]
+
+
 def coordinator(
     settings: Settings, effects_dir: Path, conversation_id: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
