@@ -68,6 +68,7 @@ import orjson
 from agentlog.connection import resolved
 from agentlog.errors import ConfigurationError, DecodeError, ToolError
 from agentlog.events import (
+    AVRO_NAMESPACE,
     Payload,
     SagaEnded,
     SagaStarted,
@@ -114,16 +115,8 @@ COMPENSATION_FAILED = "compensation_failed"
 ACTION = "action"
 COMPENSATION = "compensation"
 
-SAGA_EVENT_TYPES = (
-    "saga_started",
-    "saga_step_started",
-    "saga_step_completed",
-    "saga_step_failed",
-    "saga_step_compensated",
-    "saga_ended",
-)
 _SAGA_PAYLOADS: dict[str, type[Payload]] = {
-    f"agentlog.{p.__name__}": p
+    f"{AVRO_NAMESPACE}.{p.__name__}": p
     for p in (
         SagaStarted,
         SagaStepStarted,
@@ -133,6 +126,7 @@ _SAGA_PAYLOADS: dict[str, type[Payload]] = {
         SagaEnded,
     )
 }
+SAGA_EVENT_TYPES: tuple[str, ...] = tuple(p.event_type for p in _SAGA_PAYLOADS.values())
 
 
 # -- the definition ---------------------------------------------------------------------

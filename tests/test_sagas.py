@@ -460,9 +460,14 @@ class Requests:
         self.asked: list[str] = []
 
     def request(
-        self, conversation_id: str, tool_name: str, arguments: object = None, *, tool_call_id=None
-    ) -> Requests:  # type: ignore[no-untyped-def]
-        self.asked.append(tool_call_id)
+        self,
+        conversation_id: str,
+        tool_name: str,
+        arguments: object = None,
+        *,
+        tool_call_id: str | None = None,
+    ) -> Requests:
+        self.asked.append(str(tool_call_id))
         return self
 
     def result(self, timeout: float | None = None) -> str:
