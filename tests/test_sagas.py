@@ -24,20 +24,16 @@ from saga_agent import STEPS, effects, refund_saga
 from test_tool_workers import worker_thread
 
 from agentlog import events as ev
+from agentlog.consumers.saga_state import Begin, Compensate, End, Finished, RunStep, TimedOut
 from agentlog.consumers.sagas import (
     COMPENSATED,
     COMPENSATION_FAILED,
     COMPLETED,
-    Begin,
-    Compensate,
-    End,
-    Finished,
-    RunStep,
     Saga,
     SagaCoordinator,
     SagaEvent,
+    SagaState,
     Step,
-    TimedOut,
     next_move,
     saga_states,
     tool_action,
@@ -118,8 +114,6 @@ class Log:
 
     def move(self, saga: Saga = SAGA, after_seconds: float = 0.5) -> object:
         state = saga_states(self.events).get(self.saga_id)
-        from agentlog.consumers.sagas import SagaState
-
         now = T0 + int((len(self.events) - 1 + after_seconds) * SECOND)
         return next_move(saga, state or SagaState(self.saga_id), now)
 
