@@ -143,9 +143,15 @@ class Escalation(Payload):
 
 
 class SagaStepStarted(Payload):
+    """A saga's coordinator began a step's action (again, after a restart: `attempt` 2...)."""
+
     saga_id: str
     step: str
     input_json: str | None = None
+    attempt: int = 1
+    timeout_ms: float | None = Field(
+        default=None, description="how long the action may take before the saga compensates"
+    )
 
 
 class SagaStepCompleted(Payload):
@@ -158,6 +164,36 @@ class SagaStepCompensated(Payload):
     saga_id: str
     step: str
     reason: str
+
+
+class SagaStarted(Payload):
+    """A coordinator began a saga: a named multi-agent task of ordered steps."""
+
+    saga_id: str
+    saga: str = Field(description="the saga's name (what kind of task)")
+    steps: list[str] = Field(description="the step names, in the order they run")
+    input_json: str | None = None
+
+
+class SagaStepFailed(Payload):
+    """A step's action failed or timed out (the saga compensates), or one attempt at its
+    compensation failed (retried up to a bound, then the saga ends compensation_failed)."""
+
+    saga_id: str
+    step: str
+    error_type: str
+    error_message: str
+    timed_out: bool = False
+    phase: str = Field(default="action", description="action or compensation")
+    attempt: int = 1
+
+
+class SagaEnded(Payload):
+    """A saga is over; nothing of it runs again."""
+
+    saga_id: str
+    outcome: str = Field(description="completed, compensated or compensation_failed")
+    reason: str | None = None
 
 
 # Written out (not built from a tuple) so type checkers know every member; the order is
@@ -178,10 +214,20 @@ AnyPayload = Annotated[
     | Escalation
     | SagaStepStarted
     | SagaStepCompleted
-    | SagaStepCompensated,
+    | SagaStepCompensated
+    | SagaStarted
+    | SagaStepFailed
+    | SagaEnded,
     Field(union_mode="left_to_right"),
 ]
 PAYLOAD_TYPES: tuple[type[Payload], ...] = get_args(get_args(AnyPayload)[0])
+# Payload records added after schema v2 introduced the claim check: on the wire they come
+# after it, so that every earlier record keeps its union branch number.
+PAYLOAD_TYPES_AFTER_CLAIM_CHECK: tuple[type[Payload], ...] = (
+    SagaStarted,
+    SagaStepFailed,
+    SagaEnded,
+)
 
 
 class ClaimCheck(AvroRecord):
@@ -194,10 +240,14 @@ class ClaimCheck(AvroRecord):
     payload_type: str = Field(description="Avro name of the payload the event carries")
 
 
-# The payload union on the wire: every event type, then the claim check (last, so the
-# branch numbers of the event types stay those of schema v1). Readers never return a
-# ClaimCheck: they resolve it.
-WIRE_PAYLOAD_TYPES: tuple[type[AvroRecord], ...] = (*PAYLOAD_TYPES, ClaimCheck)
+# The payload union on the wire: the event types of schema v1, the claim check (v2), then
+# the event types added since (v3: the saga's start, failures and end), so that a branch
+# number never changes meaning. Readers never return a ClaimCheck: they resolve it.
+WIRE_PAYLOAD_TYPES: tuple[type[AvroRecord], ...] = (
+    *(p for p in PAYLOAD_TYPES if p not in PAYLOAD_TYPES_AFTER_CLAIM_CHECK),
+    ClaimCheck,
+    *PAYLOAD_TYPES_AFTER_CLAIM_CHECK,
+)
 CLAIM_CHECK_RECORD_NAME = f"{AVRO_NAMESPACE}.ClaimCheck"
 
 PAYLOAD_BY_EVENT_TYPE: dict[str, type[Payload]] = {p.event_type: p for p in PAYLOAD_TYPES}

@@ -81,12 +81,16 @@ def group_consumer_config(settings: Settings, group: str) -> dict[str, Any]:
     return config
 
 
+# Readers need a group id but never join or commit: monitoring leaves these groups out.
+READER_GROUP_PREFIX = "agentlog-reader-"
+
+
 def reader_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """A consumer that only reads assigned partitions: no group membership, no commits."""
     config = client_config(settings)
     config.update(
         {
-            "group.id": f"agentlog-reader-{uuid.uuid4().hex[:12]}",
+            "group.id": f"{READER_GROUP_PREFIX}{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,

@@ -23,9 +23,12 @@ _SUMMARY_FIELDS = {
     "intent_identified": ("intent", "confidence"),
     "handoff": ("from_agent", "to_agent"),
     "escalation": ("agent", "reason", "target"),
-    "saga_step_started": ("saga_id", "step"),
+    "saga_started": ("saga_id", "saga"),
+    "saga_step_started": ("saga_id", "step", "attempt"),
     "saga_step_completed": ("saga_id", "step"),
+    "saga_step_failed": ("saga_id", "step", "phase", "timed_out", "error_type"),
     "saga_step_compensated": ("saga_id", "step", "reason"),
+    "saga_ended": ("saga_id", "outcome", "reason"),
 }
 
 

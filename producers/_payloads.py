@@ -266,10 +266,42 @@ class EventMethods(Generic[Result]):
         body = {"agent": agent, "reason": reason, "target": target}
         return self._emit(conversation_id, ("agentlog.Escalation", body), agent, **envelope)
 
-    def saga_step_started(
-        self, conversation_id: str, saga_id: str, step: str, *, input: Any = None, **envelope: Any
+    def saga_started(
+        self,
+        conversation_id: str,
+        saga_id: str,
+        saga: str,
+        steps: Sequence[str],
+        *,
+        input: Any = None,
+        **envelope: Any,
     ) -> Result:
-        body = {"saga_id": saga_id, "step": step, "input_json": _optional_json(input)}
+        body = {
+            "saga_id": saga_id,
+            "saga": saga,
+            "steps": list(steps),
+            "input_json": _optional_json(input),
+        }
+        return self._emit(conversation_id, ("agentlog.SagaStarted", body), None, **envelope)
+
+    def saga_step_started(
+        self,
+        conversation_id: str,
+        saga_id: str,
+        step: str,
+        *,
+        input: Any = None,
+        attempt: int = 1,
+        timeout_ms: float | None = None,
+        **envelope: Any,
+    ) -> Result:
+        body = {
+            "saga_id": saga_id,
+            "step": step,
+            "input_json": _optional_json(input),
+            "attempt": attempt,
+            "timeout_ms": timeout_ms,
+        }
         return self._emit(conversation_id, ("agentlog.SagaStepStarted", body), None, **envelope)
 
     def saga_step_completed(
@@ -289,3 +321,42 @@ class EventMethods(Generic[Result]):
     ) -> Result:
         body = {"saga_id": saga_id, "step": step, "reason": reason}
         return self._emit(conversation_id, ("agentlog.SagaStepCompensated", body), None, **envelope)
+
+    def saga_step_failed(
+        self,
+        conversation_id: str,
+        saga_id: str,
+        step: str,
+        *,
+        error_type: str,
+        error_message: str,
+        timed_out: bool = False,
+        phase: str = "action",
+        attempt: int = 1,
+        **envelope: Any,
+    ) -> Result:
+        """`phase`: `action` (the saga compensates) or `compensation` (one failed attempt
+        at undoing the step)."""
+        body = {
+            "saga_id": saga_id,
+            "step": step,
+            "error_type": error_type,
+            "error_message": error_message,
+            "timed_out": timed_out,
+            "phase": phase,
+            "attempt": attempt,
+        }
+        return self._emit(conversation_id, ("agentlog.SagaStepFailed", body), None, **envelope)
+
+    def saga_ended(
+        self,
+        conversation_id: str,
+        saga_id: str,
+        outcome: str,
+        *,
+        reason: str | None = None,
+        **envelope: Any,
+    ) -> Result:
+        """`outcome`: completed, compensated or compensation_failed."""
+        body = {"saga_id": saga_id, "outcome": outcome, "reason": reason}
+        return self._emit(conversation_id, ("agentlog.SagaEnded", body), None, **envelope)

@@ -23,7 +23,7 @@ from agentlog.replay.errors import (
     OffsetBeyondEnd,
     ReplayError,
 )
-from agentlog.replay.rerun import RerunReport, Session, rerun, run_live
+from agentlog.replay.rerun import RerunReport, Session, rerun, rerun_recording, run_live
 from agentlog.replay.state import conversation_state
 
 __all__ = [
@@ -40,5 +40,6 @@ __all__ = [
     "parse_at",
     "replay_conversation",
     "rerun",
+    "rerun_recording",
     "run_live",
 ]

@@ -3,7 +3,8 @@
 Events are aligned on what they are (type, agent, tool), with the longest common
 subsequence (difflib), so an extra or a missing event shifts nothing after it. Aligned
 events are then compared field by field, leaving out what differs between any two runs
-by nature: ids (event, tool call, trace, span, causation) and timings.
+by nature: ids (event, tool call, trace, span, causation), timings and the service
+that recorded them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ NATURALLY_DIFFERENT = frozenset(
         "tool_call_id",
         "duration_ms",
         "latency_ms",
+        # who recorded it: a re-run records as its own service and version
+        "source.service",
+        "source.version",
     }
 )
 
@@ -71,7 +75,11 @@ def comparable(event: RecordedEvent, ignored: frozenset[str]) -> dict[str, Any]:
     _flatten("source", event.source, fields)
     for name, value in readable_payload(event.payload).items():
         _flatten(name, value, fields)
-    return {k: v for k, v in fields.items() if not ignored.intersection(k.split("."))}
+    return {
+        k: v
+        for k, v in fields.items()
+        if k not in ignored and not ignored.intersection(k.split("."))
+    }
 
 
 def _flatten(name: str, value: Any, into: dict[str, Any]) -> None:

@@ -50,9 +50,12 @@ _MARKS: dict[str, tuple[str, str]] = {
     "intent_identified": ("k-intent", "circle"),
     "handoff": ("k-handoff", "diamond"),
     "escalation": ("k-escalation", "triangle"),
+    "saga_started": ("k-saga", "square"),
     "saga_step_started": ("k-saga", "circle"),
     "saga_step_completed": ("k-saga", "circle"),
+    "saga_step_failed": ("k-fail", "cross"),
     "saga_step_compensated": ("k-fail", "cross"),
+    "saga_ended": ("k-saga", "square"),
 }
 
 

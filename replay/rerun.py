@@ -3,9 +3,13 @@ answered from the log, nothing real is called, and the report names where the ne
 leaves the recording.
 
 The agent is a function of a `Session`, which stands in for the recorder it uses in
-production: `@session.tool` and `session.tool_call(...)` for tools, `session.llm(...)`
-for models, and every other recorder method (`agent_message`, `handoff`, ...) with the
-conversation id filled in. The session answers each call from the recording:
+production (it implements `agentlog.agent_session.AgentSession`): `session.call_tool(
+name, arguments, agent=...)`, `@session.tool` and `session.tool_call(...)` for tools,
+`session.llm(...)` for models, and every other recorder method (`agent_message`,
+`handoff`, ...) with the conversation id filled in. A recorded tool call is all the
+attempts of one call id (retries belong to the executor, not to the agent): served as
+one call whose outcome is the last attempt's. The session answers each call from the
+recording:
 
 - `strict`: the calls come in the recorded order, each the same tool (or model) with
   the same arguments (or input messages);
@@ -15,7 +19,8 @@ The first call that does not fit is the divergence: a different tool, different
 arguments, an extra call (the recording's calls of that kind are used up) or a call the
 recording does not have at all. It stops the run (a `BaseException`, so agent code that
 catches `Exception` cannot swallow it). With `fork_at`, calls recorded up to that event
-are served and the live functions answer after it. Given a recorder (a
+are served and the live functions (`live_llm`, `live_tool`, the functions under
+`@session.tool`) answer after it. Given a recorder (a
 `agentlog.producers.Recorder`; replay does not import producers), the re-run is
 recorded as a new conversation whose start names the original and its offsets.
 """
@@ -27,32 +32,41 @@ import functools
 import inspect
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
+from agentlog.agent_session import AgentSession, SessionRecording
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ToolError
 from agentlog.replay.conversation import Replay, replay_conversation
 from agentlog.replay.errors import ReplayError
 from agentlog.replay.transcript import counted
 from agentlog.settings import Settings
+from agentlog.tool_protocol import new_tool_call_id
 
 MODES = ("strict", "fifo")
 
 
+# A tool call attempt as recorded: its request, and its ending (None: never answered).
+Attempt = tuple[RecordedEvent, RecordedEvent | None]
+
+
 @dataclass(frozen=True)
 class RecordedCall:
-    """A call the recording answered: a tool call attempt (request and its outcome) or
-    an LLM call."""
+    """A call the recording answered: a tool call (the attempts of one call id, the
+    first request naming its place in the log, the last attempt's ending its outcome)
+    or an LLM call."""
 
     kind: str  # "tool" or "llm"
     name: str  # the tool, or the model
     arguments: Any  # tool arguments, or the input messages (parsed JSON)
     request: RecordedEvent
     outcome: RecordedEvent | None  # tool: completed/failed (None: never answered)
+    attempts: tuple[Attempt, ...] = ()  # tool: every attempt, in order
 
     @property
     def position(self) -> str:
@@ -132,28 +146,53 @@ class LlmAnswer:
 
 
 def recorded_calls(events: list[RecordedEvent]) -> list[RecordedCall]:
-    """The recording's calls in log order: each tool call attempt, each LLM call."""
+    """The recording's calls in log order (of their first request): each tool call with
+    its attempts, each LLM call."""
     calls: list[RecordedCall] = []
-    waiting: dict[tuple[str, int], int] = {}  # (call id, attempt) -> index in calls
+    of_call_id: dict[str, int] = {}  # tool call id -> index in calls
     for event in events:
         body = event.payload
         if event.event_type == "tool_call_requested":
-            waiting[(body["tool_call_id"], body["attempt"])] = len(calls)
+            index = of_call_id.get(body["tool_call_id"])
+            if index is not None and body["attempt"] > 1:  # a retry of that call
+                call = calls[index]
+                calls[index] = _with_attempt(call, (event, None))
+                continue
+            of_call_id[body["tool_call_id"]] = len(calls)
+            arguments = _json(body["arguments_json"])
             calls.append(
-                RecordedCall("tool", body["tool_name"], _json(body["arguments_json"]), event, None)
+                RecordedCall("tool", body["tool_name"], arguments, event, None, ((event, None),))
             )
         elif event.event_type in ("tool_call_completed", "tool_call_failed"):
-            index = waiting.pop((body["tool_call_id"], body["attempt"]), None)
+            index = of_call_id.get(body["tool_call_id"])
             if index is not None:
-                request = calls[index]
-                calls[index] = RecordedCall(
-                    "tool", request.name, request.arguments, request.request, event
-                )
+                calls[index] = _ended(calls[index], event)
         elif event.event_type == "llm_call":
             calls.append(
                 RecordedCall("llm", body["request_model"], _json(body["input_json"]), event, event)
             )
     return calls
+
+
+def _with_attempt(call: RecordedCall, attempt: Attempt) -> RecordedCall:
+    return RecordedCall(
+        call.kind, call.name, call.arguments, call.request, None, (*call.attempts, attempt)
+    )
+
+
+def _ended(call: RecordedCall, ending: RecordedEvent) -> RecordedCall:
+    """The call with `ending` as the outcome of the attempt it answers; the call's
+    outcome is its last attempt's (None while that one is unanswered)."""
+    attempts = list(call.attempts)
+    for i in range(len(attempts) - 1, -1, -1):
+        request, outcome = attempts[i]
+        if outcome is None and request.payload["attempt"] == ending.payload["attempt"]:
+            attempts[i] = (request, ending)
+            break
+    else:
+        return call  # an ending of an attempt the recording did not request: ignored
+    last = attempts[-1][1]
+    return RecordedCall(call.kind, call.name, call.arguments, call.request, last, tuple(attempts))
 
 
 def _json(text: str | None) -> Any:
@@ -280,34 +319,32 @@ class _Call:
             self.result = result
 
 
-class Session:
+class Session(SessionRecording):
     """What the agent code runs with during a re-run (see the module docstring)."""
 
     def __init__(
         self,
-        original: Replay | None,
         script: _Script | None,
         conversation_id: str,
         *,
+        user_messages: list[str],
+        report: RerunReport,
         recorder: Any = None,
         live_llm: Callable[..., LlmAnswer | str] | None = None,
-        report: RerunReport,
-        user_messages: list[str] | None = None,
+        live_tool: Callable[..., Any] | None = None,
     ) -> None:
-        self.original = original
         self._user_messages = user_messages
         self.conversation_id = conversation_id
         self._script = script
         self._recorder = recorder
         self._live_llm = live_llm
+        self._live_tool = live_tool
         self._report = report
 
     @property
     def user_messages(self) -> list[str]:
-        """The user's messages in the recording: what drives the agent."""
-        if self._user_messages is not None or self.original is None:
-            return list(self._user_messages or [])
-        return [e.payload["text"] for e in self.original.events if e.event_type == "user_message"]
+        """The user's messages (in a re-run, the recording's): what drives the agent."""
+        return list(self._user_messages)
 
     # -- LLM ----------------------------------------------------------------------------
 
@@ -363,6 +400,118 @@ class Session:
         return answer
 
     # -- tools --------------------------------------------------------------------------
+
+    def call_tool(self, tool_name: str, arguments: Mapping[str, Any], *, agent: str) -> Any:
+        """The tool's result: the recorded call's (its last attempt's), or (after the
+        fork, or in a live session) `live_tool`'s. Raises ToolError when the call failed
+        for good. With a recorder, the call's attempts are recorded as they were."""
+        served = self._take("tool", tool_name, _normal(arguments))
+        if served is None:
+            return self._live_tool_call(tool_name, arguments, agent)
+        if served.outcome is None:
+            raise Diverged(
+                Divergence(
+                    "no_result", f"{served.describe()} has no recorded result to serve", served
+                )
+            )
+        call_id = new_tool_call_id()
+        for request, ending in served.attempts:
+            attempt = request.payload["attempt"]
+            requested = None
+            if self._recorder is not None:
+                requested = self._recorder.tool_call_requested(
+                    self.conversation_id, call_id, tool_name, arguments, agent=agent,
+                    attempt=attempt,
+                )  # fmt: skip
+            if ending is not None:
+                self._record_ending(call_id, tool_name, agent, requested, ending)
+        ending = served.outcome
+        if ending.event_type == "tool_call_failed":
+            b = ending.payload
+            raise ToolError(
+                tool_call_id=b["tool_call_id"],
+                tool_name=tool_name,
+                error_type=b["error_type"],
+                error_message=b["error_message"],
+                attempt=b["attempt"],
+                retryable=False,
+            )
+        return _json(ending.payload["result_json"])
+
+    def _record_ending(
+        self,
+        call_id: str,
+        tool_name: str,
+        agent: str,
+        requested: str | None,
+        ending: RecordedEvent,
+    ) -> None:
+        if self._recorder is None:
+            return
+        b = ending.payload
+        ids = (self.conversation_id, call_id, tool_name)
+        common = {"duration_ms": b["duration_ms"], "attempt": b["attempt"], "agent": agent}
+        if ending.event_type == "tool_call_failed":
+            self._recorder.tool_call_failed(
+                *ids,
+                error_type=b["error_type"],
+                error_message=b["error_message"],
+                retryable=b.get("retryable", False),
+                causation_id=requested,
+                **common,
+            )
+        else:
+            self._recorder.tool_call_completed(
+                *ids, _json(b["result_json"]), causation_id=requested, **common
+            )
+
+    def _live_tool_call(self, tool_name: str, arguments: Mapping[str, Any], agent: str) -> Any:
+        if self._live_tool is None:
+            raise ReplayError(
+                f"a call of tool {tool_name} must be answered live (after the fork) but no "
+                "live tool function was given"
+            )
+        self._report.live_calls.append(f"tool {tool_name}")
+        call_id = new_tool_call_id()
+        ids = (self.conversation_id, call_id, tool_name)
+        requested = None
+        if self._recorder is not None:
+            requested = self._recorder.tool_call_requested(*ids, arguments, agent=agent)
+        started = time.perf_counter()
+        try:
+            result = self._live_tool(tool_name, dict(arguments), agent=agent)
+        except Exception as exc:
+            failed = exc if isinstance(exc, ToolError) else None
+            error_type = failed.error_type if failed else type(exc).__name__
+            message = failed.error_message if failed else str(exc)
+            if self._recorder is not None:
+                self._recorder.tool_call_failed(
+                    *ids,
+                    error_type=error_type,
+                    error_message=message,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    agent=agent,
+                    causation_id=requested,
+                )
+            if failed is not None:
+                raise
+            raise ToolError(
+                tool_call_id=call_id,
+                tool_name=tool_name,
+                error_type=error_type,
+                error_message=message,
+                attempt=1,
+                retryable=False,
+            ) from exc
+        if self._recorder is not None:
+            self._recorder.tool_call_completed(
+                *ids,
+                result,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                agent=agent,
+                causation_id=requested,
+            )
+        return result
 
     def tool(self, function: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
         """Decorator, as `Recorder.tool`: calls are answered from the recording (the
@@ -479,14 +628,24 @@ class Session:
 
     # -- everything else the recorder records --------------------------------------------
 
+    def _record(self, method: str, *args: Any, **kwargs: Any) -> object:
+        """What `SessionRecording`'s methods record: with the recorder, if any."""
+        if self._recorder is None:
+            return None
+        return getattr(self._recorder, method)(self.conversation_id, *args, **kwargs)
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        """Recorder methods (`agent_message`, `handoff`, ...) for this conversation."""
+        """The recorder's other methods (`record`, ...) for this conversation."""
         if name.startswith("_"):
             raise AttributeError(name)
         if self._recorder is None:
             return lambda *args, **kwargs: None
         method = getattr(self._recorder, name)
         return functools.partial(method, self.conversation_id)
+
+
+if TYPE_CHECKING:  # what agent code is typed against, checked here once
+    _implements: type[AgentSession] = Session
 
 
 def _failure(error_type: str, message: str) -> Exception:
@@ -521,25 +680,63 @@ def rerun(
     fork_at: str | None = None,
     recorder: Any = None,
     live_llm: Callable[..., LlmAnswer | str] | None = None,
+    live_tool: Callable[..., Any] | None = None,
     sink_url: str | None = None,
     new_conversation_id: str | None = None,
 ) -> RerunReport:
     """Run `agent` on the recording of `conversation_id` and report how it compares.
 
     `fork_at`: an event id or offset of the conversation; calls recorded after it are
-    not served (the tool functions and `live_llm` answer). `recorder`: where to record
-    the re-run (as `new_conversation_id`, default `<original>-rerun-<random>`)."""
+    not served (the tool functions, `live_tool(name, arguments, agent=...)` and
+    `live_llm` answer). `recorder`: where to record the re-run (as
+    `new_conversation_id`, default `<original>-rerun-<random>`)."""
     if mode not in MODES:
         raise ReplayError(f"unknown mode {mode!r}: use strict or fifo")
     original = replay_conversation(settings, conversation_id, sink_url=sink_url)
-    fork_offset = _fork_offset(original, fork_at) if fork_at is not None else None
+    return rerun_recording(
+        original.events,
+        agent,
+        mode=mode,
+        fork_offset=_fork_offset(original, fork_at) if fork_at is not None else None,
+        recorder=recorder,
+        live_llm=live_llm,
+        live_tool=live_tool,
+        new_conversation_id=new_conversation_id,
+    )
+
+
+def rerun_recording(
+    events: list[RecordedEvent],
+    agent: Callable[[Session], Any],
+    *,
+    mode: str = "strict",
+    fork_offset: int | None = None,
+    recorder: Any = None,
+    live_llm: Callable[..., LlmAnswer | str] | None = None,
+    live_tool: Callable[..., Any] | None = None,
+    new_conversation_id: str | None = None,
+) -> RerunReport:
+    """`rerun` on a conversation's events already read (in log order)."""
+    if mode not in MODES:
+        raise ReplayError(f"unknown mode {mode!r}: use strict or fifo")
+    if not events:
+        raise ReplayError("a re-run needs the recording of a conversation: no events given")
+    conversation_id = events[0].conversation_id
     new_id = new_conversation_id or f"{conversation_id}-rerun-{uuid.uuid4().hex[:8]}"
     report = RerunReport(conversation_id, new_id, mode)
-    script = _Script(recorded_calls(original.events), mode, fork_offset)
-    session = Session(original, script, new_id, recorder=recorder, live_llm=live_llm, report=report)
+    script = _Script(recorded_calls(events), mode, fork_offset)
+    session = Session(
+        script,
+        new_id,
+        user_messages=[e.payload["text"] for e in events if e.event_type == "user_message"],
+        report=report,
+        recorder=recorder,
+        live_llm=live_llm,
+        live_tool=live_tool,
+    )
     if recorder is not None:
-        started = next((e for e in original.events if e.event_type == "conversation_started"), None)
-        last = original.events[-1]
+        started = next((e for e in events if e.event_type == "conversation_started"), None)
+        first, last = events[0], events[-1]
         recorder.start_conversation(
             new_id,
             channel=started.payload["channel"] if started else "rerun",
@@ -547,9 +744,9 @@ def rerun(
             title=f"re-run of {conversation_id}",
             metadata={
                 "rerun_of": conversation_id,
-                "topic": original.topic,
-                "partition": original.partition,
-                "first_offset": original.events[0].offset,
+                "topic": first.topic,
+                "partition": first.partition,
+                "first_offset": first.offset,
                 "last_offset": last.offset,
                 "mode": mode,
                 "fork_at_offset": fork_offset,
@@ -572,6 +769,7 @@ def run_live(
     *,
     recorder: Any,
     live_llm: Callable[..., LlmAnswer | str],
+    live_tool: Callable[..., Any] | None = None,
     channel: str = "chat",
 ) -> None:
     """Run `agent` for real on `user_messages` (every tool and LLM call live), recorded
@@ -580,12 +778,12 @@ def run_live(
     report = RerunReport(conversation_id, conversation_id, "live")
     session = Session(
         None,
-        None,
         conversation_id,
+        user_messages=user_messages,
+        report=report,
         recorder=recorder,
         live_llm=live_llm,
-        report=report,
-        user_messages=user_messages,
+        live_tool=live_tool,
     )
     agent(session)
 

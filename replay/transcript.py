@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
+from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 
 Style = Callable[..., str]
@@ -38,9 +39,12 @@ _COLOURS: dict[str, dict[str, Any]] = {
     "intent_identified": {"fg": "yellow"},
     "handoff": {"fg": "yellow", "bold": True},
     "escalation": {"fg": "red", "bold": True},
+    "saga_started": {"fg": "white", "bold": True},
     "saga_step_started": {"fg": "white"},
     "saga_step_completed": {"fg": "white"},
+    "saga_step_failed": {"fg": "red", "bold": True},
     "saga_step_compensated": {"fg": "red"},
+    "saga_ended": {"fg": "white", "bold": True},
 }
 _TYPE_WIDTH = max(len(t) for t in _COLOURS)
 
@@ -107,10 +111,34 @@ def summary(event: RecordedEvent) -> str:
         return f"{b['from_agent']} -> {b['to_agent']}{reason}"
     if kind == "escalation":
         return f"{b['agent']} -> {b['target']}: {short(b['reason'])}"
-    if kind.startswith("saga_step_"):
-        reason = f": {short(b['reason'])}" if b.get("reason") else ""
-        return f"{b['saga_id']} {b['step']}{reason}"
+    if kind.startswith("saga_"):
+        return _saga_summary(kind, b)
     return short(orjson.dumps(b).decode())
+
+
+def _saga_summary(kind: str, b: dict[str, Any]) -> str:
+    """A saga's events name the saga, then what happened to which step."""
+    saga = f"saga {b['saga_id']}"
+    if kind == "saga_started":
+        return f"{saga} ({b['saga']}): steps {' -> '.join(b['steps'])}"
+    if kind == "saga_ended":
+        reason = f": {short(b['reason'])}" if b.get("reason") else ""
+        return f"{saga} {b['outcome']}{reason}"
+    step = f"{saga} step {b['step']}"
+    if kind == "saga_step_started":
+        again = f" (attempt {b['attempt']})" if (b.get("attempt") or 1) > 1 else ""
+        limit = f", timeout {b['timeout_ms'] / 1000:g} s" if b.get("timeout_ms") else ""
+        return f"{step}{again}{limit}"
+    if kind == "saga_step_completed":
+        return f"{step} -> {_compact_json(b.get('output_json'), 60)}"
+    if kind == "saga_step_failed":
+        what = "compensation" if b.get("phase") == "compensation" else "action"
+        how = "timed out" if b.get("timed_out") else "failed"
+        return (
+            f"{step}: {what} {how} (attempt {b['attempt']}): "
+            f"{b['error_type']}: {short(b['error_message'], 60)}"
+        )
+    return f"{step} compensated: {short(b['reason'])}"
 
 
 def header(replay: Replay) -> list[str]:
@@ -214,6 +242,12 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
             f"  tool {call['tool_name']} {call['status']} after "
             f"{counted(call['attempts'], 'attempt')}: {detail}"
         )
+    sagas = saga_states(
+        SagaEvent(e.event_type, e.payload, e.occurred_at, e.event_id, e.offset)
+        for e in replay.events
+        if e.event_type in SAGA_EVENT_TYPES
+    )
+    lines.extend(f"  {saga.summary()}" for saga in sagas.values())
     return lines
 
 

@@ -70,3 +70,8 @@ def reworded_agent(session) -> None:
     text = session.user_messages[0]
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
     session.llm(messages, model="gpt-4o-mini", agent="triage")
+
+
+def refund_service_down(name: str, arguments: dict, *, agent: str) -> dict:
+    """Live tools after a fork: every call fails."""
+    raise ConnectionError(f"{name} is down")

@@ -62,9 +62,24 @@ PAYLOADS: list[ev.Payload] = [
         duration_ms=73.5,
         attempt=2,
     ),
-    ev.SagaStepStarted(saga_id="s-1", step="refund", input_json='{"amount":129.5}'),
+    ev.SagaStarted(
+        saga_id="s-1", saga="refund", steps=["refund", "notify"], input_json='{"invoice":"INV-1"}'
+    ),
+    ev.SagaStepStarted(
+        saga_id="s-1", step="refund", input_json='{"amount":129.5}', attempt=2, timeout_ms=5000.0
+    ),
     ev.SagaStepCompleted(saga_id="s-1", step="refund", output_json='{"refund_id":"RF-1"}'),
+    ev.SagaStepFailed(
+        saga_id="s-1",
+        step="notify",
+        error_type="TimeoutError",
+        error_message="no answer within 2 s",
+        timed_out=True,
+        phase="action",
+        attempt=1,
+    ),
     ev.SagaStepCompensated(saga_id="s-1", step="refund", reason="payment provider refused"),
+    ev.SagaEnded(saga_id="s-1", outcome="compensated", reason="notify timed out"),
     ev.AgentMessage(agent="billing", text="Refunded."),
     ev.Escalation(agent="billing", reason="customer asked for a human", target="human"),
     ev.ConversationEnded(outcome="escalated", reason="handed to a human"),

@@ -140,6 +140,24 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
     verified = agentlog("export", "verify", bundle, state_dir=tmp_path)
     assert verified.code == 0, verified.err
 
+    # It replayed one refund conversation, wrote its timeline, and re-ran its agents on
+    # the recording: as they are, and with a lower refund limit.
+    assert "conversation conv-21-00000: " in run.out
+    assert " p" in run.out and "conversation_started" in run.out
+    timeline = Path(re.search(r"timeline of conv-21-00000: (\S+)", run.out).group(1))
+    page = timeline.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "conv-21-00000" in page
+    same = re.search(r"with the same policy .*: (\d+) calls served from the log", run.out)
+    assert same and int(same.group(1)) > 3
+    assert "  no divergence: the code made the recorded calls" in run.out
+    assert re.search(
+        r"with a refund limit of 100 EUR: \d+ calls served from the log, ended escalated "
+        r"\(recorded: resolved\)\n  not called: tool issue_refund\(.*\) at "
+        + re.escape(prefix)
+        + r"events\[\d\]@\d+",
+        run.out,
+    ), run.out
+
     # Projecting again finds nothing new: the offsets live in the sink.
     again = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)
     assert again.code == 0 and again.out.startswith("applied 0 events")

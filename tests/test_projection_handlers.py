@@ -91,6 +91,9 @@ CONVERSATION_EFFECTS: dict[str, dict] = {
     "saga_step_started": {},
     "saga_step_completed": {},
     "saga_step_compensated": {},
+    "saga_started": {},
+    "saga_step_failed": {},
+    "saga_ended": {},  # a saga's outcome is not the conversation's
 }
 
 

@@ -57,9 +57,14 @@ def _record_every_type(recorder: Recorder, cid: str) -> None:
     recorder.tool_call_completed(
         cid, "call_7", "lookup_invoice", {"total": 12.5}, duration_ms=40.0, attempt=2
     )
-    recorder.saga_step_started(cid, "saga-1", "refund", input={"amount": 12.5})
+    recorder.saga_started(cid, "saga-1", "refund", ["refund", "notify"], input={"inv": "I-1"})
+    recorder.saga_step_started(cid, "saga-1", "refund", input={"amount": 12.5}, timeout_ms=5e3)
     recorder.saga_step_completed(cid, "saga-1", "refund", output={"ok": True})
+    recorder.saga_step_failed(
+        cid, "saga-1", "notify", error_type="TimeoutError", error_message="slow", timed_out=True
+    )
     recorder.saga_step_compensated(cid, "saga-1", "refund", "provider refused")
+    recorder.saga_ended(cid, "saga-1", "compensated", reason="notify timed out")
     recorder.agent_message(cid, "billing", "Done.")
     recorder.escalation(cid, "billing", "angry customer")
     recorder.end_conversation(cid, "escalated", reason="human took over")
@@ -69,7 +74,7 @@ def test_every_event_type_reaches_kafka_and_decodes_everywhere(settings: Setting
     with Recorder(settings, service="support", version="2.0") as recorder:
         _record_every_type(recorder, "conv-all-types")
 
-    records = read_all(settings.bootstrap_servers, settings.events_topic, expect=16)
+    records = read_all(settings.bootstrap_servers, settings.events_topic, expect=len(PAYLOAD_TYPES))
     events = [decode_event(r.value) for r in records]
     assert {type(e.payload) for e in events} == set(PAYLOAD_TYPES)
     assert [e.event_type for e in events][:2] == ["conversation_started", "system_prompt"]

@@ -285,6 +285,7 @@ def test_replay_exports() -> None:
         "parse_at",
         "replay_conversation",
         "rerun",
+        "rerun_recording",
         "run_live",
     }
     for name in agentlog.replay.__all__:

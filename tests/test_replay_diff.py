@@ -39,6 +39,15 @@ def test_identical_runs_differ_only_in_ids_and_times() -> None:
     assert [s.kind for s in result.steps] == ["same"] * 4
 
 
+def test_a_re_run_recorded_by_another_service_is_identical() -> None:
+    """`replay rerun` records as its own service and version: who recorded an event says
+    nothing about what the agent did."""
+    rerun = _run("b")
+    for event in rerun:
+        event.source.update(service="agentlog-rerun", version="rerun-1")
+    assert diff_conversations(_run("a"), rerun).identical
+
+
 def test_an_extra_event_is_one_line_and_the_rest_stays_aligned() -> None:
     result = diff_conversations(_run("a"), _run("b", extra=True))
     assert [s.kind for s in result.steps] == ["same", "same", "same", "only_b", "same"]

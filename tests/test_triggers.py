@@ -4,6 +4,7 @@ waited, once."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import defaultdict
@@ -110,6 +111,9 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
     assert seen.by_conversation["conv-0"][-1] == "c0-m5"
     assert len(dead_letter_states(settings).find(letter.id).parked) == 3
 
+    status = group_status(settings, tmp_path, letter.group)
+    assert (status["dlq_depth"], status["parked_conversations"], status["lag"]) == (1, 1, 0)
+
     listed = cli(settings, tmp_path, "dlq", "list")
     assert listed.code == 0, listed.err
     assert letter.id in listed.out and "bad (3 parked)" in listed.out and "open" in listed.out
@@ -125,6 +129,8 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
     resolved = dead_letter_states(settings).find(letter.id)
     assert resolved.state == RESOLVED and resolved.history == [REDRIVEN, RESOLVED]
     assert dead_letter_states(settings).parked_conversations() == {}
+    status = group_status(settings, tmp_path, letter.group)
+    assert (status["dlq_depth"], status["parked_conversations"]) == (0, 0)
     tail = cli(settings, tmp_path, "tail", "--topic", "dlq", "-n", "50")
     assert f"dead letter {letter.id} of group {letter.group}: resolved" in tail.out
 
@@ -133,6 +139,13 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
     record(settings, {"bad": ["m6"]})
     run_once(settings, agents)
     assert seen.by_conversation["bad"] == ["m1", "boom", "m3", "m4", "m5", "m6"]
+
+
+def group_status(settings: Settings, tmp_path: Path, group: str) -> dict:  # type: ignore[type-arg]
+    run = cli(settings, tmp_path, "status", "--group", group, "--format", "json")
+    assert run.code == 0, run.err
+    (found,) = [g for g in json.loads(run.out)["groups"] if g["group"] == group]
+    return found  # type: ignore[no-any-return]
 
 
 def test_a_redrive_reaches_a_running_runtime(settings: Settings) -> None:

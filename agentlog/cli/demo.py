@@ -11,6 +11,7 @@ import click
 from agentlog import devbroker
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli.demo_exports import demo_exports
+from agentlog.cli.demo_replay import demo_replay
 from agentlog.cli.project import run_projections
 from agentlog.consumers import DEFAULT_GROUP
 from agentlog.consumers.projection import Row
@@ -84,6 +85,7 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
     )
     _read_back(settings, set(result.conversations), result.events)
     outcomes = _project(settings, result.conversations)
+    demo_replay(settings, result, _phase)
     exported = demo_exports(settings, result.conversations, seed)
     click.echo("next:")
     click.echo("  agentlog tail --conversation " + result.conversations[0])

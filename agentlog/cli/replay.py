@@ -439,6 +439,12 @@ def _load_function(spec: str, what: str) -> Callable[..., Any]:
     metavar="MODULE:FUNCTION",
     help="answers LLM calls after the fork: f(messages, model=..., agent=...) -> text",
 )
+@click.option(
+    "--tools",
+    "tools_spec",
+    metavar="MODULE:FUNCTION",
+    help="answers session.call_tool after the fork: f(name, arguments, agent=...) -> result",
+)
 @click.option("--no-record", is_flag=True, help="do not write the re-run to the log")
 @sink_option
 @pass_app
@@ -449,6 +455,7 @@ def rerun_command(
     mode: str,
     fork_at: str | None,
     llm_spec: str | None,
+    tools_spec: str | None,
     no_record: bool,
     sink: str | None,
 ) -> None:
@@ -458,6 +465,7 @@ def rerun_command(
     settings = app.kafka_settings().with_overrides(sink=sink)
     agent = _load_function(agent_spec, "agent")
     live_llm = _load_function(llm_spec, "LLM function") if llm_spec else None
+    live_tool = _load_function(tools_spec, "tool function") if tools_spec else None
     run = functools.partial(
         rerun,
         settings,
@@ -466,6 +474,7 @@ def rerun_command(
         mode=mode,
         fork_at=fork_at,
         live_llm=live_llm,
+        live_tool=live_tool,
         sink_url=settings.sink_url,
     )
     if no_record:

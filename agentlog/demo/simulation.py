@@ -1,11 +1,12 @@
 """A simulated customer-support agent system, recorded through the SDK (`agentlog demo`).
 
-A triage agent greets each customer, identifies the intent and hands off to a
-billing, technical-support or sales specialist, who calls an LLM and tools (with
-realistic arguments and latencies, some failures and retries) and may escalate to a
-human. Conversations overlap in time as they would in production. Everything is
-drawn from one seeded random generator, event ids and timestamps included, so a seed
-reproduces the same log byte for byte.
+Each conversation is the demo's agent code (`agentlog.demo.agents.support_team`) run
+against a `SimulatedSession`: the simulated world (`agentlog.demo.world`, seeded per
+conversation) answers its model and tool calls, a tool executor retries transient
+failures, and every event the session records is kept with its simulated time. The
+conversations' events are then interleaved by time, as they would overlap in
+production, and recorded. Everything is seeded, event ids and timestamps included, so a
+seed reproduces the same log byte for byte.
 """
 
 from __future__ import annotations
@@ -13,76 +14,43 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agentlog.agent_session import AgentSession, SessionRecording
+from agentlog.demo.agents import DEFAULT_POLICY, Policy, support_team
+from agentlog.demo.world import World
+from agentlog.errors import ToolError
 from agentlog.producers import Recorder
 from agentlog.serde import micros_of
 
 SIMULATION_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-MODEL = {
-    "triage": "gpt-4o-mini",
-    "billing": "gpt-4o",
-    "support": "claude-sonnet-4",
-    "sales": "gpt-4o",
-}
-PROVIDER = {"gpt-4o-mini": "openai", "gpt-4o": "openai", "claude-sonnet-4": "anthropic"}
-
-TOOLS = {
-    "billing": [
-        ("lookup_invoice", "Fetch an invoice by id", {"invoice_id": "string"}),
-        (
-            "issue_refund",
-            "Refund part or all of a payment",
-            {"invoice_id": "string", "amount": "number"},
-        ),
-    ],
-    "support": [
-        ("search_kb", "Search the knowledge base", {"query": "string", "top_k": "integer"}),
-        ("check_order_status", "Status of an order", {"order_id": "string"}),
-        ("reset_password", "Send a password reset link", {"email": "string"}),
-    ],
-    "sales": [
-        ("get_pricing", "Price list for a plan", {"plan": "string", "seats": "integer"}),
-        ("schedule_demo", "Book a product demo", {"email": "string", "slot": "string"}),
-    ],
-}
-
-INTENTS = {
-    "billing": [
-        "I was charged twice for my subscription this month.",
-        "Can you explain the extra fee on invoice {invoice}?",
-        "I'd like a refund for the annual plan I bought by mistake.",
-    ],
-    "support": [
-        "My order {order} still hasn't shipped, what's going on?",
-        "I can't log in, the password reset email never arrives.",
-        "The export to CSV keeps failing with a timeout.",
-    ],
-    "sales": [
-        "How much would the Team plan cost for {seats} seats?",
-        "Could someone show us a demo next week?",
-    ],
-}
-
-TRANSIENT_ERRORS = [
-    ("TimeoutError", "upstream did not answer within 5000 ms"),
-    ("RateLimitError", "429 Too Many Requests: retry after 2s"),
-    ("ConnectionError", "connection reset by peer"),
-]
+TOOL_ATTEMPTS = 3  # the executor's: a call fails for good after this many
 
 
-# One recorded event: given the recorder and the event ids recorded so far by name.
-Step = Callable[[Recorder, dict[str, str]], object]
-
-
-@dataclass(order=True)
+@dataclass(frozen=True)
 class _Step:
+    """A recorder call to make at `at` (simulated micros). `remember` names the event
+    id it returns; `cause`, an earlier one to record as its causation id."""
+
     at: int
-    order: int
-    action: Step = field(compare=False)
+    method: str
+    conversation_id: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    remember: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallMade:
+    """A tool call a conversation made: its arguments and whether it succeeded."""
+
+    tool_name: str
+    arguments: dict[str, Any]
+    succeeded: bool
 
 
 @dataclass
@@ -91,260 +59,134 @@ class SimulationResult:
     events: int
     first_micros: int
     last_micros: int
+    # Per conversation: its tool calls, and its outcome, as the agents made them.
+    tool_calls: dict[str, list[ToolCallMade]] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
 
 
-class _Conversation:
-    """Builds one conversation's steps with simulated timestamps."""
+class SimulatedSession(SessionRecording):
+    """An `AgentSession` in simulated time: the world answers the calls; what it
+    records is kept as timed steps (`steps`) to interleave with other conversations."""
 
-    def __init__(self, rng: random.Random, conversation_id: str, start: int) -> None:
-        self.rng = rng
-        self.cid = conversation_id
-        self.now = start
-        self.steps: list[tuple[int, Step]] = []
+    def __init__(self, conversation_id: str, world: World, start_micros: int) -> None:
+        self.conversation_id = conversation_id
+        self.world = world
+        self.now = start_micros
+        self.steps: list[_Step] = []
+        self.tool_calls: list[ToolCallMade] = []
+        self._user_messages_recorded = 0
 
-    def at(self, delay_ms: float, action: Step) -> None:
-        self.now += int(delay_ms * 1000)
-        self.steps.append((self.now, action))
+    @property
+    def user_messages(self) -> list[str]:
+        return list(self.world.customer.messages)
 
-    def llm(self, agent: str, prompt: str, answer: str, finish: str = "stop") -> None:
-        model = MODEL[agent]
-        latency = self.rng.lognormvariate(6.6, 0.5)
-        tokens_in = self.rng.randint(300, 2400)
-        tokens_out = max(8, len(answer.split()) * 2 + self.rng.randint(0, 40))
-        messages = [{"role": "user", "content": prompt}]
-        self.at(
-            latency,
-            lambda r, m: r.llm_call(
-                self.cid,
-                agent=agent,
-                provider=PROVIDER[model],
-                request_model=model,
-                response_model=f"{model}-2026-08-01",
-                input=messages,
-                output_text=answer,
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-                latency_ms=round(latency, 1),
-                finish_reason=finish,
-            ),
+    def start(self) -> None:
+        customer = self.world.customer
+        self._step(
+            "start_conversation",
+            channel=customer.channel,
+            user_id=customer.user_id,
+            metadata={"locale": "en-GB", "plan": "team"},
         )
 
-    def tool(
-        self,
-        agent: str,
-        name: str,
-        arguments: dict[str, Any],
-        result: dict[str, Any],
-        fail_rate: float,
-    ) -> bool:
-        """A tool call with retries; False if it finally failed."""
-        call_id = f"call_{self.rng.getrandbits(64):016x}"
-        for attempt in (1, 2, 3):
-            if self._tool_attempt(agent, name, arguments, result, fail_rate, call_id, attempt):
-                return True
-        return False
-
-    def _tool_attempt(
-        self,
-        agent: str,
-        name: str,
-        arguments: dict[str, Any],
-        result: dict[str, Any],
-        fail_rate: float,
-        call_id: str,
-        attempt: int,
-    ) -> bool:
-        """One attempt: requested, then completed (True) or failed (False)."""
-        duration = self.rng.lognormvariate(4.5, 0.7)
-        key = f"{call_id}/{attempt}"
-        self.at(
-            5,
-            lambda r, m: m.__setitem__(
-                key,
-                r.tool_call_requested(
-                    self.cid, call_id, name, arguments, agent=agent, attempt=attempt
-                ),
-            ),
+    def llm(self, messages: Any, *, model: str, agent: str, provider: str | None = None) -> str:
+        answer = self.world.llm(messages, model, agent)
+        self._advance(answer.latency_ms)
+        self._step(
+            "llm_call",
+            agent=agent,
+            provider=provider or answer.provider,
+            request_model=model,
+            response_model=answer.response_model,
+            input=messages,
+            output_text=answer.text,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            latency_ms=answer.latency_ms,
+            finish_reason=answer.finish_reason,
         )
-        if self.rng.random() < fail_rate:
-            error_type, message = self.rng.choice(TRANSIENT_ERRORS)
-            self.at(
-                duration,
-                lambda r, m: r.tool_call_failed(
-                    self.cid,
-                    call_id,
-                    name,
-                    error_type=error_type,
-                    error_message=message,
-                    duration_ms=round(duration, 1),
-                    attempt=attempt,
-                    retryable=attempt < 3,
-                    causation_id=m[key],
-                ),
-            )
-            return False
-        self.at(
-            duration,
-            lambda r, m: r.tool_call_completed(
-                self.cid,
+        return answer.text
+
+    def call_tool(self, tool_name: str, arguments: Mapping[str, Any], *, agent: str) -> Any:
+        """As a tool executor does: retries transient failures, raises ToolError on the
+        last."""
+        arguments = dict(arguments)
+        call_id = self.world.new_call_id()
+        for attempt in range(1, TOOL_ATTEMPTS + 1):
+            key = f"{self.conversation_id}/{call_id}/{attempt}"
+            self._advance(5)
+            self._step(
+                "tool_call_requested",
                 call_id,
-                name,
-                result,
-                duration_ms=round(duration, 1),
+                tool_name,
+                arguments,
+                agent=agent,
                 attempt=attempt,
-                causation_id=m[key],
-            ),
-        )
-        return True
-
-
-def _invoice(rng: random.Random) -> str:
-    return f"INV-{rng.randint(10000, 99999)}"
-
-
-def _conversation(rng: random.Random, cid: str, start: int) -> _Conversation:
-    c = _Conversation(rng, cid, start)
-    user = f"user_{rng.randint(1000, 9999)}"
-    email = f"{user}@example.com"
-    intent = rng.choices(list(INTENTS), weights=[5, 4, 2])[0]
-    text = rng.choice(INTENTS[intent]).format(
-        invoice=_invoice(rng), order=f"ORD-{rng.randint(10000, 99999)}", seats=rng.randint(5, 200)
-    )
-    channel = rng.choice(["web_chat", "web_chat", "mobile_app", "email"])
-    c.at(
-        0,
-        lambda r, m: r.start_conversation(
-            cid, channel=channel, user_id=user, metadata={"locale": "en-GB", "plan": "team"}
-        ),
-    )
-    c.at(
-        1,
-        lambda r, m: r.system_prompt(
-            cid,
-            "triage",
-            "You are the triage agent of Acme support. Identify the intent and route.",
-            prompt_version="triage-v7",
-        ),
-    )
-    c.at(rng.uniform(2000, 20000), lambda r, m: r.user_message(cid, text, user_id=user))
-    c.llm("triage", text, f"Routing to {intent}.", finish="stop")
-    confidence = round(rng.uniform(0.62, 0.99), 2)
-    c.at(2, lambda r, m: r.intent_identified(cid, "triage", intent, confidence))
-    c.at(3, lambda r, m: r.handoff(cid, "triage", intent, reason=f"intent {intent}"))
-    tools = [
-        {
-            "name": n,
-            "description": d,
-            "parameters": {
-                "type": "object",
-                "properties": {k: {"type": t} for k, t in p.items()},
-                "required": list(p),
-            },
-        }
-        for n, d, p in TOOLS[intent]
-    ]
-    c.at(2, lambda r, m: r.tools_declared(cid, intent, tools))
-    c.llm(intent, text, "Let me check that for you.", finish="tool_calls")
-
-    fail_rate = 0.12
-    ok = True
-    if intent == "billing":
-        invoice = _invoice(rng)
-        amount = round(rng.uniform(9, 480), 2)
-        ok = c.tool(
-            intent,
-            "lookup_invoice",
-            {"invoice_id": invoice},
-            {"invoice_id": invoice, "total": amount, "currency": "EUR", "status": "paid"},
-            fail_rate,
-        )
-        if ok and ("refund" in text or "twice" in text):
-            saga = f"refund-{rng.getrandbits(32):08x}"
-            c.at(
-                3,
-                lambda r, m: r.saga_step_started(
-                    cid, saga, "reserve_refund", input={"invoice_id": invoice}
-                ),
+                remember=key,
             )
-            ok = c.tool(
-                intent,
-                "issue_refund",
-                {"invoice_id": invoice, "amount": amount},
-                {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "pending"},
-                fail_rate,
-            )
-            if ok:
-                c.at(
-                    2,
-                    lambda r, m: r.saga_step_completed(
-                        cid, saga, "reserve_refund", output={"amount": amount}
-                    ),
+            outcome = self.world.tool(tool_name, arguments)
+            self._advance(outcome.duration_ms)
+            if outcome.error is None:
+                self._step(
+                    "tool_call_completed",
+                    call_id,
+                    tool_name,
+                    outcome.result,
+                    duration_ms=outcome.duration_ms,
+                    attempt=attempt,
+                    cause=key,
                 )
-            else:
-                c.at(
-                    2,
-                    lambda r, m: r.saga_step_compensated(
-                        cid, saga, "reserve_refund", "refund tool failed 3 times"
-                    ),
-                )
-    elif intent == "support":
-        ok = c.tool(
-            intent,
-            "search_kb",
-            {"query": text[:40], "top_k": 5},
-            {"hits": [{"id": f"KB-{rng.randint(100, 999)}", "score": 0.81}]},
-            fail_rate,
-        )
-        if ok and "order" in text:
-            ok = c.tool(
-                intent,
-                "check_order_status",
-                {"order_id": f"ORD-{rng.randint(1, 9)}"},
-                {"status": rng.choice(["packed", "in_transit", "delayed"])},
-                fail_rate,
+                self.tool_calls.append(ToolCallMade(tool_name, arguments, True))
+                return outcome.result
+            error_type, message = outcome.error
+            self._step(
+                "tool_call_failed",
+                call_id,
+                tool_name,
+                error_type=error_type,
+                error_message=message,
+                duration_ms=outcome.duration_ms,
+                attempt=attempt,
+                retryable=attempt < TOOL_ATTEMPTS,
+                cause=key,
             )
-        elif ok and "password" in text:
-            ok = c.tool(intent, "reset_password", {"email": email}, {"sent": True}, fail_rate)
-    else:
-        ok = c.tool(
-            intent,
-            "get_pricing",
-            {"plan": "team", "seats": rng.randint(5, 200)},
-            {"per_seat": 12.0, "currency": "EUR"},
-            fail_rate,
+        self.tool_calls.append(ToolCallMade(tool_name, arguments, False))
+        raise ToolError(
+            tool_call_id=call_id,
+            tool_name=tool_name,
+            error_type=error_type,
+            error_message=message,
+            attempt=TOOL_ATTEMPTS,
+            retryable=False,
         )
-        if ok and "demo" in text:
-            ok = c.tool(
-                intent,
-                "schedule_demo",
-                {"email": email, "slot": "2026-11-10T10:00Z"},
-                {"booked": True},
-                fail_rate,
-            )
 
-    escalate = not ok or rng.random() < 0.06
-    if escalate:
-        reason = "tool failures" if not ok else "customer asked for a human"
-        c.at(4, lambda r, m: r.escalation(cid, intent, reason, target="human"))
-        c.at(
-            rng.uniform(500, 3000),
-            lambda r, m: r.agent_message(
-                cid, intent, "I've passed this to a colleague who will reply by email."
-            ),
+    def _advance(self, milliseconds: float) -> None:
+        self.now += int(milliseconds * 1000)
+
+    def _record(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """What the agents record (`handoff`, `agent_message`, ...): after the pause
+        the world says it takes."""
+        nth = self._user_messages_recorded
+        if method == "user_message":
+            self._user_messages_recorded += 1
+        self._advance(self.world.pause_ms(method, nth))
+        self._step(method, *args, **kwargs)
+
+    def _step(
+        self,
+        method: str,
+        *args: Any,
+        remember: str | None = None,
+        cause: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.steps.append(
+            _Step(self.now, method, self.conversation_id, args, kwargs, remember, cause)
         )
-        outcome = "escalated"
-    else:
-        c.llm(intent, "tool results", "All sorted: anything else I can help with?")
-        c.at(5, lambda r, m: r.agent_message(cid, intent, "All sorted: anything else?"))
-        abandoned = rng.random() < 0.1
-        outcome = "abandoned" if abandoned else "resolved"
-        if not abandoned:
-            c.at(
-                rng.uniform(3000, 30000),
-                lambda r, m: r.user_message(cid, "No, thanks!", user_id=user),
-            )
-    c.at(rng.uniform(1000, 60000), lambda r, m: r.end_conversation(cid, outcome))
-    return c
+
+
+if TYPE_CHECKING:  # what the demo's agents are typed against, checked here once
+    _implements: type[AgentSession] = SimulatedSession
 
 
 def seeded_event_ids(rng: random.Random) -> Callable[[], str]:
@@ -352,37 +194,46 @@ def seeded_event_ids(rng: random.Random) -> Callable[[], str]:
 
 
 def simulate(
-    recorder: Recorder, clock: SimulatedClock, conversations: int, seed: int
+    recorder: Recorder,
+    clock: SimulatedClock,
+    conversations: int,
+    seed: int,
+    policy: Policy = DEFAULT_POLICY,
 ) -> SimulationResult:
     """Record `conversations` overlapping conversations in simulated-time order."""
     rng = random.Random(seed)
     start = micros_of(SIMULATION_START)
-    heap: list[_Step] = []
-    ids = []
+    heap: list[tuple[int, int, _Step]] = []
+    result = SimulationResult([], 0, start, start)
     arrival = start
     order = 0
     for n in range(conversations):
         arrival += int(rng.expovariate(1 / 4.0) * 1_000_000)  # one every 4 s on average
         cid = f"conv-{seed}-{n:05d}"
-        ids.append(cid)
-        for at, action in _conversation(rng, cid, arrival).steps:
-            heapq.heappush(heap, _Step(at, order, action))
+        session = SimulatedSession(cid, World.of(seed, n), arrival)
+        session.start()
+        result.outcomes[cid] = support_team(session, policy)
+        result.conversations.append(cid)
+        result.tool_calls[cid] = session.tool_calls
+        for step in session.steps:
+            heap.append((step.at, order, step))
             order += 1
-    memory: dict[str, str] = {}
-    count = 0
-    first = heap[0].at if heap else start
-    last = first
-    for step in _drain(heap):
-        clock.now = step.at
-        step.action(recorder, memory)
-        count += 1
-        last = step.at
-    return SimulationResult(ids, count, first, last)
-
-
-def _drain(heap: list[_Step]) -> Iterator[_Step]:
+    heapq.heapify(heap)
+    event_ids: dict[str, str] = {}
+    if heap:
+        result.first_micros = heap[0][0]
     while heap:
-        yield heapq.heappop(heap)
+        at, _, step = heapq.heappop(heap)
+        clock.now = at
+        kwargs = step.kwargs
+        if step.cause is not None:
+            kwargs = {**kwargs, "causation_id": event_ids.pop(step.cause)}
+        event_id = getattr(recorder, step.method)(step.conversation_id, *step.args, **kwargs)
+        if step.remember is not None:
+            event_ids[step.remember] = event_id
+        result.events += 1
+        result.last_micros = at
+    return result
 
 
 class SimulatedClock:

@@ -1,0 +1,241 @@
+"""`agentlog status`: lag, age of the oldest unprocessed record, members, redelivery,
+dead letters and parked conversations of every consumer group; `--serve PORT` offers
+the same figures to Prometheus."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import click
+import orjson
+
+from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
+from agentlog.cli.metrics import MetricsPage, exposition, metrics_server
+from agentlog.cli.sql import table
+from agentlog.consumers import open_sink
+from agentlog.consumers.group_status import StatusReport, collect_status
+from agentlog.consumers.sinks import Sink
+from agentlog.errors import AgentlogError, ConfigurationError
+from agentlog.settings import Settings
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@cli.command()
+@sink_option
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="GROUP",
+    help="only this consumer group, repeatable (default: every group that committed "
+    "offsets on the events or tool-requests topic)",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.5, 300),
+    default=5.0,
+    show_default=True,
+    help="seconds each step may wait for Kafka",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="redelivery rate: records of each tool-requests partition looked at (the latest)",
+)
+@click.option(
+    "--serve",
+    "port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="serve the figures at http://HOST:PORT/metrics (Prometheus) until Ctrl-C",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address --serve listens on")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.5, 3600),
+    default=15.0,
+    show_default=True,
+    help="with --serve: seconds between collections",
+)
+@pass_app
+def status(
+    app: AppContext,
+    sink: str | None,
+    groups: tuple[str, ...],
+    output: str,
+    timeout: float,
+    window: int,
+    port: int | None,
+    host: str,
+    interval: float,
+) -> None:
+    """Per consumer group and partition: committed offset, end, lag and the age of the
+    oldest unprocessed record; per group: members, redelivery rate, dead letters and
+    parked conversations. Projectors' offsets are read from the sink (--sink, else
+    AGENTLOG_SINK, else the default DuckDB file if it exists), others' from Kafka."""
+    settings = app.kafka_settings().with_overrides(sink=sink)
+    sink_url = _sink_url(settings)
+
+    def collect(quiet: bool) -> StatusReport:
+        with _sink_for_reading(sink_url, quiet) as opened:
+            return collect_status(
+                settings, groups=groups, sink=opened, timeout=timeout, window=window
+            )
+
+    if port is not None:
+        _serve(collect, host, port, interval)
+        return
+    report = collect(False)
+    if output == "json":
+        click.echo(orjson.dumps(as_json(report), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(as_table(report, settings))
+
+
+def _sink_url(settings: Settings) -> str | None:
+    """The sink to read projectors' offsets from: the one configured, else the default
+    file if a projector made it; None: Kafka's offsets only."""
+    if settings.sink is not None:
+        return settings.sink
+    return settings.sink_url if settings.default_sink_file.exists() else None
+
+
+@contextmanager
+def _sink_for_reading(url: str | None, quiet: bool) -> Iterator[Sink | None]:
+    if url is None:
+        yield None
+        return
+    opening = open_sink(url, read_only=True) if quiet else reading_sink(url)
+    with opening as sink:
+        yield sink
+
+
+# -- people's and machines' output ------------------------------------------------------
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours < 48 else f"{hours // 24}d{hours % 24:02d}h"
+
+
+def _known(value: int | None) -> int | str:
+    return "?" if value is None else value
+
+
+def as_table(report: StatusReport, settings: Settings) -> str:
+    if not report.groups:
+        return (
+            f"no consumer group has committed offsets on {settings.events_topic} or "
+            f"{settings.tool_requests_topic} (name one with --group)"
+        )
+    summary = [
+        (
+            g.group,
+            g.kind,
+            g.state,
+            _known(g.members),
+            _known(g.lag),
+            _age(g.oldest_unprocessed_age_s),
+            "n/a" if g.redelivery_rate is None else f"{g.redelivery_rate:.1%}",
+            g.dlq_depth,
+            g.parked_conversations,
+            g.offsets_from,
+        )
+        for g in report.groups
+    ]
+    partitions = [
+        (
+            g.group,
+            p.topic,
+            p.partition,
+            "-" if p.committed is None else p.committed,
+            p.end,
+            _known(p.lag),
+            _age(p.oldest_unprocessed_age_s),
+        )
+        for g in report.groups
+        for p in g.partitions
+    ]
+    names = ["group", "kind", "state", "members", "lag", "oldest", "redelivery", "dlq"]
+    parts = [
+        table([*names, "parked", "offsets from"], summary),
+        "",
+        table(["group", "topic", "partition", "committed", "end", "lag", "oldest"], partitions),
+    ]
+    notes = [f"{g.group}: {note}" for g in report.groups for note in g.notes]
+    notes += [
+        f"{g.group}: redelivery {g.redelivery_basis}"
+        for g in report.groups
+        if g.redelivery_rate is not None
+    ]
+    return "\n".join(parts + ([""] + [f"note: {n}" for n in notes] if notes else []))
+
+
+def as_json(report: StatusReport) -> dict[str, object]:
+    groups = []
+    for g in report.groups:
+        entry = asdict(g)
+        entry["lag"] = g.lag
+        entry["oldest_unprocessed_age_s"] = g.oldest_unprocessed_age_s
+        groups.append(entry)
+    return {
+        "taken_at": datetime.fromtimestamp(report.taken_at, UTC).isoformat(),
+        "redelivery_window_records": report.window,
+        "groups": groups,
+    }
+
+
+# -- the Prometheus endpoint -------------------------------------------------------------
+
+
+def _serve(collect: Callable[[bool], StatusReport], host: str, port: int, interval: float) -> None:
+    """Collect once (a broker that is down fails here, as without --serve), then serve the
+    latest figures and collect again every `interval` seconds until SIGINT/SIGTERM."""
+    page = MetricsPage(exposition(collect(False)))
+    try:
+        server = metrics_server(page, host, port)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
+    serving = threading.Thread(target=server.serve_forever, name="agentlog-metrics", daemon=True)
+    serving.start()
+    bound_host, bound_port = server.server_address[:2]
+    click.echo(f"serving metrics at http://{bound_host!s}:{bound_port}/metrics", err=True)
+    sys.stderr.flush()
+    try:
+        while not stop.wait(interval):
+            try:
+                page.set(exposition(collect(True)))
+            except AgentlogError as exc:
+                page.set(exposition(None))
+                click.echo(f"error: {exc} (serving agentlog_status_collect_success 0)", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.shutdown()
+        server.server_close()
+    click.echo("stopped serving metrics", err=True)
