@@ -158,8 +158,11 @@ def export_compliance(
     *,
     render: Render,
     command: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BundleReport:
-    """Write the bundle to `out` (a directory, or a zip if it ends in .zip)."""
+    """Write the bundle to `out` (a directory, or a zip if it ends in .zip).
+    `on_progress(events done, events in all)` hears how far it is, conversation by
+    conversation (rendering transcripts is the long part)."""
     if out.exists() and (out.is_file() or any(out.iterdir())):
         raise ExportError(f"{out} exists already: a bundle is never written over another")
     where, params = _selection(request)
@@ -180,10 +183,14 @@ def export_compliance(
         by_conversation: dict[str, list[RecordedEvent]] = {}
         for row in rows:
             by_conversation.setdefault(row["conversation_id"], []).append(_recorded(row))
+        done = 0
         for conversation_id, events in by_conversation.items():
             name = _safe(conversation_id)
             for suffix, text in render(conversation_id, events).items():
                 (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
+            done += len(events)
+            if on_progress is not None:
+                on_progress(done, len(rows))
         manifest = _manifest(folder, request, rows, list(by_conversation), command)
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         out.parent.mkdir(parents=True, exist_ok=True)

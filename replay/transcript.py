@@ -14,7 +14,15 @@ from typing import Any
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
-from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
+from agentlog.replay.conversation import (
+    Entry,
+    Replay,
+    Undecodable,
+    counted,
+    iso,
+    relative,
+    time_of,
+)
 
 Style = Callable[..., str]
 
@@ -117,21 +125,16 @@ def header(replay: Replay) -> list[str]:
     location = replay.location
     recorded = replay.recorded
     start, end = replay.start_micros, max(time_of(e) for e in recorded)
-    how = (
-        "through the conversation_index"
-        if location.method == "index"
-        else "by scanning the partition"
-    )
+    how = {
+        "index": "through the conversation_index",
+        "archive": "from the Parquet archive",
+    }.get(location.method, "by scanning the partition")
     return [
         f"conversation {replay.conversation_id}: {counted(len(recorded), 'event')}, "
         f"{iso(start)} .. {iso(end)} ({relative(end - start).lstrip('+')})",
         f"  on {replay.topic}[{replay.partition}] offsets {recorded[0].offset}.."
         f"{recorded[-1].offset}; read {counted(replay.records_read, 'record')} {how}",
     ]
-
-
-def counted(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def line(entry: Entry, start_micros: int, style: Style = plain) -> str:
