@@ -123,9 +123,9 @@ def _lose_the_log(settings: Settings, engine: str) -> None:
         return
     topic = settings.events_topic
     cuts = [TopicPartition(topic, p, end) for p, end in partition_ends(settings, topic).items()]
-    admin = admin_client(settings)
+    admin = admin_client(settings)  # kept alive until the deletion is answered
     for done in admin.delete_records(cuts, request_timeout=30).values():
-        done.result()
+        done.result(60)
 
 
 def test_replay_reads_the_archive_once_kafka_lost_the_conversation(
@@ -188,7 +188,8 @@ def test_replay_takes_records_retention_deleted_from_the_archive(
     # Retention deletes the partition's log up to the middle of the conversation.
     middle = before.events[len(before.events) // 2].offset
     cut = TopicPartition(settings.events_topic, before.partition, middle)
-    admin_client(settings).delete_records([cut], request_timeout=30)[cut].result()
+    admin = admin_client(settings)  # kept alive until the deletion is answered
+    admin.delete_records([cut], request_timeout=30)[cut].result(60)
     assert len(replay_conversation(settings, conversation_id).events) < len(before.events)
 
     notes: list[str] = []

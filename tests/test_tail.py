@@ -74,3 +74,29 @@ def test_tail_reads_the_other_agentlog_topics(settings: Settings, tmp_path) -> N
     assert run.code == 0, run.err
     assert "@0, 15 bytes: cannot decode" in run.err
     assert agentlog(*base, "tail", "--topic", "nope", state_dir=tmp_path).code == 2
+
+
+def test_tail_into_head_ends_quietly(settings: Settings, tmp_path) -> None:
+    # `agentlog tail --from-beginning | head -3`: head leaves after three lines, the pipe
+    # breaks under tail's next write, and tail ends at once, with no error.
+    import subprocess
+
+    from cli import agentlog_process
+
+    _record_interleaved(settings, conversations=20, per_conversation=100)
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    tail = agentlog_process(
+        *base,
+        "tail",
+        "--from-beginning",
+        env={"AGENTLOG_STATE_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tail.stdout is not None and tail.stderr is not None
+    lines = [tail.stdout.readline() for _ in range(3)]
+    tail.stdout.close()  # what head does when it has its three lines
+    code = tail.wait(timeout=60)
+    err = tail.stderr.read().decode()
+    assert all(lines) and code == 0, err
+    assert err == ""
