@@ -177,3 +177,20 @@ def test_an_empty_bootstrap_does_not_fall_back_to_the_dev_broker(tmp_path) -> No
     demo = agentlog("--bootstrap", "", "demo", "-n", "1", state_dir=tmp_path, timeout=20)
     assert demo.code == 1 and demo.err.startswith("error: bootstrap servers are empty")
     assert "started the embedded dev broker" not in demo.out
+
+
+def test_every_error_line_starts_with_the_same_lower_case_prefix(tmp_path) -> None:
+    from agentlog.consumers import BUILT_IN, open_sink
+
+    sink = f"duckdb:{tmp_path / 'empty.duckdb'}"
+    with open_sink(sink) as opened:  # projections with no rows yet
+        opened.prepare([t for p in BUILT_IN.values() for t in p.tables], "g")
+    runs = [
+        agentlog("conversations", "show", "nobody", "--sink", sink, state_dir=tmp_path),
+        agentlog("dev", "status", state_dir=tmp_path),
+    ]
+    for run in runs:
+        assert run.code == 1
+        last = run.err.strip().splitlines()[-1]
+        assert last.startswith("error: "), run.err
+    assert "no conversation 'nobody'" in runs[0].err
