@@ -145,8 +145,8 @@ def _only(views: Views, only: Collection[str] | None) -> str:
 def event_count(views: Views, only: Collection[str] | None = None) -> int:
     """How many events `trajectories` will read (a repeated event counted each time)."""
     query = f"SELECT count(*) FROM archive_files WHERE decode_error IS NULL {_only(views, only)}"
-    found = views.connection.execute(query).fetchone()
-    return int(found[0]) if found else 0
+    (count,) = views.connection.execute(query).fetchall()[0]
+    return int(count)
 
 
 def conversations_where(views: Views, where: str) -> set[str]:

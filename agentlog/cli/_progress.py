@@ -40,9 +40,13 @@ class _Counts(ProgressColumn):
 
 
 class _Rate(ProgressColumn):
+    """The average since the start: rich's own speed needs several updates to say any."""
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} {task.fields['unit']}/s")
+        elapsed = task.finished_time or task.elapsed
+        if not elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:,.0f} {task.fields['unit']}/s")
 
 
 class EventProgress:

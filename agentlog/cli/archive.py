@@ -53,6 +53,7 @@ def run(app: AppContext, directory: Path | None, once: bool, progress: bool | No
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        archiving_progress(bar)(done)  # the last word, also for a run shorter than a report
     for note in done.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(

@@ -53,6 +53,8 @@ def archive_settings(
     click.echo(f"... bringing the archive {settings.archive_root} up to date", err=True)
     with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
         done = bring_up_to_date(settings, on_progress=archiving_progress(bar))
+        if done is not None:
+            archiving_progress(bar)(done)
     if done is None:
         click.echo("... the running archiver has reached the ends of the log", err=True)
     elif done.archived:
