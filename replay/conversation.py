@@ -269,8 +269,9 @@ def _add_deleted_records(
     if not deleted:
         return None
     read.recorded = [*deleted, *(e for e in read.recorded if e.offset >= read.log_start)]
+    events = f"{len(deleted):,} event" + ("" if len(deleted) == 1 else "s")
     return (
-        f"{counted(len(deleted), 'event')} at offsets {deleted[0].offset}..{deleted[-1].offset} "
+        f"{events} at offsets {deleted[0].offset}..{deleted[-1].offset} "
         f"from the archive at {archive.where}: Kafka no longer holds them (the log of "
         f"{location.topic}[{location.partition}] starts at {read.log_start})"
     )
@@ -300,10 +301,6 @@ def _stopped(
         " and ".join(stops) or None,
         notes,
     )
-
-
-def counted(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _read(reader: PartitionReader, location: Location, key: bytes) -> list[Entry]:

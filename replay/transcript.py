@@ -14,15 +14,7 @@ from typing import Any
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
-from agentlog.replay.conversation import (
-    Entry,
-    Replay,
-    Undecodable,
-    counted,
-    iso,
-    relative,
-    time_of,
-)
+from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 
 Style = Callable[..., str]
 
@@ -135,6 +127,10 @@ def header(replay: Replay) -> list[str]:
         f"  on {replay.topic}[{replay.partition}] offsets {recorded[0].offset}.."
         f"{recorded[-1].offset}; read {counted(replay.records_read, 'record')} {how}",
     ]
+
+
+def counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def line(entry: Entry, start_micros: int, style: Style = plain) -> str:

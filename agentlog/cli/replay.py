@@ -250,6 +250,7 @@ def diff_command(
             conversation_id,
             sink_url=settings.sink_url,
             on_note=lambda text: click.echo(f"note: {text}", err=True),
+            archive=_archive(settings, "auto"),
         )
         for conversation_id in (first, second)
     ]

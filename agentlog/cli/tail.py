@@ -7,6 +7,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import click
 import orjson
@@ -76,10 +77,11 @@ def _int(text: str | None) -> int | str | None:
     return int(text) if text is not None and text.isdigit() else text
 
 
-def letter_of(headers: list[tuple[str, bytes | None]] | None) -> Letter | None:
+def letter_of(message: Message) -> Letter | None:
     """The dead-letter headers of a record, or None if it has none."""
     found: dict[str, str] = {}
-    for name, value in headers or []:
+    # A consumed record's headers are (name, bytes) pairs.
+    for name, value in cast(list[tuple[str, bytes | None]], message.headers() or []):
         if value is not None:
             found[name] = value.decode("utf-8", "replace")
     topic = found.get(dl.ORIGIN_TOPIC, found.get(dl.CONNECT_TOPIC))
@@ -221,7 +223,7 @@ def tail(
 def _shown(message: Message, topic: str) -> Shown:
     value = message.value() or b""
     partition, offset = partition_offset(message)
-    letter = letter_of(message.headers())
+    letter = letter_of(message)
     try:
         record: AvroDict | None = decode(value, topic=topic, partition=partition, offset=offset)
         problem = None
