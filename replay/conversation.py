@@ -181,7 +181,9 @@ def replay_conversation(
         note(read.location.note)
         return _stopped(conversation_id, read, at, until_offset, notes)
     try:
-        read = _from_kafka(settings, conversation_id, sink_url, scan, idle_timeout, note)
+        read = _from_kafka(
+            settings, conversation_id, sink_url, scan, idle_timeout, note, archive is not None
+        )
     except (ConversationNotFound, TopicError) as exc:
         if archive is None:
             raise
@@ -211,6 +213,7 @@ def _from_kafka(
     scan: bool,
     idle_timeout: float,
     note: Callable[[str | None], None],
+    want_log_start: bool,
 ) -> _Read:
     key = conversation_id.encode()
     with PartitionReader(settings, settings.events_topic, idle_timeout=idle_timeout) as reader:
@@ -232,10 +235,11 @@ def _from_kafka(
                 _not_found(conversation_id, location, end, reader.records_read)
             )
         # Where the log starts, to tell whether retention deleted part of the conversation
-        # (a scan started there; the index's range may not have).
+        # that an archive still holds (a scan started there; the index's range may not).
+        log_start = 0
         if location.method == "scan":
             log_start = location.ranges[0][0]
-        else:
+        elif want_log_start:
             log_start = reader.bounds(location.partition).start
         return _Read(location, recorded, end, reader.records_read, log_start)
 

@@ -204,3 +204,34 @@ def test_replay_takes_records_retention_deleted_from_the_archive(
         f"archive at {archive}: Kafka no longer holds them (the log of "
         f"{settings.events_topic}[{before.partition}] starts at {middle})"
     )
+
+
+def test_the_command_reads_the_archive_without_any_broker(tmp_path: Path) -> None:
+    log = simulated_log(3)
+    archive_offline(log, tmp_path / "archive")
+    conversation_id = log.records[0].key.decode()
+    expected = events_of(r for r in log.records if r.key.decode() == conversation_id)
+    run = agentlog(
+        "--topic-prefix",
+        "offline.",
+        "replay",
+        conversation_id,
+        "--source",
+        "archive",
+        "--archive-dir",
+        str(tmp_path / "archive"),
+        "--format",
+        "json",
+        state_dir=tmp_path,
+    )
+    assert run.code == 0, run.err
+    document = json.loads(run.out)
+    assert [(e["partition"], e["offset"]) for e in document["events"]] == [
+        (e.partition, e.offset) for e in expected
+    ]
+    assert run.err == f"note: from the archive at {tmp_path / 'archive'}: asked for\n"
+    missing = agentlog(
+        "--topic-prefix", "offline.", "replay", "x", "--source", "archive", state_dir=tmp_path / "s"
+    )
+    assert missing.code == 1
+    assert missing.err.startswith("error: there is no archive of offline.events in ")
