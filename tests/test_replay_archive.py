@@ -19,6 +19,7 @@ from agentlog.analytics import ParquetArchive, open_views
 from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.archiver import Archiver, write_records
 from agentlog.analytics.columns import RawRecord
+from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.kafka_config import admin_client
 from agentlog.reader import partition_ends
 from agentlog.replay import ConversationNotFound, ReplayError, replay_conversation
@@ -133,17 +134,27 @@ def test_replay_reads_the_archive_once_kafka_lost_the_conversation(
 ) -> None:
     archive = tmp_path / "archive"
     conversation_id = _recorded_conversations(settings, archive)[0]
+    sink = f"duckdb:{tmp_path / 'sink.duckdb'}"
+    with open_sink(sink) as opened:  # the conversation_index, of the log as it was
+        ProjectionRunner(settings, opened, [p() for p in BUILT_IN.values()]).run(once=True)
     before = replay_conversation(settings, conversation_id)
     assert before.location.method == "scan"
+    assert replay_conversation(settings, conversation_id, sink_url=sink).events == before.events
     _lose_the_log(settings, engine)
 
-    notes: list[str] = []
-    after = replay_conversation(
-        settings, conversation_id, archive=ParquetArchive(archive), on_note=notes.append
-    )
-    assert after.events == before.events
-    assert after.state == before.state
-    assert notes[-1] == f"from the archive at {archive}: Kafka no longer holds it"
+    for sink_url in (None, sink):  # a scan finds nothing; the index names offsets gone
+        notes: list[str] = []
+        after = replay_conversation(
+            settings,
+            conversation_id,
+            sink_url=sink_url,
+            archive=ParquetArchive(archive),
+            on_note=notes.append,
+        )
+        assert after.events == before.events
+        assert after.state == before.state
+        assert after.location.method == "archive"
+        assert notes[-1] == f"from the archive at {archive}: Kafka no longer holds it"
     with pytest.raises(ConversationNotFound, match="nor does the archive"):
         replay_conversation(settings, "nobody", archive=ParquetArchive(archive))
 
