@@ -124,3 +124,23 @@ def test_archiving_shows_progress_only_where_asked(settings, tmp_path: Path) -> 
     assert shown.out.splitlines()[0].replace(str(tmp_path / "b"), "") == quiet.out.splitlines()[
         0
     ].replace(str(tmp_path / "a"), "")
+
+
+def test_a_compliance_bundle_shows_progress_only_where_asked(archive: Path, tmp_path: Path) -> None:
+    args = ["--topic-prefix", "offline.", "export", "compliance", "--dir", str(archive)]
+    args += ["--no-update", "--user", _some_user(archive)]
+    quiet = agentlog(*args, "--out", str(tmp_path / "a"), state_dir=tmp_path)
+    assert quiet.code == 0, quiet.err
+    assert "bundling" not in quiet.err and "\x1b" not in quiet.err + quiet.out
+    shown = agentlog(*args, "--out", str(tmp_path / "b"), "--progress", state_dir=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "bundling" in shown.err and "events/s" in shown.err
+    assert "\x1b" not in shown.out and shown.out.startswith("wrote ")
+
+
+def _some_user(archive: Path) -> str:
+    from agentlog.analytics import open_views
+
+    with open_views(archive, "offline.events", None) as views:
+        _, rows = views.query("SELECT min(user_id) FROM events WHERE user_id IS NOT NULL")
+    return str(rows[0][0])
