@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
+from agentlog.analytics.archive_reader import archived_event
 from agentlog.analytics.views import open_views
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
@@ -99,28 +100,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] or "_"
 
 
-def _recorded(row: dict[str, Any]) -> RecordedEvent:
-    source = {
-        "service": row["source_service"],
-        "agent": row["source_agent"],
-        "version": row["source_version"],
-    }
-    return RecordedEvent(
-        row["event_id"],
-        row["conversation_id"],
-        row["occurred_micros"],
-        row["event_type"],
-        orjson.loads(row["payload_json"]),
-        source,
-        row["causation_id"],
-        row["trace_id"],
-        row["span_id"],
-        row["topic"],
-        row["partition"],
-        row["offset"],
-    )
-
-
 def _event_line(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "topic": row["topic"],
@@ -182,7 +161,7 @@ def export_compliance(
         pq.write_table(table.drop_columns(["occurred_micros"]), folder / "events.parquet")
         by_conversation: dict[str, list[RecordedEvent]] = {}
         for row in rows:
-            by_conversation.setdefault(row["conversation_id"], []).append(_recorded(row))
+            by_conversation.setdefault(row["conversation_id"], []).append(archived_event(row))
         done = 0
         for conversation_id, events in by_conversation.items():
             name = _safe(conversation_id)
