@@ -13,7 +13,7 @@ from agentlog.settings import Settings
 def resolve_bootstrap(settings: Settings) -> str:
     """`--bootstrap`, then AGENTLOG_BOOTSTRAP_SERVERS (both land in settings), then the
     running dev broker; otherwise a ConfigurationError saying what to do."""
-    if settings.bootstrap_servers:
+    if settings.bootstrap_servers is not None:  # given, even empty: never the dev broker
         return checked_bootstrap(settings.bootstrap_servers)
     record = running_record(settings)
     if record is not None:
@@ -27,6 +27,11 @@ def resolve_bootstrap(settings: Settings) -> str:
 def checked_bootstrap(servers: str) -> str:
     """`servers` if every entry is HOST:PORT; otherwise a ConfigurationError naming the
     bad entry (librdkafka would retry a malformed address forever)."""
+    if not servers.strip():
+        raise ConfigurationError(
+            "bootstrap servers are empty: pass --bootstrap HOST:PORT (or set "
+            "AGENTLOG_BOOTSTRAP_SERVERS); leave both unset to use the dev broker"
+        )
     for entry in servers.split(","):
         address = entry.strip().split("://", 1)[-1]
         host, colon, port = address.rpartition(":")
@@ -41,7 +46,7 @@ def checked_bootstrap(servers: str) -> str:
 def resolved(settings: Settings) -> Settings:
     """The settings with the broker address filled in, so every part that receives them
     talks to the same Kafka without resolving it again."""
-    if settings.bootstrap_servers:
+    if settings.bootstrap_servers is not None:
         checked_bootstrap(settings.bootstrap_servers)
         return settings
     return settings.with_overrides(bootstrap_servers=resolve_bootstrap(settings))

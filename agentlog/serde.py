@@ -182,11 +182,18 @@ def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> Av
             )
         except Exception as exc:
             raise fail(f"corrupt Avro body ({type(exc).__name__}: {exc})") from None
-    if value[0] == CONFLUENT_MAGIC and len(value) >= 5:
+    # The Confluent framing is 00, a schema id (registries count from 1), then a body:
+    # zeroed or truncated bytes also start with 00 and are corrupt, not registry data.
+    if value[0] == CONFLUENT_MAGIC and len(value) > 5 and struct.unpack(">I", value[1:5])[0]:
         schema_id = struct.unpack(">I", value[1:5])[0]
         raise fail(
             f"Confluent wire format (registry schema id {schema_id}): written through a "
             "schema registry, which agentlog does not support yet"
+        )
+    if value[0] == CONFLUENT_MAGIC:
+        raise fail(
+            f"corrupt record of {len(value)} bytes, not an agentlog event (first bytes "
+            f"{value[:8].hex()}: no Avro header)"
         )
     raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
 

@@ -7,6 +7,7 @@ projections, training datasets, OpenAI JSONL import, compliance bundles.
                     TrainingOptions(out=Path("train.jsonl"), split=0.9))
 """
 
+from agentlog.analytics.archive_reader import ParquetArchive
 from agentlog.analytics.archiver import ArchiveProgress, Archiver, bring_up_to_date
 from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
 from agentlog.analytics.importer import import_file
@@ -17,6 +18,7 @@ __all__ = [
     "ArchiveProgress",
     "Archiver",
     "ComplianceRequest",
+    "ParquetArchive",
     "TrainingOptions",
     "TrainingReport",
     "bring_up_to_date",

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
+from agentlog.analytics.archive_reader import archived_event
 from agentlog.analytics.views import open_views
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
@@ -99,28 +100,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] or "_"
 
 
-def _recorded(row: dict[str, Any]) -> RecordedEvent:
-    source = {
-        "service": row["source_service"],
-        "agent": row["source_agent"],
-        "version": row["source_version"],
-    }
-    return RecordedEvent(
-        row["event_id"],
-        row["conversation_id"],
-        row["occurred_micros"],
-        row["event_type"],
-        orjson.loads(row["payload_json"]),
-        source,
-        row["causation_id"],
-        row["trace_id"],
-        row["span_id"],
-        row["topic"],
-        row["partition"],
-        row["offset"],
-    )
-
-
 def _event_line(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "topic": row["topic"],
@@ -158,8 +137,11 @@ def export_compliance(
     *,
     render: Render,
     command: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BundleReport:
-    """Write the bundle to `out` (a directory, or a zip if it ends in .zip)."""
+    """Write the bundle to `out` (a directory, or a zip if it ends in .zip).
+    `on_progress(events done, events in all)` hears how far it is, conversation by
+    conversation (rendering transcripts is the long part)."""
     if out.exists() and (out.is_file() or any(out.iterdir())):
         raise ExportError(f"{out} exists already: a bundle is never written over another")
     where, params = _selection(request)
@@ -179,11 +161,15 @@ def export_compliance(
         pq.write_table(table.drop_columns(["occurred_micros"]), folder / "events.parquet")
         by_conversation: dict[str, list[RecordedEvent]] = {}
         for row in rows:
-            by_conversation.setdefault(row["conversation_id"], []).append(_recorded(row))
+            by_conversation.setdefault(row["conversation_id"], []).append(archived_event(row))
+        done = 0
         for conversation_id, events in by_conversation.items():
             name = _safe(conversation_id)
             for suffix, text in render(conversation_id, events).items():
                 (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
+            done += len(events)
+            if on_progress is not None:
+                on_progress(done, len(rows))
         manifest = _manifest(folder, request, rows, list(by_conversation), command)
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +39,9 @@ from agentlog.consumers.projections.conversations import Conversations
 from agentlog.errors import ExportError
 
 Form = Literal["openai", "trl"]
+# Events done, events in all: how far a long export is.
+Progress = Callable[[int, int], None]
+_PROGRESS_SECONDS = 0.1
 Choice = Literal["include", "exclude"]
 
 
@@ -106,10 +109,7 @@ _STEPS_QUERY = """
 
 def trajectories(views: Views, only: Collection[str] | None = None) -> Iterator[Trajectory]:
     """Every conversation of the archive (or of `only`) as a trajectory, by id."""
-    where = ""
-    if only is not None:
-        views.connection.register("_wanted", pa.table({"id": pa.array(sorted(only), pa.string())}))
-        where = "AND conversation_id IN (SELECT id FROM _wanted)"
+    where = _only(views, only)
     reader = views.connection.sql(_STEPS_QUERY.format(where=where)).to_arrow_reader(200_000)
     builder: TrajectoryBuilder | None = None
     current = None
@@ -132,6 +132,21 @@ def trajectories(views: Views, only: Collection[str] | None = None) -> Iterator[
             builder.add(row)  # type: ignore[union-attr]  # set on the first row
     if builder is not None:
         yield builder.finish()
+
+
+def _only(views: Views, only: Collection[str] | None) -> str:
+    """The condition (after AND) that keeps the conversations of `only`, or nothing."""
+    if only is None:
+        return ""
+    views.connection.register("_wanted", pa.table({"id": pa.array(sorted(only), pa.string())}))
+    return "AND conversation_id IN (SELECT id FROM _wanted)"
+
+
+def event_count(views: Views, only: Collection[str] | None = None) -> int:
+    """How many events `trajectories` will read (a repeated event counted each time)."""
+    query = f"SELECT count(*) FROM archive_files WHERE decode_error IS NULL {_only(views, only)}"
+    (count,) = views.connection.execute(query).fetchall()[0]
+    return int(count)
 
 
 def conversations_where(views: Views, where: str) -> set[str]:
@@ -246,8 +261,15 @@ def _parquet_table(rows: list[dict[str, Any]]) -> pa.Table:
         return pa.Table.from_pylist(rows)
 
 
-def export_training(archive: Path, topic: str, options: TrainingOptions) -> TrainingReport:
-    """Write the training files; returns what was written, left out and why."""
+def export_training(
+    archive: Path,
+    topic: str,
+    options: TrainingOptions,
+    *,
+    on_progress: Progress | None = None,
+) -> TrainingReport:
+    """Write the training files; returns what was written, left out and why.
+    `on_progress(events done, events in all)` hears how far it is, a few times a second."""
     started = time.perf_counter()
     report = TrainingReport()
     redactor = Redactor(options.patterns) if options.redact else None
@@ -257,9 +279,14 @@ def export_training(archive: Path, topic: str, options: TrainingOptions) -> Trai
     try:
         with open_views(archive, topic, None, threads=options.threads) as views:
             wanted = None if options.where is None else conversations_where(views, options.where)
+            total = event_count(views, options.only) if on_progress is not None else 0
+            told_at = 0.0
             for trajectory in trajectories(views, options.only):
                 report.conversations += 1
                 report.events += trajectory.events
+                if on_progress is not None and time.monotonic() - told_at >= _PROGRESS_SECONDS:
+                    told_at = time.monotonic()
+                    on_progress(report.events, total)
                 why = _left_out(trajectory, wanted, options)
                 if why is not None:
                     report.excluded[why] += 1
@@ -277,6 +304,8 @@ def export_training(archive: Path, topic: str, options: TrainingOptions) -> Trai
                 outputs.write(split, example, trajectory.provenance())
                 report.examples[split] += 1
         outputs.commit()
+        if on_progress is not None:
+            on_progress(report.events, max(total, report.events))
     except BaseException:
         outputs.abandon()
         raise

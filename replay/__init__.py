@@ -10,6 +10,7 @@ projector's own fold, at any moment or offset.
     report = rerun(settings, "conv-42", my_agent)   # agent code re-run on the recording
 """
 
+from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.conversation import (
     At,
     Replay,
@@ -29,6 +30,7 @@ from agentlog.replay.state import conversation_state
 __all__ = [
     "At",
     "BeforeFirstEvent",
+    "ConversationArchive",
     "ConversationNotFound",
     "OffsetBeyondEnd",
     "Replay",

@@ -12,11 +12,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from agentlog.consumers.projection import RecordedEvent, Row
-from agentlog.errors import DecodeError
+from agentlog.errors import DecodeError, TopicError
 from agentlog.reader import partition_offset
-from agentlog.replay.errors import BeforeFirstEvent, ConversationNotFound, OffsetBeyondEnd
+from agentlog.replay.archived import ConversationArchive
+from agentlog.replay.errors import (
+    BeforeFirstEvent,
+    ConversationNotFound,
+    OffsetBeyondEnd,
+    ReplayError,
+)
 from agentlog.replay.locate import Location, locate, scan_location
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import conversation_state, recorded_event
@@ -125,6 +132,9 @@ class Replay:
         return rows[0] if rows else None
 
 
+Source = Literal["auto", "kafka", "archive"]
+
+
 def replay_conversation(
     settings: Settings,
     conversation_id: str,
@@ -135,15 +145,20 @@ def replay_conversation(
     until_offset: int | None = None,
     idle_timeout: float = 30.0,
     on_note: Callable[[str], None] | None = None,
+    source: Source = "auto",
+    archive: ConversationArchive | None = None,
 ) -> Replay:
     """The conversation's records and its state, stopped at `at` (events that occurred
     then or before) and `until_offset` (offsets up to and including it), if given.
 
     Reads through the conversation_index of `sink_url` when it has one, else scans the
-    conversation's partition (`scan` forces that). Notes say which and why: in
-    `Replay.notes`, and to `on_note` as soon as known (also before an error)."""
+    conversation's partition (`scan` forces that). With an `archive` and `source` "auto",
+    a conversation Kafka no longer holds (its topic gone or created again, its records
+    deleted) is read from the archive, and records deleted from the start of the
+    partition are taken from the archive; "archive" reads only the archive, "kafka" only
+    Kafka. Notes say which and why: in `Replay.notes`, and to `on_note` as soon as known
+    (also before an error)."""
     topic = settings.events_topic
-    key = conversation_id.encode()
     notes: list[str] = []
 
     def note(text: str | None) -> None:
@@ -152,7 +167,56 @@ def replay_conversation(
             if on_note is not None:
                 on_note(text)
 
-    with PartitionReader(settings, topic, idle_timeout=idle_timeout) as reader:
+    if source == "archive" and archive is None:
+        raise ReplayError("--source archive needs an archive; none was given")
+    if source == "kafka":
+        archive = None
+    if source == "archive":
+        assert archive is not None
+        read = _from_archive(archive, topic, conversation_id, "asked for")
+        if read is None:
+            raise ConversationNotFound(
+                f"no conversation {conversation_id!r} of {topic} in the archive at {archive.where}"
+            )
+        note(read.location.note)
+        return _stopped(conversation_id, read, at, until_offset, notes)
+    try:
+        read = _from_kafka(
+            settings, conversation_id, sink_url, scan, idle_timeout, note, archive is not None
+        )
+    except (ConversationNotFound, TopicError) as exc:
+        if archive is None:
+            raise
+        read = _from_archive(archive, topic, conversation_id, "Kafka no longer holds it")
+        if read is None:
+            raise type(exc)(f"{exc}; nor does the archive at {archive.where}") from None
+        note(read.location.note)
+        return _stopped(conversation_id, read, at, until_offset, notes)
+    if archive is not None and read.log_start > 0:
+        note(_add_deleted_records(read, archive, conversation_id))
+    return _stopped(conversation_id, read, at, until_offset, notes)
+
+
+@dataclass
+class _Read:
+    location: Location
+    recorded: list[Entry]
+    end: int
+    records_read: int
+    log_start: int = 0  # where the partition's log starts (0: not asked)
+
+
+def _from_kafka(
+    settings: Settings,
+    conversation_id: str,
+    sink_url: str | None,
+    scan: bool,
+    idle_timeout: float,
+    note: Callable[[str | None], None],
+    want_log_start: bool,
+) -> _Read:
+    key = conversation_id.encode()
+    with PartitionReader(settings, settings.events_topic, idle_timeout=idle_timeout) as reader:
         location = locate(reader, conversation_id, sink_url=sink_url, scan=scan)
         note(location.note)
         recorded = _read(reader, location, key)
@@ -166,9 +230,61 @@ def replay_conversation(
             end = reader.end(location.partition)
         else:
             note(location.index_note(end))
-        records_read = reader.records_read
-    if not recorded:
-        raise ConversationNotFound(_not_found(conversation_id, location, end, records_read))
+        if not recorded:
+            raise ConversationNotFound(
+                _not_found(conversation_id, location, end, reader.records_read)
+            )
+        # Where the log starts, to tell whether retention deleted part of the conversation
+        # that an archive still holds (a scan started there; the index's range may not).
+        log_start = 0
+        if location.method == "scan":
+            log_start = location.ranges[0][0]
+        elif want_log_start:
+            log_start = reader.bounds(location.partition).start
+        return _Read(location, recorded, end, reader.records_read, log_start)
+
+
+def _from_archive(
+    archive: ConversationArchive, topic: str, conversation_id: str, why: str
+) -> _Read | None:
+    events = archive.conversation_events(topic, conversation_id)
+    if not events:
+        return None
+    partition = events[0].partition
+    where = f"from the archive at {archive.where}: {why}"
+    location = Location(
+        topic, partition, ((events[0].offset, events[-1].offset + 1),), "archive", note=where
+    )
+    end = archive.archived_up_to(topic).get(partition, events[-1].offset + 1)
+    return _Read(location, list(events), end, len(events))
+
+
+def _add_deleted_records(
+    read: _Read, archive: ConversationArchive, conversation_id: str
+) -> str | None:
+    """Put the conversation's archived events before the partition's log start in front of
+    what Kafka still holds; returns the note saying so, or None if there were none."""
+    location = read.location
+    deleted = [
+        e
+        for e in archive.conversation_events(location.topic, conversation_id)
+        if e.partition == location.partition and e.offset < read.log_start
+    ]
+    if not deleted:
+        return None
+    read.recorded = [*deleted, *(e for e in read.recorded if e.offset >= read.log_start)]
+    events = f"{len(deleted):,} event" + ("" if len(deleted) == 1 else "s")
+    return (
+        f"{events} at offsets {deleted[0].offset}..{deleted[-1].offset} "
+        f"from the archive at {archive.where}: Kafka no longer holds them (the log of "
+        f"{location.topic}[{location.partition}] starts at {read.log_start})"
+    )
+
+
+def _stopped(
+    conversation_id: str, read: _Read, at: At | None, until_offset: int | None, notes: list[str]
+) -> Replay:
+    recorded, location, end = read.recorded, read.location, read.end
     entries = recorded
     stops = []
     if until_offset is not None:
@@ -184,7 +300,7 @@ def replay_conversation(
         recorded,
         entries,
         conversation_state(events),
-        records_read,
+        read.records_read,
         end,
         " and ".join(stops) or None,
         notes,

@@ -355,7 +355,9 @@ def _summary(replay: Replay) -> str:
     location = replay.location
     recorded = replay.recorded
     end = max(time_of(e) for e in recorded)
-    how = "the conversation_index" if location.method == "index" else "a scan of the partition"
+    how = {"index": "the conversation_index", "archive": "the Parquet archive"}.get(
+        location.method, "a scan of the partition"
+    )
     facts = [
         f"<b>{counted(len(recorded), 'event')}</b> on <code>{_e(replay.topic)}</code> partition "
         f"<b>{replay.partition}</b>, offsets <b>{recorded[0].offset}</b>..<b>"

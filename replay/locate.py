@@ -50,7 +50,7 @@ class Location:
     topic: str
     partition: int
     ranges: tuple[tuple[int, int | None], ...]
-    method: str  # "index" or "scan"
+    method: str  # "index", "scan", or "archive" (read from the archive, not Kafka)
     entry: IndexEntry | None = None
     applied: int | None = None  # the index holds everything of the partition before it
     sink: str | None = None

@@ -145,11 +145,10 @@ def header(replay: Replay) -> list[str]:
     location = replay.location
     recorded = replay.recorded
     start, end = replay.start_micros, max(time_of(e) for e in recorded)
-    how = (
-        "through the conversation_index"
-        if location.method == "index"
-        else "by scanning the partition"
-    )
+    how = {
+        "index": "through the conversation_index",
+        "archive": "from the Parquet archive",
+    }.get(location.method, "by scanning the partition")
     return [
         f"conversation {replay.conversation_id}: {counted(len(recorded), 'event')}, "
         f"{iso(start)} .. {iso(end)} ({relative(end - start).lstrip('+')})",

@@ -153,3 +153,44 @@ def test_debug_setting_shows_the_traceback_too() -> None:
     assert run.err.startswith("Traceback (most recent call last):")
     assert "in explode" in run.err
     assert _unexpected_error("explode", env={"AGENTLOG_DEBUG": "0"}).err.count("\n") == 1
+
+
+@pytest.mark.parametrize("bootstrap", ["::::", "localhost", "host:port", "h:99999"])
+def test_a_malformed_bootstrap_address_fails_at_once_naming_it(tmp_path, bootstrap) -> None:
+    run = agentlog("--bootstrap", bootstrap, "topics", "describe", state_dir=tmp_path, timeout=20)
+    assert run.code == 1
+    assert run.err.strip().splitlines() == [
+        f"error: bootstrap servers {bootstrap!r}: {bootstrap!r} is not HOST:PORT "
+        "(for example 127.0.0.1:9092)"
+    ]
+
+
+def test_an_empty_bootstrap_does_not_fall_back_to_the_dev_broker(tmp_path) -> None:
+    # A dev broker's record is there; an empty --bootstrap must still not mean "use it".
+    (tmp_path / "dev-broker.json").write_text(json.dumps({"pid": 1, "port": 1, "log_file": "x"}))
+    for args, env in [(["--bootstrap", ""], {}), ([], {"AGENTLOG_BOOTSTRAP_SERVERS": ""})]:
+        run = agentlog(*args, "topics", "describe", state_dir=tmp_path, env=env, timeout=20)
+        assert run.code == 1
+        lines = run.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: bootstrap servers are empty")
+    # The demo, which starts a dev broker when none is configured, does not start one.
+    demo = agentlog("--bootstrap", "", "demo", "-n", "1", state_dir=tmp_path, timeout=20)
+    assert demo.code == 1 and demo.err.startswith("error: bootstrap servers are empty")
+    assert "started the embedded dev broker" not in demo.out
+
+
+def test_every_error_line_starts_with_the_same_lower_case_prefix(tmp_path) -> None:
+    from agentlog.consumers import BUILT_IN, open_sink
+
+    sink = f"duckdb:{tmp_path / 'empty.duckdb'}"
+    with open_sink(sink) as opened:  # projections with no rows yet
+        opened.prepare([t for p in BUILT_IN.values() for t in p.tables], "g")
+    runs = [
+        agentlog("conversations", "show", "nobody", "--sink", sink, state_dir=tmp_path),
+        agentlog("dev", "status", state_dir=tmp_path),
+    ]
+    for run in runs:
+        assert run.code == 1
+        last = run.err.strip().splitlines()[-1]
+        assert last.startswith("error: "), run.err
+    assert "no conversation 'nobody'" in runs[0].err

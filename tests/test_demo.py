@@ -194,3 +194,22 @@ def test_tail_follow_prints_events_as_they_arrive(settings, tmp_path: Path) -> N
         _, err = follower.communicate(timeout=30)
         watchdog.cancel()
     assert follower.returncode == 130 and "Traceback" not in err, err
+
+
+def test_a_corrupt_record_on_the_topic_is_counted_not_fatal(bootstrap: str, tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    from agentlog.settings import Settings
+    from agentlog.topics import create_topics
+
+    prefix = f"bad{uuid.uuid4().hex[:8]}."
+    create_topics(Settings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=3))
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(f"{prefix}events", key=b"someone-else", value=b"\x00\x00\x00\x00\x00\x00")
+    assert producer.flush(10) == 0
+    run = _demo(bootstrap, prefix, tmp_path, "-n", "5", "--seed", "2")
+    written = int(re.search(r"recorded (\d+) events", run.out).group(1))
+    assert f"this run's events: {written} on the topic, {written} written" in run.out
+    warning = re.search(r"warning: 1 record of \S+events could not be decoded .*", run.err)
+    assert warning is not None, run.err
+    assert re.search(r"\[\d\]@0", warning.group(0)), warning.group(0)

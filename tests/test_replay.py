@@ -274,6 +274,7 @@ def test_replay_exports() -> None:
     assert set(agentlog.replay.__all__) == {
         "At",
         "BeforeFirstEvent",
+        "ConversationArchive",
         "ConversationNotFound",
         "OffsetBeyondEnd",
         "Replay",

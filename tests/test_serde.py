@@ -66,6 +66,17 @@ def test_confluent_wire_format_is_recognised_and_said_to_be_unsupported() -> Non
     assert "schema_registry_url" not in Settings.model_fields
 
 
+@pytest.mark.parametrize(
+    "value", [b"\x00", b"\x00\x00\x00\x00\x00", b"\x00" * 64, b"\x00\x00\x00\x00\x00\xff\x13"]
+)
+def test_zero_bytes_are_corrupt_not_a_registry_record(value: bytes) -> None:
+    # Zeroed or truncated bytes start as the Confluent framing does, but no registry gives
+    # out schema id 0 and a framed event has a body: not misdescribed as registry data.
+    reason = _reason(value)
+    assert "registry" not in reason and "Confluent" not in reason
+    assert "not an agentlog event" in reason and value[:4].hex() in reason
+
+
 def test_encoding_a_wrong_type_names_the_field() -> None:
     record = {
         "event_id": "e",

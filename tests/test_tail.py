@@ -4,6 +4,7 @@ every event with --from-beginning, other agentlog topics with --topic."""
 from __future__ import annotations
 
 import json
+import re
 
 from cli import agentlog
 
@@ -74,3 +75,57 @@ def test_tail_reads_the_other_agentlog_topics(settings: Settings, tmp_path) -> N
     assert run.code == 0, run.err
     assert "@0, 15 bytes: cannot decode" in run.err
     assert agentlog(*base, "tail", "--topic", "nope", state_dir=tmp_path).code == 2
+
+
+def test_tail_into_head_ends_quietly(settings: Settings, tmp_path) -> None:
+    # `agentlog tail --from-beginning | head -3`: head leaves after three lines, the pipe
+    # breaks under tail's next write, and tail ends at once, with no error.
+    import subprocess
+
+    from cli import agentlog_process
+
+    _record_interleaved(settings, conversations=20, per_conversation=100)
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    tail = agentlog_process(
+        *base,
+        "tail",
+        "--from-beginning",
+        env={"AGENTLOG_STATE_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tail.stdout is not None and tail.stderr is not None
+    lines = [tail.stdout.readline() for _ in range(3)]
+    tail.stdout.close()  # what head does when it has its three lines
+    code = tail.wait(timeout=60)
+    err = tail.stderr.read().decode()
+    assert all(lines) and code == 0, err
+    assert err == ""
+
+
+def test_tail_of_the_dead_letters_shows_where_each_came_from(settings: Settings, tmp_path) -> None:
+    from confluent_kafka import Producer
+    from kafka_python_reader import read_all
+
+    from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
+
+    raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    raw.produce(settings.events_topic, b"not an event", b"conv-1", partition=1)
+    assert raw.flush(10) == 0
+    with open_sink(f"duckdb:{tmp_path / 'sink.duckdb'}") as sink:
+        runner = ProjectionRunner(settings, sink, [BUILT_IN["conversations"]()], group="g")
+        assert runner.run(once=True).dead_lettered == 1
+    read_all(settings.bootstrap_servers, settings.dlq_topic, expect=1)
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    run = agentlog(*base, "tail", "--topic", "dlq", state_dir=tmp_path)
+    assert run.code == 0, run.err
+    origin = f"{settings.events_topic}[1]@0"
+    assert re.match(
+        rf"p\d@0, 12 bytes <- dead letter of {re.escape(origin)} \(group g, 1 attempt\)", run.out
+    )
+    assert f"cannot decode record at {origin}" in run.out
+    assert run.err == ""
+    letter = _tail(settings, tmp_path, "--topic", "dlq")[0]["dead_letter"]
+    assert letter["topic"] == settings.events_topic
+    assert (letter["partition"], letter["offset"], letter["consumer_group"]) == (1, 0, "g")
+    assert letter["error"].startswith(f"cannot decode record at {origin}")

@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="agentlog", standalone_mode=False, obj=app)
     except click.exceptions.Abort:
         _fail(app, "aborted", 130)
-    except click.ClickException as exc:
+    except click.UsageError as exc:  # the usage and click's own "Error:", exit 2
         exc.show()
         sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # a command's failure: the one-line form of all
+        _fail(app, f"error: {exc.format_message()}", exc.exit_code)
     except AgentlogError as exc:
         _fail(app, f"error: {exc}")
     except KafkaException as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from agentlog.connection import resolved
+from agentlog.connection import checked_bootstrap, resolved
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
 from agentlog.settings import Settings
@@ -34,6 +36,10 @@ class AppContext:
                 raise ConfigurationError(
                     f"{name}={first.get('input')!r} is not valid: {first['msg']}"
                 ) from None
+            if self._settings.bootstrap_servers is not None:
+                # Given, even empty: checked now, before any command falls back on the
+                # dev broker (or starts one) for want of it.
+                checked_bootstrap(self._settings.bootstrap_servers)
         return self._settings
 
     def wants_traceback(self) -> bool:
@@ -67,7 +73,26 @@ sink_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+class _Commands(click.Group):
+    """The root group. A reader that goes away (`agentlog tail | head -3`) ends the
+    command at once, quietly and successfully, as it does for `cat`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # What is still buffered for the closed pipe goes nowhere, so the flush at
+            # exit cannot fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
 @click.option(
     "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (else env, else dev broker)"
 )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
 
 import click
 
 from agentlog.analytics.archive_files import archive_files, next_offsets, topic_root
-from agentlog.analytics.archiver import ArchiveProgress, Archiver
+from agentlog.analytics.archiver import ArchiveProgress, Archiver, ProgressCallback
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._progress import EventProgress, progress_option, wanted
 from agentlog.reader import partition_ends
 
 dir_option = click.option(
@@ -26,40 +26,39 @@ def archive() -> None:
     """Keep the event log as Parquet files by day: history that outlives Kafka's retention."""
 
 
-def report_archiving(progress: ArchiveProgress) -> None:
-    lag = "?" if progress.lag is None else f"{progress.lag:,}"
-    line = (
-        f"archived {progress.archived:,} records ({progress.rate:,.0f}/s) in "
-        f"{progress.files:,} files, lag {lag}"
-    )
-    if sys.stderr.isatty():
-        click.echo(f"\r{line}   ", nl=False, err=True)
-    else:
-        click.echo(line, err=True)
+def archiving_progress(bar: EventProgress) -> ProgressCallback:
+    """The archiver's reports as the bar's events archived of (archived + lag)."""
+
+    def report(progress: ArchiveProgress) -> None:
+        total = None if progress.lag is None else progress.archived + progress.lag
+        bar.update(progress.archived, total)
+
+    return report
 
 
 @archive.command()
 @dir_option
 @click.option("--once", is_flag=True, help="stop when archived up to the partition ends")
+@progress_option
 @pass_app
-def run(app: AppContext, directory: Path | None, once: bool) -> None:
+def run(app: AppContext, directory: Path | None, once: bool, progress: bool | None) -> None:
     """Archive the event log; SIGINT/SIGTERM write what is held, then stop."""
     settings = app.kafka_settings().with_overrides(archive_dir=directory)
-    archiver = Archiver(settings, on_progress=report_archiving)
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda *_: archiver.stop()) for s in stop_signals}
-    try:
-        progress = archiver.run(once=once)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if sys.stderr.isatty():
-        click.echo("", err=True)
-    for note in progress.notes:
+    with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
+        archiver = Archiver(settings, on_progress=archiving_progress(bar))
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, lambda *_: archiver.stop()) for s in stop_signals}
+        try:
+            done = archiver.run(once=once)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        archiving_progress(bar)(done)  # the last word, also for a run shorter than a report
+    for note in done.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(
-        f"archived {progress.archived:,} records of {settings.events_topic} into "
-        f"{archiver.root} ({progress.files:,} files written, {progress.undecodable:,} "
+        f"archived {done.archived:,} records of {settings.events_topic} into "
+        f"{archiver.root} ({done.files:,} files written, {done.undecodable:,} "
         f"undecodable kept as bytes)"
     )
 

@@ -144,10 +144,17 @@ def _read_back(settings: Settings, mine: set[str], written: int) -> None:
     _phase(f"reading {topic} back")
     started = time.perf_counter()
     scanned = 0
+    from agentlog.errors import DecodeError
+
+    corrupt: list[DecodeError] = []  # records that are no agentlog event: told, not fatal
     for message in read_partitions(settings, topic):
         scanned += 1
         partition, offset = partition_offset(message)
-        record = decode(message.value(), topic=topic, partition=partition, offset=offset)
+        try:
+            record = decode(message.value(), topic=topic, partition=partition, offset=offset)
+        except DecodeError as exc:
+            corrupt.append(exc)
+            continue
         cid = record["conversation_id"]
         if cid not in mine:
             continue
@@ -161,6 +168,15 @@ def _read_back(settings: Settings, mine: set[str], written: int) -> None:
     elapsed = time.perf_counter() - started
     rate = f" ({scanned / max(elapsed, 1e-9):,.0f} records/s)" if scanned >= 10_000 else ""
     click.echo(f"read back {scanned} records of {topic} in {elapsed:.2f}s{rate}")
+    if corrupt:
+        first = corrupt[0]
+        click.echo(
+            f"warning: {_count(len(corrupt), 'record')} of {topic} could not be decoded and "
+            f"{'was' if len(corrupt) == 1 else 'were'} skipped (the first at {first.topic}"
+            f"[{first.partition}]@{first.offset}: {first.reason}; "
+            f"`agentlog tail --from-beginning` lists them)",
+            err=True,
+        )
     click.echo(f"this run's events: {found} on the topic, {written} written")
     if found != len(event_ids):
         click.echo(

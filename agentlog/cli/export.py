@@ -13,7 +13,8 @@ from agentlog.analytics.archiver import bring_up_to_date
 from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, cli, pass_app
-from agentlog.cli.archive import report_archiving
+from agentlog.cli._progress import EventProgress, progress_option, wanted
+from agentlog.cli.archive import archiving_progress
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
 from agentlog.replay.conversation import Entry, Replay
@@ -42,17 +43,22 @@ def export() -> None:
     """Training datasets and compliance bundles from the archive (brought up to date first)."""
 
 
-def archive_settings(app: AppContext, directory: Path | None, no_update: bool) -> Settings:
+def archive_settings(
+    app: AppContext, directory: Path | None, no_update: bool, progress: bool | None = None
+) -> Settings:
     """The settings, with the archive brought up to the log's ends unless `no_update`."""
     if no_update:
         return app.settings.with_overrides(archive_dir=directory)
     settings = app.kafka_settings().with_overrides(archive_dir=directory)
     click.echo(f"... bringing the archive {settings.archive_root} up to date", err=True)
-    progress = bring_up_to_date(settings, on_progress=report_archiving)
-    if progress is None:
+    with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
+        done = bring_up_to_date(settings, on_progress=archiving_progress(bar))
+        if done is not None:
+            archiving_progress(bar)(done)
+    if done is None:
         click.echo("... the running archiver has reached the ends of the log", err=True)
-    elif progress.archived:
-        click.echo(f"... archived {progress.archived:,} new records", err=True)
+    elif done.archived:
+        click.echo(f"... archived {done.archived:,} new records", err=True)
     return settings
 
 
@@ -111,6 +117,7 @@ def archive_settings(app: AppContext, directory: Path | None, no_update: bool) -
 )
 @dir_option
 @no_update_option
+@progress_option
 @pass_app
 def training(
     app: AppContext,
@@ -125,10 +132,11 @@ def training(
     weight_failed: int | None,
     directory: Path | None,
     no_update: bool,
+    progress: bool | None,
 ) -> None:
     """Fine-tuning data: one example per conversation (JSONL, or Parquet if OUT ends in
     .parquet), every example validated, its offsets in OUT.provenance.jsonl."""
-    settings = archive_settings(app, directory, no_update)
+    settings = archive_settings(app, directory, no_update, progress)
     options = TrainingOptions(
         out=out,
         form=form,  # type: ignore[arg-type]  # click.Choice
@@ -140,7 +148,10 @@ def training(
         split=split,
         weight_failed=weight_failed,
     )
-    report = export_training(settings.archive_root, settings.events_topic, options)
+    with EventProgress("exporting", enabled=wanted(progress)) as bar:
+        report = export_training(
+            settings.archive_root, settings.events_topic, options, on_progress=bar.update
+        )
     for conversation_id, why in report.invalid[:20]:
         click.echo(f"invalid: {conversation_id}: {why}", err=True)
     if len(report.invalid) > 20:
@@ -169,6 +180,7 @@ def training(
 @click.option("--requested-by", metavar="WHO", help="who asked for the bundle (in the manifest)")
 @dir_option
 @no_update_option
+@progress_option
 @pass_app
 def compliance(
     app: AppContext,
@@ -180,21 +192,24 @@ def compliance(
     requested_by: str | None,
     directory: Path | None,
     no_update: bool,
+    progress: bool | None,
 ) -> None:
     """Everything about conversations, a user or a time range, for an auditor: the events
     (JSONL and Parquet), a transcript and an HTML timeline per conversation, and
     manifest.json with the request, counts, offset ranges and SHA-256 of every file."""
-    settings = archive_settings(app, directory, no_update)
+    settings = archive_settings(app, directory, no_update, progress)
     request = ComplianceRequest(conversations, user, since, until, requested_by)
     command = shlex.join(["agentlog", *sys.argv[1:]])
-    report = export_compliance(
-        settings.archive_root,
-        settings.events_topic,
-        request,
-        out,
-        render=render_transcripts,
-        command=command,
-    )
+    with EventProgress("bundling", enabled=wanted(progress)) as bar:
+        report = export_compliance(
+            settings.archive_root,
+            settings.events_topic,
+            request,
+            out,
+            render=render_transcripts,
+            command=command,
+            on_progress=bar.update,
+        )
     click.echo(
         f"wrote {report.path}: {report.events:,} events of {len(report.conversations):,} "
         f"conversations, {report.files} files (check it with `agentlog export verify {out}`)"

@@ -17,17 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agentlog.analytics.archive_files import topic_root
+from agentlog.analytics.archive_reader import ParquetArchive
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key, RecordedEvent
-from agentlog.errors import ConfigurationError
+from agentlog.errors import ArchiveError, ConfigurationError
 from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
+from agentlog.replay.conversation import Source
 from agentlog.replay.diff import ConversationDiff, diff_conversations
 from agentlog.replay.export import as_json, as_jsonl
 from agentlog.replay.projections import Progress, rebuild_projections
 from agentlog.replay.rerun import rerun
 from agentlog.replay.transcript import counted, plain, short, summary, transcript
+from agentlog.settings import Settings
+
+archive_dir_option = click.option(
+    "--archive-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the Parquet archive (default: AGENTLOG_ARCHIVE_DIR, else STATE_DIR/archive)",
+)
 
 
 class _ConversationByDefault(click.Group):
@@ -103,6 +113,15 @@ class _Moment(_MomentType):
     "--color/--no-color", default=None, help="colours (default: when writing to a terminal)"
 )
 @click.option("--scan", is_flag=True, help="ignore the index: scan the conversation's partition")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "kafka", "archive"]),
+    default="auto",
+    show_default=True,
+    help="auto: Kafka, and the Parquet archive for what Kafka no longer holds; kafka or "
+    "archive: only that",
+)
+@archive_dir_option
 @sink_option
 @pass_app
 def show(
@@ -115,14 +134,19 @@ def show(
     verbose: bool,
     color: bool | None,
     scan: bool,
+    source: Source,
+    archive_dir: Path | None,
     sink: str | None,
 ) -> None:
     """Every event of CONVERSATION in log order, and its state at the end (or at --at /
     --until-offset). Reads only the conversation's range when the sink has the
-    conversation_index, else scans its partition and says so."""
+    conversation_index, else scans its partition and says so. What Kafka no longer holds
+    (retention passed, a dev broker restarted) comes from the Parquet archive."""
     if output == "html" and out is None:
         raise click.UsageError("--format html writes a file: add --out FILE")
-    settings = app.kafka_settings().with_overrides(sink=sink)
+    settings = (app.settings if source == "archive" else app.kafka_settings()).with_overrides(
+        sink=sink, archive_dir=archive_dir
+    )
     replayed = replay_conversation(
         settings,
         conversation_id,
@@ -131,6 +155,8 @@ def show(
         at=at,
         until_offset=until_offset,
         on_note=lambda text: click.echo(f"note: {text}", err=True),
+        source=source,
+        archive=_archive(settings, source),
     )
     if output == "html":
         from agentlog.replay.html import timeline_page
@@ -147,6 +173,19 @@ def show(
         coloured = color if color is not None else (out is None and sys.stdout.isatty())
         lines = transcript(replayed, style=click.style if coloured else plain, verbose=verbose)
     _write(out, lines, colour=coloured)
+
+
+def _archive(settings: Settings, source: Source) -> ParquetArchive | None:
+    """The archive to read what Kafka no longer holds, if one was written."""
+    root = settings.archive_root
+    if topic_root(root, settings.events_topic).is_dir():
+        return ParquetArchive(root)
+    if source == "archive":
+        raise ArchiveError(
+            f"there is no archive of {settings.events_topic} in {root} "
+            "(`agentlog archive run` writes it; --archive-dir names another)"
+        )
+    return None
 
 
 def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
@@ -211,6 +250,7 @@ def diff_command(
             conversation_id,
             sink_url=settings.sink_url,
             on_note=lambda text: click.echo(f"note: {text}", err=True),
+            archive=_archive(settings, "auto"),
         )
         for conversation_id in (first, second)
     ]

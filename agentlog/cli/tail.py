@@ -7,12 +7,14 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import click
+import orjson
 from confluent_kafka import Message
 
 from agentlog.cli._app import AppContext, cli, pass_app
-from agentlog.consumers.dead_letters import control_note
+from agentlog.consumers import dead_letters as dl
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES
 from agentlog.partitioner import partition_for
@@ -37,6 +39,62 @@ class Shown:
     problem: str | None  # why it could not be decoded
     size: int
     note: str | None = None  # what a record that is no event is (a worker's marker)
+    letter: Letter | None = None  # a dead letter's origin and error, from its headers
+
+
+@dataclass(frozen=True)
+class Letter:
+    """Where a dead letter came from and why, as its headers say (agentlog's, else
+    Kafka Connect's)."""
+
+    topic: str | None
+    partition: str | None
+    offset: str | None
+    error: str | None
+    attempts: str | None
+    group: str | None
+
+    def describe(self) -> str:
+        where = f"{self.topic}[{self.partition}]@{self.offset}"
+        facts = [f"group {self.group}"] if self.group else []
+        if self.attempts is not None:
+            facts.append(f"{self.attempts} attempt" + ("" if self.attempts == "1" else "s"))
+        told = ", ".join(facts)
+        return f"dead letter of {where}" + (f" ({told})" if told else "") + f": {self.error}"
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        return {
+            "topic": self.topic,
+            "partition": _int(self.partition),
+            "offset": _int(self.offset),
+            "error": self.error,
+            "attempts": _int(self.attempts),
+            "consumer_group": self.group,
+        }
+
+
+def _int(text: str | None) -> int | str | None:
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def letter_of(message: Message) -> Letter | None:
+    """The dead-letter headers of a record, or None if it has none."""
+    found: dict[str, str] = {}
+    # A consumed record's headers are (name, bytes) pairs.
+    for name, value in cast(list[tuple[str, bytes | None]], message.headers() or []):
+        if value is not None:
+            found[name] = value.decode("utf-8", "replace")
+    topic = found.get(dl.ORIGIN_TOPIC, found.get(dl.CONNECT_TOPIC))
+    if topic is None:
+        return None
+    return Letter(
+        topic,
+        found.get(dl.ORIGIN_PARTITION, found.get(dl.CONNECT_PARTITION)),
+        found.get(dl.ORIGIN_OFFSET, found.get(dl.CONNECT_OFFSET)),
+        found.get(dl.ERROR, found.get(dl.CONNECT_EXCEPTION_MESSAGE)),
+        found.get(dl.ATTEMPTS),
+        found.get(dl.CONSUMER_GROUP),
+    )
 
 
 @cli.command()
@@ -101,11 +159,29 @@ def tail(
             return False
         return not types or event_type_of(shown.record) in types
 
+    def emit_letter(shown: Shown, letter: Letter) -> None:
+        """A dead letter: the event (or its size, if it is none) and where it came from."""
+        where = {"topic": name, "partition": shown.partition, "offset": shown.offset}
+        if as_json_lines:
+            line = {**where, "size": shown.size, "problem": shown.problem}
+            if shown.record is not None:
+                line = orjson.loads(as_json(shown.record, name, shown.partition, shown.offset))
+            click.echo(orjson.dumps({**line, "dead_letter": letter.as_dict()}).decode())
+        elif shown.record is not None:
+            event = one_line(shown.record, shown.partition, shown.offset)
+            click.echo(f"{event} <- {letter.describe()}")
+        else:
+            click.echo(
+                f"p{shown.partition}@{shown.offset}, {shown.size} bytes <- {letter.describe()}"
+            )
+
     def emit(shown: Shown) -> None:
         nonlocal undecodable, printed
         printed += 1
         if shown.note is not None:
             click.echo(f"p{shown.partition}@{shown.offset} {shown.note}")
+        elif shown.letter is not None:
+            emit_letter(shown, shown.letter)
         elif shown.record is None:
             undecodable += 1
             click.echo(
@@ -147,15 +223,18 @@ def tail(
 def _shown(message: Message, topic: str) -> Shown:
     value = message.value() or b""
     partition, offset = partition_offset(message)
+    letter = letter_of(message)
     try:
         record: AvroDict | None = decode(value, topic=topic, partition=partition, offset=offset)
         problem = None
     except DecodeError as exc:
-        marker = start_marker(message.headers()) or control_note(message)
+        marker = start_marker(message.headers()) or dl.control_note(message)
         if marker is not None:
             return Shown(message.timestamp()[1], partition, offset, None, None, len(value), marker)
-        record, problem = None, str(exc)
-    return Shown(message.timestamp()[1], partition, offset, record, problem, len(value))
+        record, problem = None, exc.reason if letter is not None else str(exc)
+    return Shown(
+        message.timestamp()[1], partition, offset, record, problem, len(value), None, letter
+    )
 
 
 def _last(
