@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING
 
+from agentlog.consumers.agents import GROUP_PREFIX as TRIGGER_GROUP_PREFIX
 from agentlog.consumers.consumer_groups import groups_on_broker
 from agentlog.consumers.dead_letters import dead_letter_states
 from agentlog.consumers.log_check import NotTheAppliedLog, check_identity
@@ -32,7 +33,8 @@ from agentlog.topics import topic_identity
 
 PROJECTOR = "projector"
 TOOL_WORKERS = "tool workers"
-CONSUMER = "consumer"  # any other group on the events topic (trigger runtimes among them)
+TRIGGERS = "trigger runtime"  # `agentlog agents run`: its group is agentlog-agents-<name>
+CONSUMER = "consumer"  # any other group on the events topic
 
 REDELIVERY_NOT_OBSERVABLE = "n/a"
 
@@ -183,6 +185,8 @@ def _kind(settings: Settings, group: str, committed: dict[str, dict[int, int]], 
         return TOOL_WORKERS
     if sink or group == DEFAULT_GROUP:
         return PROJECTOR
+    if group.startswith(TRIGGER_GROUP_PREFIX):
+        return TRIGGERS
     return CONSUMER
 
 

@@ -113,6 +113,7 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
 
     status = group_status(settings, tmp_path, letter.group)
     assert (status["dlq_depth"], status["parked_conversations"], status["lag"]) == (1, 1, 0)
+    assert status["kind"] == "trigger runtime"
 
     listed = cli(settings, tmp_path, "dlq", "list")
     assert listed.code == 0, listed.err
