@@ -78,14 +78,21 @@ class TriggerProgress:
     retried: int = 0
     dead_lettered: int = 0
     parked: int = 0  # events held behind a dead letter
-    redriven: int = 0  # letters redriven or skipped, and their parked events run
+    redriven: int = 0  # letters redriven whose handler then ran (parked events with it)
+    skipped: int = 0  # letters skipped (their parked events ran)
+    redrives_failed: int = 0  # redrives whose handler failed again (the letter reopened)
     parked_conversations: int = 0
 
     def line(self) -> str:
+        redrives = f"redriven {self.redriven:,}"
+        if self.skipped:
+            redrives += f", skipped {self.skipped:,}"
+        if self.redrives_failed:
+            redrives += f", redrives failed again {self.redrives_failed:,}"
         return (
             f"events {self.events:,}, handled {self.handled:,}, retries {self.retried:,}, "
-            f"dead-lettered {self.dead_lettered:,}, parked {self.parked:,} "
-            f"({self.parked_conversations:,} conversations), redriven {self.redriven:,}"
+            f"dead-lettered {self.dead_lettered:,}, parked {self.parked:,} events "
+            f"({self.parked_conversations:,} conversations), {redrives}"
         )
 
 
@@ -223,9 +230,14 @@ class TriggerRuntime:
                 for message in self.consumer.consume(500, _IDLE_WAIT):
                     self._take(message)
             self._raise_failure()
+            # Shutting down gives the partitions up, and with them the parked conversations
+            # this runtime held: they are still parked (on the dead-letter topic).
+            still_parked = self.progress.parked_conversations
         finally:
             self._shut_down()
-        return self.progress
+        final = self.progress
+        final.parked_conversations = still_parked
+        return final
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -448,6 +460,8 @@ class TriggerRuntime:
             if failure is not None:
                 error = f"{failure.reaction.name} raised {type(failure.error).__name__}: "
                 self._control(letter, REOPENED, error + str(failure.error))
+                with self._lock:
+                    self._progress.redrives_failed += 1
                 return
         with self._lock:
             parked = list(letter.parked)
@@ -462,15 +476,21 @@ class TriggerRuntime:
                 for later in parked[index + 1 :]:
                     self._park(held_record(later), successor)
                 self._control(letter, RESOLVED)
-                with self._lock:
-                    self._progress.redriven += 1
+                self._count_done(item.action)
                 return
         self._control(letter, RESOLVED)
         with self._lock:
             if self._parked.get(conversation) is letter:
                 del self._parked[conversation]
-            self._progress.redriven += 1
+        self._count_done(item.action)
         log.info("%s %s: %d parked events ran", item.action, letter.id, len(parked))
+
+    def _count_done(self, action: str) -> None:
+        with self._lock:
+            if action == SKIPPED:
+                self._progress.skipped += 1
+            else:
+                self._progress.redriven += 1
 
     def _event_of(self, held: Held) -> RecordedEvent:
         return recorded_event(

@@ -94,6 +94,7 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
     assert {c: seen.by_conversation[c] for c in others} == others
     assert seen.by_conversation["bad"] == ["m1"]
     assert progress.dead_lettered == 1 and progress.parked == 2 and progress.retried == 2
+    assert progress.parked_conversations == 1  # still parked when the run ends
     states = dead_letter_states(settings)
     (letter,) = states.visible()
     assert (letter.kind, letter.state, letter.group) == (TRIGGER, OPEN, "agentlog-agents-support")
@@ -177,7 +178,8 @@ def test_skip_drops_the_failed_event_and_runs_the_parked_ones(
     (letter,) = dead_letter_states(settings).visible()
     skipped = cli(settings, tmp_path, "dlq", "skip", letter.id)
     assert skipped.code == 0, skipped.err
-    run_once(settings, agents)
+    progress = run_once(settings, agents)
+    assert (progress.skipped, progress.redriven) == (1, 0)
     assert seen.by_conversation["bad"] == ["m1", "m3"]
     assert dead_letter_states(settings).find(letter.id).state == RESOLVED
 
@@ -343,7 +345,8 @@ def test_a_redrive_that_fails_again_reopens_and_a_parked_failure_takes_over(
     run_once(settings, agents)
     (letter,) = dead_letter_states(settings).visible()
     DeadLetters(settings, letter.group).control(letter, REDRIVEN, 10)
-    run_once(settings, agents)
+    progress = run_once(settings, agents)
+    assert (progress.redrives_failed, progress.redriven) == (1, 0)
     reopened = dead_letter_states(settings).find(letter.id)
     assert (reopened.state, reopened.history) == (OPEN, [REDRIVEN, "reopened"])
     assert seen.by_conversation["bad"] == []
