@@ -8,6 +8,8 @@
     @agents.on("intent_identified", where=lambda e: e.payload["intent"] == "billing")
     def billing(event, session): ...
 
+    agents = Agents("support", llm=my_model)  # answers `session.llm(messages, ...)`
+
 `agentlog agents run mymodule` runs them (`triggers.TriggerRuntime`): a handler gets the
 `RecordedEvent` that triggered it and a session the runtime's session factory made for
 this invocation (the CLI's is a live session on a Recorder and a ToolClient). Each
@@ -34,6 +36,11 @@ from agentlog.errors import ConfigurationError
 from agentlog.events import EVENT_TYPES
 
 HandlerFunction = Callable[[RecordedEvent, Any], Any]
+# Answers a handler's `session.llm(messages, model=, agent=, provider=)`: called as
+# llm(messages, model=..., agent=..., provider=..., conversation_id=...) and returns the
+# answer's text, or an object with `text` and, as known, `finish_reason`, `provider`,
+# `response_model`, `input_tokens`, `output_tokens`, `latency_ms` (what gets recorded).
+LlmFunction = Callable[..., Any]
 Predicate = Callable[[RecordedEvent], bool]
 GROUP_PREFIX = "agentlog-agents-"
 
@@ -67,6 +74,8 @@ class Agents:
     A handler that raises is retried `attempts` times in all, waiting `backoff` seconds
     before the second attempt, doubling up to `max_backoff` (a random half of it, so
     retries spread out); then its event becomes a dead letter and parks its conversation.
+    `llm` is the model the handlers' sessions ask (`LlmFunction`); without one,
+    `session.llm(...)` is a configuration error.
     """
 
     def __init__(
@@ -76,6 +85,7 @@ class Agents:
         attempts: int = 3,
         backoff: float = 0.2,
         max_backoff: float = 5.0,
+        llm: LlmFunction | None = None,
     ) -> None:
         if not name or not all(c.isalnum() or c in "-_." for c in name):
             raise ConfigurationError(f"agents name {name!r}: use letters, digits, '-', '_', '.'")
@@ -87,6 +97,7 @@ class Agents:
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.llm = llm
         self._reactions: list[Reaction] = []
 
     @property
