@@ -4,8 +4,10 @@ redriven; then what `agentlog status` says of the runtime's group."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -26,13 +28,14 @@ def demo_live(settings: Settings, seed: int, phase: Callable[[str], None]) -> li
         f"with {TOOL_WORKERS} tool workers ({live.SLOW_TOOL} hangs, {live.FAILING_TOOL}'s "
         "service is down)"
     )
-    result = live.run_live(
-        settings,
-        seed,
-        LIVE_CONVERSATIONS,
-        TOOL_WORKERS,
-        on_step=lambda line: click.echo(f"  {line}"),
-    )
+    with _quiet_runtime():
+        result = live.run_live(
+            settings,
+            seed,
+            LIVE_CONVERSATIONS,
+            TOOL_WORKERS,
+            on_step=lambda line: click.echo(f"  {line}"),
+        )
     calls = result.tool_calls
     click.echo(
         f"live: {len(result.conversations)} conversations in {result.seconds:.1f}s; "
@@ -50,6 +53,18 @@ def demo_live(settings: Settings, seed: int, phase: Callable[[str], None]) -> li
     )
     _status(settings, result.group)
     return result
+
+
+@contextmanager
+def _quiet_runtime() -> Iterator[None]:
+    """The runtime warns of each failed handler attempt: the demo tells it itself."""
+    logger = logging.getLogger("agentlog.consumers.triggers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _status(settings: Settings, group: str) -> None:

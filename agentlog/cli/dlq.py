@@ -214,7 +214,7 @@ def act_on_letter(
     finally:
         sender.close()
     if letter.kind == TRIGGER and action in (REDRIVEN, SKIPPED):
-        what = "re-runs its handler, then" if action == REDRIVEN else "runs"
+        what = "re-run its handler, then" if action == REDRIVEN else "run"
         return (
             f"{letter.id}: {action}; the agents of group {letter.group} {what} the "
             f"{len(letter.parked)} parked event(s) of {letter.conversation} and resolve it"
