@@ -19,6 +19,8 @@ A handler runs at least once per triggering event (a crash before the runtime co
 means it runs again). Events it records get ids derived from the trigger event's id, the
 handler and their order in the invocation (`trigger_event_ids`, given to the recorder as
 `new_event_id`), so a repeat records the same ids and projections drop the duplicates.
+A retry after a failure, and a redrive, get ids of their own: the failed run's events
+stay on the log, and what the new run records may differ.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Trigger:
     agents: str
     handler: str
     attempt: int
+    redrive: int = 0  # which redrive of the event's dead letter runs it (0: not a redrive)
 
 
 class Agents:
@@ -182,8 +185,16 @@ _NAMESPACE = uuid.UUID("5f0c6a52-2a4e-4d0c-9a53-6a1f0b7d2c11")
 
 
 class _InvocationIds:
-    def __init__(self, trigger_event_id: str, handler: str) -> None:
-        self.base = f"{trigger_event_id}/{handler}/"
+    def __init__(self, trigger: Trigger) -> None:
+        # A run after a failed one (a retry, a redrive) may record other events than the
+        # failed run left on the log: it gets ids of its own. A repeat of the same run
+        # (after a crash) gets the same.
+        run = (
+            f"attempt-{trigger.attempt}/redrive-{trigger.redrive}/"
+            if trigger.attempt > 1 or trigger.redrive
+            else ""
+        )
+        self.base = f"{trigger.event.event_id}/{trigger.handler}/{run}"
         self.count = 0
 
     def next(self) -> str:
@@ -195,18 +206,18 @@ _invocation: ContextVar[_InvocationIds | None] = ContextVar("agentlog_trigger", 
 
 
 def trigger_event_ids() -> str:
-    """A new event id: inside a handler invocation, the n-th id of that invocation
-    (the same on every attempt and every redelivery); elsewhere a random one. Give it to
-    a recorder as `new_event_id`."""
+    """A new event id: inside a handler invocation, the n-th id of that invocation (the
+    same when the invocation is repeated after a crash; a retry's and a redrive's are
+    their own); elsewhere a random one. Give it to a recorder as `new_event_id`."""
     ids = _invocation.get()
     return ids.next() if ids is not None else str(uuid.uuid4())
 
 
-def invoke(reaction: Reaction, event: RecordedEvent, make_session: Callable[[], Any]) -> None:
+def invoke(reaction: Reaction, trigger: Trigger, make_session: Callable[[], Any]) -> None:
     """Make the session and run the handler, with the ids of the events either records
     derived from the trigger."""
-    token = _invocation.set(_InvocationIds(event.event_id, reaction.name))
+    token = _invocation.set(_InvocationIds(trigger))
     try:
-        reaction.function(event, make_session())
+        reaction.function(trigger.event, make_session())
     finally:
         _invocation.reset(token)
