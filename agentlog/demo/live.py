@@ -21,6 +21,11 @@ handler raises, the runtime tries it again, then dead-letters the event and park
 conversation, whose next message waits behind it. The demo repairs the service and
 redrives the letter as `agentlog dlq redrive` does: the handler runs again, then the
 parked message, in order, and the conversation ends.
+
+The demo's runtime and tool workers start at the ends of the topics (their groups'
+offsets are committed there first), so they answer only what is written from then on;
+the tool workers' group is the demo's own, so another agent's tool call requested on
+the same topics meanwhile reaches them too (README, Known limits).
 """
 
 from __future__ import annotations
