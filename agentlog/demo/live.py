@@ -67,7 +67,7 @@ from agentlog.demo.agents import (
     work_on_request,
 )
 from agentlog.demo.world import World
-from agentlog.errors import AgentlogError
+from agentlog.errors import ConfigurationError, DemoError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.producers import Recorder, ToolClient
 from agentlog.reader import partition_ends
@@ -87,10 +87,6 @@ LIVE_POLICY = Policy(retry_later=frozenset({FAILING_TOOL}))
 DEADLINE_S = 60.0
 
 
-class LiveDemoError(AgentlogError):
-    """The live phase did not come to its end in time."""
-
-
 # -- the services behind the tools ------------------------------------------------------
 
 
@@ -98,7 +94,7 @@ class LiveDemoError(AgentlogError):
 class CallTally:
     """How the tool calls ended, as the services saw their attempts."""
 
-    attempts: Counter[str] = field(default_factory=Counter)  # ok, timed out, refused
+    attempts: Counter[str] = field(default_factory=Counter)  # completed, timed out, refused
     last: dict[str, tuple[str, str]] = field(default_factory=dict)  # call id -> tool, how
 
     def calls(self) -> Counter[str]:
@@ -130,10 +126,10 @@ class Backend:
             raise LookupError(f"no customer has {name}({_canonical(arguments)})")
         with self._lock:
             result = world.result(name, arguments)
-        self._note(call_id, name, "completed")
+        self.note(call_id, name, "completed")
         return result
 
-    def _note(self, call_id: str, name: str, how: str) -> None:
+    def note(self, call_id: str, name: str, how: str) -> None:
         with self._lock:
             self.tally.attempts[how] += 1
             self.tally.last[call_id] = (name, how)
@@ -158,13 +154,13 @@ def demo_tools(backend: Backend) -> ToolRegistry:
         try:
             await asyncio.sleep(DEADLINE_S)  # the warehouse never answers in time
         except asyncio.CancelledError:  # the registry's timeout
-            backend._note(tool_call_id, SLOW_TOOL, "timed out")
+            backend.note(tool_call_id, SLOW_TOOL, "timed out")
             raise
         return backend.answer(SLOW_TOOL, {"order_id": order_id}, tool_call_id)
 
     def issue_refund(invoice_id: str, amount: float, *, tool_call_id: str) -> Any:
         if not backend.payments_up.is_set():
-            backend._note(tool_call_id, FAILING_TOOL, "refused")
+            backend.note(tool_call_id, FAILING_TOOL, "refused")
             raise ConnectionRefusedError("payment service: connection refused")
         arguments = {"invoice_id": invoice_id, "amount": amount}
         return backend.answer(FAILING_TOOL, arguments, tool_call_id)
@@ -214,7 +210,7 @@ class Conversations:
             for thread in background:
                 thread.check()
             if time.monotonic() > until:
-                raise LiveDemoError(f"the live agents did not {what} within {DEADLINE_S:g}s")
+                raise DemoError(f"the live agents did not {what} within {DEADLINE_S:g}s")
             with self.changed:
                 self.changed.wait(0.05)
 
@@ -290,6 +286,8 @@ def live_cast(seed: int, count: int) -> dict[str, World]:
     """`count` customers who stay for the answer, the same for a seed: one wants a
     refund (the payment service is down), one asks about an order (the warehouse
     hangs), the others want neither a refund nor a person."""
+    if count < 2:
+        raise ConfigurationError(f"the live phase needs at least 2 customers, not {count}")
     run = uuid.uuid4().hex[:6]  # a fresh conversation per customer on every run
     refund: World | None = None
     order: World | None = None
@@ -472,7 +470,7 @@ def _open_letter(settings: Settings, group: str, ids: set[str], until: float) ->
             ):
                 return letter
         if time.monotonic() > until:
-            raise LiveDemoError(f"no dead letter of {group} arrived within {DEADLINE_S:g}s")
+            raise DemoError(f"no dead letter of {group} arrived within {DEADLINE_S:g}s")
         time.sleep(0.05)
 
 
