@@ -72,8 +72,10 @@ def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) ->
         assert "started the embedded dev broker (tansu)" in run.out  # the default engine
         status = agentlog("dev", "status", state_dir=tmp_path)
         assert status.code == 0
-        tail = agentlog("tail", "--type", "conversation_started", state_dir=tmp_path)
-        assert tail.out.count("conversation_started") == 5
+        tail = agentlog("tail", "--type", "conversation_started", "-n", "100", state_dir=tmp_path)
+        started = tail.out.splitlines()
+        assert sum(" conv-1-" in line for line in started) == 5
+        assert sum(" live-1-" in line for line in started) == 8  # the live phase's
         # Its hint shows conversations even when none of 5 escalated.
         hint = re.search(r"agentlog conversations list (--outcome \S+)", run.out).group(1)
         listed = agentlog("conversations", "list", *hint.split(), state_dir=tmp_path)
