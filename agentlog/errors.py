@@ -18,7 +18,8 @@
     ├── ToolTimeout             an awaited tool call had no result in time
     ├── ArchiveError            the Parquet archive cannot be written or does not match
     │                           the log
-    └── ExportError             an export, import or bundle check cannot be done as asked
+    ├── ExportError             an export, import or bundle check cannot be done as asked
+    └── DemoError               `agentlog demo`'s live agents did not finish in time
 
 `except AgentlogError` catches everything agentlog raises on purpose; anything else
 escaping agentlog is a bug (the CLI shows its traceback with `--traceback`).
@@ -146,3 +147,7 @@ class ArchiveError(AgentlogError):
 
 class ExportError(AgentlogError):
     """An export, an import or a bundle check cannot be done as asked."""
+
+
+class DemoError(AgentlogError):
+    """`agentlog demo`'s live agents did not come to the end of their story in time."""

@@ -8,6 +8,8 @@
     @agents.on("intent_identified", where=lambda e: e.payload["intent"] == "billing")
     def billing(event, session): ...
 
+    agents = Agents("support", llm=my_model)  # answers `session.llm(messages, ...)`
+
 `agentlog agents run mymodule` runs them (`triggers.TriggerRuntime`): a handler gets the
 `RecordedEvent` that triggered it and a session the runtime's session factory made for
 this invocation (the CLI's is a live session on a Recorder and a ToolClient). Each
@@ -17,6 +19,8 @@ A handler runs at least once per triggering event (a crash before the runtime co
 means it runs again). Events it records get ids derived from the trigger event's id, the
 handler and their order in the invocation (`trigger_event_ids`, given to the recorder as
 `new_event_id`), so a repeat records the same ids and projections drop the duplicates.
+A retry after a failure, and a redrive, get ids of their own: the failed run's events
+stay on the log, and what the new run records may differ.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ from agentlog.errors import ConfigurationError
 from agentlog.events import EVENT_TYPES
 
 HandlerFunction = Callable[[RecordedEvent, Any], Any]
+# Answers a handler's `session.llm(messages, model=, agent=, provider=)`: called as
+# llm(messages, model=..., agent=..., provider=..., conversation_id=...) and returns the
+# answer's text, or an object with `text` and, as known, `finish_reason`, `provider`,
+# `response_model`, `input_tokens`, `output_tokens`, `latency_ms` (what gets recorded).
+LlmFunction = Callable[..., Any]
 Predicate = Callable[[RecordedEvent], bool]
 GROUP_PREFIX = "agentlog-agents-"
 
@@ -59,6 +68,7 @@ class Trigger:
     agents: str
     handler: str
     attempt: int
+    redrive: int = 0  # which redrive of the event's dead letter runs it (0: not a redrive)
 
 
 class Agents:
@@ -67,6 +77,8 @@ class Agents:
     A handler that raises is retried `attempts` times in all, waiting `backoff` seconds
     before the second attempt, doubling up to `max_backoff` (a random half of it, so
     retries spread out); then its event becomes a dead letter and parks its conversation.
+    `llm` is the model the handlers' sessions ask (`LlmFunction`); without one,
+    `session.llm(...)` is a configuration error.
     """
 
     def __init__(
@@ -76,6 +88,7 @@ class Agents:
         attempts: int = 3,
         backoff: float = 0.2,
         max_backoff: float = 5.0,
+        llm: LlmFunction | None = None,
     ) -> None:
         if not name or not all(c.isalnum() or c in "-_." for c in name):
             raise ConfigurationError(f"agents name {name!r}: use letters, digits, '-', '_', '.'")
@@ -87,6 +100,7 @@ class Agents:
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.llm = llm
         self._reactions: list[Reaction] = []
 
     @property
@@ -171,8 +185,16 @@ _NAMESPACE = uuid.UUID("5f0c6a52-2a4e-4d0c-9a53-6a1f0b7d2c11")
 
 
 class _InvocationIds:
-    def __init__(self, trigger_event_id: str, handler: str) -> None:
-        self.base = f"{trigger_event_id}/{handler}/"
+    def __init__(self, trigger: Trigger) -> None:
+        # A run after a failed one (a retry, a redrive) may record other events than the
+        # failed run left on the log: it gets ids of its own. A repeat of the same run
+        # (after a crash) gets the same.
+        run = (
+            f"attempt-{trigger.attempt}/redrive-{trigger.redrive}/"
+            if trigger.attempt > 1 or trigger.redrive
+            else ""
+        )
+        self.base = f"{trigger.event.event_id}/{trigger.handler}/{run}"
         self.count = 0
 
     def next(self) -> str:
@@ -184,18 +206,18 @@ _invocation: ContextVar[_InvocationIds | None] = ContextVar("agentlog_trigger", 
 
 
 def trigger_event_ids() -> str:
-    """A new event id: inside a handler invocation, the n-th id of that invocation
-    (the same on every attempt and every redelivery); elsewhere a random one. Give it to
-    a recorder as `new_event_id`."""
+    """A new event id: inside a handler invocation, the n-th id of that invocation (the
+    same when the invocation is repeated after a crash; a retry's and a redrive's are
+    their own); elsewhere a random one. Give it to a recorder as `new_event_id`."""
     ids = _invocation.get()
     return ids.next() if ids is not None else str(uuid.uuid4())
 
 
-def invoke(reaction: Reaction, event: RecordedEvent, make_session: Callable[[], Any]) -> None:
+def invoke(reaction: Reaction, trigger: Trigger, make_session: Callable[[], Any]) -> None:
     """Make the session and run the handler, with the ids of the events either records
     derived from the trigger."""
-    token = _invocation.set(_InvocationIds(event.event_id, reaction.name))
+    token = _invocation.set(_InvocationIds(trigger))
     try:
-        reaction.function(event, make_session())
+        reaction.function(trigger.event, make_session())
     finally:
         _invocation.reset(token)

@@ -20,7 +20,8 @@ that fails for good during a redrive becomes the letter the rest is parked behin
 What is guaranteed after a crash: every handler runs at least once per triggering event
 (an event finished but not yet committed runs again); a conversation parked stays
 parked; a redrive under way is resumed (its handlers may run again). Events a handler
-records through a recorder built with `new_event_id=trigger_event_ids` repeat their ids.
+records through a recorder built with `new_event_id=trigger_event_ids` repeat their ids
+(a retry's and a redrive's have their own: they may record other events).
 """
 
 from __future__ import annotations
@@ -341,16 +342,21 @@ class TriggerRuntime:
             self._dead_letter(item.message, event, failure)
         self._finish(event.partition, event.offset)
 
-    def _run_handlers(self, event: RecordedEvent, after: str | None = None) -> _Failure | None:
+    def _run_handlers(
+        self, event: RecordedEvent, after: str | None = None, redrive: int = 0
+    ) -> _Failure | None:
         """Run every handler of the event (from the one named `after` on), each with its
-        retries; the first that fails for good stops the rest."""
+        retries; the first that fails for good stops the rest. `redrive`: which redrive of
+        the event's letter this is (1 for the first; 0: not a redrive)."""
         for reaction in self.agents.reactions_to(event.event_type, after):
-            failure = self._run_handler(reaction, event)
+            failure = self._run_handler(reaction, event, redrive)
             if failure is not None:
                 return failure
         return None
 
-    def _run_handler(self, reaction: Reaction, event: RecordedEvent) -> _Failure | None:
+    def _run_handler(
+        self, reaction: Reaction, event: RecordedEvent, redrive: int = 0
+    ) -> _Failure | None:
         error: BaseException | None = None
         for attempt in range(1, self.agents.attempts + 1):
             if attempt > 1:
@@ -358,11 +364,11 @@ class TriggerRuntime:
                     self._progress.retried += 1
                 if self._stopping.wait(self.agents.backoff_before(attempt)):
                     raise _Stopping()
-            trigger = Trigger(event, self.agents.name, reaction.name, attempt)
+            trigger = Trigger(event, self.agents.name, reaction.name, attempt, redrive)
             try:
                 if not reaction.wants(event):
                     return None
-                invoke(reaction, event, functools.partial(self.session_factory, trigger))
+                invoke(reaction, trigger, functools.partial(self.session_factory, trigger))
             except Exception as exc:
                 error = exc
                 log.warning(
@@ -456,7 +462,9 @@ class TriggerRuntime:
         conversation = letter.conversation or ""
         if item.action == REDRIVEN:
             event = self._event_of(letter.held)
-            failure = self._run_handlers(event, after=letter.handler)
+            # Counted from the letter's history: a redrive resumed after a crash is the same.
+            redrive = letter.history.count(REDRIVEN)
+            failure = self._run_handlers(event, after=letter.handler, redrive=redrive)
             if failure is not None:
                 error = f"{failure.reaction.name} raised {type(failure.error).__name__}: "
                 self._control(letter, REOPENED, error + str(failure.error))

@@ -268,6 +268,41 @@ def test_events_a_handler_records_repeat_their_ids_when_it_runs_again(
     assert len(replies) == 2 and replies[0]["event_id"] == replies[1]["event_id"]
 
 
+def test_a_retry_and_a_redrive_record_new_ids_not_those_of_the_failed_run(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A handler that records, then fails, leaves its events on the log; what it records
+    # when it runs again (a retry, a redrive) may differ, and must not take their ids,
+    # or projections would drop it as a duplicate of what the failed run recorded.
+    record(settings, {"c1": ["hello"]})
+    agents = Agents("flaky", attempts=2, backoff=0.01, max_backoff=0.02)
+    runs = 0
+    fixed = threading.Event()
+
+    with Recorder(settings, new_event_id=trigger_event_ids) as recorder:
+
+        @agents.on("user_message")
+        def answer(event, session) -> None:  # type: ignore[no-untyped-def]
+            nonlocal runs
+            runs += 1
+            recorder.agent_message(event.conversation_id, "flaky", f"run {runs}")
+            if not fixed.is_set():
+                raise RuntimeError("the service is down")
+
+        run_once(settings, agents)
+        (letter,) = dead_letter_states(settings).visible()
+        fixed.set()
+        assert cli(settings, tmp_path, "dlq", "redrive", letter.id).code == 0
+        run_once(settings, agents)
+    replies = [
+        decode(r.value())
+        for r in read_partitions(settings, settings.events_topic)
+        if decode(r.value())["payload"][0] == "agentlog.AgentMessage"
+    ]
+    assert [r["payload"][1]["text"] for r in replies] == ["run 1", "run 2", "run 3"]
+    assert len({r["event_id"] for r in replies}) == 3
+
+
 def test_dlq_commands_name_a_bad_id_in_one_line(settings: Settings, tmp_path: Path) -> None:
     for command in ("show", "redrive", "skip", "purge"):
         run = cli(settings, tmp_path, "dlq", command, "no/such/letter")

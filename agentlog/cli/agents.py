@@ -2,61 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
-from typing import Any
 
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app
-from agentlog.consumers.agents import Trigger, load_agents, trigger_event_ids
+from agentlog.cli.live_session import LiveSession, Transcripts
+from agentlog.consumers.agents import load_agents, trigger_event_ids
 from agentlog.consumers.throughput import tune_process_for_throughput
 from agentlog.consumers.triggers import TriggerProgress, TriggerRuntime
 from agentlog.producers import Recorder, ToolClient
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class LiveSession:
-    """What a handler run by `agentlog agents run` gets beside its event: the recorder's
-    methods bound to the event's conversation (`session.agent_message(agent, text)`),
-    and tool calls run by the tool workers (`session.call_tool(name, arguments)`)."""
-
-    def __init__(
-        self, trigger: Trigger, recorder: Recorder, tools: ToolClient, tool_timeout: float
-    ) -> None:
-        self.trigger = trigger
-        self.event = trigger.event
-        self.conversation_id = trigger.event.conversation_id
-        self.recorder = recorder
-        self._tools = tools
-        self._tool_timeout = tool_timeout
-
-    def call_tool(
-        self,
-        name: str,
-        arguments: Any = None,
-        *,
-        agent: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        """Ask the tool workers for a call and wait for its result (ToolError if it
-        failed, ToolTimeout if no ending came in time)."""
-        call = self._tools.request(
-            self.conversation_id,
-            name,
-            arguments,
-            agent=agent,
-            causation_id=self.event.event_id,
-        )
-        return call.result(self._tool_timeout if timeout is None else timeout)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return functools.partial(getattr(self.recorder, name), self.conversation_id)
 
 
 @cli.group()
@@ -115,10 +74,18 @@ def run(
         Recorder(settings, service=service, new_event_id=trigger_event_ids) as recorder,
         ToolClient(settings, service=service, timeout=tool_timeout) as tools,
     ):
+        transcripts = Transcripts()
         runtime = TriggerRuntime(
             settings,
             declared,
-            lambda trigger: LiveSession(trigger, recorder, tools, tool_timeout),
+            lambda trigger: LiveSession(
+                trigger,
+                recorder,
+                tools,
+                tool_timeout,
+                llm=declared.llm,
+                transcripts=transcripts,
+            ),
             group=group,
             concurrency=concurrency,
             on_progress=None if quiet else _report,

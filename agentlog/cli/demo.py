@@ -11,6 +11,7 @@ import click
 from agentlog import devbroker
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli.demo_exports import demo_exports
+from agentlog.cli.demo_live import demo_live
 from agentlog.cli.demo_replay import demo_replay
 from agentlog.cli.project import run_projections
 from agentlog.consumers import DEFAULT_GROUP
@@ -84,6 +85,7 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
         f"recorded {result.events} events in {elapsed:.2f}s (flushed and acknowledged{rate})"
     )
     _read_back(settings, set(result.conversations), result.events)
+    demo_live(settings, seed, _phase)
     outcomes = _project(settings, result.conversations)
     demo_replay(settings, result, _phase)
     exported = demo_exports(settings, result.conversations, seed)
@@ -92,6 +94,8 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
     click.echo(f"  agentlog conversations list --outcome {_example_outcome(outcomes)}")
     click.echo("  agentlog project status")
     click.echo(f"  agentlog export verify {exported}")
+    click.echo("  agentlog dlq list --all")
+    click.echo("  agentlog status")
 
 
 def _example_outcome(outcomes: Counter[str]) -> str:

@@ -173,19 +173,29 @@ def show_command(app: AppContext, letter_id: str, group: str | None, fmt: str) -
 
 def _act(app: AppContext, letter_id: str, group: str | None, action: str) -> None:
     settings, states = _states(app)
+    click.echo(act_on_letter(settings, states, letter_id, group, action))
+
+
+def act_on_letter(
+    settings: Settings,
+    states: DeadLetterStates,
+    letter_id: str,
+    group: str | None,
+    action: str,
+) -> str:
+    """Redrive, skip or purge a dead letter (a control record on the dead-letter topic;
+    a projection's record sent back to its topic); what was done, in one line."""
     letter = states.find(letter_id, group)
     if action == PURGED:
         if letter.state == PURGED:
-            click.echo(f"{letter.id} is already purged: nothing done")
-            return
+            return f"{letter.id} is already purged: nothing done"
         if letter.parks_conversation:
             raise ConfigurationError(
                 f"{letter.id} parks conversation {letter.conversation} ({letter.state}): "
                 "redrive or skip it first"
             )
     elif letter.state != OPEN:
-        click.echo(f"{letter.id} is {letter.state}, not open: nothing done")
-        return
+        return f"{letter.id} is {letter.state}, not open: nothing done"
     if action == SKIPPED and letter.kind != TRIGGER:
         raise ConfigurationError(
             f"{letter.id} is a {letter.kind} letter: skip is for trigger letters "
@@ -204,15 +214,14 @@ def _act(app: AppContext, letter_id: str, group: str | None, action: str) -> Non
     finally:
         sender.close()
     if letter.kind == TRIGGER and action in (REDRIVEN, SKIPPED):
-        what = "re-runs its handler, then" if action == REDRIVEN else "runs"
-        click.echo(
+        what = "re-run its handler, then" if action == REDRIVEN else "run"
+        return (
             f"{letter.id}: {action}; the agents of group {letter.group} {what} the "
             f"{len(letter.parked)} parked event(s) of {letter.conversation} and resolve it"
         )
-    elif action == REDRIVEN:
-        click.echo(f"{letter.id}: redriven to {letter.held.origin_topic}")
-    else:
-        click.echo(f"{letter.id}: {action}")
+    if action == REDRIVEN:
+        return f"{letter.id}: redriven to {letter.held.origin_topic}"
+    return f"{letter.id}: {action}"
 
 
 @dlq.command("redrive")

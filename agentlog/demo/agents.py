@@ -53,6 +53,7 @@ TOOLS: dict[str, list[tuple[str, str, dict[str, str]]]] = {
 }
 
 HANDED_TO_A_PERSON = "I've passed this to a colleague who will reply by email."
+REPLIED = "replied"  # what `work_on_request` returns when the customer has the answer
 MAX_MODEL_TURNS = 6  # a specialist whose model keeps calling tools hands over
 
 
@@ -62,6 +63,10 @@ class Policy:
 
     refund_limit: float = 500.0  # EUR; a larger refund goes to a person instead
     escalate_failed_tools: bool = True  # a tool that failed for good: a person takes over
+    # Tools the agent cannot do without: when a call of one fails for good, its ToolError
+    # propagates instead, so whoever runs the agent tries again later (the trigger
+    # runtime: its attempts, then a dead letter parking the conversation until redriven).
+    retry_later: frozenset[str] = frozenset()
 
 
 DEFAULT_POLICY = Policy()
@@ -69,11 +74,17 @@ DEFAULT_POLICY = Policy()
 
 def support_team(session: AgentSession, policy: Policy = DEFAULT_POLICY) -> str:
     """One customer conversation, from their request to its outcome."""
-    intent = triage(session)
-    session.handoff("triage", intent, reason=f"intent {intent}")
+    intent = route(session)
     outcome = specialist(session, intent, policy)
     session.end_conversation(outcome)
     return outcome
+
+
+def route(session: AgentSession) -> str:
+    """Triage, then hand the customer over to the specialist of their intent."""
+    intent = triage(session)
+    session.handoff("triage", intent, reason=f"intent {intent}")
+    return intent
 
 
 def triage(session: AgentSession) -> str:
@@ -95,6 +106,14 @@ def triage(session: AgentSession) -> str:
 
 def specialist(session: AgentSession, intent: str, policy: Policy = DEFAULT_POLICY) -> str:
     """Work on the request with the tools the model asks for; the outcome."""
+    outcome = work_on_request(session, intent, policy)
+    return after_the_reply(session) if outcome == REPLIED else outcome
+
+
+def work_on_request(session: AgentSession, intent: str, policy: Policy = DEFAULT_POLICY) -> str:
+    """The specialist up to its answer: REPLIED when the customer has it, else the
+    outcome (escalated, failed). Event-driven agents stop here and take the customer's
+    next message as a new event (`agentlog.demo.live`)."""
     session.tools_declared(intent, _declarations(intent))
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": SPECIALIST_PROMPT[intent]},
@@ -105,7 +124,7 @@ def specialist(session: AgentSession, intent: str, policy: Policy = DEFAULT_POLI
         answer = json.loads(text)
         if "reply" in answer:
             session.agent_message(intent, str(answer["reply"]))
-            return _after_the_reply(session)
+            return REPLIED
         if "escalate" in answer:
             return _hand_over(session, intent, str(answer["escalate"]))
         name, arguments = str(answer["tool"]), dict(answer["arguments"])
@@ -119,6 +138,8 @@ def specialist(session: AgentSession, intent: str, policy: Policy = DEFAULT_POLI
         try:
             result = _call(session, intent, name, arguments)
         except ToolError as failed:
+            if failed.tool_name in policy.retry_later:
+                raise
             if not policy.escalate_failed_tools:
                 session.agent_message(intent, "Sorry, I cannot do that right now.")
                 return "failed"
@@ -152,7 +173,7 @@ def _hand_over(session: AgentSession, agent: str, reason: str) -> str:
     return "escalated"
 
 
-def _after_the_reply(session: AgentSession) -> str:
+def after_the_reply(session: AgentSession) -> str:
     """Resolved when the customer answers the reply, abandoned when they left."""
     later = session.user_messages[1:]
     if not later:

@@ -133,7 +133,7 @@ class World:
 
     def _specialist_answer(self, messages: list[dict[str, Any]]) -> tuple[str, str]:
         done = sum(1 for m in messages if m.get("role") == "tool")
-        plan = self._plan()
+        plan = self.plan()
         if done < len(plan):
             name, arguments = plan[done]
             return _json({"tool": name, "arguments": arguments}), "tool_calls"
@@ -141,7 +141,7 @@ class World:
             return _json({"escalate": "customer asked for a human"}), "stop"
         return _json({"reply": "All sorted: anything else I can help with?"}), "stop"
 
-    def _plan(self) -> list[tuple[str, dict[str, Any]]]:
+    def plan(self) -> list[tuple[str, dict[str, Any]]]:
         """The tool calls a specialist's model makes for this customer, in order."""
         c = self.customer
         request = c.messages[0]
@@ -172,9 +172,9 @@ class World:
         duration = round(self.rng.lognormvariate(4.5, 0.7), 1)
         if self.rng.random() < FAIL_RATE:
             return ToolAttempt(duration, error=self.rng.choice(TRANSIENT_ERRORS))
-        return ToolAttempt(duration, result=self._result(name, arguments))
+        return ToolAttempt(duration, result=self.result(name, arguments))
 
-    def _result(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    def result(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         c = self.customer
         if name == "lookup_invoice":
             return {"invoice_id": c.invoice, "total": c.amount, "currency": "EUR", "status": "paid"}
