@@ -55,11 +55,21 @@ class AgentSession(Protocol):
 
     def escalation(self, agent: str, reason: str, *, target: str = "human") -> object: ...
 
+    def saga_started(
+        self, saga_id: str, saga: str, steps: Sequence[str], *, input: Any = None
+    ) -> object: ...
+
     def saga_step_started(self, saga_id: str, step: str, *, input: Any = None) -> object: ...
 
     def saga_step_completed(self, saga_id: str, step: str, *, output: Any = None) -> object: ...
 
+    def saga_step_failed(
+        self, saga_id: str, step: str, *, error_type: str, error_message: str
+    ) -> object: ...
+
     def saga_step_compensated(self, saga_id: str, step: str, reason: str) -> object: ...
+
+    def saga_ended(self, saga_id: str, outcome: str, *, reason: str | None = None) -> object: ...
 
     def end_conversation(self, outcome: str, *, reason: str | None = None) -> object: ...
 
@@ -95,14 +105,29 @@ class SessionRecording:
     def escalation(self, agent: str, reason: str, *, target: str = "human") -> object:
         return self._record("escalation", agent, reason, target=target)
 
+    def saga_started(
+        self, saga_id: str, saga: str, steps: Sequence[str], *, input: Any = None
+    ) -> object:
+        return self._record("saga_started", saga_id, saga, steps, input=input)
+
     def saga_step_started(self, saga_id: str, step: str, *, input: Any = None) -> object:
         return self._record("saga_step_started", saga_id, step, input=input)
 
     def saga_step_completed(self, saga_id: str, step: str, *, output: Any = None) -> object:
         return self._record("saga_step_completed", saga_id, step, output=output)
 
+    def saga_step_failed(
+        self, saga_id: str, step: str, *, error_type: str, error_message: str
+    ) -> object:
+        return self._record(
+            "saga_step_failed", saga_id, step, error_type=error_type, error_message=error_message
+        )
+
     def saga_step_compensated(self, saga_id: str, step: str, reason: str) -> object:
         return self._record("saga_step_compensated", saga_id, step, reason)
+
+    def saga_ended(self, saga_id: str, outcome: str, *, reason: str | None = None) -> object:
+        return self._record("saga_ended", saga_id, outcome, reason=reason)
 
     def end_conversation(self, outcome: str, *, reason: str | None = None) -> object:
         return self._record("end_conversation", outcome, reason=reason)

@@ -10,9 +10,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastavro import parse_schema, schemaless_reader
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-AVSC = Path(__file__).parent.parent / "schemas" / "v1" / "agentlog.Event.avsc"
-_PARSED = parse_schema(json.loads(AVSC.read_text()))
+SCHEMAS = Path(__file__).parent.parent / "schemas"
+
+
+def _parsed_by_fingerprint() -> dict[bytes, dict]:
+    """Every released version of the schema, by its CRC-64-AVRO fingerprint (the 8 bytes
+    after C3 01): writers use the newest, records written earlier keep theirs."""
+    found = {}
+    for avsc in SCHEMAS.glob("v*/agentlog.Event.avsc"):
+        parsed = parse_schema(json.loads(avsc.read_text()))
+        canonical = to_parsing_canonical_form(parsed)
+        found[bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))] = parsed
+    return found
+
+
+_PARSED = _parsed_by_fingerprint()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CONVERSATIONS = "agentlog_conversations"
@@ -21,11 +35,13 @@ INDEX = "agentlog_conversation_index"
 
 
 def decode_plain(value: bytes) -> dict | None:
-    """The event, or None for anything that is not a v1 single-object record."""
-    if not value or value[:2] != b"\xc3\x01":
+    """The event, or None for anything that is not a single-object record of a released
+    schema version."""
+    if not value or value[:2] != b"\xc3\x01" or value[2:10] not in _PARSED:
         return None
     try:
-        return schemaless_reader(io.BytesIO(value[10:]), _PARSED, return_record_name=True)
+        schema = _PARSED[value[2:10]]
+        return schemaless_reader(io.BytesIO(value[10:]), schema, return_record_name=True)
     except Exception:
         return None
 

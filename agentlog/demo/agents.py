@@ -55,6 +55,7 @@ TOOLS: dict[str, list[tuple[str, str, dict[str, str]]]] = {
 HANDED_TO_A_PERSON = "I've passed this to a colleague who will reply by email."
 REPLIED = "replied"  # what `work_on_request` returns when the customer has the answer
 MAX_MODEL_TURNS = 6  # a specialist whose model keeps calling tools hands over
+HOLD_STEP, REFUND_STEP = "hold_amount", "issue_refund"  # the refund saga's steps
 
 
 @dataclass(frozen=True)
@@ -153,17 +154,26 @@ def work_on_request(session: AgentSession, intent: str, policy: Policy = DEFAULT
 
 
 def _call(session: AgentSession, agent: str, name: str, arguments: dict[str, Any]) -> Any:
-    """A tool call; a refund is a saga step, compensated when the refund fails."""
+    """A tool call; a refund is a saga: hold the amount, then issue the refund; a refund
+    that fails for good releases the hold (the completed step compensated)."""
     if name != "issue_refund":
         return session.call_tool(name, arguments, agent=agent)
     saga = f"refund-{arguments['invoice_id']}"
-    session.saga_step_started(saga, "reserve_refund", input={"invoice_id": arguments["invoice_id"]})
+    session.saga_started(saga, "refund", [HOLD_STEP, REFUND_STEP], input=arguments)
+    session.saga_step_started(saga, HOLD_STEP, input=arguments)
+    session.saga_step_completed(saga, HOLD_STEP, output={"held": arguments["amount"]})
+    session.saga_step_started(saga, REFUND_STEP, input=arguments)
     try:
         result = session.call_tool(name, arguments, agent=agent)
-    except ToolError:
-        session.saga_step_compensated(saga, "reserve_refund", "refund tool failed")
+    except ToolError as failed:
+        session.saga_step_failed(
+            saga, REFUND_STEP, error_type=failed.error_type, error_message=failed.error_message
+        )
+        session.saga_step_compensated(saga, HOLD_STEP, "the refund failed: hold released")
+        session.saga_ended(saga, "compensated", reason=f"{name} failed for good")
         raise
-    session.saga_step_completed(saga, "reserve_refund", output={"amount": arguments["amount"]})
+    session.saga_step_completed(saga, REFUND_STEP, output=result)
+    session.saga_ended(saga, "completed")
     return result
 
 

@@ -45,6 +45,7 @@ TRANSIENT_ERRORS = [
     ("ConnectionError", "connection reset by peer"),
 ]
 FAIL_RATE = 0.12  # of each tool attempt
+SAGA_BOOKKEEPING_MS = 1.0  # between a saga's recorded moves: no rng draw, so they shift nothing
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class World:
             return self.rng.uniform(1000, 60000)
         if what == "agent_message":
             return self.rng.uniform(5, 3000)
+        if what.startswith("saga_"):
+            return SAGA_BOOKKEEPING_MS  # a coordinator's note, no one deliberating
         return self.rng.uniform(1, 5)
 
     # -- models -------------------------------------------------------------------------
