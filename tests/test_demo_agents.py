@@ -5,6 +5,7 @@ refund it no longer makes."""
 from __future__ import annotations
 
 import functools
+import json
 import random
 from collections import defaultdict
 
@@ -18,6 +19,7 @@ from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import ToolError
 from agentlog.producers import Recorder
 from agentlog.replay import ReplayError, replay_conversation
+from agentlog.replay.diff import diff_conversations
 from agentlog.replay.rerun import recorded_calls, rerun, rerun_recording
 from agentlog.replay.testing import assert_rerun
 from agentlog.settings import Settings
@@ -146,6 +148,34 @@ def test_the_rerun_is_recorded_attempt_by_attempt(settings: Settings) -> None:
         attempts
     )
     assert max(attempts) > 1
+
+
+def test_a_recorded_rerun_of_unchanged_code_diffs_identical_to_the_original(
+    settings: Settings,
+) -> None:
+    """What `replay diff` compares (agents on tool endings, the start's metadata) is the
+    same; the re-run's provenance sits under one key `replay diff` leaves out."""
+    conversations = _record_demo(settings, 20, seed=7)
+    retried = next(
+        cid
+        for cid in conversations
+        if any(
+            e.event_type == "tool_call_failed" for e in replay_conversation(settings, cid).events
+        )
+    )
+    with Recorder(settings, service="agentlog-rerun") as recorder:
+        report = rerun(settings, retried, support_team, recorder=recorder)
+    assert report.matched, report.lines()
+    original = replay_conversation(settings, retried).events
+    again = replay_conversation(settings, report.new_conversation_id).events
+    result = diff_conversations(original, again)
+    assert result.identical, [s.differences for s in result.steps if s.kind != "same"]
+    [started] = [e for e in again if e.event_type == "conversation_started"]
+    metadata = json.loads(started.payload["metadata_json"])
+    assert metadata["locale"] == "en-GB"  # the original's, kept
+    assert metadata["rerun"]["of"] == retried
+    assert metadata["rerun"]["first_offset"] == original[0].offset
+    assert metadata["rerun"]["mode"] == "strict"
 
 
 def test_after_the_fork_live_functions_answer_the_demo_agents() -> None:
