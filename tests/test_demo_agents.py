@@ -232,3 +232,30 @@ def test_the_rerun_command_runs_the_demo_agents(settings: Settings, tmp_path) ->
     )  # fmt: skip
     assert forked.code == 0, forked.err
     assert "1 answered live after the fork" in forked.out
+
+
+def test_recorded_reruns_stay_out_of_the_training_export(settings: Settings, tmp_path) -> None:
+    """Three `replay rerun`s recorded, then `export training`: as many examples as before
+    (the re-runs are left out and counted), all of them with `--include-reruns`."""
+    conversations = _record_demo(settings, 10, seed=7)
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+
+    def export(name: str, *options: str) -> list[str]:
+        out = tmp_path / name
+        run = agentlog(*base, "export", "training", "--out", str(out), *options, state_dir=tmp_path)
+        assert run.code == 0, run.err
+        return [json.loads(line)["conversation_id"] for line in provenance_lines(out)]
+
+    before = export("before.jsonl")
+    agent = ("--agent", "agentlog.demo.agents:support_team")
+    for cid in conversations[:3]:
+        run = agentlog(*base, "replay", "rerun", cid, *agent, state_dir=tmp_path)
+        assert run.code == 0 and "no divergence" in run.out, run.err
+    assert export("after.jsonl") == before
+    kept = export("kept.jsonl", "--include-reruns")
+    assert len(kept) == len(before) + 3
+    assert sum("-rerun-" in cid for cid in kept) == 3
+
+
+def provenance_lines(data) -> list[str]:
+    return data.with_name(f"{data.stem}.provenance.jsonl").read_text().splitlines()

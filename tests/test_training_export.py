@@ -10,11 +10,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from offline_archive import archive_offline
-from offline_log import TOPIC, OfflineLog, simulated_log
+from offline_log import TOPIC, OfflineLog, events_of, simulated_log
 from training_checks import check_example, check_training_file
 
 from agentlog.analytics.training import TrainingOptions, export_training
+from agentlog.analytics.views import open_views
+from agentlog.demo.agents import support_team
 from agentlog.errors import ExportError
+from agentlog.replay.rerun import rerun_recording
 
 TOOLS = [
     {
@@ -234,3 +237,31 @@ def test_the_independent_checks_catch_what_the_exporter_must_refuse() -> None:
     for example in broken:
         with pytest.raises(AssertionError):
             check_example(example)
+
+
+def test_reruns_stay_out_of_training_data_unless_asked_for(tmp_path: Path) -> None:
+    """A re-run (`agentlog replay rerun` recorded it) repeats a conversation; it is not a
+    new one. Training exports leave re-runs out, known by their start's provenance
+    whatever their id, and `--include-reruns` keeps them."""
+    log = simulated_log(20, seed=7)
+    plain = export(tmp_path / "plain", simulated_log(20, seed=7))
+    conversations: dict[str, list] = {}
+    for event in events_of(log.records):
+        conversations.setdefault(event.conversation_id, []).append(event)
+    originals = sorted(conversations)[:3]
+    for n, cid in enumerate(originals):
+        report = rerun_recording(
+            conversations[cid], support_team, recorder=log, new_conversation_id=f"again-{n}"
+        )
+        assert report.matched, report.lines()
+    left_out = export(tmp_path / "default", log)
+    assert left_out.examples == plain.examples
+    assert left_out.excluded == {"a re-run": 3}
+    kept = export(tmp_path / "kept", log, include_reruns=True)
+    assert sum(kept.examples.values()) == sum(plain.examples.values()) + 3
+    exported = {p["conversation_id"] for p in lines(tmp_path / "kept" / "out.provenance.jsonl")}
+    assert {"again-0", "again-1", "again-2"} <= exported
+    # `agentlog sql` sees them too: which conversations are re-runs, and of what.
+    with open_views(tmp_path / "default" / "archive", TOPIC, None) as views:
+        _, rows = views.query("SELECT conversation_id, rerun_of, mode FROM reruns ORDER BY 1")
+    assert rows == [(f"again-{n}", cid, "strict") for n, cid in enumerate(originals)]
