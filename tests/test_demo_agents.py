@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import re
 from collections import defaultdict
 
 import pytest
@@ -235,8 +236,9 @@ def test_the_rerun_command_runs_the_demo_agents(settings: Settings, tmp_path) ->
 
 
 def test_recorded_reruns_stay_out_of_the_training_export(settings: Settings, tmp_path) -> None:
-    """Three `replay rerun`s recorded, then `export training`: as many examples as before
-    (the re-runs are left out and counted), all of them with `--include-reruns`."""
+    """Three `replay rerun`s recorded (each identical to its original for `replay diff`),
+    then `export training`: as many examples as before (the re-runs are left out), and
+    the re-runs too with `--include-reruns`."""
     conversations = _record_demo(settings, 10, seed=7)
     base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
 
@@ -251,6 +253,9 @@ def test_recorded_reruns_stay_out_of_the_training_export(settings: Settings, tmp
     for cid in conversations[:3]:
         run = agentlog(*base, "replay", "rerun", cid, *agent, state_dir=tmp_path)
         assert run.code == 0 and "no divergence" in run.out, run.err
+        [again] = re.findall(rf"re-ran {cid} \(strict\) as (\S+):", run.out)
+        diff = agentlog(*base, "replay", "diff", cid, again, "--format", "json", state_dir=tmp_path)
+        assert diff.code == 0 and json.loads(diff.out)["identical"], diff.out
     assert export("after.jsonl") == before
     kept = export("kept.jsonl", "--include-reruns")
     assert len(kept) == len(before) + 3
