@@ -56,6 +56,20 @@ def test_every_demo_conversation_reruns_on_its_recording_offline() -> None:
         assert sum(c.kind == "tool" for c in report.served) == len(call_ids)
 
 
+def test_every_recorded_demo_rerun_diffs_identical_to_its_original_offline() -> None:
+    """Retries, failures for good, compensations, escalations: each re-run recorded is,
+    for `replay diff`, the conversation it re-ran."""
+    log = simulated_log(200, seed=7)
+    conversations = _by_conversation(events_of(log.records))
+    for n, (cid, events) in enumerate(sorted(conversations.items())):
+        report = rerun_recording(events, support_team, recorder=log, new_conversation_id=f"r{n}")
+        assert report.matched, (cid, report.lines())
+    again = _by_conversation(events_of(log.records))
+    for n, (cid, events) in enumerate(sorted(conversations.items())):
+        result = diff_conversations(events, again[f"r{n}"])
+        assert result.identical, (cid, [s.differences for s in result.steps if s.kind != "same"])
+
+
 def test_a_lower_refund_limit_leaves_the_recorded_refund_unmade_offline() -> None:
     conversations = _by_conversation(events_of(simulated_log(200, seed=7).records))
     changed = 0
