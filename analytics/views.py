@@ -76,9 +76,12 @@ ARCHIVE_VIEWS = {
         FROM events WHERE event_type LIKE 'tool_call_%'
     """,
     # Straight from the files (not `events`, which orders every record to drop repeats):
-    # training exports ask this on every run, so it reads starts only.
+    # training exports ask this on every run, so it reads starts only. Re-runs recorded
+    # before the provenance had its own key kept it at the top of the metadata, the
+    # original named `rerun_of`: they are re-runs too.
     "reruns": f"""
-        SELECT conversation_id, rerun->>'of' AS rerun_of, rerun->>'mode' AS mode,
+        SELECT conversation_id, coalesce(rerun->>'of', rerun->>'rerun_of') AS rerun_of,
+               rerun->>'mode' AS mode,
                CAST(rerun->>'fork_at_offset' AS BIGINT) AS fork_at_offset,
                rerun->>'topic' AS rerun_topic,
                CAST(rerun->>'partition' AS BIGINT) AS rerun_partition,
@@ -86,8 +89,12 @@ ARCHIVE_VIEWS = {
                CAST(rerun->>'last_offset' AS BIGINT) AS rerun_last_offset,
                occurred_at, topic, "partition", "offset", event_id, "date"
         FROM (
-            SELECT *, CASE WHEN json_valid(metadata)
-                           THEN json_extract(metadata, '$.{RERUN_METADATA_KEY}') END AS rerun
+            SELECT *, CASE
+                WHEN NOT json_valid(metadata) THEN NULL
+                WHEN json_type(metadata, '$.{RERUN_METADATA_KEY}') = 'OBJECT'
+                    THEN json_extract(metadata, '$.{RERUN_METADATA_KEY}')
+                WHEN json_type(metadata, '$.rerun_of') = 'VARCHAR' THEN metadata::JSON
+            END AS rerun
             FROM (
                 SELECT *, payload_json->>'metadata_json' AS metadata FROM archive_files
                 WHERE decode_error IS NULL AND event_type = 'conversation_started'

@@ -265,3 +265,29 @@ def test_reruns_stay_out_of_training_data_unless_asked_for(tmp_path: Path) -> No
     with open_views(tmp_path / "default" / "archive", TOPIC, None) as views:
         _, rows = views.query("SELECT conversation_id, rerun_of, mode FROM reruns ORDER BY 1")
     assert rows == [(f"again-{n}", cid, "strict") for n, cid in enumerate(originals)]
+
+
+def test_reruns_recorded_before_their_provenance_had_its_own_key_stay_out(
+    tmp_path: Path,
+) -> None:
+    """Earlier re-runs kept their provenance at the top of the metadata (`rerun_of`,
+    offsets, mode): the training data a user already has must lose them too."""
+    log = support_log()
+    log.start_conversation(
+        "old-rerun", channel="web_chat", user_id="u-2", title="re-run of conv-resolved",
+        metadata={"rerun_of": "conv-resolved", "topic": TOPIC, "partition": 0,
+                  "first_offset": 0, "last_offset": 8, "mode": "strict", "fork_at_offset": None},
+    )  # fmt: skip
+    log.user_message("old-rerun", "Invoice INV-2 please")
+    log.agent_message("old-rerun", "billing", "It is 3 EUR.")
+    log.end_conversation("old-rerun", "resolved")
+    log.start_conversation("not-a-rerun", channel="web_chat", metadata={"rerun": "no", "a": 1})
+    log.user_message("not-a-rerun", "Hello")
+    log.agent_message("not-a-rerun", "billing", "Hi")
+    report = export(tmp_path, log)
+    assert report.excluded == {"a re-run": 1}
+    exported = {p["conversation_id"] for p in lines(tmp_path / "out.provenance.jsonl")}
+    assert "not-a-rerun" in exported and "old-rerun" not in exported
+    with open_views(tmp_path / "archive", TOPIC, None) as views:
+        _, rows = views.query("SELECT conversation_id, rerun_of, rerun_last_offset FROM reruns")
+    assert rows == [("old-rerun", "conv-resolved", 8)]
