@@ -51,6 +51,12 @@ class ConversationStarted(Payload):
     metadata_json: str | None = Field(default=None, description="free-form JSON object")
 
 
+# The `metadata_json` key under which a re-run (`agentlog replay rerun`) records where it
+# came from ({of, topic, partition, first_offset, last_offset, mode, fork_at_offset}):
+# what marks a conversation as a re-run, so comparisons and exports can tell.
+RERUN_METADATA_KEY = "rerun"
+
+
 class ConversationEnded(Payload):
     outcome: str = Field(description="resolved, abandoned, escalated, failed, ...")
     reason: str | None = None

@@ -1,13 +1,18 @@
 """Compliance bundles: everything the archive holds about some conversations, a user or
 a time range, in a form an auditor can check offline.
 
-    BUNDLE/manifest.json            what was asked, when, by whom; counts; offset ranges
+    BUNDLE/manifest.json            what was asked, when, by whom; counts; which
+                                    conversations are re-runs, of what; offset ranges
                                     per partition; SHA-256 and size of every other file
     BUNDLE/events.jsonl             the events, one per line, in log order
     BUNDLE/events.parquet           the same rows in the archive's columns
     BUNDLE/transcripts/ID.*         what `render` makes of each conversation's events (the
                                     CLI passes replay's transcript and HTML timeline:
                                     analytics and replay do not import each other)
+
+Re-runs (`agentlog replay rerun`) are kept in every bundle, whether asked for by
+conversation, user or time: a re-run holds the user's messages, so a bundle without it
+would miss some of what the archive holds about them. The manifest names them.
 
 A bundle is a directory, or the same files in a zip. `verify_bundle` recomputes every
 checksum and finds any file changed, missing or added.
@@ -31,7 +36,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from agentlog.analytics.archive_reader import archived_event
-from agentlog.analytics.views import open_views
+from agentlog.analytics.views import open_views, rerun_originals
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
 from agentlog.serde import datetime_of
@@ -149,6 +154,7 @@ def export_compliance(
         query = f"""SELECT *, epoch_us(occurred_at) AS occurred_micros FROM events
                     WHERE {where} ORDER BY conversation_id, "partition", "offset" """
         table = views.connection.sql(query, params=params).to_arrow_table()
+        reruns = rerun_originals(views)
     if table.num_rows == 0:
         raise ExportError(f"the archive {archive} holds no events for {request.describe()}")
     rows = table.to_pylist()
@@ -170,7 +176,8 @@ def export_compliance(
             done += len(events)
             if on_progress is not None:
                 on_progress(done, len(rows))
-        manifest = _manifest(folder, request, rows, list(by_conversation), command)
+        reran = {cid: reruns[cid] for cid in by_conversation if cid in reruns}
+        manifest = _manifest(folder, request, rows, list(by_conversation), reran, command)
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".zip":
@@ -188,6 +195,7 @@ def _manifest(
     request: ComplianceRequest,
     rows: list[dict[str, Any]],
     conversations: list[str],
+    reruns: dict[str, str],
     command: str | None,
 ) -> dict[str, Any]:
     offsets: dict[str, dict[str, dict[str, int]]] = {}
@@ -213,6 +221,7 @@ def _manifest(
         "agentlog_version": version("agentlog"),
         "counts": {"events": len(rows), "conversations": len(conversations)},
         "conversations": conversations,
+        "reruns": reruns,  # re-run conversation -> the one it re-ran
         "offsets": offsets,
         "files": files,
     }

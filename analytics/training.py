@@ -1,5 +1,6 @@
 """Fine-tuning data from the archive: one example per conversation, filtered, redacted,
-validated, split, with the offsets of every example in a side file.
+validated, split, with the offsets of every example in a side file. Re-runs (the
+`reruns` view) are left out unless asked for: they repeat recorded conversations.
 
 Reads the archive only (bring it up to date first: `archiver.archive_once`), so an
 export is the same whenever it runs over the same archive.
@@ -31,7 +32,7 @@ from agentlog.analytics.trajectory import (
     weigh,
 )
 from agentlog.analytics.validate import problem
-from agentlog.analytics.views import Views, open_views
+from agentlog.analytics.views import Views, open_views, rerun_originals
 from agentlog.consumers.fold import fold
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS
@@ -43,6 +44,8 @@ Form = Literal["openai", "trl"]
 Progress = Callable[[int, int], None]
 _PROGRESS_SECONDS = 0.1
 Choice = Literal["include", "exclude"]
+# Why a re-run is not an example (`TrainingReport.excluded`).
+RERUN = "a re-run"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class TrainingOptions:
     weight_failed: int | None = None
     threads: int | None = None
     only: frozenset[str] | None = None  # these conversations alone
+    # Re-runs (`agentlog replay rerun`) repeat recorded conversations: as examples they
+    # would count those conversations twice.
+    include_reruns: bool = False
 
 
 @dataclass
@@ -279,6 +285,7 @@ def export_training(
     try:
         with open_views(archive, topic, None, threads=options.threads) as views:
             wanted = None if options.where is None else conversations_where(views, options.where)
+            reruns = set() if options.include_reruns else set(rerun_originals(views))
             total = event_count(views, options.only) if on_progress is not None else 0
             told_at = 0.0
             for trajectory in trajectories(views, options.only):
@@ -287,7 +294,7 @@ def export_training(
                 if on_progress is not None and time.monotonic() - told_at >= _PROGRESS_SECONDS:
                     told_at = time.monotonic()
                     on_progress(report.events, total)
-                why = _left_out(trajectory, wanted, options)
+                why = _left_out(trajectory, wanted, reruns, options)
                 if why is not None:
                     report.excluded[why] += 1
                     continue
@@ -318,8 +325,10 @@ def export_training(
 
 
 def _left_out(
-    trajectory: Trajectory, wanted: set[str] | None, options: TrainingOptions
+    trajectory: Trajectory, wanted: set[str] | None, reruns: set[str], options: TrainingOptions
 ) -> str | None:
+    if trajectory.conversation_id in reruns:
+        return RERUN
     if wanted is not None and trajectory.conversation_id not in wanted:
         return "--where"
     if options.failed_tool_calls == "exclude" and trajectory.failed_calls:

@@ -9,6 +9,9 @@ From the archive (Parquet files read in place; never locked, so the archiver goe
     messages            user, agent and system-prompt messages (`role`, `text`)
     llm_calls           LLM calls: model, provider, tokens, latency, finish reason, output
     tool_events         tool calls requested, completed and failed, attempt by attempt
+    reruns              conversations recorded by `agentlog replay rerun`: the original
+                        (`rerun_of`), its offsets, the mode and the fork; known by the
+                        provenance in their start's metadata, whatever their id
 
 From the projections (the DuckDB sink attached read-only, or its published snapshot
 while a projector holds the file; another sink's tables copied in):
@@ -33,6 +36,7 @@ from agentlog.consumers.projections import BUILT_IN
 from agentlog.consumers.sinks import open_sink
 from agentlog.consumers.sinks.duckdb_snapshot import snapshot_path, taken_at
 from agentlog.errors import SinkError
+from agentlog.events import RERUN_METADATA_KEY
 
 PROJECTION_VIEWS = {
     "conversations": "agentlog_conversations",
@@ -70,6 +74,34 @@ ARCHIVE_VIEWS = {
                error_type, error_message, duration_ms,
                topic, "partition", "offset", event_id, "date"
         FROM events WHERE event_type LIKE 'tool_call_%'
+    """,
+    # Straight from the files (not `events`, which orders every record to drop repeats):
+    # training exports ask this on every run, so it reads starts only. Re-runs recorded
+    # before the provenance had its own key kept it at the top of the metadata, the
+    # original named `rerun_of`: they are re-runs too.
+    "reruns": f"""
+        SELECT conversation_id, coalesce(rerun->>'of', rerun->>'rerun_of') AS rerun_of,
+               rerun->>'mode' AS mode,
+               CAST(rerun->>'fork_at_offset' AS BIGINT) AS fork_at_offset,
+               rerun->>'topic' AS rerun_topic,
+               CAST(rerun->>'partition' AS BIGINT) AS rerun_partition,
+               CAST(rerun->>'first_offset' AS BIGINT) AS rerun_first_offset,
+               CAST(rerun->>'last_offset' AS BIGINT) AS rerun_last_offset,
+               occurred_at, topic, "partition", "offset", event_id, "date"
+        FROM (
+            SELECT *, CASE
+                WHEN NOT json_valid(metadata) THEN NULL
+                WHEN json_type(metadata, '$.{RERUN_METADATA_KEY}') = 'OBJECT'
+                    THEN json_extract(metadata, '$.{RERUN_METADATA_KEY}')
+                WHEN json_type(metadata, '$.rerun_of') = 'VARCHAR' THEN metadata::JSON
+            END AS rerun
+            FROM (
+                SELECT *, payload_json->>'metadata_json' AS metadata FROM archive_files
+                WHERE decode_error IS NULL AND event_type = 'conversation_started'
+            )
+        )
+        WHERE json_type(rerun) = 'OBJECT'
+        QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY "partition", "offset") = 1
     """,
 }
 
@@ -213,6 +245,12 @@ def open_views(
         connection.close()
         raise
     return Views(connection, notes)
+
+
+def rerun_originals(views: Views) -> dict[str, str]:
+    """Each re-run conversation of the archive, with the conversation it re-ran."""
+    rows = views.connection.execute("SELECT conversation_id, rerun_of FROM reruns").fetchall()
+    return dict(rows)
 
 
 def is_vanished_file(error: Exception) -> bool:

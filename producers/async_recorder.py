@@ -84,7 +84,7 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
         requested = await self.tool_call_requested(
             cid, call_id, tool_name, arguments, agent=agent, attempt=attempt
         )
-        call = ToolCall(cid, call_id, tool_name, requested, attempt)
+        call = ToolCall(cid, call_id, tool_name, requested, attempt, agent)
         try:
             yield call
         except BaseException as exc:

@@ -31,6 +31,7 @@ class ToolCall:
     tool_name: str
     requested_event_id: str
     attempt: int
+    agent: str | None = None  # the caller: its ending names it, as a tool worker's does
     result: Any = None
     started: float = field(default_factory=time.perf_counter)
 
@@ -47,6 +48,7 @@ class ToolCall:
             "duration_ms": self.elapsed_ms(),
             "attempt": self.attempt,
             "causation_id": self.requested_event_id,
+            "agent": self.agent,
         }
         if error is not None:
             fields.update(error_type=type(error).__name__, error_message=str(error))
@@ -117,7 +119,7 @@ class Recorder(BaseRecorder[str]):
         requested = self.tool_call_requested(
             cid, call_id, tool_name, arguments, agent=agent, attempt=attempt
         )
-        call = ToolCall(cid, call_id, tool_name, requested, attempt)
+        call = ToolCall(cid, call_id, tool_name, requested, attempt, agent)
         try:
             yield call
         except BaseException as exc:

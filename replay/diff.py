@@ -3,8 +3,8 @@
 Events are aligned on what they are (type, agent, tool), with the longest common
 subsequence (difflib), so an extra or a missing event shifts nothing after it. Aligned
 events are then compared field by field, leaving out what differs between any two runs
-by nature: ids (event, tool call, trace, span, causation), timings and the service
-that recorded them.
+by nature: ids (event, tool call, trace, span, causation), timings, the service
+that recorded them and a re-run's provenance (`metadata_json.rerun`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.events import RERUN_METADATA_KEY
 from agentlog.replay.transcript import readable_payload
 
 # Differ between any two runs, so they say nothing about behaviour.
@@ -32,6 +33,8 @@ NATURALLY_DIFFERENT = frozenset(
         # who recorded it: a re-run records as its own service and version
         "source.service",
         "source.version",
+        # where a re-run came from: the original has none
+        f"metadata_json.{RERUN_METADATA_KEY}",
     }
 )
 
@@ -75,11 +78,15 @@ def comparable(event: RecordedEvent, ignored: frozenset[str]) -> dict[str, Any]:
     _flatten("source", event.source, fields)
     for name, value in readable_payload(event.payload).items():
         _flatten(name, value, fields)
-    return {
-        k: v
-        for k, v in fields.items()
-        if k not in ignored and not ignored.intersection(k.split("."))
-    }
+    return {k: v for k, v in fields.items() if not _ignored(k, ignored)}
+
+
+def _ignored(name: str, ignored: frozenset[str]) -> bool:
+    """Whether a dotted field name is left out: it, one of its parts (`tool_call_id`
+    wherever it sits) or one of the objects it is in (`metadata_json.rerun`) is ignored."""
+    parts = name.split(".")
+    prefixes = (".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return bool(ignored.intersection(parts)) or any(p in ignored for p in prefixes)
 
 
 def _flatten(name: str, value: Any, into: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ catches `Exception` cannot swallow it). With `fork_at`, calls recorded up to tha
 are served and the live functions (`live_llm`, `live_tool`, the functions under
 `@session.tool`) answer after it. Given a recorder (a
 `agentlog.producers.Recorder`; replay does not import producers), the re-run is
-recorded as a new conversation whose start names the original and its offsets.
+recorded as a new conversation: the original's start, with the provenance (the original and
+its offsets) under `metadata.rerun`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import orjson
 from agentlog.agent_session import AgentSession, SessionRecording
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ToolError
+from agentlog.events import RERUN_METADATA_KEY
 from agentlog.replay.conversation import Replay, replay_conversation
 from agentlog.replay.errors import ReplayError
 from agentlog.replay.transcript import counted
@@ -450,7 +452,8 @@ class Session(SessionRecording):
             return
         b = ending.payload
         ids = (self.conversation_id, call_id, tool_name)
-        common = {"duration_ms": b["duration_ms"], "attempt": b["attempt"], "agent": agent}
+        agent_named = _ending_agent(ending, agent)
+        common = {"duration_ms": b["duration_ms"], "attempt": b["attempt"], "agent": agent_named}
         if ending.event_type == "tool_call_failed":
             self._recorder.tool_call_failed(
                 *ids,
@@ -567,24 +570,25 @@ class Session(SessionRecording):
                     )
                 )
             if outcome.event_type == "tool_call_failed":
-                self._finish(call, requested, attempt, outcome, None)
+                self._finish(call, requested, attempt, agent, outcome, None)
                 raise _failure(outcome.payload["error_type"], outcome.payload["error_message"])
             call.result = _json(outcome.payload["result_json"])
             yield call
-            self._finish(call, requested, attempt, outcome, None)
+            self._finish(call, requested, attempt, agent, outcome, None)
             return
         try:
             yield call
         except Exception as exc:
-            self._finish(call, requested, attempt, None, (exc, started))
+            self._finish(call, requested, attempt, agent, None, (exc, started))
             raise
-        self._finish(call, requested, attempt, None, (None, started))
+        self._finish(call, requested, attempt, agent, None, (None, started))
 
     def _finish(
         self,
         call: _Call,
         requested: str | None,
         attempt: int,
+        agent: str | None,
         outcome: RecordedEvent | None,
         live: tuple[Exception | None, float] | None,
     ) -> None:
@@ -595,6 +599,7 @@ class Session(SessionRecording):
             b = outcome.payload
             duration, failed = b["duration_ms"], outcome.event_type == "tool_call_failed"
             error = (b.get("error_type"), b.get("error_message")) if failed else None
+            agent = _ending_agent(outcome, agent)
         else:
             exc, started = live or (None, time.perf_counter())
             duration = (time.perf_counter() - started) * 1000
@@ -606,11 +611,17 @@ class Session(SessionRecording):
                 error_message=error[1],
                 duration_ms=duration,
                 attempt=attempt,
+                agent=agent,
                 causation_id=requested,
             )
         else:
             self._recorder.tool_call_completed(
-                *ids, call.result, duration_ms=duration, attempt=attempt, causation_id=requested
+                *ids,
+                call.result,
+                duration_ms=duration,
+                attempt=attempt,
+                agent=agent,
+                causation_id=requested,
             )
 
     def _take(self, kind: str, name: str, arguments: Any) -> RecordedCall | None:
@@ -646,6 +657,13 @@ class Session(SessionRecording):
 
 if TYPE_CHECKING:  # what agent code is typed against, checked here once
     _implements: type[AgentSession] = Session
+
+
+def _ending_agent(recorded: RecordedEvent, agent: str | None) -> str | None:
+    """The agent a served tool ending names: the calling agent, as tool workers record
+    it; none where the recorded ending named none (recorded before endings named their
+    agent), so a re-run of unchanged code records what the original did."""
+    return agent if recorded.source.get("agent") else None
 
 
 def _failure(error_type: str, message: str) -> Exception:
@@ -735,23 +753,7 @@ def rerun_recording(
         live_tool=live_tool,
     )
     if recorder is not None:
-        started = next((e for e in events if e.event_type == "conversation_started"), None)
-        first, last = events[0], events[-1]
-        recorder.start_conversation(
-            new_id,
-            channel=started.payload["channel"] if started else "rerun",
-            user_id=started.payload.get("user_id") if started else None,
-            title=f"re-run of {conversation_id}",
-            metadata={
-                "rerun_of": conversation_id,
-                "topic": first.topic,
-                "partition": first.partition,
-                "first_offset": first.offset,
-                "last_offset": last.offset,
-                "mode": mode,
-                "fork_at_offset": fork_offset,
-            },
-        )
+        recorder.start_conversation(new_id, **rerun_start(events, mode, fork_offset))
         report.recorded = True
     try:
         agent(session)
@@ -760,6 +762,34 @@ def rerun_recording(
     if report.divergence is None:
         report.unconsumed = script.unconsumed()
     return report
+
+
+def rerun_start(events: list[RecordedEvent], mode: str, fork_offset: int | None) -> dict[str, Any]:
+    """The re-run's `start_conversation` arguments: the original's start (channel, user,
+    title, metadata), so `replay diff` finds them the same, with the provenance added
+    under the one metadata key `RERUN_METADATA_KEY`, which `replay diff` leaves out and exports
+    recognise re-runs by."""
+    started = next((e for e in events if e.event_type == "conversation_started"), None)
+    first, last = events[0], events[-1]
+    body = started.payload if started is not None else {}
+    metadata = _json(body.get("metadata_json"))
+    if not isinstance(metadata, dict):  # none recorded (or not an object): provenance only
+        metadata = {}
+    metadata[RERUN_METADATA_KEY] = {
+        "of": first.conversation_id,
+        "topic": first.topic,
+        "partition": first.partition,
+        "first_offset": first.offset,
+        "last_offset": last.offset,
+        "mode": mode,
+        "fork_at_offset": fork_offset,
+    }
+    return {
+        "channel": body.get("channel") or "rerun",
+        "user_id": body.get("user_id"),
+        "title": body.get("title"),
+        "metadata": metadata,
+    }
 
 
 def run_live(

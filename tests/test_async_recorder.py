@@ -117,6 +117,8 @@ def test_tool_call_block_and_a_cancelled_call(settings: Settings) -> None:
         "tool_call_failed",
     ]
     assert events[0].payload.agent == "billing"
+    # The ending names the agent that called, as a tool worker's does.
+    assert (events[1].source.agent, events[3].source.agent) == ("billing", None)
     assert events[1].payload.result_json == '{"status":"shipped"}'
     # The call that was cancelled is on the record as failed, not left hanging.
     assert events[3].payload.error_type == "CancelledError"

@@ -9,9 +9,14 @@ import zipfile
 from pathlib import Path
 
 from cli import agentlog
+from offline_archive import archive_offline
+from offline_log import TOPIC, events_of, simulated_log
 from test_archive import record
 
+from agentlog.analytics.compliance import ComplianceRequest, export_compliance
+from agentlog.demo.agents import support_team
 from agentlog.replay import replay_conversation
+from agentlog.replay.rerun import rerun_recording
 from agentlog.settings import Settings
 
 
@@ -126,3 +131,32 @@ def test_a_zipped_bundle_for_a_user_and_a_time_range(settings: Settings, tmp_pat
         *base, "export", "compliance", "--out", str(tmp_path / "x"), state_dir=tmp_path
     )
     assert unasked.code == 1 and "say what to export" in unasked.err
+
+
+def test_a_bundle_keeps_the_users_reruns_and_names_them(tmp_path: Path) -> None:
+    """A re-run repeats the user's conversation (their messages, their user id): a bundle
+    for the user holds it (leaving it out would leave their data out), and the manifest
+    says which conversations are re-runs, of what."""
+    log = simulated_log(6, seed=7)
+    conversations: dict[str, list] = {}
+    for event in events_of(log.records):
+        conversations.setdefault(event.conversation_id, []).append(event)
+    original = sorted(conversations)[0]
+    user = conversations[original][0].payload["user_id"]
+    report = rerun_recording(
+        conversations[original], support_team, recorder=log, new_conversation_id="again-0"
+    )
+    assert report.matched, report.lines()
+    archive = tmp_path / "archive"
+    archive_offline(log, archive)
+
+    def bundle(name: str, request: ComplianceRequest) -> dict:
+        out = tmp_path / name
+        export_compliance(archive, TOPIC, request, out, render=lambda cid, events: {})
+        return json.loads((out / "manifest.json").read_text())
+
+    for_user = bundle("user", ComplianceRequest(user=user))
+    assert {original, "again-0"} <= set(for_user["conversations"])
+    assert for_user["reruns"] == {"again-0": original}
+    asked = bundle("asked", ComplianceRequest(conversations=(original,)))
+    assert asked["conversations"] == [original] and asked["reruns"] == {}

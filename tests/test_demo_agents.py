@@ -5,7 +5,9 @@ refund it no longer makes."""
 from __future__ import annotations
 
 import functools
+import json
 import random
+import re
 from collections import defaultdict
 
 import pytest
@@ -18,6 +20,7 @@ from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import ToolError
 from agentlog.producers import Recorder
 from agentlog.replay import ReplayError, replay_conversation
+from agentlog.replay.diff import diff_conversations
 from agentlog.replay.rerun import recorded_calls, rerun, rerun_recording
 from agentlog.replay.testing import assert_rerun
 from agentlog.settings import Settings
@@ -56,6 +59,20 @@ def test_every_demo_conversation_reruns_on_its_recording_offline() -> None:
         # One served call per call id, however many attempts it took.
         call_ids = {e.payload["tool_call_id"] for e in events if e.event_type.startswith("tool_")}
         assert sum(c.kind == "tool" for c in report.served) == len(call_ids)
+
+
+def test_every_recorded_demo_rerun_diffs_identical_to_its_original_offline() -> None:
+    """Retries, failures for good, compensations, escalations: each re-run recorded is,
+    for `replay diff`, the conversation it re-ran."""
+    log = simulated_log(200, seed=7)
+    conversations = _by_conversation(events_of(log.records))
+    for n, (cid, events) in enumerate(sorted(conversations.items())):
+        report = rerun_recording(events, support_team, recorder=log, new_conversation_id=f"r{n}")
+        assert report.matched, (cid, report.lines())
+    again = _by_conversation(events_of(log.records))
+    for n, (cid, events) in enumerate(sorted(conversations.items())):
+        result = diff_conversations(events, again[f"r{n}"])
+        assert result.identical, (cid, [s.differences for s in result.steps if s.kind != "same"])
 
 
 def test_a_lower_refund_limit_leaves_the_recorded_refund_unmade_offline() -> None:
@@ -153,6 +170,34 @@ def test_the_rerun_is_recorded_attempt_by_attempt(settings: Settings) -> None:
     assert max(attempts) > 1
 
 
+def test_a_recorded_rerun_of_unchanged_code_diffs_identical_to_the_original(
+    settings: Settings,
+) -> None:
+    """What `replay diff` compares (agents on tool endings, the start's metadata) is the
+    same; the re-run's provenance sits under one key `replay diff` leaves out."""
+    conversations = _record_demo(settings, 20, seed=7)
+    retried = next(
+        cid
+        for cid in conversations
+        if any(
+            e.event_type == "tool_call_failed" for e in replay_conversation(settings, cid).events
+        )
+    )
+    with Recorder(settings, service="agentlog-rerun") as recorder:
+        report = rerun(settings, retried, support_team, recorder=recorder)
+    assert report.matched, report.lines()
+    original = replay_conversation(settings, retried).events
+    again = replay_conversation(settings, report.new_conversation_id).events
+    result = diff_conversations(original, again)
+    assert result.identical, [s.differences for s in result.steps if s.kind != "same"]
+    [started] = [e for e in again if e.event_type == "conversation_started"]
+    metadata = json.loads(started.payload["metadata_json"])
+    assert metadata["locale"] == "en-GB"  # the original's, kept
+    assert metadata["rerun"]["of"] == retried
+    assert metadata["rerun"]["first_offset"] == original[0].offset
+    assert metadata["rerun"]["mode"] == "strict"
+
+
 def test_after_the_fork_live_functions_answer_the_demo_agents() -> None:
     conversations = _by_conversation(events_of(simulated_log(200, seed=HARD_CASES_SEED).records))
     events = next(e for e in conversations.values() if _refund_request(e) is not None)
@@ -207,3 +252,34 @@ def test_the_rerun_command_runs_the_demo_agents(settings: Settings, tmp_path) ->
     )  # fmt: skip
     assert forked.code == 0, forked.err
     assert "1 answered live after the fork" in forked.out
+
+
+def test_recorded_reruns_stay_out_of_the_training_export(settings: Settings, tmp_path) -> None:
+    """Three `replay rerun`s recorded (each identical to its original for `replay diff`),
+    then `export training`: as many examples as before (the re-runs are left out), and
+    the re-runs too with `--include-reruns`."""
+    conversations = _record_demo(settings, 10, seed=7)
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+
+    def export(name: str, *options: str) -> list[str]:
+        out = tmp_path / name
+        run = agentlog(*base, "export", "training", "--out", str(out), *options, state_dir=tmp_path)
+        assert run.code == 0, run.err
+        return [json.loads(line)["conversation_id"] for line in provenance_lines(out)]
+
+    before = export("before.jsonl")
+    agent = ("--agent", "agentlog.demo.agents:support_team")
+    for cid in conversations[:3]:
+        run = agentlog(*base, "replay", "rerun", cid, *agent, state_dir=tmp_path)
+        assert run.code == 0 and "no divergence" in run.out, run.err
+        [again] = re.findall(rf"re-ran {cid} \(strict\) as (\S+):", run.out)
+        diff = agentlog(*base, "replay", "diff", cid, again, "--format", "json", state_dir=tmp_path)
+        assert diff.code == 0 and json.loads(diff.out)["identical"], diff.out
+    assert export("after.jsonl") == before
+    kept = export("kept.jsonl", "--include-reruns")
+    assert len(kept) == len(before) + 3
+    assert sum("-rerun-" in cid for cid in kept) == 3
+
+
+def provenance_lines(data) -> list[str]:
+    return data.with_name(f"{data.stem}.provenance.jsonl").read_text().splitlines()

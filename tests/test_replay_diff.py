@@ -48,6 +48,29 @@ def test_a_re_run_recorded_by_another_service_is_identical() -> None:
     assert diff_conversations(_run("a"), rerun).identical
 
 
+def _started(cid: str, **metadata) -> list[RecordedEvent]:
+    return [
+        _event(0, "conversation_started", cid, channel="web", metadata_json=json.dumps(metadata))
+    ]
+
+
+def test_a_re_runs_provenance_is_left_out_and_nothing_else() -> None:
+    """A re-run's start is the original's plus `metadata.rerun`: that key alone is left
+    out, a field of that name anywhere else still counts."""
+    rerun = {"of": "a", "first_offset": 0, "last_offset": 4, "mode": "strict"}
+    assert diff_conversations(
+        _started("a", locale="en"), _started("b", locale="en", rerun=rerun)
+    ).identical
+    [step] = diff_conversations(
+        _started("a", locale="en"), _started("b", locale="fr", rerun=rerun)
+    ).steps
+    assert [name for name, _, _ in step.differences] == ["metadata_json.locale"]
+    [step] = diff_conversations(
+        _started("a", note={"rerun": 1}), _started("b", note={"rerun": 2})
+    ).steps
+    assert [name for name, _, _ in step.differences] == ["metadata_json.note.rerun"]
+
+
 def test_an_extra_event_is_one_line_and_the_rest_stays_aligned() -> None:
     result = diff_conversations(_run("a"), _run("b", extra=True))
     assert [s.kind for s in result.steps] == ["same", "same", "same", "only_b", "same"]

@@ -10,11 +10,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from offline_archive import archive_offline
-from offline_log import TOPIC, OfflineLog, simulated_log
+from offline_log import TOPIC, OfflineLog, events_of, simulated_log
 from training_checks import check_example, check_training_file
 
 from agentlog.analytics.training import TrainingOptions, export_training
+from agentlog.analytics.views import open_views
+from agentlog.demo.agents import support_team
 from agentlog.errors import ExportError
+from agentlog.replay.rerun import rerun_recording
 
 TOOLS = [
     {
@@ -234,3 +237,57 @@ def test_the_independent_checks_catch_what_the_exporter_must_refuse() -> None:
     for example in broken:
         with pytest.raises(AssertionError):
             check_example(example)
+
+
+def test_reruns_stay_out_of_training_data_unless_asked_for(tmp_path: Path) -> None:
+    """A re-run (`agentlog replay rerun` recorded it) repeats a conversation; it is not a
+    new one. Training exports leave re-runs out, known by their start's provenance
+    whatever their id, and `--include-reruns` keeps them."""
+    log = simulated_log(20, seed=7)
+    plain = export(tmp_path / "plain", simulated_log(20, seed=7))
+    conversations: dict[str, list] = {}
+    for event in events_of(log.records):
+        conversations.setdefault(event.conversation_id, []).append(event)
+    originals = sorted(conversations)[:3]
+    for n, cid in enumerate(originals):
+        report = rerun_recording(
+            conversations[cid], support_team, recorder=log, new_conversation_id=f"again-{n}"
+        )
+        assert report.matched, report.lines()
+    left_out = export(tmp_path / "default", log)
+    assert left_out.examples == plain.examples
+    assert left_out.excluded == {"a re-run": 3}
+    kept = export(tmp_path / "kept", log, include_reruns=True)
+    assert sum(kept.examples.values()) == sum(plain.examples.values()) + 3
+    exported = {p["conversation_id"] for p in lines(tmp_path / "kept" / "out.provenance.jsonl")}
+    assert {"again-0", "again-1", "again-2"} <= exported
+    # `agentlog sql` sees them too: which conversations are re-runs, and of what.
+    with open_views(tmp_path / "default" / "archive", TOPIC, None) as views:
+        _, rows = views.query("SELECT conversation_id, rerun_of, mode FROM reruns ORDER BY 1")
+    assert rows == [(f"again-{n}", cid, "strict") for n, cid in enumerate(originals)]
+
+
+def test_reruns_recorded_before_their_provenance_had_its_own_key_stay_out(
+    tmp_path: Path,
+) -> None:
+    """Earlier re-runs kept their provenance at the top of the metadata (`rerun_of`,
+    offsets, mode): the training data a user already has must lose them too."""
+    log = support_log()
+    log.start_conversation(
+        "old-rerun", channel="web_chat", user_id="u-2", title="re-run of conv-resolved",
+        metadata={"rerun_of": "conv-resolved", "topic": TOPIC, "partition": 0,
+                  "first_offset": 0, "last_offset": 8, "mode": "strict", "fork_at_offset": None},
+    )  # fmt: skip
+    log.user_message("old-rerun", "Invoice INV-2 please")
+    log.agent_message("old-rerun", "billing", "It is 3 EUR.")
+    log.end_conversation("old-rerun", "resolved")
+    log.start_conversation("not-a-rerun", channel="web_chat", metadata={"rerun": "no", "a": 1})
+    log.user_message("not-a-rerun", "Hello")
+    log.agent_message("not-a-rerun", "billing", "Hi")
+    report = export(tmp_path, log)
+    assert report.excluded == {"a re-run": 1}
+    exported = {p["conversation_id"] for p in lines(tmp_path / "out.provenance.jsonl")}
+    assert "not-a-rerun" in exported and "old-rerun" not in exported
+    with open_views(tmp_path / "archive", TOPIC, None) as views:
+        _, rows = views.query("SELECT conversation_id, rerun_of, rerun_last_offset FROM reruns")
+    assert rows == [("old-rerun", "conv-resolved", 8)]

@@ -115,6 +115,12 @@ def archive_settings(
     type=click.IntRange(0, 1),
     help="weight of assistant turns whose tool call failed (others get 1)",
 )
+@click.option(
+    "--include-reruns",
+    is_flag=True,
+    help="keep conversations recorded by `agentlog replay rerun` (left out by default: they "
+    "repeat recorded conversations)",
+)
 @dir_option
 @no_update_option
 @progress_option
@@ -130,6 +136,7 @@ def training(
     patterns: tuple[str, ...],
     split: float | None,
     weight_failed: int | None,
+    include_reruns: bool,
     directory: Path | None,
     no_update: bool,
     progress: bool | None,
@@ -147,6 +154,7 @@ def training(
         patterns=(*settings.redact_patterns, *patterns),
         split=split,
         weight_failed=weight_failed,
+        include_reruns=include_reruns,
     )
     with EventProgress("exporting", enabled=wanted(progress)) as bar:
         report = export_training(

@@ -134,6 +134,7 @@ class SimulatedSession(SessionRecording):
                     outcome.result,
                     duration_ms=outcome.duration_ms,
                     attempt=attempt,
+                    agent=agent,
                     cause=key,
                 )
                 self.tool_calls.append(ToolCallMade(tool_name, arguments, True))
@@ -148,6 +149,7 @@ class SimulatedSession(SessionRecording):
                 duration_ms=outcome.duration_ms,
                 attempt=attempt,
                 retryable=attempt < TOOL_ATTEMPTS,
+                agent=agent,
                 cause=key,
             )
         self.tool_calls.append(ToolCallMade(tool_name, arguments, False))
