@@ -158,10 +158,13 @@ def load_agents(reference: str) -> Agents:
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
     if attribute:
-        found = getattr(module, attribute, None)
+        if not hasattr(module, attribute):
+            raise ConfigurationError(f"module {module_name!r} has no attribute {attribute!r}")
+        found = getattr(module, attribute)
         if not isinstance(found, Agents):
-            what = "nothing" if found is None else f"a {type(found).__name__}"
-            raise ConfigurationError(f"{reference!r} is {what}, not an Agents object")
+            raise ConfigurationError(
+                f"{reference!r} is a {type(found).__name__}, not an Agents object"
+            )
         return found
     candidates = {n: v for n, v in vars(module).items() if isinstance(v, Agents)}
     if not candidates:

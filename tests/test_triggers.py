@@ -401,6 +401,8 @@ def test_a_redrive_that_fails_again_reopens_and_a_parked_failure_takes_over(
 def test_load_agents_says_what_is_wrong() -> None:
     with pytest.raises(ConfigurationError, match="not an Agents object"):
         load_agents("cli:agentlog")
+    with pytest.raises(ConfigurationError, match="module 'cli' has no attribute 'nope'"):
+        load_agents("cli:nope")
 
 
 def wait_for(found, timeout: float = 60.0):  # type: ignore[no-untyped-def]
