@@ -12,8 +12,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
+from agentlog.consumers.fold import unique_events
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.errors import DecodeError, TopicError
 from agentlog.reader import partition_offset
@@ -117,9 +119,21 @@ class Replay:
     def partition(self) -> int:
         return self.location.partition
 
+    @cached_property
+    def repeat_of(self) -> dict[int, int]:
+        """Offset -> the earlier offset of the same event id, for each record that repeats
+        an event (a file imported twice, a resend): it changes nothing, as in the
+        projector, whose dedup this is."""
+        events = [e for e in self.recorded if isinstance(e, RecordedEvent)]
+        first = {e.event_id: e.offset for e in unique_events(events, skip=())}
+        return {e.offset: first[e.event_id] for e in events if first[e.event_id] != e.offset}
+
     @property
     def events(self) -> list[RecordedEvent]:
-        return [e for e in self.entries if isinstance(e, RecordedEvent)]
+        """The events up to the stop, each event id once (its first record): what the
+        state folds."""
+        repeats = self.repeat_of
+        return [e for e in self.entries if isinstance(e, RecordedEvent) and e.offset not in repeats]
 
     @property
     def start_micros(self) -> int:
