@@ -144,9 +144,29 @@ def show(
     (retention passed, a dev broker restarted) comes from the Parquet archive."""
     if output == "html" and out is None:
         raise click.UsageError("--format html writes a file: add --out FILE")
-    settings = (app.settings if source == "archive" else app.kafka_settings()).with_overrides(
-        sink=sink, archive_dir=archive_dir
-    )
+    kafka_unusable, unconfigured = None, None
+    if source == "archive":
+        settings = app.settings
+    else:
+        try:
+            settings = app.kafka_settings()
+        except ConfigurationError as exc:
+            if source == "kafka":
+                raise
+            settings, unconfigured = app.settings, exc
+            kafka_unusable = (
+                "no Kafka is configured (no --bootstrap, no AGENTLOG_BOOTSTRAP_SERVERS, no "
+                "dev broker running)"
+                if settings.bootstrap_servers is None
+                else str(exc)
+            )
+    settings = settings.with_overrides(sink=sink, archive_dir=archive_dir)
+    archive = _archive(settings, source)
+    if unconfigured is not None and archive is None:
+        raise ConfigurationError(
+            f"{unconfigured}; an archived conversation replays with --source archive "
+            f"(there is no archive in {settings.archive_root})"
+        )
     replayed = replay_conversation(
         settings,
         conversation_id,
@@ -156,7 +176,8 @@ def show(
         until_offset=until_offset,
         on_note=lambda text: click.echo(f"note: {text}", err=True),
         source=source,
-        archive=_archive(settings, source),
+        archive=archive,
+        kafka_unusable=kafka_unusable,
     )
     if output == "html":
         from agentlog.replay.html import timeline_page
