@@ -27,6 +27,7 @@ from agentlog.consumers.dead_letters import (
     dead_letter_states,
 )
 from agentlog.errors import ConfigurationError, DecodeError
+from agentlog.replay.transcript import counted
 from agentlog.serde import decode
 from agentlog.settings import Settings
 
@@ -207,7 +208,7 @@ def _act(app: AppContext, letter_id: str, group: str | None, action: str) -> Non
         what = "re-runs its handler, then" if action == REDRIVEN else "runs"
         click.echo(
             f"{letter.id}: {action}; the agents of group {letter.group} {what} the "
-            f"{len(letter.parked)} parked event(s) of {letter.conversation} and resolve it"
+            f"{counted(len(letter.parked), 'parked event')} of {letter.conversation} and resolve it"
         )
     elif action == REDRIVEN:
         click.echo(f"{letter.id}: redriven to {letter.held.origin_topic}")

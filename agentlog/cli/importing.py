@@ -8,6 +8,7 @@ import click
 
 from agentlog.analytics.importer import import_file
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.replay.transcript import counted
 
 
 @cli.command("import")
@@ -27,6 +28,7 @@ def import_command(app: AppContext, file: Path, prefix: str | None, agent: str) 
     settings = app.kafka_settings()
     imported = import_file(settings, file, prefix=prefix, agent=agent)
     click.echo(
-        f"imported {len(imported.conversations):,} conversations ({imported.events:,} events) "
+        f"imported {counted(len(imported.conversations), 'conversation')} "
+        f"({counted(imported.events, 'event')}) "
         f"from {file} to {settings.events_topic} in {imported.seconds:.2f}s"
     )

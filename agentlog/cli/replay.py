@@ -426,7 +426,8 @@ def projections_command(
         click.echo("", err=True)
     spans = ", ".join(f"p{p} {a}..{b}" for p, (a, b) in result.ranges.items())
     click.echo(
-        f"rebuilt {result.events:,} events of {settings.events_topic} (offsets {spans}) into "
+        f"rebuilt {counted(result.events, 'event')} of {settings.events_topic} "
+        f"(offsets {spans}) into "
         f"{into} in {result.seconds:.1f}s ({result.repeats:,} repeated events, "
         f"{result.undecodable:,} undecodable, {result.failed:,} failed in a handler)"
     )

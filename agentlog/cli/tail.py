@@ -217,7 +217,8 @@ def tail(
         if conversation is not None and not printed and not follow:
             click.echo(f"no events of conversation {conversation} on {name}", err=True)
         if undecodable:
-            click.echo(f"{undecodable} record(s) could not be decoded (see warnings)", err=True)
+            could_not = "record could not" if undecodable == 1 else "records could not"
+            click.echo(f"{undecodable:,} {could_not} be decoded (see warnings)", err=True)
 
 
 def _shown(message: Message, topic: str) -> Shown:
