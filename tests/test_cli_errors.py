@@ -194,3 +194,13 @@ def test_every_error_line_starts_with_the_same_lower_case_prefix(tmp_path) -> No
         last = run.err.strip().splitlines()[-1]
         assert last.startswith("error: "), run.err
     assert "no conversation 'nobody'" in runs[0].err
+
+
+def test_a_replay_usage_error_names_the_command_typed(tmp_path) -> None:
+    for mistake in (["--format", "xml"], ["--at", "yesterday"]):
+        run = agentlog("replay", "conv-1", *mistake, state_dir=tmp_path)
+        assert run.code == 2, run.err
+        assert "replay show" not in run.err, run.err
+        assert "Usage: agentlog replay [OPTIONS] CONVERSATION" in run.err
+    typed = agentlog("replay", "show", "conv-1", "--format", "xml", state_dir=tmp_path)
+    assert typed.code == 2 and "Usage: agentlog replay show [OPTIONS]" in typed.err

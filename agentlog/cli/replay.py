@@ -48,7 +48,8 @@ class _ConversationByDefault(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands:
-            return "show", self.commands["show"], args
+            # No name of its own: usage and errors then say `agentlog replay`, as typed.
+            return "", self.commands["show"], args
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -56,6 +57,19 @@ class _ConversationByDefault(click.Group):
             ctx.command_path, "CONVERSATION [--at TIME] [--until-offset N] [OPTIONS]"
         )
         formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
+
+class _AsTypedContext(click.Context):
+    """`show` run as `agentlog replay CONVERSATION` has an empty name: its command path is
+    the group's, without the space before that name."""
+
+    @property
+    def command_path(self) -> str:
+        return super().command_path.rstrip()
+
+
+class _ShowCommand(click.Command):
+    context_class = _AsTypedContext
 
 
 @cli.group(cls=_ConversationByDefault, context_settings={"ignore_unknown_options": True})
@@ -84,7 +98,7 @@ class _Moment(_MomentType):
             self.fail(str(exc), param, ctx)
 
 
-@replay.command()
+@replay.command(cls=_ShowCommand)
 @click.argument("conversation_id", metavar="CONVERSATION")
 @click.option(
     "--at",
