@@ -27,6 +27,7 @@ from agentlog.consumers.dead_letters import (
     dead_letter_states,
 )
 from agentlog.errors import ConfigurationError, DecodeError
+from agentlog.render import iso_time
 from agentlog.replay.transcript import counted
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -125,7 +126,8 @@ def _event_of(value: bytes | None) -> Any:
     except DecodeError as exc:
         return {"undecodable": exc.reason, "bytes": len(value or b"")}
     name, body = record["payload"]
-    return {**record, "payload": {"type": name, **body}}
+    occurred_at = iso_time(record["occurred_at"])
+    return {**record, "occurred_at": occurred_at, "payload": {"type": name, **body}}
 
 
 @dlq.command("show")
