@@ -7,19 +7,18 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from cli import agentlog_process
+from conftest import DevEngine
 
 from agentlog import devbroker
 from agentlog.producers import Recorder
-from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
-pytestmark = pytest.mark.kafka
 
-
-def test_tail_follow_ends_with_one_line_when_the_broker_dies(tmp_path: Path) -> None:
-    state = Settings(state_dir=tmp_path / "doomed")
+def test_tail_follow_ends_with_one_line_when_the_broker_dies(
+    dev_broker_engine: DevEngine, tmp_path: Path
+) -> None:
+    state = dev_broker_engine.settings(tmp_path / "doomed")
     broker = devbroker.start(state)
     try:
         settings = state.with_overrides(bootstrap_servers=broker.bootstrap)
