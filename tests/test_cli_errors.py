@@ -204,3 +204,16 @@ def test_a_replay_usage_error_names_the_command_typed(tmp_path) -> None:
         assert "Usage: agentlog replay [OPTIONS] CONVERSATION" in run.err
     typed = agentlog("replay", "show", "conv-1", "--format", "xml", state_dir=tmp_path)
     assert typed.code == 2 and "Usage: agentlog replay show [OPTIONS]" in typed.err
+
+
+def test_replay_gives_up_on_a_broker_nobody_answers_at_within_the_bound(tmp_path) -> None:
+    import time
+
+    started = time.monotonic()
+    run = agentlog(
+        "--bootstrap", "127.0.0.1:9", "replay", "conv-1",
+        state_dir=tmp_path, env={"AGENTLOG_BROKER_LOST_S": "3"},
+    )  # fmt: skip
+    assert run.code == 1
+    assert time.monotonic() - started < 15
+    assert run.err.count("\n") == 1 and "127.0.0.1:9" in run.err, run.err
