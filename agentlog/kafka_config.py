@@ -102,7 +102,7 @@ def reader_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def range_reader_config(settings: Settings) -> dict[str, Any]:
+def range_reader_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """A short-lived reader of offset ranges (replay). It never waits for new records, so
     a fetch at the end need not be held open by the broker; an offset past the end is
     reported to it, not silently reset to the beginning; and it does not wait out
@@ -115,6 +115,7 @@ def range_reader_config(settings: Settings) -> dict[str, Any]:
             "auto.offset.reset": "error",
             "socket.nagle.disable": True,
             "reconnect.backoff.ms": 1,
+            **extra,
         },
     )
 

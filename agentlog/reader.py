@@ -10,8 +10,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
+from agentlog.connection import resolve_bootstrap
 from agentlog.errors import BrokerUnavailable
 from agentlog.kafka_config import reader_config
 from agentlog.settings import Settings
@@ -30,6 +38,44 @@ def partition_offset(message: Message) -> tuple[int, int]:
     if partition is None or offset is None:
         raise BrokerUnavailable(f"Kafka client error: {message.error()}")
     return partition, offset
+
+
+class BrokerWatch:
+    """librdkafka's reports that no broker answers (all brokers down, connections refused
+    or lost), for readers whose fetches would otherwise wait for them silently: it retries
+    for ever. A reader gives up once such reports have gone on for `settings.broker_lost_s`
+    and a metadata request confirms that nobody answers; a shorter hiccup is ridden out."""
+
+    _LOST = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._since: float | None = None  # when the current run of reports began
+        self._last: str = ""
+
+    def on_error(self, error: KafkaError) -> None:
+        """The consumer's `error_cb`."""
+        if error.code() in self._LOST:
+            self._last = error.str()
+            if self._since is None:
+                self._since = time.monotonic()
+
+    def answered(self) -> None:
+        """A record or a partition end arrived: the broker is there."""
+        self._since = None
+
+    def check(self, consumer: Consumer, topic: str) -> None:
+        """Raise BrokerUnavailable if no broker has answered for the bound."""
+        if self._since is None or time.monotonic() - self._since < self._settings.broker_lost_s:
+            return
+        try:
+            consumer.list_topics(topic, timeout=2.0)
+        except KafkaException:
+            raise BrokerUnavailable(
+                f"lost Kafka at {resolve_bootstrap(self._settings)}: no broker answered for "
+                f"{self._settings.broker_lost_s:.0f}s while reading {topic} ({self._last})"
+            ) from None
+        self._since = None  # it answers again
 
 
 def read_partitions(
@@ -54,7 +100,8 @@ def read_partitions(
         else list(range(partition_count(settings, topic)))
     )
     starts = start_offsets or {}
-    consumer = reading_consumer(settings)
+    watch = BrokerWatch(settings)
+    consumer = reading_consumer(settings, error_cb=watch.on_error)
     try:
         consumer.assign([TopicPartition(topic, p, starts.get(p, OFFSET_BEGINNING)) for p in wanted])
         pending = set(wanted)
@@ -62,6 +109,7 @@ def read_partitions(
         while pending or follow:
             batch = consumer.consume(1000, 0.5)
             if not batch:
+                watch.check(consumer, topic)
                 idle += 0.5
                 if pending and not follow and idle >= idle_timeout:
                     raise BrokerUnavailable(
@@ -74,8 +122,10 @@ def read_partitions(
             for message in batch:
                 error = message.error()
                 if error is None:
+                    watch.answered()
                     yield message
                 elif error.code() == KafkaError._PARTITION_EOF:
+                    watch.answered()
                     pending.discard(partition_offset(message)[0])
                 elif error.fatal() or not error.retriable():
                     raise BrokerUnavailable(f"reading {topic} failed: {error.str()}")

@@ -36,7 +36,8 @@ def event_type_of(record: AvroDict) -> str:
     return EVENT_TYPE_BY_RECORD_NAME[record["payload"][0]]
 
 
-def _iso(micros: int) -> str:
+def iso_time(micros: int) -> str:
+    """UTC microseconds as ISO 8601 with milliseconds: 2026-11-02T09:00:05.123Z."""
     return datetime_of(micros).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -49,7 +50,7 @@ def one_line(record: AvroDict, partition: int, offset: int) -> str:
     else:
         detail = " ".join(f"{f}={_short(body[f])}" for f in fields if body.get(f) is not None)
     return (
-        f"{_iso(record['occurred_at'])} {record['conversation_id']} p{partition}@{offset} "
+        f"{iso_time(record['occurred_at'])} {record['conversation_id']} p{partition}@{offset} "
         f"{kind} {detail}"
     )
 
@@ -67,7 +68,7 @@ def as_json(record: AvroDict, topic: str, partition: int, offset: int) -> str:
             "offset": offset,
             "event_id": record["event_id"],
             "conversation_id": record["conversation_id"],
-            "occurred_at": _iso(record["occurred_at"]),
+            "occurred_at": iso_time(record["occurred_at"]),
             "event_type": event_type_of(record),
             "source": record["source"],
             "trace_id": record["trace_id"],

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     dead_letter_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a batch waits for Kafka to take its dead letters"
     )
+    broker_lost_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="how long a reader (tail --follow, replay, exports) keeps trying once no "
+        "broker answers before it gives up; a shorter hiccup goes unnoticed",
+    )
     assignment_timeout_s: float = Field(
         default=30.0,
         gt=0,

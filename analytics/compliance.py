@@ -42,6 +42,9 @@ from agentlog.errors import ExportError
 from agentlog.serde import datetime_of
 
 MANIFEST = "manifest.json"
+NOTHING_SELECTED = (
+    "say what to export: --conversation ID, --user ID, or a time range (--since/--until)"
+)
 # A conversation's events -> transcript files: suffix -> text.
 Render = Callable[[str, list[RecordedEvent]], dict[str, str]]
 
@@ -53,6 +56,25 @@ class ComplianceRequest:
     since: datetime | None = None
     until: datetime | None = None
     requested_by: str | None = None
+
+    @property
+    def selects(self) -> bool:
+        """Whether it names anything to export (nothing named: refused)."""
+        return bool(self.conversations or self.user or self.since or self.until)
+
+    def in_words(self) -> str:
+        """What was asked for, for messages: "conversation c1, since 2026-11-02T00:00:00Z"."""
+        parts = []
+        if self.conversations:
+            noun = "conversation" if len(self.conversations) == 1 else "conversations"
+            parts.append(f"{noun} {', '.join(self.conversations)}")
+        if self.user:
+            parts.append(f"user {self.user}")
+        if self.since:
+            parts.append(f"since {_iso(self.since)}")
+        if self.until:
+            parts.append(f"until {_iso(self.until)}")
+        return ", ".join(parts)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -69,7 +91,7 @@ class BundleReport:
     path: Path
     events: int
     conversations: list[str]
-    files: int
+    files: int  # listed in the manifest (the manifest itself not counted, as verify counts)
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,10 +104,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _selection(request: ComplianceRequest) -> tuple[str, list[Any]]:
     """The WHERE clause over `events` and its parameters."""
-    if not (request.conversations or request.user or request.since or request.until):
-        raise ExportError(
-            "say what to export: --conversation ID, --user ID, or a time range (--since/--until)"
-        )
+    if not request.selects:
+        raise ExportError(NOTHING_SELECTED)
     clauses: list[str] = []
     params: list[Any] = []
     if request.conversations:
@@ -156,7 +176,7 @@ def export_compliance(
         table = views.connection.sql(query, params=params).to_arrow_table()
         reruns = rerun_originals(views)
     if table.num_rows == 0:
-        raise ExportError(f"the archive {archive} holds no events for {request.describe()}")
+        raise ExportError(f"the archive {archive} holds no events for {request.in_words()}")
     rows = table.to_pylist()
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
         folder = Path(scratch) / "bundle"
@@ -186,8 +206,7 @@ def export_compliance(
             if out.exists():
                 out.rmdir()
             shutil.move(str(folder), out)
-    files = len(manifest["files"]) + 1
-    return BundleReport(out, len(rows), list(by_conversation), files, manifest)
+    return BundleReport(out, len(rows), list(by_conversation), len(manifest["files"]), manifest)
 
 
 def _manifest(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,10 +188,15 @@ def import_file(
     agent: str = "assistant",
     now: datetime | None = None,
     flush_timeout: float = 60.0,
+    before_producing: Callable[[list[str]], None] | None = None,
 ) -> Imported:
-    """Check every line of `path`, then produce its conversations to the events topic."""
+    """Check every line of `path`, then produce its conversations to the events topic.
+    `before_producing(conversation ids)` runs once the file is checked, before anything is
+    produced (the CLI asks there whether the projections hold them already)."""
     started = time.perf_counter()
     examples = read_examples(path, prefix or f"import-{path.stem}")
+    if before_producing is not None:
+        before_producing([c for c, _ in examples])
     start = now or datetime.now(UTC)
     failures: list[UndeliveredEvent] = []
 

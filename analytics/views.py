@@ -110,6 +110,7 @@ ARCHIVE_VIEWS = {
 class Views:
     connection: duckdb.DuckDBPyConnection
     notes: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the views made: those a query can use
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         result = self.connection.execute(sql)
@@ -134,9 +135,14 @@ def _literal(text: str | Path) -> str:
 
 
 def archive_views(
-    connection: duckdb.DuckDBPyConnection, archive: Path, topic: str, notes: list[str]
+    connection: duckdb.DuckDBPyConnection,
+    archive: Path,
+    topic: str,
+    notes: list[str],
+    made: list[str],
 ) -> None:
-    """`records` and the views over it, on the archive's files as they are now."""
+    """`records` and the views over it, on the archive's files as they are now (their
+    names added to `made`)."""
     root = topic_root(archive, topic)
     if any(root.glob("date=*/*.parquet")):
         pattern = _literal(root / "date=*" / "*.parquet")
@@ -160,12 +166,14 @@ def archive_views(
     )
     for name, body in ARCHIVE_VIEWS.items():
         connection.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    made.extend(["records", *ARCHIVE_VIEWS])
 
 
 def projection_views(
-    connection: duckdb.DuckDBPyConnection, sink_url: str, notes: list[str]
+    connection: duckdb.DuckDBPyConnection, sink_url: str, notes: list[str], made: list[str]
 ) -> None:
-    """`conversations`, `tool_calls`, `conversation_index` from the projection sink."""
+    """`conversations`, `tool_calls`, `conversation_index` from the projection sink, those
+    whose table it has (their names added to `made`)."""
     if sink_url.startswith("duckdb:"):
         path = Path(sink_url.removeprefix("duckdb:").removeprefix("//")).expanduser()
         if not path.exists():
@@ -191,6 +199,14 @@ def projection_views(
                 connection.execute(
                     f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM projections.main.{table}"
                 )
+                made.append(view)
+        missing = [t for t in PROJECTION_VIEWS.values() if t not in present]
+        if missing:
+            tables = ", ".join(missing)
+            notes.append(
+                f"no {tables} table{'' if len(missing) == 1 else 's'} in {sink_url} (cleared?): "
+                "`agentlog project run` builds them again"
+            )
         return
     # PostgreSQL (DuckDB's postgres extension is not available offline) or memory: the
     # tables are copied in through the sink's own reads.
@@ -207,6 +223,7 @@ def projection_views(
                 continue
             connection.register(f"_{view}", _arrow_rows(definition.columns, rows))
             connection.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _{view}")
+            made.append(view)
 
 
 _ARROW_TYPES = {
@@ -237,14 +254,15 @@ def open_views(
     if threads is not None:
         connection.execute(f"SET threads = {int(threads)}")
     notes: list[str] = []
+    made: list[str] = []
     try:
-        archive_views(connection, archive, topic, notes)
+        archive_views(connection, archive, topic, notes, made)
         if sink_url is not None:
-            projection_views(connection, sink_url, notes)
+            projection_views(connection, sink_url, notes, made)
     except BaseException:
         connection.close()
         raise
-    return Views(connection, notes)
+    return Views(connection, notes, made)
 
 
 def rerun_originals(views: Views) -> dict[str, str]:

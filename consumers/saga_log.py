@@ -27,6 +27,7 @@ class SagaHistory:
 
     events: list[SagaEvent] = field(default_factory=list)
     tool_endings: dict[str, ToolEnding] = field(default_factory=dict)
+    conversation_events: int = 0  # of any type: none means no such conversation on the log
 
 
 def read_saga_events(
@@ -70,6 +71,7 @@ def read_saga_history(
         if record["event_id"] in seen or record["conversation_id"] != conversation_id:
             continue
         seen.add(record["event_id"])
+        history.conversation_events += 1
         if name in _TOOL_ENDINGS:
             call_id = body["tool_call_id"]
             if calls and call_id.startswith(calls) and call_id not in history.tool_endings:

@@ -12,10 +12,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
+from agentlog.consumers.fold import unique_events
 from agentlog.consumers.projection import RecordedEvent, Row
-from agentlog.errors import DecodeError, TopicError
+from agentlog.errors import BrokerUnavailable, DecodeError, TopicError
 from agentlog.reader import partition_offset
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.errors import (
@@ -117,9 +119,21 @@ class Replay:
     def partition(self) -> int:
         return self.location.partition
 
+    @cached_property
+    def repeat_of(self) -> dict[int, int]:
+        """Offset -> the earlier offset of the same event id, for each record that repeats
+        an event (a file imported twice, a resend): it changes nothing, as in the
+        projector, whose dedup this is."""
+        events = [e for e in self.recorded if isinstance(e, RecordedEvent)]
+        first = {e.event_id: e.offset for e in unique_events(events, skip=())}
+        return {e.offset: first[e.event_id] for e in events if first[e.event_id] != e.offset}
+
     @property
     def events(self) -> list[RecordedEvent]:
-        return [e for e in self.entries if isinstance(e, RecordedEvent)]
+        """The events up to the stop, each event id once (its first record): what the
+        state folds."""
+        repeats = self.repeat_of
+        return [e for e in self.entries if isinstance(e, RecordedEvent) and e.offset not in repeats]
 
     @property
     def start_micros(self) -> int:
@@ -147,6 +161,7 @@ def replay_conversation(
     on_note: Callable[[str], None] | None = None,
     source: Source = "auto",
     archive: ConversationArchive | None = None,
+    kafka_unusable: str | None = None,
 ) -> Replay:
     """The conversation's records and its state, stopped at `at` (events that occurred
     then or before) and `until_offset` (offsets up to and including it), if given.
@@ -156,8 +171,9 @@ def replay_conversation(
     a conversation Kafka no longer holds (its topic gone or created again, its records
     deleted) is read from the archive, and records deleted from the start of the
     partition are taken from the archive; "archive" reads only the archive, "kafka" only
-    Kafka. Notes say which and why: in `Replay.notes`, and to `on_note` as soon as known
-    (also before an error)."""
+    Kafka. `kafka_unusable` says why Kafka cannot be read at all (none configured): with
+    an archive and `source` "auto", the archive is read instead. Notes say which and why:
+    in `Replay.notes`, and to `on_note` as soon as known (also before an error)."""
     topic = settings.events_topic
     notes: list[str] = []
 
@@ -171,9 +187,21 @@ def replay_conversation(
         raise ReplayError("--source archive needs an archive; none was given")
     if source == "kafka":
         archive = None
+    if source == "auto" and kafka_unusable is not None:
+        if archive is None:
+            raise ReplayError(f"{kafka_unusable}; and there is no archive to replay from")
+        why = f": {kafka_unusable}"
+        read = _from_archive(archive, topic, conversation_id, why)
+        if read is None:
+            raise ConversationNotFound(
+                f"no conversation {conversation_id!r} of {topic} in the archive at "
+                f"{archive.where}, and Kafka cannot be read ({kafka_unusable})"
+            )
+        note(read.location.note)
+        return _stopped(conversation_id, read, at, until_offset, notes)
     if source == "archive":
         assert archive is not None
-        read = _from_archive(archive, topic, conversation_id, "asked for")
+        read = _from_archive(archive, topic, conversation_id, ", as --source archive asks")
         if read is None:
             raise ConversationNotFound(
                 f"no conversation {conversation_id!r} of {topic} in the archive at {archive.where}"
@@ -184,10 +212,15 @@ def replay_conversation(
         read = _from_kafka(
             settings, conversation_id, sink_url, scan, idle_timeout, note, archive is not None
         )
-    except (ConversationNotFound, TopicError) as exc:
+    except (ConversationNotFound, TopicError, BrokerUnavailable) as exc:
         if archive is None:
             raise
-        read = _from_archive(archive, topic, conversation_id, "Kafka no longer holds it")
+        why = (
+            f": Kafka does not answer ({exc})"
+            if isinstance(exc, BrokerUnavailable)
+            else ": Kafka no longer holds it"
+        )
+        read = _from_archive(archive, topic, conversation_id, why)
         if read is None:
             raise type(exc)(f"{exc}; nor does the archive at {archive.where}") from None
         note(read.location.note)
@@ -247,11 +280,14 @@ def _from_kafka(
 def _from_archive(
     archive: ConversationArchive, topic: str, conversation_id: str, why: str
 ) -> _Read | None:
+    """The conversation's archived events; `why` ends the note (": reason" or ", as ...")."""
     events = archive.conversation_events(topic, conversation_id)
     if not events:
         return None
     partition = events[0].partition
-    where = f"from the archive at {archive.where}: {why}"
+    where = f"from the archive at {archive.where}{why}"
+    if why.startswith(","):
+        where = f"read {where}"  # a sentence of its own, not a reason after a colon
     location = Location(
         topic, partition, ((events[0].offset, events[-1].offset + 1),), "archive", note=where
     )

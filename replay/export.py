@@ -20,7 +20,9 @@ _TIMESTAMP_COLUMNS = {
 }
 
 
-def event_dict(entry: Entry, start_micros: int) -> dict[str, Any]:
+def event_dict(entry: Entry, start_micros: int, repeat_of: int | None = None) -> dict[str, Any]:
+    """The entry for machines; `repeat_of`: the offset of the earlier record of its event
+    id (this one changes nothing), as `repeat_of_offset`."""
     where = {"topic": entry.topic, "partition": entry.partition, "offset": entry.offset}
     since = relative(time_of(entry) - start_micros)
     if not isinstance(entry, RecordedEvent):
@@ -31,8 +33,10 @@ def event_dict(entry: Entry, start_micros: int) -> dict[str, Any]:
             "undecodable": entry.problem,
             "size": entry.size,
         }
+    repeat = {} if repeat_of is None else {"repeat_of_offset": repeat_of}
     return {
         **where,
+        **repeat,
         "event_id": entry.event_id,
         "conversation_id": entry.conversation_id,
         "occurred_at": iso(entry.occurred_at),
@@ -57,6 +61,7 @@ def _row(table: str, row: Row) -> Row:
 def document(replay: Replay) -> dict[str, Any]:
     location = replay.location
     start = replay.start_micros
+    repeats = replay.repeat_of
     return {
         "conversation_id": replay.conversation_id,
         "topic": replay.topic,
@@ -72,8 +77,9 @@ def document(replay: Replay) -> dict[str, Any]:
         },
         "notes": replay.notes,
         "stopped_at": replay.stopped,
-        "events_recorded": len(replay.recorded),
-        "events": [event_dict(e, start) for e in replay.entries],
+        "events_recorded": len(replay.recorded) - len(repeats),
+        "repeated_records": len(repeats),
+        "events": [event_dict(e, start, repeats.get(e.offset)) for e in replay.entries],
         "state": {table: [_row(table, r) for r in rows] for table, rows in replay.state.items()},
     }
 
@@ -84,5 +90,6 @@ def as_json(replay: Replay) -> str:
 
 def as_jsonl(replay: Replay) -> Iterator[str]:
     start = replay.start_micros
+    repeats = replay.repeat_of
     for entry in replay.entries:
-        yield orjson.dumps(event_dict(entry, start)).decode()
+        yield orjson.dumps(event_dict(entry, start, repeats.get(entry.offset))).decode()

@@ -17,7 +17,13 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
-from agentlog.replay.transcript import counted, readable_payload, state_lines, summary
+from agentlog.replay.transcript import (
+    counted,
+    readable_payload,
+    repeats_note,
+    state_lines,
+    summary,
+)
 
 _LANE_HEIGHT = 46
 _AXIS_HEIGHT = 34
@@ -133,7 +139,9 @@ class _Scale:
 
 
 def timeline_page(replay: Replay) -> str:
-    entries = replay.entries
+    # Records repeating an earlier event change nothing: the summary counts them, the
+    # timeline leaves them out.
+    entries = [e for e in replay.entries if e.offset not in replay.repeat_of]
     start = replay.start_micros
     end = max([time_of(e) for e in entries] + [start])
     call_agents = _tool_call_agents(entries)
@@ -358,13 +366,17 @@ def _summary(replay: Replay) -> str:
     how = {"index": "the conversation_index", "archive": "the Parquet archive"}.get(
         location.method, "a scan of the partition"
     )
+    repeats = len(replay.repeat_of)
     facts = [
-        f"<b>{counted(len(recorded), 'event')}</b> on <code>{_e(replay.topic)}</code> partition "
+        f"<b>{counted(len(recorded) - repeats, 'event')}</b> on "
+        f"<code>{_e(replay.topic)}</code> partition "
         f"<b>{replay.partition}</b>, offsets <b>{recorded[0].offset}</b>..<b>"
         f"{recorded[-1].offset}</b> (found through {how})",
         f"{_e(iso(replay.start_micros))} .. {_e(iso(end))} "
         f"({_e(relative(end - replay.start_micros).lstrip('+'))})",
     ]
+    if repeats:
+        facts.append(f"{_e(repeats_note(repeats))} (same event id): they change nothing")
     state = [_e(line.strip()) for line in state_lines(replay)]
     notes = "".join(f'<p class="note">note: {_e(n)}</p>' for n in replay.notes)
     return (

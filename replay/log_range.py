@@ -24,7 +24,7 @@ from confluent_kafka import (
 
 from agentlog.errors import BrokerUnavailable, TopicError
 from agentlog.kafka_config import range_reader_config
-from agentlog.reader import partition_offset
+from agentlog.reader import BrokerWatch, partition_offset
 from agentlog.settings import Settings
 
 _BATCH = 10_000
@@ -53,13 +53,16 @@ class PartitionReader:
         self.settings = settings
         self.topic = topic
         self.idle_timeout = idle_timeout
-        self.consumer = Consumer(range_reader_config(settings))
+        self._watch = BrokerWatch(settings)
+        self.consumer = Consumer(range_reader_config(settings, error_cb=self._watch.on_error))
         self.records_read = 0
         self.ends: dict[int, int] = {}
 
     def partition_count(self) -> int:
         try:
-            metadata = self.consumer.list_topics(self.topic, timeout=self.idle_timeout)
+            # A broker nobody answers at is given up on after the reader's bound.
+            timeout = min(self.idle_timeout, self.settings.broker_lost_s)
+            metadata = self.consumer.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:
             raise BrokerUnavailable(
                 f"Kafka at {self.settings.bootstrap_servers} did not describe {self.topic}: "
@@ -139,6 +142,8 @@ class PartitionReader:
             if not batch:
                 first = self.consumer.poll(_POLL_SECONDS)
                 batch = [first] if first is not None else []
+            if not batch:
+                self._watch.check(self.consumer, self.topic)
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if high >= 0:
                 self.ends[partition] = max(high, self.ends.get(partition, 0))
@@ -151,6 +156,7 @@ class PartitionReader:
                         raise BrokerUnavailable(f"reading {waiting_for} failed: {error.str()}")
                 elif message.partition() == partition:  # else left from an earlier assignment
                     idle_since = time.monotonic()
+                    self._watch.answered()
                     yield message
             if not batch and past_end_from is not None and 0 <= high <= past_end_from:
                 return

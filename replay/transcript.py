@@ -149,8 +149,11 @@ def header(replay: Replay) -> list[str]:
         "index": "through the conversation_index",
         "archive": "from the Parquet archive",
     }.get(location.method, "by scanning the partition")
+    repeats = len(replay.repeat_of)
+    also = f" ({repeats_note(repeats)})" if repeats else ""
     return [
-        f"conversation {replay.conversation_id}: {counted(len(recorded), 'event')}, "
+        f"conversation {replay.conversation_id}: "
+        f"{counted(len(recorded) - repeats, 'event')}{also}, "
         f"{iso(start)} .. {iso(end)} ({relative(end - start).lstrip('+')})",
         f"  on {replay.topic}[{replay.partition}] offsets {recorded[0].offset}.."
         f"{recorded[-1].offset}; read {counted(replay.records_read, 'record')} {how}",
@@ -161,9 +164,34 @@ def counted(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def line(entry: Entry, start_micros: int, style: Style = plain) -> str:
+def repeats_note(count: int) -> str:
+    """Records whose event id came earlier (a file imported twice): they change nothing."""
+    if count == 1:
+        return "1 record repeats an earlier event"
+    return f"{count:,} records repeat earlier events"
+
+
+def position(entry: Entry) -> str:
+    return f"p{entry.partition}@{entry.offset}"
+
+
+def line(
+    entry: Entry,
+    start_micros: int,
+    style: Style = plain,
+    *,
+    repeat_of: int | None = None,
+    position_width: int = 0,
+) -> str:
+    """The entry's line; `repeat_of`: the offset of the earlier record of its event id
+    (the line says so, dimmed); `position_width`: the width of the widest position, so
+    that the columns line up."""
     when = style(f"{relative(time_of(entry) - start_micros):>10}", dim=True)
-    where = style(f"p{entry.partition}@{entry.offset}", dim=True)
+    where = style(f"{position(entry):<{position_width}}", dim=True)
+    if repeat_of is not None and isinstance(entry, RecordedEvent):
+        kind = style(f"{entry.event_type:<{_TYPE_WIDTH}}", dim=True)
+        again = f"repeat of p{entry.partition}@{repeat_of} (same event id): changes nothing"
+        return f"{when}  {where}  {kind}  {style(again, dim=True)}"
     if isinstance(entry, Undecodable):
         kind = style(f"{'undecodable':<{_TYPE_WIDTH}}", fg="red", bold=True)
         return f"{when}  {where}  {kind}  {entry.size} bytes: {entry.problem}"
@@ -215,7 +243,9 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
     row: Row | None = replay.conversation
     title = "state"
     if replay.stopped:
-        title += f" at {replay.stopped}, after {len(replay.entries)} of {len(replay.recorded)}"
+        repeats = replay.repeat_of
+        shown = sum(1 for e in replay.entries if e.offset not in repeats)
+        title += f" at {replay.stopped}, after {shown} of {len(replay.recorded) - len(repeats)}"
         title += " events"
     if row is None:
         return [style(f"{title}: no events", bold=True)]
@@ -255,8 +285,10 @@ def transcript(replay: Replay, *, style: Style = plain, verbose: bool = False) -
     yield style(first, bold=True)
     yield second
     start = replay.start_micros
+    repeats = replay.repeat_of
+    width = max((len(position(e)) for e in replay.entries), default=0)
     for entry in replay.entries:
-        yield line(entry, start, style)
+        yield line(entry, start, style, repeat_of=repeats.get(entry.offset), position_width=width)
         if verbose:
             for text in details(entry):
                 yield "      " + style(text, dim=True)

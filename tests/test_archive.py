@@ -185,3 +185,12 @@ def test_another_log_under_the_same_name_is_refused(
     )
     assert run.code == 1 and run.err.startswith("error: the archive in")
     assert "another log" in run.err
+    # `archive status` reports the same, not "archived up to N of 0" as if all were well.
+    status = agentlog(
+        "--bootstrap", fresh.bootstrap_servers, "--topic-prefix", fresh.topic_prefix,
+        "archive", "status", "--dir", str(archive),
+        state_dir=tmp_path,
+    )  # fmt: skip
+    assert status.code == 1, status.out
+    assert status.err.startswith("error: the archive in") and "another log" in status.err
+    assert "not archived yet" not in status.out

@@ -77,7 +77,7 @@ def test_corrupt_records_are_reported_by_tail_and_skipped(tmp_path, settings) ->
     assert run.code == 0
     assert "good before" in run.out and "good after" in run.out
     assert "cannot decode record at " + settings.events_topic in run.err
-    assert "1 record(s) could not be decoded" in run.err
+    assert "1 record could not be decoded" in run.err
 
 
 def test_unknown_sink_and_unreachable_postgres_are_one_line(tmp_path) -> None:
@@ -194,3 +194,26 @@ def test_every_error_line_starts_with_the_same_lower_case_prefix(tmp_path) -> No
         last = run.err.strip().splitlines()[-1]
         assert last.startswith("error: "), run.err
     assert "no conversation 'nobody'" in runs[0].err
+
+
+def test_a_replay_usage_error_names_the_command_typed(tmp_path) -> None:
+    for mistake in (["--format", "xml"], ["--at", "yesterday"]):
+        run = agentlog("replay", "conv-1", *mistake, state_dir=tmp_path)
+        assert run.code == 2, run.err
+        assert "replay show" not in run.err, run.err
+        assert "Usage: agentlog replay [OPTIONS] CONVERSATION" in run.err
+    typed = agentlog("replay", "show", "conv-1", "--format", "xml", state_dir=tmp_path)
+    assert typed.code == 2 and "Usage: agentlog replay show [OPTIONS]" in typed.err
+
+
+def test_replay_gives_up_on_a_broker_nobody_answers_at_within_the_bound(tmp_path) -> None:
+    import time
+
+    started = time.monotonic()
+    run = agentlog(
+        "--bootstrap", "127.0.0.1:9", "replay", "conv-1",
+        state_dir=tmp_path, env={"AGENTLOG_BROKER_LOST_S": "3"},
+    )  # fmt: skip
+    assert run.code == 1
+    assert time.monotonic() - started < 15
+    assert run.err.count("\n") == 1 and "127.0.0.1:9" in run.err, run.err

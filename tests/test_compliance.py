@@ -67,7 +67,7 @@ def test_a_bundle_holds_what_replay_yields_and_verify_catches_a_changed_byte(
     assert html.lstrip().lower().startswith("<!doctype html") and wanted[0] in html
 
     ok = agentlog("export", "verify", str(bundle), state_dir=tmp_path)
-    assert ok.code == 0 and "all" in ok.out and "match the manifest" in ok.out
+    assert ok.code == 0 and "all" in ok.out and "match manifest.json" in ok.out
     # One changed byte is caught, and named.
     target = bundle / "events.jsonl"
     data = bytearray(target.read_bytes())
@@ -130,7 +130,7 @@ def test_a_zipped_bundle_for_a_user_and_a_time_range(settings: Settings, tmp_pat
     unasked = agentlog(
         *base, "export", "compliance", "--out", str(tmp_path / "x"), state_dir=tmp_path
     )
-    assert unasked.code == 1 and "say what to export" in unasked.err
+    assert unasked.code == 2 and "say what to export" in unasked.err
 
 
 def test_a_bundle_keeps_the_users_reruns_and_names_them(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,10 @@ def test_a_projection_letter_is_shown_redriven_once_and_purged(
     for header in (dl.CONNECT_TOPIC, dl.CONNECT_EXCEPTION_CLASS, dl.ORIGIN_OFFSET, dl.ERROR):
         assert f"  {header}: " in shown.out
     assert '"text": "boom"' in shown.out
+    # The event's time as people read it (ISO 8601 UTC), not raw microseconds.
+    assert re.search(r'"occurred_at": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', shown.out)
+    as_json = json.loads(cli(settings, tmp_path, "dlq", "show", letter.id, "--format", "json").out)
+    assert as_json["event"]["occurred_at"].endswith("Z")
     other_group = cli(settings, tmp_path, "dlq", "list", "--group", "nobody")
     assert other_group.out.strip() == "no dead letters of group nobody"
 

@@ -121,8 +121,17 @@ def test_import_then_export_gives_the_same_conversations(
         "import-history-000002",
         "import-history-000003",
     ]
-    # Importing again repeats the same events: the export is unchanged.
-    assert agentlog(*base, "import", str(source), state_dir=tmp_path).code == 0
+    # Importing again repeats the same events: the export is unchanged, and the import
+    # says so when the projections already hold the conversations.
+    projected = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)
+    assert projected.code == 0, projected.err
+    repeated = agentlog(*base, "import", str(source), state_dir=tmp_path)
+    assert repeated.code == 0, repeated.err
+    assert "note: 3 conversations of the file were already on the log" in repeated.err
+    assert "importing again changes nothing" in repeated.err
+    replayed = agentlog(*base, "replay", "import-history-000001", state_dir=tmp_path)
+    assert replayed.code == 0, replayed.err
+    assert "records repeat earlier events" in replayed.out.splitlines()[0]
     again = tmp_path / "again.jsonl"
     assert (
         agentlog(

@@ -80,7 +80,7 @@ def test_replay_from_the_archive_alone_folds_the_same_state(tmp_path: Path) -> N
     assert replayed.events == expected
     assert replayed.state == conversation_state(expected)
     assert replayed.location.method == "archive"
-    assert notes == [f"from the archive at {tmp_path}: asked for"]
+    assert notes == [f"read from the archive at {tmp_path}, as --source archive asks"]
     # A stop works on archived events as on Kafka's.
     middle = expected[len(expected) // 2].offset
     stopped = replay_conversation(
@@ -240,9 +240,43 @@ def test_the_command_reads_the_archive_without_any_broker(tmp_path: Path) -> Non
     assert [(e["partition"], e["offset"]) for e in document["events"]] == [
         (e.partition, e.offset) for e in expected
     ]
-    assert run.err == f"note: from the archive at {tmp_path / 'archive'}: asked for\n"
+    archive = tmp_path / "archive"
+    assert run.err == f"note: read from the archive at {archive}, as --source archive asks\n"
     missing = agentlog(
         "--topic-prefix", "offline.", "replay", "x", "--source", "archive", state_dir=tmp_path / "s"
     )
     assert missing.code == 1
     assert missing.err.startswith("error: there is no archive of offline.events in ")
+
+
+def test_with_no_broker_running_replay_falls_back_to_the_archive(tmp_path: Path) -> None:
+    # `agentlog dev down`, then `agentlog replay CONV`: no Kafka is configured at all.
+    log = simulated_log(3)
+    archive_offline(log, tmp_path / "state" / "archive")
+    conversation_id = log.records[0].key.decode()
+    expected = events_of(r for r in log.records if r.key.decode() == conversation_id)
+    run = agentlog(
+        "--topic-prefix", "offline.", "replay", conversation_id, "--format", "json",
+        state_dir=tmp_path / "state",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert [e["offset"] for e in json.loads(run.out)["events"]] == [e.offset for e in expected]
+    archive = tmp_path / "state" / "archive"
+    assert run.err.startswith(f"note: from the archive at {archive}: no Kafka is configured")
+    nothing = agentlog("replay", conversation_id, state_dir=tmp_path / "empty")
+    assert nothing.code == 1
+    assert "`agentlog dev up`" in nothing.err and "--source archive" in nothing.err
+
+
+def test_the_note_for_an_archive_asked_for_is_a_sentence(tmp_path: Path) -> None:
+    log = simulated_log(2)
+    archive_offline(log, tmp_path)
+    notes: list[str] = []
+    replay_conversation(
+        OFFLINE,
+        log.records[0].key.decode(),
+        source="archive",
+        archive=ParquetArchive(tmp_path),
+        on_note=notes.append,
+    )
+    assert notes == [f"read from the archive at {tmp_path}, as --source archive asks"]

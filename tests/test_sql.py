@@ -122,3 +122,21 @@ def test_sql_over_another_sink_and_its_errors(
     assert bad.code == 1
     assert bad.err.splitlines()[-1].startswith("error: SQL: Catalog Error: Table with name nowhere")
     assert "views: records, events" in bad.err
+
+
+def test_after_the_projections_were_cleared_only_working_views_are_listed(
+    tmp_path: Path,
+) -> None:
+    import duckdb
+
+    sink = tmp_path / "cleared.duckdb"
+    duckdb.connect(str(sink)).close()  # the file is there, its tables are not
+    run = agentlog(
+        "sql", "SELECT * FROM conversations", "--sink", f"duckdb:{sink}", state_dir=tmp_path
+    )
+    assert run.code == 1
+    error = run.err.strip().splitlines()[-1]
+    assert error.startswith("error: SQL: Catalog Error")
+    listed = error.rsplit("(views: ", 1)[1]
+    assert "records" in listed and "conversations" not in listed, error
+    assert "agentlog_conversations" in run.err and "`agentlog project run`" in run.err

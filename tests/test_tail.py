@@ -129,3 +129,20 @@ def test_tail_of_the_dead_letters_shows_where_each_came_from(settings: Settings,
     assert letter["topic"] == settings.events_topic
     assert (letter["partition"], letter["offset"], letter["consumer_group"]) == (1, 0, "g")
     assert letter["error"].startswith(f"cannot decode record at {origin}")
+
+
+def test_tail_says_when_there_is_nothing_to_print(settings: Settings, tmp_path) -> None:
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    empty = agentlog(*base, "tail", "--topic", "tool-requests", state_dir=tmp_path)
+    assert empty.code == 0 and empty.out == ""
+    assert empty.err == f"note: no records on {settings.tool_requests_topic}\n"
+    _record_interleaved(settings, conversations=2, per_conversation=2)
+    nobody = agentlog(*base, "tail", "-c", "nosuch", state_dir=tmp_path)
+    assert nobody.code == 0 and nobody.out == ""
+    events = settings.events_topic
+    assert nobody.err.startswith(f"note: no events of conversation nosuch on {events}")
+    sagas = agentlog(*base, "sagas", "show", "nosuch", state_dir=tmp_path)
+    assert sagas.code == 1, sagas.out
+    assert sagas.err.startswith("error: no conversation 'nosuch' on")
+    none = agentlog(*base, "sagas", "show", "conv-0", state_dir=tmp_path)
+    assert none.code == 0 and "no sagas recorded in conversation conv-0" in none.out

@@ -9,9 +9,12 @@ import click
 
 from agentlog.analytics.archive_files import archive_files, next_offsets, topic_root
 from agentlog.analytics.archiver import ArchiveProgress, Archiver, ProgressCallback
+from agentlog.analytics.log_check import check_same_log
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli._progress import EventProgress, progress_option, wanted
+from agentlog.errors import ArchiveError
 from agentlog.reader import partition_ends
+from agentlog.replay.transcript import counted
 
 dir_option = click.option(
     "--dir",
@@ -57,8 +60,8 @@ def run(app: AppContext, directory: Path | None, once: bool, progress: bool | No
     for note in done.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(
-        f"archived {done.archived:,} records of {settings.events_topic} into "
-        f"{archiver.root} ({done.files:,} files written, {done.undecodable:,} "
+        f"archived {counted(done.archived, 'record')} of {settings.events_topic} into "
+        f"{archiver.root} ({counted(done.files, 'file')} written, {done.undecodable:,} "
         f"undecodable kept as bytes)"
     )
 
@@ -74,10 +77,19 @@ def status(app: AppContext, directory: Path | None) -> None:
     files = archive_files(root)
     archived = next_offsets(files)
     ends = partition_ends(settings, topic, archived)
-    click.echo(f"{topic} -> {root} ({len(files):,} files)")
+    # The check `archive run` makes: offsets compared with another log's mean nothing.
+    try:
+        notes, other_log = check_same_log(settings, topic, root, files, len(ends)), None
+    except ArchiveError as exc:
+        notes, other_log = [], exc
+    click.echo(f"{topic} -> {root} ({counted(len(files), 'file')})")
     total = 0
     for partition in sorted(ends):
         done, end = archived.get(partition, 0), ends[partition]
         total += max(0, end - done)
         click.echo(f"  partition {partition}: archived up to {done:,} of {end:,}")
-    click.echo(f"not archived yet: {total:,} records")
+    if other_log is not None:
+        raise other_log
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"not archived yet: {counted(total, 'record')}")

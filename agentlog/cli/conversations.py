@@ -9,6 +9,7 @@ import click
 from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
 from agentlog.consumers.projections.conversations import STATUSES
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
+from agentlog.replay.transcript import counted
 from agentlog.serde import datetime_of, micros_of
 
 
@@ -102,7 +103,8 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     if index is not None:
         click.echo(
             f"{'in the log':<16} {index['topic']}[{index['partition']}] offsets "
-            f"{index['first_offset']}..{index['last_offset']} ({index['event_count']} events)"
+            f"{index['first_offset']}..{index['last_offset']} "
+            f"({counted(index['event_count'], 'event')})"
         )
     for call in calls:
         detail = call["error_type"] if call["status"] == "failed" else f"{call['latency_ms']} ms"

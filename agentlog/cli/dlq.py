@@ -27,6 +27,8 @@ from agentlog.consumers.dead_letters import (
     dead_letter_states,
 )
 from agentlog.errors import ConfigurationError, DecodeError
+from agentlog.render import iso_time
+from agentlog.replay.transcript import counted
 from agentlog.serde import decode
 from agentlog.settings import Settings
 
@@ -124,7 +126,8 @@ def _event_of(value: bytes | None) -> Any:
     except DecodeError as exc:
         return {"undecodable": exc.reason, "bytes": len(value or b"")}
     name, body = record["payload"]
-    return {**record, "payload": {"type": name, **body}}
+    occurred_at = iso_time(record["occurred_at"])
+    return {**record, "occurred_at": occurred_at, "payload": {"type": name, **body}}
 
 
 @dlq.command("show")
@@ -217,7 +220,7 @@ def act_on_letter(
         what = "re-run its handler, then" if action == REDRIVEN else "run"
         return (
             f"{letter.id}: {action}; the agents of group {letter.group} {what} the "
-            f"{len(letter.parked)} parked event(s) of {letter.conversation} and resolve it"
+            f"{counted(len(letter.parked), 'parked event')} of {letter.conversation} and resolve it"
         )
     if action == REDRIVEN:
         return f"{letter.id}: redriven to {letter.held.origin_topic}"

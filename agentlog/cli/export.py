@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from agentlog.analytics.archiver import bring_up_to_date
-from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
+from agentlog.analytics.compliance import (
+    MANIFEST,
+    NOTHING_SELECTED,
+    ComplianceRequest,
+    export_compliance,
+    verify_bundle,
+)
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.cli._progress import EventProgress, progress_option, wanted
@@ -21,7 +27,7 @@ from agentlog.replay.conversation import Entry, Replay
 from agentlog.replay.html import timeline_page
 from agentlog.replay.locate import Location
 from agentlog.replay.state import conversation_state
-from agentlog.replay.transcript import transcript
+from agentlog.replay.transcript import counted, transcript
 from agentlog.settings import Settings
 
 dir_option = click.option(
@@ -166,13 +172,13 @@ def training(
         click.echo(f"invalid: ... and {len(report.invalid) - 20} more", err=True)
     for name, path in report.files.items():
         click.echo(
-            f"wrote {report.examples[name]:,} examples to {path} "
+            f"wrote {counted(report.examples[name], 'example')} to {path} "
             f"(provenance: {report.provenance[name]})"
         )
     left_out = ", ".join(f"{why} {count:,}" for why, count in report.excluded.most_common())
     redacted = ", ".join(f"{label} {count:,}" for label, count in report.redactions.items())
     click.echo(
-        f"{report.conversations:,} conversations, {report.events:,} events in "
+        f"{counted(report.conversations, 'conversation')}, {counted(report.events, 'event')} in "
         f"{report.seconds:.2f}s ({report.rate:,.0f} events/s); invalid {len(report.invalid):,}"
         + (f"; left out: {left_out}" if left_out else "")
         + (f"; redacted: {redacted}" if redacted else ("" if redact else "; not redacted"))
@@ -205,8 +211,10 @@ def compliance(
     """Everything about conversations, a user or a time range, for an auditor: the events
     (JSONL and Parquet), a transcript and an HTML timeline per conversation, and
     manifest.json with the request, counts, offset ranges and SHA-256 of every file."""
-    settings = archive_settings(app, directory, no_update, progress)
     request = ComplianceRequest(conversations, user, since, until, requested_by)
+    if not request.selects:  # refused before the archive is brought up to date
+        raise click.UsageError(NOTHING_SELECTED)
+    settings = archive_settings(app, directory, no_update, progress)
     command = shlex.join(["agentlog", *sys.argv[1:]])
     with EventProgress("bundling", enabled=wanted(progress)) as bar:
         report = export_compliance(
@@ -219,8 +227,10 @@ def compliance(
             on_progress=bar.update,
         )
     click.echo(
-        f"wrote {report.path}: {report.events:,} events of {len(report.conversations):,} "
-        f"conversations, {report.files} files (check it with `agentlog export verify {out}`)"
+        f"wrote {report.path}: {counted(report.events, 'event')} of "
+        f"{counted(len(report.conversations), 'conversation')}, "
+        f"{counted(report.files, 'file')} and {MANIFEST} "
+        f"(check it with `agentlog export verify {out}`)"
     )
 
 
@@ -243,6 +253,11 @@ def render_transcripts(conversation_id: str, events: list[RecordedEvent]) -> dic
     return {"txt": "\n".join(transcript(replay)) + "\n", "html": timeline_page(replay)}
 
 
+def _count(value: object, noun: str) -> str:
+    """A count from a manifest, which may lack it."""
+    return counted(value, noun) if isinstance(value, int) else f"? {noun}s"
+
+
 @export.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 def verify(bundle: Path) -> None:
@@ -252,11 +267,13 @@ def verify(bundle: Path) -> None:
         click.echo(f"  {problem}", err=True)
     if checked.problems:
         raise ExportError(
-            f"{bundle} does not match its manifest: {len(checked.problems)} problem(s) above"
+            f"{bundle} does not match its manifest: {counted(len(checked.problems), 'problem')} "
+            "above"
         )
     counts = checked.manifest.get("counts", {})
+    requested_by = checked.manifest["request"].get("requested_by") or "-"
     click.echo(
-        f"{bundle}: all {checked.checked} files match the manifest "
-        f"({counts.get('events', '?')} events of {counts.get('conversations', '?')} "
-        f"conversations, requested by {checked.manifest['request'].get('requested_by') or '-'})"
+        f"{bundle}: all {counted(checked.checked, 'file')} match {MANIFEST} "
+        f"({_count(counts.get('events'), 'event')} of "
+        f"{_count(counts.get('conversations'), 'conversation')}, requested by {requested_by})"
     )

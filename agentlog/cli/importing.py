@@ -8,6 +8,15 @@ import click
 
 from agentlog.analytics.importer import import_file
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.consumers import open_sink
+from agentlog.consumers.queries import INDEX
+from agentlog.consumers.sinks import Where
+from agentlog.errors import AgentlogError
+from agentlog.replay.transcript import counted
+from agentlog.settings import Settings
+
+# Asking the projections about more conversations than this would no longer be cheap.
+_ASKED_AT_MOST = 1000
 
 
 @cli.command("import")
@@ -23,10 +32,44 @@ def import_command(app: AppContext, file: Path, prefix: str | None, agent: str) 
     """Record conversations from an OpenAI chat fine-tuning JSONL file (system, user,
     assistant and tool messages, parallel tool calls, tool errors, tools). Every line is
     checked first: a malformed line imports nothing. Importing a file again repeats the
-    same event ids, which projections and exports apply once."""
+    same event ids, which projections, replay and exports apply once."""
     settings = app.kafka_settings()
-    imported = import_file(settings, file, prefix=prefix, agent=agent)
+    held: list[int] = []
+    imported = import_file(
+        settings,
+        file,
+        prefix=prefix,
+        agent=agent,
+        before_producing=lambda ids: held.append(_already_projected(settings, ids)),
+    )
     click.echo(
-        f"imported {len(imported.conversations):,} conversations ({imported.events:,} events) "
+        f"imported {counted(len(imported.conversations), 'conversation')} "
+        f"({counted(imported.events, 'event')}) "
         f"from {file} to {settings.events_topic} in {imported.seconds:.2f}s"
     )
+    if held and held[0]:
+        were = "was" if held[0] == 1 else "were"
+        click.echo(
+            f"note: {counted(held[0], 'conversation')} of the file {were} already on the log "
+            f"(the projections at {settings.sink_url} hold them): their events carry the same "
+            "ids, so importing again changes nothing; replay shows the copies as repeats",
+            err=True,
+        )
+
+
+def _already_projected(settings: Settings, conversation_ids: list[str]) -> int:
+    """How many of the conversations (of the first _ASKED_AT_MOST) the projections hold;
+    0 when there are none to ask (never projected, or held by a running projector)."""
+    url = settings.sink_url
+    if url.startswith("duckdb:"):
+        if not Path(url.removeprefix("duckdb:").removeprefix("//")).expanduser().exists():
+            return 0
+    try:
+        with open_sink(url, read_only=True) as sink:
+            return sum(
+                1
+                for conversation_id in conversation_ids[:_ASKED_AT_MOST]
+                if sink.select(INDEX, [Where("conversation_id", "=", conversation_id)])
+            )
+    except AgentlogError:
+        return 0

@@ -20,6 +20,7 @@ from agentlog.consumers import (
 from agentlog.consumers.dead_letters import dead_letters_of
 from agentlog.consumers.log_check import check_identity, check_last_applied
 from agentlog.reader import partition_ends, records_at
+from agentlog.replay.transcript import counted
 from agentlog.settings import Settings
 from agentlog.topics import topic_identity
 
@@ -117,7 +118,7 @@ def run(
         else ""
     )
     click.echo(
-        f"applied {progress.applied:,} events into {settings.sink_url} "
+        f"applied {counted(progress.applied, 'event')} into {settings.sink_url} "
         f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
         f"dead-lettered to {settings.dlq_topic}{lost})"
     )
@@ -152,7 +153,7 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
         click.echo(
             f"  partition {partition}: applied up to {applied:,} of {end:,}, lag {end - applied:,}"
         )
-    click.echo(f"total lag: {total:,} events")
+    click.echo(f"total lag: {counted(total, 'event')}")
     letters = dead_letters_of(settings, group)
     click.echo(
         f"dead letters: {len(letters):,} on {settings.dlq_topic}"

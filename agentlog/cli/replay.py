@@ -48,7 +48,8 @@ class _ConversationByDefault(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands:
-            return "show", self.commands["show"], args
+            # No name of its own: usage and errors then say `agentlog replay`, as typed.
+            return "", self.commands["show"], args
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -56,6 +57,19 @@ class _ConversationByDefault(click.Group):
             ctx.command_path, "CONVERSATION [--at TIME] [--until-offset N] [OPTIONS]"
         )
         formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
+
+class _AsTypedContext(click.Context):
+    """`show` run as `agentlog replay CONVERSATION` has an empty name: its command path is
+    the group's, without the space before that name."""
+
+    @property
+    def command_path(self) -> str:
+        return super().command_path.rstrip()
+
+
+class _ShowCommand(click.Command):
+    context_class = _AsTypedContext
 
 
 @cli.group(cls=_ConversationByDefault, context_settings={"ignore_unknown_options": True})
@@ -84,7 +98,7 @@ class _Moment(_MomentType):
             self.fail(str(exc), param, ctx)
 
 
-@replay.command()
+@replay.command(cls=_ShowCommand)
 @click.argument("conversation_id", metavar="CONVERSATION")
 @click.option(
     "--at",
@@ -144,9 +158,29 @@ def show(
     (retention passed, a dev broker restarted) comes from the Parquet archive."""
     if output == "html" and out is None:
         raise click.UsageError("--format html writes a file: add --out FILE")
-    settings = (app.settings if source == "archive" else app.kafka_settings()).with_overrides(
-        sink=sink, archive_dir=archive_dir
-    )
+    kafka_unusable, unconfigured = None, None
+    if source == "archive":
+        settings = app.settings
+    else:
+        try:
+            settings = app.kafka_settings()
+        except ConfigurationError as exc:
+            if source == "kafka":
+                raise
+            settings, unconfigured = app.settings, exc
+            kafka_unusable = (
+                "no Kafka is configured (no --bootstrap, no AGENTLOG_BOOTSTRAP_SERVERS, no "
+                "dev broker running)"
+                if settings.bootstrap_servers is None
+                else str(exc)
+            )
+    settings = settings.with_overrides(sink=sink, archive_dir=archive_dir)
+    archive = _archive(settings, source)
+    if unconfigured is not None and archive is None:
+        raise ConfigurationError(
+            f"{unconfigured}; an archived conversation replays with --source archive "
+            f"(there is no archive in {settings.archive_root})"
+        )
     replayed = replay_conversation(
         settings,
         conversation_id,
@@ -156,7 +190,8 @@ def show(
         until_offset=until_offset,
         on_note=lambda text: click.echo(f"note: {text}", err=True),
         source=source,
-        archive=_archive(settings, source),
+        archive=archive,
+        kafka_unusable=kafka_unusable,
     )
     if output == "html":
         from agentlog.replay.html import timeline_page
@@ -405,7 +440,8 @@ def projections_command(
         click.echo("", err=True)
     spans = ", ".join(f"p{p} {a}..{b}" for p, (a, b) in result.ranges.items())
     click.echo(
-        f"rebuilt {result.events:,} events of {settings.events_topic} (offsets {spans}) into "
+        f"rebuilt {counted(result.events, 'event')} of {settings.events_topic} "
+        f"(offsets {spans}) into "
         f"{into} in {result.seconds:.1f}s ({result.repeats:,} repeated events, "
         f"{result.undecodable:,} undecodable, {result.failed:,} failed in a handler)"
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app
-from agentlog.consumers.sagas import read_saga_events, saga_states
+from agentlog.consumers.sagas import read_saga_history, saga_states
+from agentlog.replay.errors import ConversationNotFound
 
 
 @cli.group()
@@ -28,8 +29,13 @@ def show(app: AppContext, conversation_id: str, saga_id: str | None, timeout: fl
     """Where each saga of CONVERSATION is (running, compensating, ended and how) and
     each step's status, read from the conversation's partition of the events topic."""
     settings = app.kafka_settings()
-    events = read_saga_events(settings, conversation_id, saga_id, timeout=timeout)
-    states = saga_states(events)
+    history = read_saga_history(settings, conversation_id, saga_id, timeout=timeout)
+    if not history.conversation_events:
+        raise ConversationNotFound(
+            f"no conversation {conversation_id!r} on {settings.events_topic}: its partition "
+            "holds no event of it"
+        )
+    states = saga_states(history.events)
     if not states:
         which = f"saga {saga_id}" if saga_id else "sagas"
         click.echo(f"no {which} recorded in conversation {conversation_id}")

@@ -14,11 +14,10 @@ import click
 import duckdb
 import orjson
 
-from agentlog.analytics.views import ARCHIVE_VIEWS, PROJECTION_VIEWS, is_vanished_file, open_views
+from agentlog.analytics.views import is_vanished_file, open_views
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.errors import ExportError
 
-VIEWS = ("records", *ARCHIVE_VIEWS, *PROJECTION_VIEWS)
 # A query that met a file compaction had just deleted runs again on a fresh listing.
 _ATTEMPTS = 3
 
@@ -61,7 +60,7 @@ def sql(app: AppContext, query: str, output: str, directory: Path | None, sink: 
                 if is_vanished_file(exc) and attempt + 1 < _ATTEMPTS:
                     continue
                 first = str(exc).strip().splitlines()[0]
-                raise ExportError(f"SQL: {first} (views: {', '.join(VIEWS)})") from None
+                raise ExportError(f"SQL: {first} (views: {', '.join(views.names)})") from None
     write_rows(names, rows, output)
 
 

@@ -214,10 +214,24 @@ def tail(
                 if wanted(shown):
                     emit(shown)
     finally:
-        if conversation is not None and not printed and not follow:
-            click.echo(f"no events of conversation {conversation} on {name}", err=True)
+        if not printed and not follow:
+            click.echo(f"note: {_nothing_found(name, conversation, types)}", err=True)
         if undecodable:
-            click.echo(f"{undecodable} record(s) could not be decoded (see warnings)", err=True)
+            could_not = "record could not" if undecodable == 1 else "records could not"
+            click.echo(f"{undecodable:,} {could_not} be decoded (see warnings)", err=True)
+
+
+def _nothing_found(topic: str, conversation: str | None, types: tuple[str, ...]) -> str:
+    """Why nothing was printed, said so that it is not mistaken for a hang or an error."""
+    kinds = " or ".join(types) + " " if types else ""
+    if conversation is not None:
+        return (
+            f"no {kinds}events of conversation {conversation} on {topic} (none in the "
+            "partition its id hashes to: is the id right?)"
+        )
+    if types:
+        return f"no {kinds}events on {topic}"
+    return f"no records on {topic}"
 
 
 def _shown(message: Message, topic: str) -> Shown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.replay.transcript import counted
 from agentlog.topics import create_topics, describe_topics
 
 
@@ -29,6 +30,7 @@ def describe(app: AppContext) -> None:
     for topic in describe_topics(app.kafka_settings()):
         config = ", ".join(f"{k}={v}" for k, v in sorted(topic.config.items()))
         click.echo(
-            f"{topic.name}: {topic.partitions} partitions, replication {topic.replication_factor}"
+            f"{topic.name}: {counted(topic.partitions, 'partition')}, "
+            f"replication {topic.replication_factor}"
             f", {config}"
         )
