@@ -103,6 +103,9 @@ class SagaState:
     outcome: str | None = None
     reason: str | None = None
     events: int = 0
+    # Runs of the same saga id that ended before this one started (an agent retried or
+    # redriven runs its saga again).
+    earlier_runs: list[SagaState] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -119,7 +122,12 @@ class SagaState:
         where = self.status if self.outcome is None else f"ended {self.outcome}"
         reason = f": {self.reason}" if self.reason else ""
         steps = ", ".join(f"{s.name} {s.status}" for s in self.step_states.values())
-        return f"saga {self.saga_id}{name} {where}{reason}; steps: {steps or '-'}"
+        runs = ""
+        if self.earlier_runs:
+            ended = ", ".join(f"ended {run.outcome}" for run in self.earlier_runs)
+            earlier = "the earlier run" if len(self.earlier_runs) == 1 else "earlier runs"
+            runs = f" (run {len(self.earlier_runs) + 1}; {earlier} {ended})"
+        return f"saga {self.saga_id}{name} {where}{reason}; steps: {steps or '-'}{runs}"
 
     def step(self, name: str) -> StepState:
         if name not in self.step_states:
@@ -170,6 +178,9 @@ def saga_states(events: Iterable[SagaEvent]) -> dict[str, SagaState]:
         state = states.get(event.saga_id)
         if state is None:
             state = states[event.saga_id] = SagaState(event.saga_id)
+        elif event.event_type == "saga_started" and state.outcome is not None:
+            earlier = [*state.earlier_runs, state]
+            state = states[event.saga_id] = SagaState(event.saga_id, earlier_runs=earlier)
         state.apply(event)
     return states
 

@@ -207,6 +207,22 @@ def test_the_fold_keeps_each_saga_of_a_conversation_apart() -> None:
     assert states["a"].step("reserve").attempts == 1
 
 
+def test_a_saga_started_again_after_it_ended_is_a_new_run() -> None:
+    """An agent retried or redriven runs its saga again under the same id: the later run
+    does not inherit the steps of the one that ended, and the earlier run is still named."""
+    log = Log().started().step("reserve").done("reserve").step("charge").failed("charge")
+    log.compensated("reserve").add(ev.SagaEnded(saga_id="s-1", outcome="compensated"))
+    log.started().step("reserve").done("reserve").step("charge").done("charge")
+    state = saga_states(log.events)["s-1"]
+    assert state.status == "running" and state.failed_step is None
+    assert not state.step("reserve").compensated
+    assert [run.outcome for run in state.earlier_runs] == ["compensated"]
+    assert state.summary() == (
+        "saga s-1 (refund) running; steps: reserve completed, charge completed, "
+        "notify not run (run 2; the earlier run ended compensated)"
+    )
+
+
 def test_each_step_says_where_it_is() -> None:
     log = Log().started().step("reserve").done("reserve").step("charge", attempt=2)
     assert saga_states(log.events)["s-1"].summary() == (
