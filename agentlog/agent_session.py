@@ -16,7 +16,57 @@ class inherits them from `SessionRecording` and says how it records in `_record`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LlmAnswer:
+    """A model's answer, and what its LLM call records beside the request."""
+
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    provider: str = "unknown"
+    response_model: str | None = None
+
+    @classmethod
+    def of(cls, answer: Any, measured_ms: float) -> LlmAnswer:
+        """What a live model function returned: its text alone (timed by the caller,
+        `measured_ms`), an `LlmAnswer`, or any object with a `text` and some of these
+        fields."""
+        if isinstance(answer, LlmAnswer):
+            return answer
+        if isinstance(answer, str):
+            return cls(answer, latency_ms=measured_ms)
+        return cls(
+            str(answer.text),
+            getattr(answer, "finish_reason", None),
+            int(getattr(answer, "input_tokens", 0)),
+            int(getattr(answer, "output_tokens", 0)),
+            float(getattr(answer, "latency_ms", measured_ms)),
+            getattr(answer, "provider", None) or "unknown",
+            getattr(answer, "response_model", None),
+        )
+
+    def llm_call_fields(
+        self, messages: Any, *, model: str, agent: str, provider: str | None = None
+    ) -> dict[str, Any]:
+        """The keyword arguments of `Recorder.llm_call` for this answer to `messages`."""
+        return {
+            "agent": agent,
+            "provider": provider or self.provider,
+            "request_model": model,
+            "response_model": self.response_model,
+            "input": messages,
+            "output_text": self.text,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "latency_ms": self.latency_ms,
+            "finish_reason": self.finish_reason,
+        }
 
 
 class AgentSession(Protocol):

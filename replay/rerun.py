@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
-from agentlog.agent_session import AgentSession, SessionRecording
+from agentlog.agent_session import AgentSession, LlmAnswer, SessionRecording
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ToolError
 from agentlog.events import RERUN_METADATA_KEY
@@ -134,17 +134,6 @@ class RecordedToolFailure(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.error_message = message
-
-
-@dataclass(frozen=True)
-class LlmAnswer:
-    text: str
-    finish_reason: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_ms: float = 0.0
-    provider: str = "unknown"
-    response_model: str | None = None
 
 
 def recorded_calls(events: list[RecordedEvent]) -> list[RecordedCall]:
@@ -375,16 +364,7 @@ class Session(SessionRecording):
         if self._recorder is not None:
             self._recorder.llm_call(
                 self.conversation_id,
-                agent=agent,
-                provider=provider or answer.provider,
-                request_model=model,
-                response_model=answer.response_model,
-                input=messages,
-                output_text=answer.text,
-                input_tokens=answer.input_tokens,
-                output_tokens=answer.output_tokens,
-                latency_ms=answer.latency_ms,
-                finish_reason=answer.finish_reason,
+                **answer.llm_call_fields(messages, model=model, agent=agent, provider=provider),
             )
         return answer
 
@@ -397,9 +377,7 @@ class Session(SessionRecording):
         self._report.live_calls.append(f"LLM call to {model}")
         started = time.perf_counter()
         answer = self._live_llm(messages, model=model, agent=agent)
-        if isinstance(answer, str):
-            answer = LlmAnswer(answer, latency_ms=(time.perf_counter() - started) * 1000)
-        return answer
+        return LlmAnswer.of(answer, (time.perf_counter() - started) * 1000)
 
     # -- tools --------------------------------------------------------------------------
 

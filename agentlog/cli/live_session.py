@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentlog.agent_session import AgentSession, SessionRecording
+from agentlog.agent_session import AgentSession, LlmAnswer, SessionRecording
 from agentlog.consumers.agents import LlmFunction, Trigger
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ConfigurationError
@@ -108,22 +108,13 @@ class LiveSession(SessionRecording):
             conversation_id=self.conversation_id,
         )
         measured = round((time.perf_counter() - started) * 1000, 1)
-        text = answer if isinstance(answer, str) else str(answer.text)
+        answered = LlmAnswer.of(answer, measured)
         self.recorder.llm_call(
             self.conversation_id,
-            agent=agent,
-            provider=provider or getattr(answer, "provider", None) or "unknown",
-            request_model=model,
-            response_model=getattr(answer, "response_model", None),
-            input=messages,
-            output_text=text,
-            input_tokens=int(getattr(answer, "input_tokens", 0)),
-            output_tokens=int(getattr(answer, "output_tokens", 0)),
-            latency_ms=float(getattr(answer, "latency_ms", measured)),
-            finish_reason=getattr(answer, "finish_reason", None),
+            **answered.llm_call_fields(messages, model=model, agent=agent, provider=provider),
             causation_id=self.event.event_id,
         )
-        return text
+        return answered.text
 
     def call_tool(
         self,

@@ -94,16 +94,7 @@ class SimulatedSession(SessionRecording):
         self._advance(answer.latency_ms)
         self._step(
             "llm_call",
-            agent=agent,
-            provider=provider or answer.provider,
-            request_model=model,
-            response_model=answer.response_model,
-            input=messages,
-            output_text=answer.text,
-            input_tokens=answer.input_tokens,
-            output_tokens=answer.output_tokens,
-            latency_ms=answer.latency_ms,
-            finish_reason=answer.finish_reason,
+            **answer.llm_call_fields(messages, model=model, agent=agent, provider=provider),
         )
         return answer.text
 

@@ -19,6 +19,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentlog.agent_session import LlmAnswer
+
 PROVIDER = {"gpt-4o-mini": "openai", "gpt-4o": "openai", "claude-sonnet-4": "anthropic"}
 
 REQUESTS = {
@@ -66,17 +68,6 @@ class Customer:
 
 
 @dataclass(frozen=True)
-class ModelAnswer:
-    text: str
-    finish_reason: str
-    provider: str
-    response_model: str
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-
-
-@dataclass(frozen=True)
 class ToolAttempt:
     duration_ms: float
     result: Any = None
@@ -118,20 +109,20 @@ class World:
 
     # -- models -------------------------------------------------------------------------
 
-    def llm(self, messages: list[dict[str, Any]], model: str, agent: str) -> ModelAnswer:
+    def llm(self, messages: list[dict[str, Any]], model: str, agent: str) -> LlmAnswer:
         if agent == "triage":
             confidence = round(self.rng.uniform(0.62, 0.99), 2)
             text, finish = _json({"intent": self.customer.intent, "confidence": confidence}), "stop"
         else:
             text, finish = self._specialist_answer(messages)
-        return ModelAnswer(
+        return LlmAnswer(
             text,
-            finish,
-            PROVIDER[model],
-            f"{model}-2026-08-01",
-            self.rng.randint(300, 2400),
-            max(8, len(text.split()) * 2 + self.rng.randint(0, 40)),
-            round(self.rng.lognormvariate(6.6, 0.5), 1),
+            finish_reason=finish,
+            provider=PROVIDER[model],
+            response_model=f"{model}-2026-08-01",
+            input_tokens=self.rng.randint(300, 2400),
+            output_tokens=max(8, len(text.split()) * 2 + self.rng.randint(0, 40)),
+            latency_ms=round(self.rng.lognormvariate(6.6, 0.5), 1),
         )
 
     def _specialist_answer(self, messages: list[dict[str, Any]]) -> tuple[str, str]:
