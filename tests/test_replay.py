@@ -76,6 +76,7 @@ def _demo(settings: Settings, tmp_path: Path, sink_url: str, count: int, seed: i
         str(count),
         "--seed",
         str(seed),
+        "--no-live",  # the simulated bulk only: these tests compare its conversations
         state_dir=tmp_path,
         env={"AGENTLOG_SINK": sink_url},
         timeout=300,

@@ -22,7 +22,10 @@ def _agentlog(settings: Settings, tmp_path: Path, *args: str, sink: str):
 
 
 def _demo(settings: Settings, tmp_path: Path, sink: str, *extra: str) -> int:
-    run = _agentlog(settings, tmp_path, "demo", "-n", "30", "--seed", "12", *extra, sink=sink)
+    # The simulated bulk only (--no-live): the tests count its conversations and events.
+    run = _agentlog(
+        settings, tmp_path, "demo", "-n", "30", "--seed", "12", "--no-live", *extra, sink=sink
+    )
     assert run.code == 0, run.err
     return int(re.search(r"recorded (\d+) events", run.out).group(1))
 

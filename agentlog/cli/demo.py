@@ -54,8 +54,14 @@ def _demo_settings(settings: Settings) -> Settings:
     "--conversations", "-n", type=click.IntRange(1, 1_000_000), default=200, show_default=True
 )
 @click.option("--seed", type=int, help="make the run reproducible (default: random, printed)")
+@click.option(
+    "--live/--no-live",
+    default=True,
+    show_default=True,
+    help="also run a few conversations live through the agents runtime and tool workers",
+)
 @pass_app
-def demo(app: AppContext, conversations: int, seed: int | None) -> None:
+def demo(app: AppContext, conversations: int, seed: int | None, live: bool) -> None:
     """Record a simulated customer-support agent system to Kafka and read it back."""
     settings = _demo_settings(app.settings)
     for name, outcome in create_topics(settings).items():
@@ -85,7 +91,8 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
         f"recorded {result.events} events in {elapsed:.2f}s (flushed and acknowledged{rate})"
     )
     _read_back(settings, set(result.conversations), result.events)
-    demo_live(settings, seed, _phase)
+    if live:
+        demo_live(settings, seed, _phase)
     outcomes = _project(settings, result.conversations)
     demo_replay(settings, result, _phase)
     exported = demo_exports(settings, result.conversations, seed)
@@ -94,7 +101,8 @@ def demo(app: AppContext, conversations: int, seed: int | None) -> None:
     click.echo(f"  agentlog conversations list --outcome {_example_outcome(outcomes)}")
     click.echo("  agentlog project status")
     click.echo(f"  agentlog export verify {exported}")
-    click.echo("  agentlog dlq list --all")
+    if live:
+        click.echo("  agentlog dlq list --all")
     click.echo("  agentlog status")
 
 

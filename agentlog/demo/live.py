@@ -357,9 +357,10 @@ def run_live(
     transcripts = Transcripts()
     agents = support_agents(backend, conversations, transcripts)
     # The demo's agents and workers answer the customers who write from now on.
-    _start_at_end(settings, agents.group, settings.events_topic)
-    _start_at_end(settings, TOOL_GROUP, settings.tool_requests_topic)
-    pool = [ToolWorker(settings, demo_tools(backend), group=TOOL_GROUP) for _ in range(workers)]
+    group, tool_group = demo_group(settings, agents.group), demo_group(settings, TOOL_GROUP)
+    _start_at_end(settings, group, settings.events_topic)
+    _start_at_end(settings, tool_group, settings.tool_requests_topic)
+    pool = [ToolWorker(settings, demo_tools(backend), group=tool_group) for _ in range(workers)]
     with (
         Recorder(
             settings, service=AGENTS_NAME, version="demo-live", new_event_id=trigger_event_ids
@@ -374,6 +375,7 @@ def run_live(
             lambda trigger: LiveSession(
                 trigger, recorder, tools, DEADLINE_S, llm=agents.llm, transcripts=transcripts
             ),
+            group=group,
             concurrency=max(4, count),
             flush=recorder.flush,
         )
@@ -410,10 +412,10 @@ def run_live(
                 )  # fmt: skip
                 channel.user_message(cid, customer.messages[0], user_id=customer.user_id)
             channel.flush(10)
-            step(f"{count} customers wrote in; agents {agents.group}, {workers} tool workers")
+            step(f"{count} customers wrote in; agents {group}, {workers} tool workers")
 
             wait(dead_lettered, "dead-letter the refund")
-            letter = _open_letter(settings, agents.group, set(ids), until)
+            letter = _open_letter(settings, group, set(ids), until)
             conversation = letter.conversation or ""
             step(
                 f"dead letter {letter.id}: {letter.handler} failed {letter.attempts} times "
@@ -428,7 +430,7 @@ def run_live(
             backend.payments_up.set()
             step("the payment service is back; redriving the letter (as `agentlog dlq redrive`)")
             states = dead_letter_states(settings, idle_timeout=5.0)
-            redrive = act_on_letter(settings, states, letter.id, agents.group, REDRIVEN)
+            redrive = act_on_letter(settings, states, letter.id, group, REDRIVEN)
             step(redrive)
             wait(all_ended, "end every conversation")
             wait(lambda: runtime.progress.redriven >= 1, "resolve the redriven letter")
@@ -440,8 +442,8 @@ def run_live(
     return LiveResult(
         conversations=ids,
         outcomes=dict(conversations.outcomes),
-        group=agents.group,
-        tool_group=TOOL_GROUP,
+        group=group,
+        tool_group=tool_group,
         workers=workers,
         tool_calls=tally.calls(),
         tool_attempts=Counter(tally.attempts),
@@ -455,6 +457,15 @@ def run_live(
         seconds=time.monotonic() - started,
         log=steps,
     )
+
+
+def demo_group(settings: Settings, name: str) -> str:
+    """The demo's consumer group `name` on these topics. Demos on other topic prefixes of
+    one broker (tests do that) get groups of their own, so their members never share a
+    group: a group subscribed to other topics would rebalance, or wedge on Tansu."""
+    if settings.topic_prefix == Settings.model_fields["topic_prefix"].default:
+        return name
+    return f"{name}.{settings.topic_prefix.rstrip('.')}"
 
 
 def _open_letter(settings: Settings, group: str, ids: set[str], until: float) -> LetterState:
