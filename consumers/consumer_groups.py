@@ -26,6 +26,18 @@ from agentlog.settings import Settings
 
 T = TypeVar("T")
 
+
+def never_assigned(
+    settings: Settings, topic: str, group: str, waited_s: float
+) -> BrokerUnavailable:
+    """The error of a member to which `group` assigned no partition of `topic` within
+    `waited_s` seconds of subscribing."""
+    return BrokerUnavailable(
+        f"no partition of {topic} was assigned to group {group} within {waited_s:.0f}s; "
+        f"is Kafka at {settings.bootstrap_servers} answering?"
+    )
+
+
 # States in which a group has members (so an empty member list means "not reported").
 _WITH_MEMBERS = {
     ConsumerGroupState.STABLE,

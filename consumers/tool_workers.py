@@ -30,6 +30,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from agentlog.consumers.consumer_groups import never_assigned
 from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
 from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
 from agentlog.consumers.tool_registry import ToolRegistry
@@ -187,11 +188,7 @@ class ToolWorker:
                 if once and self._caught_up():
                     break
                 if not self._assigned_once and now - started > assignment_timeout:
-                    raise BrokerUnavailable(
-                        f"no partition of {self.topic} was assigned to group {self.group} "
-                        f"within {assignment_timeout:.0f}s; is Kafka at "
-                        f"{self.settings.bootstrap_servers} answering?"
-                    )
+                    raise never_assigned(self.settings, self.topic, self.group, assignment_timeout)
                 for message in self._poll():
                     self._take(message)
         finally:

@@ -39,6 +39,7 @@ from typing import Any, cast
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from agentlog.consumers.agents import Agents, Reaction, Trigger, invoke
+from agentlog.consumers.consumer_groups import never_assigned
 from agentlog.consumers.dead_letters import (
     DEAD_LETTER_ID,
     OPEN,
@@ -223,11 +224,7 @@ class TriggerRuntime:
                 if once and self._caught_up():
                     break
                 if not self._assigned_once and now - started > timeout:
-                    raise BrokerUnavailable(
-                        f"no partition of {self.topic} was assigned to group {self.group} "
-                        f"within {timeout:.0f}s; is Kafka at "
-                        f"{self.settings.bootstrap_servers} answering?"
-                    )
+                    raise never_assigned(self.settings, self.topic, self.group, timeout)
                 for message in self.consumer.consume(500, _IDLE_WAIT):
                     self._take(message)
             self._raise_failure()
