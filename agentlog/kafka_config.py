@@ -25,7 +25,9 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "security.protocol": settings.security_protocol,
         "sasl.mechanism": settings.sasl_mechanism,
         "sasl.username": settings.sasl_username,
-        "sasl.password": settings.sasl_password,
+        "sasl.password": (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        ),
     }
     config.update({k: v for k, v in optional.items() if v is not None})
     return config

@@ -7,8 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentlog.secret_redaction import without_secrets
 
 KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
 # librdkafka retries loudly while a broker is away; its lines reach whoever configures
@@ -26,7 +28,8 @@ class Settings(BaseSettings):
     security_protocol: str | None = None
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    # Secrets: `repr(settings)`, logs and messages show `**********`.
+    sasl_password: SecretStr | None = None
     client_id: str = "agentlog"
     debug: bool = Field(
         default=False, description="the CLI shows the traceback of an error (like --traceback)"
@@ -120,10 +123,11 @@ class Settings(BaseSettings):
         default=None, description="the claim-check store (default state_dir/claim-check)"
     )
 
-    sink: str | None = Field(
+    sink: SecretStr | None = Field(
         default=None,
         description="projection sink: duckdb:PATH or postgresql://...; default a DuckDB "
-        "file in state_dir",
+        "file in state_dir (a secret: its URL may hold a password; `sink_shown` is what "
+        "messages print)",
     )
     dedup_window: timedelta = Field(
         default=timedelta(days=7),
@@ -195,7 +199,15 @@ class Settings(BaseSettings):
 
     @property
     def sink_url(self) -> str:
-        return self.sink or f"duckdb:{self.default_sink_file}"
+        """The sink's URL, password and all: for opening it, never for printing."""
+        if self.sink is not None:
+            return self.sink.get_secret_value()
+        return f"duckdb:{self.default_sink_file}"
+
+    @property
+    def sink_shown(self) -> str:
+        """The sink's URL as messages print it: without its password or secret parameters."""
+        return without_secrets(self.sink_url)
 
     @property
     def archive_root(self) -> Path:
@@ -214,4 +226,6 @@ class Settings(BaseSettings):
         changed = {k: v for k, v in overrides.items() if v is not None}
         if not changed:
             return self
-        return self.model_copy(update=changed)
+        # Validated as the environment's values are (a flag's sink becomes a SecretStr too).
+        values = {**{name: getattr(self, name) for name in type(self).model_fields}, **changed}
+        return type(self).model_validate(values)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentlog.analytics.redact import Redactor
+from agentlog.analytics.sql_guard import one_condition
 from agentlog.analytics.trajectory import (
     STEP_COLUMNS,
     Trajectory,
@@ -175,7 +176,7 @@ def conversations_where(views: Views, where: str) -> set[str]:
     )
     try:
         found = views.connection.execute(
-            f"SELECT conversation_id FROM conversations WHERE {where}"
+            f"SELECT conversation_id FROM conversations WHERE {one_condition(where)}"
         ).fetchall()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
@@ -277,6 +278,8 @@ def export_training(
     """Write the training files; returns what was written, left out and why.
     `on_progress(events done, events in all)` hears how far it is, a few times a second."""
     started = time.perf_counter()
+    if options.where is not None:
+        one_condition(options.where)  # refused before any file is made
     report = TrainingReport()
     redactor = Redactor(options.patterns) if options.redact else None
     paths = output_paths(options.out, options.split)

@@ -15,6 +15,7 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
+from agentlog.display import visible
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 
 Style = Callable[..., str]
@@ -64,7 +65,12 @@ def _compact_json(text: str | None, limit: int = 80) -> str:
 
 
 def summary(event: RecordedEvent) -> str:
-    """What happened, in one line without the event type."""
+    """What happened, in one line without the event type, fit to be shown: what the
+    record holds cannot reach a terminal or a page as control characters."""
+    return visible(_what_happened(event))
+
+
+def _what_happened(event: RecordedEvent) -> str:
     b = event.payload
     kind = event.event_type
     if kind == "conversation_started":
@@ -151,13 +157,14 @@ def header(replay: Replay) -> list[str]:
     }.get(location.method, "by scanning the partition")
     repeats = len(replay.repeat_of)
     also = f" ({repeats_note(repeats)})" if repeats else ""
-    return [
+    lines = [
         f"conversation {replay.conversation_id}: "
         f"{counted(len(recorded) - repeats, 'event')}{also}, "
         f"{iso(start)} .. {iso(end)} ({relative(end - start).lstrip('+')})",
         f"  on {replay.topic}[{replay.partition}] offsets {recorded[0].offset}.."
         f"{recorded[-1].offset}; read {counted(replay.records_read, 'record')} {how}",
     ]
+    return [visible(text) for text in lines]
 
 
 def counted(count: int, noun: str) -> str:
@@ -194,7 +201,7 @@ def line(
         return f"{when}  {where}  {kind}  {style(again, dim=True)}"
     if isinstance(entry, Undecodable):
         kind = style(f"{'undecodable':<{_TYPE_WIDTH}}", fg="red", bold=True)
-        return f"{when}  {where}  {kind}  {entry.size} bytes: {entry.problem}"
+        return f"{when}  {where}  {kind}  {entry.size} bytes: {visible(entry.problem)}"
     colour = _COLOURS.get(entry.event_type, {})
     kind = style(f"{entry.event_type:<{_TYPE_WIDTH}}", **colour)
     return f"{when}  {where}  {kind}  {summary(entry)}"
@@ -218,7 +225,7 @@ def details(entry: Entry) -> list[str]:
     }
     present = {k: v for k, v in envelope.items() if v is not None}
     text = orjson.dumps(present, option=orjson.OPT_INDENT_2).decode()
-    return text.splitlines()
+    return [visible(line) for line in text.splitlines()]
 
 
 def readable_payload(payload: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +258,7 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         return [style(f"{title}: no events", bold=True)]
     status = row["status"] + (f", outcome {row['outcome']}" if row["outcome"] else "")
     lines = [
-        style(f"{title}: {status}", bold=True),
+        f"{title}: {status}",
         f"  agents {', '.join(row['agents']) or '-'} (now {row['current_agent'] or '-'}), "
         f"intent {row['intent'] or '-'}, {counted(row['turns'], 'turn')}",
         f"  {counted(row['llm_calls'], 'LLM call')} ({row['input_tokens']:,} in / "
@@ -277,7 +284,8 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         if e.event_type in SAGA_EVENT_TYPES
     )
     lines.extend(f"  {saga.summary()}" for saga in sagas.values())
-    return lines
+    # Agents, intents, tools and errors are the record's words: shown, then styled.
+    return [style(visible(lines[0]), bold=True), *(visible(text) for text in lines[1:])]
 
 
 def transcript(replay: Replay, *, style: Style = plain, verbose: bool = False) -> Iterator[str]:

@@ -85,7 +85,7 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     with reading_sink(settings.sink_url) as opened:
         row, calls, index = conversation(opened, conversation_id)
     if row is None:
-        raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_url}")
+        raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_shown}")
     for field in ("status", "outcome", "channel", "user_id", "intent", "current_agent"):
         click.echo(f"{field:<16} {row[field] or '-'}")
     click.echo(f"{'agents':<16} {', '.join(row['agents'])}")

@@ -120,7 +120,7 @@ def _project(settings: Settings, mine: list[str]) -> Counter[str]:
     progress = run_projections(settings, once=True, quiet=True)
     elapsed = time.perf_counter() - started
     click.echo(
-        f"projected {progress.applied} new events into {settings.sink_url} in {elapsed:.1f}s "
+        f"projected {progress.applied} new events into {settings.sink_shown} in {elapsed:.1f}s "
         f"({progress.duplicates} duplicates skipped; consumer group {DEFAULT_GROUP})"
     )
     _phase("summarising this run's conversations")

@@ -51,7 +51,7 @@ def import_command(app: AppContext, file: Path, prefix: str | None, agent: str) 
         were = "was" if held[0] == 1 else "were"
         click.echo(
             f"note: {counted(held[0], 'conversation')} of the file {were} already on the log "
-            f"(the projections at {settings.sink_url} hold them): their events carry the same "
+            f"(the projections at {settings.sink_shown} hold them): their events carry the same "
             "ids, so importing again changes nothing; replay shows the copies as repeats",
             err=True,
         )

@@ -118,7 +118,7 @@ def run(
         else ""
     )
     click.echo(
-        f"applied {counted(progress.applied, 'event')} into {settings.sink_url} "
+        f"applied {counted(progress.applied, 'event')} into {settings.sink_shown} "
         f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
         f"dead-lettered to {settings.dlq_topic}{lost})"
     )
@@ -144,7 +144,7 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
     found = records_at(settings, topic, {p: applied.offset for p, applied in last.items()})
     check_last_applied(topic, last, found, described)
     ends = partition_ends(settings, topic, stored)
-    click.echo(f"group {group} on {topic} -> {settings.sink_url}")
+    click.echo(f"group {group} on {topic} -> {settings.sink_shown}")
     total = 0
     for partition in range(identity.partitions):
         applied = stored.get(partition, 0)

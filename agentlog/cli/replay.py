@@ -465,9 +465,9 @@ def projections_command(
     if result.moved:
         click.echo(f"note: {result.moved}", err=True)
     if result.differences:
-        click.echo(f"{counted(result.differences, 'row')} differ from {settings.sink_url}")
+        click.echo(f"{counted(result.differences, 'row')} differ from {settings.sink_shown}")
     else:
-        click.echo(f"no differences: the rebuilt projections equal those in {settings.sink_url}")
+        click.echo(f"no differences: the rebuilt projections equal those in {settings.sink_shown}")
 
 
 def _key(key: Key) -> str:

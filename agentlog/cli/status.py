@@ -112,7 +112,7 @@ def _sink_url(settings: Settings) -> str | None:
     """The sink to read projectors' offsets from: the one configured, else the default
     file if a projector made it; None: Kafka's offsets only."""
     if settings.sink is not None:
-        return settings.sink
+        return settings.sink_url
     return settings.sink_url if settings.default_sink_file.exists() else None
 
 
