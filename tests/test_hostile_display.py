@@ -42,9 +42,7 @@ def _assert_shown_not_emitted(text: str) -> None:
 
 
 def test_the_rule_shows_every_control_character_and_keeps_text() -> None:
-    assert visible(MESSAGE) == (
-        "hi␛]0;TITLE␇␛[2K␛[1Aall is well␛]52;c;cm0gLXJmIH4K␇ \\x9b31m"
-    )
+    assert visible(MESSAGE) == ("hi␛]0;TITLE␇␛[2K␛[1Aall is well␛]52;c;cm0gLXJmIH4K␇ \\x9b31m")
     assert visible("a\tb\r\nc\u202ed\u2028") == "a␉b␍␊c\\u202ed\\u2028"
     assert visible("Grüße, 東京 ✓") == "Grüße, 東京 ✓"
     assert visible(visible(MESSAGE)) == visible(MESSAGE)  # shown once is shown
