@@ -5,10 +5,18 @@ escalations marked) above a table of every event with its position in the log.
 Nothing is fetched from the network: the CSS and the few lines of script are inline,
 the timeline is SVG drawn here. Hovering a mark shows its event; clicking it (or a
 table row) shows the whole event and where it sits (topic, partition, offset).
+
+Every word of the page but its own comes from the log, so: text is HTML-escaped; the
+events' data block is JSON with `<`, `>`, `&` and the JavaScript line terminators
+escaped, so no content can close it, comment it out (`<!--<script>`) or end a string;
+and the Content-Security-Policy lets only this module's own script and style run (by
+their SHA-256), loads nothing, and allows no base URL, form target or plugin.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from dataclasses import dataclass
 from typing import Any
@@ -153,6 +161,7 @@ def timeline_page(replay: Replay) -> str:
     return _PAGE.format(
         title=_e(title),
         topic=_e(replay.topic),
+        policy=_POLICY,
         style=_STYLE,
         script=_SCRIPT,
         heading=_e(title),
@@ -167,9 +176,21 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+# Inside a <script> element the HTML parser, not JSON, decides where it ends: "</script"
+# closes it and "<!--<script" makes it run past its end tag. JSON allows these escapes
+# in its strings (the only place the characters can be), and JSON.parse undoes them.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def _json_for_script(value: Any) -> str:
-    # Inside <script>, "</" could close the element early.
-    return orjson.dumps(value).decode().replace("</", "<\\/")
+    return orjson.dumps(value).decode().translate(_SCRIPT_SAFE)
+
+
+def _sha256_source(text: str) -> str:
+    """A CSP source allowing the inline element whose text is exactly `text`."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 def _tool_call_agents(entries: list[Entry]) -> dict[str, str]:
@@ -551,8 +572,7 @@ _PAGE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{policy}">
 <title>{title}</title>
 <style>{style}</style>
 </head>
@@ -588,3 +608,11 @@ _PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+# Only the page's own style and script, by hash: were markup to get in through the data,
+# an injected <script> or <style> would not run.
+_POLICY = (
+    f"default-src 'none'; script-src {_sha256_source(_SCRIPT)}; "
+    f"style-src {_sha256_source(_STYLE)}; base-uri 'none'; form-action 'none'; "
+    "object-src 'none'"
+)

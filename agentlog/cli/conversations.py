@@ -9,6 +9,7 @@ import click
 from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
 from agentlog.consumers.projections.conversations import STATUSES
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
+from agentlog.display import visible
 from agentlog.replay.transcript import counted
 from agentlog.serde import datetime_of, micros_of
 
@@ -69,9 +70,11 @@ def list_command(
     for row in rows:
         tokens = row["input_tokens"] + row["output_tokens"]
         click.echo(
-            f"{row['conversation_id']:<22} {row['status']:<10} {row['outcome'] or '-':<10} "
-            f"{','.join(row['agents']):<24} {row['turns']:>5} {row['tool_calls']:>5} "
-            f"{row['tool_errors']:>6} {tokens:>7}  {_time(row['last_activity'])}"
+            visible(
+                f"{row['conversation_id']:<22} {row['status']:<10} {row['outcome'] or '-':<10} "
+                f"{','.join(row['agents']):<24} {row['turns']:>5} {row['tool_calls']:>5} "
+                f"{row['tool_errors']:>6} {tokens:>7}  {_time(row['last_activity'])}"
+            )
         )
 
 
@@ -87,8 +90,8 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     if row is None:
         raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_shown}")
     for field in ("status", "outcome", "channel", "user_id", "intent", "current_agent"):
-        click.echo(f"{field:<16} {row[field] or '-'}")
-    click.echo(f"{'agents':<16} {', '.join(row['agents'])}")
+        click.echo(visible(f"{field:<16} {row[field] or '-'}"))
+    click.echo(visible(f"{'agents':<16} {', '.join(row['agents'])}"))
     click.echo(f"{'turns':<16} {row['turns']}")
     click.echo(
         f"{'llm calls':<16} {row['llm_calls']} ({row['input_tokens']:,} in / "
@@ -109,6 +112,8 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     for call in calls:
         detail = call["error_type"] if call["status"] == "failed" else f"{call['latency_ms']} ms"
         click.echo(
-            f"  tool {call['tool_name']:<20} {call['status']:<10} attempts {call['attempts']} "
-            f"{detail}  {call['arguments_json']}"
+            visible(
+                f"  tool {call['tool_name']:<20} {call['status']:<10} attempts "
+                f"{call['attempts']} {detail}  {call['arguments_json']}"
+            )
         )

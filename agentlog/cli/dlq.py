@@ -26,6 +26,7 @@ from agentlog.consumers.dead_letters import (
     LetterState,
     dead_letter_states,
 )
+from agentlog.display import visible
 from agentlog.errors import ConfigurationError, DecodeError
 from agentlog.render import iso_time
 from agentlog.replay.transcript import counted
@@ -117,7 +118,8 @@ def list_command(app: AppContext, group: str | None, show_all: bool, fmt: str) -
     header = ("ID", "GROUP", "KIND", "STATE", "AGE", "CONVERSATION", "ERROR")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        line = "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        click.echo(visible(line))
 
 
 def _event_of(value: bytes | None) -> Any:
@@ -159,19 +161,19 @@ def show_command(app: AppContext, letter_id: str, group: str | None, fmt: str) -
         return
     for name in ("id", "group", "kind", "state", "age", "attempts", "error", "conversation"):
         if shown[name] is not None:
-            click.echo(f"{name}: {shown[name]}")
-    click.echo(f"history: {', '.join(letter.history) or '-'}")
+            click.echo(visible(f"{name}: {shown[name]}"))
+    click.echo(visible(f"history: {', '.join(letter.history) or '-'}"))
     click.echo("headers:")
-    for key, value in shown["headers"].items():
-        click.echo(f"  {key}: {value}")
+    for key, value in shown["headers"].items():  # written by whoever produced the letter
+        click.echo(visible(f"  {key}: {value}"))
     click.echo("event:")
-    click.echo("  " + json.dumps(shown["event"], default=str))
+    click.echo(visible("  " + json.dumps(shown["event"], default=str)))
     if letter.kind == TRIGGER:
         click.echo(f"parked events: {len(letter.parked)}")
         for parked in shown["parked_events"]:
             event = parked["event"]
             kind = event.get("payload", {}).get("type", "?") if isinstance(event, dict) else "?"
-            click.echo(f"  offset {parked['offset']}: {kind}")
+            click.echo(visible(f"  offset {parked['offset']}: {kind}"))
 
 
 def _act(app: AppContext, letter_id: str, group: str | None, action: str) -> None:
