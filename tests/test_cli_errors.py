@@ -91,7 +91,7 @@ def test_unknown_sink_and_unreachable_postgres_are_one_line(tmp_path) -> None:
         state_dir=tmp_path,
     )
     assert run.code == 1
-    assert "cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/db" in run.err
+    assert "cannot connect to PostgreSQL at postgresql://nobody:***@127.0.0.1:1/db" in run.err
     assert "secret" not in run.err
 
 
