@@ -22,6 +22,7 @@ from agentlog.analytics.archive_reader import ParquetArchive
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key, RecordedEvent
+from agentlog.display import visible
 from agentlog.errors import ArchiveError, ConfigurationError
 from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
@@ -309,7 +310,7 @@ def _values(left: object, right: object, width: int = 70) -> str:
     common = len(os.path.commonprefix([a, b]))
     if common > 30 and max(len(a), len(b)) > width:
         a, b = "…" + a[common - 20 :], "…" + b[common - 20 :]
-    return f"{short(a, width)} -> {short(b, width)}"
+    return visible(f"{short(a, width)} -> {short(b, width)}")
 
 
 def _diff_lines(
@@ -317,11 +318,17 @@ def _diff_lines(
 ) -> Iterator[str]:
     a, b = replays
     yield style(
-        f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on {a.topic}[{a.partition}]",
+        visible(
+            f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on "
+            f"{a.topic}[{a.partition}]"
+        ),
         fg="red",
     )
     yield style(
-        f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on {b.topic}[{b.partition}]",
+        visible(
+            f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on "
+            f"{b.topic}[{b.partition}]"
+        ),
         fg="green",
     )
     width = max([len(_position(s.a)) for s in result.steps] + [1])
@@ -459,7 +466,7 @@ def projections_command(
             *(f"  differs:      {_key(k)} ({', '.join(c)})" for k, c in table.differing),
         ]
         for text in shown[:20]:
-            click.echo(text)
+            click.echo(visible(text))
         if len(shown) > 20:
             click.echo(f"  ... and {len(shown) - 20} more")
     if result.moved:
@@ -558,8 +565,8 @@ def rerun_command(
     else:
         with Recorder(settings, service="agentlog-rerun") as recorder:
             report = run(recorder=recorder)
-    for text in report.lines():
-        click.echo(text)
+    for text in report.lines():  # the recorded and the re-run agents' words
+        click.echo(visible(text))
     if report.recorded:
         click.echo(
             f"recorded as {report.new_conversation_id}: "
