@@ -19,6 +19,8 @@ output around it. Both run in linear time (`str.translate`) and are idempotent.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["visible", "visible_block"]
 
 _PICTURES: dict[int, str] = {code: chr(0x2400 + code) for code in range(0x20)}
@@ -40,11 +42,14 @@ _ESCAPED.update(
 )
 _ONE_LINE = str.maketrans({**_PICTURES, **_ESCAPED})
 _IN_A_LINE = str.maketrans({**{k: v for k, v in _PICTURES.items() if k != 0x09}, **_ESCAPED})
+# Most text holds none of them: one scan in C finds that out, and it is returned as is.
+_ANY = re.compile("[" + "".join(re.escape(chr(code)) for code in _ONE_LINE) + "]")
 
 
 def visible(text: object) -> str:
     """`text` as one line with every control character shown (see the module)."""
-    return str(text).translate(_ONE_LINE)
+    shown = str(text)
+    return shown.translate(_ONE_LINE) if _ANY.search(shown) else shown
 
 
 def visible_block(text: object, indent: str = "    ") -> str:
