@@ -21,7 +21,9 @@ from agentlog.cli.sql import table
 from agentlog.consumers import open_sink
 from agentlog.consumers.group_status import StatusReport, collect_status
 from agentlog.consumers.sinks import Sink
+from agentlog.display import visible
 from agentlog.errors import AgentlogError, ConfigurationError
+from agentlog.secret_redaction import without_secrets
 from agentlog.settings import Settings
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -232,7 +234,8 @@ def _serve(collect: Callable[[bool], StatusReport], host: str, port: int, interv
                 page.set(exposition(collect(True)))
             except AgentlogError as exc:
                 page.set(exposition(None))
-                click.echo(f"error: {exc} (serving agentlog_status_collect_success 0)", err=True)
+                line = f"error: {exc} (serving agentlog_status_collect_success 0)"
+                click.echo(visible(without_secrets(line)), err=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
