@@ -130,8 +130,7 @@ def _model_tool_calls(kind: str, b: dict[str, Any]) -> str:
     if not calls:
         return ""
     shown = ", ".join(
-        f"{c.name}({short(json_text(c.arguments), 40)})"
-        + (f" [{c.id}]" if c.id else "")
+        f"{c.name}({short(json_text(c.arguments), 40)})" + (f" [{c.id}]" if c.id else "")
         for c in calls
     )
     return f"; model calls {shown}"
