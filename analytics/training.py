@@ -300,6 +300,7 @@ def export_training(
                     continue
                 if redactor is not None:
                     redactor.messages(trajectory.messages)
+                    redactor.tools(trajectory.tools)
                 if options.weight_failed is not None:
                     weigh(trajectory, options.weight_failed)
                 example = convert(trajectory)
