@@ -23,6 +23,7 @@ from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key, RecordedEvent
 from agentlog.errors import ArchiveError, ConfigurationError
+from agentlog.private_files import replaced_whole
 from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
 from agentlog.replay.conversation import Source
@@ -229,9 +230,9 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
             click.echo(text, color=colour)
         return
     try:
-        with out.open("w", encoding="utf-8") as file:
+        with replaced_whole(out) as file:
             for text in lines:
-                file.write(text + "\n")
+                file.write((text + "\n").encode())
     except OSError as exc:
         raise click.FileError(str(out), exc.strerror) from None
 

@@ -7,6 +7,7 @@ import subprocess
 from agentlog.dev_state import DevBrokerRecord
 from agentlog.devbroker._process import free_port, wait_until_answering
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import open_private_append
 from agentlog.settings import Settings
 
 MEMORY_ONLY_WARNING = (
@@ -41,7 +42,7 @@ def start(settings: Settings, port: int | None, wait_seconds: float) -> DevBroke
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_file = settings.state_dir / "dev-broker.log"
-    with open(log_file, "ab") as log:
+    with open_private_append(log_file) as log:
         process = subprocess.Popen(
             [
                 binary,
