@@ -53,17 +53,43 @@ def tighten_dir(path: Path) -> None:
         stat.S_ISDIR(found.st_mode)
         and found.st_uid == os.getuid()
         and stat.S_IMODE(found.st_mode) != DIRECTORY_MODE
+        and not _shared(path, found)
     ):
         _chmod(path, DIRECTORY_MODE)
+
+
+# What agentlog makes directly in its state folder: only these are tightened, in case
+# the folder was pointed at one that holds other things too.
+STATE_ENTRIES = (
+    "projections.duckdb",
+    "dev-broker.",
+    "archive",
+    "claim-check",
+    "spool",
+    "kafka",
+    "demo",
+)
+
+
+def _shared(path: Path, found: os.stat_result) -> bool:
+    """A folder never to close: one with the sticky bit (`/tmp`) or the home folder."""
+    if found.st_mode & stat.S_ISVTX:
+        return True
+    try:
+        return Path(path).resolve() == Path.home().resolve()
+    except (OSError, RuntimeError):
+        return True
 
 
 def tighten_state_dir(state_dir: Path) -> None:
     """Close a state folder that an earlier version left open to others: the folder
     0700, and what lies directly in it (all agentlog's) 0700 or 0600. Below that, the
     folder's own mode already keeps others out."""
-    tighten_dir(state_dir)
     try:
-        entries = list(os.scandir(state_dir))
+        if _shared(state_dir, os.stat(state_dir)):
+            return
+        tighten_dir(state_dir)
+        entries = [e for e in os.scandir(state_dir) if e.name.startswith(STATE_ENTRIES)]
     except OSError:
         return
     for entry in entries:

@@ -20,7 +20,7 @@ from agentlog.analytics.compliance import ComplianceRequest, export_compliance
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.consumers.sinks.duckdb_sink import DuckDBSink
 from agentlog.dev_state import DevBrokerRecord, write_record
-from agentlog.private_files import private_dir, replaced_whole
+from agentlog.private_files import private_dir, replaced_whole, tighten_state_dir
 from agentlog.settings import Settings
 
 
@@ -165,3 +165,26 @@ def test_a_command_closes_a_state_folder_an_earlier_version_left_open(tmp_path: 
     assert "no dev broker is running" in run.err
     assert mode(state) == mode(state / "archive") == 0o700
     assert mode(state / "projections.duckdb") == 0o600
+
+
+def test_a_state_folder_pointed_at_a_shared_one_leaves_it_and_its_other_files_alone(
+    tmp_path: Path,
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp
+    (shared / "notes").mkdir(mode=0o755)
+    (shared / "archive").mkdir(mode=0o755)
+    tighten_state_dir(shared)
+    assert mode(shared) == 0o1777
+    assert mode(shared / "notes") == mode(shared / "archive") == 0o755
+    own = tmp_path / "own"
+    (own / "notes").mkdir(parents=True, mode=0o755)
+    (own / "archive").mkdir(mode=0o755)
+    tighten_state_dir(own)
+    assert mode(own) == mode(own / "archive") == 0o700  # agentlog's own
+    assert mode(own / "notes") == 0o755
+    home = Path.home()
+    before = mode(home)
+    tighten_state_dir(home)
+    assert mode(home) == before
