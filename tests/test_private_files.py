@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cli import agentlog
 from offline_archive import archive_offline
-from offline_log import TOPIC
+from offline_log import TOPIC, simulated_log
 from test_training_export import support_log
 
 from agentlog.analytics.compliance import ComplianceRequest, export_compliance
@@ -188,3 +188,20 @@ def test_a_state_folder_pointed_at_a_shared_one_leaves_it_and_its_other_files_al
     before = mode(home)
     tighten_state_dir(home)
     assert mode(home) == before
+
+
+def test_replay_out_writes_a_private_file_and_still_writes_to_a_device(tmp_path: Path) -> None:
+    log = simulated_log(2)
+    archive_offline(log, tmp_path / "archive")
+    conversation_id = log.records[0].key.decode()
+    base = ("--topic-prefix", "offline.", "replay", conversation_id, "--source", "archive")
+    base += ("--archive-dir", str(tmp_path / "archive"), "--format", "jsonl")
+    out = tmp_path / "replay.jsonl"
+    run = agentlog(*base, "--out", str(out), state_dir=tmp_path / "state")
+    assert run.code == 0, run.err
+    assert mode(out) == 0o600 and conversation_id in out.read_text()
+    # /dev/stdout is a device (or a pipe), not replaced by a file
+    piped = agentlog(*base, "--out", "/dev/stdout", state_dir=tmp_path / "state")
+    assert piped.code == 0, piped.err
+    assert conversation_id in piped.out
+    assert Path("/dev/stdout").is_symlink()  # not replaced by a regular file

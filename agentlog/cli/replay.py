@@ -229,8 +229,11 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
         for text in lines:
             click.echo(text, color=colour)
         return
+    # A file is written whole (0600, through a temporary file); a device or a pipe
+    # (`--out /dev/stdout`) is written to as it is.
+    target = replaced_whole(out) if not out.exists() or out.is_file() else open(out, "wb")
     try:
-        with replaced_whole(out) as file:
+        with target as file:
             for text in lines:
                 file.write((text + "\n").encode())
     except OSError as exc:
