@@ -17,6 +17,7 @@ from agentlog.connection import checked_bootstrap, resolved
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
 from agentlog.settings import Settings
+from agentlog.start_from import StartFrom, parse_start_from
 
 
 @dataclass
@@ -71,6 +72,31 @@ def reading_sink(url: str) -> Iterator[Sink]:
 sink_option = click.option(
     "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"
 )
+
+
+def from_option(default: str, what: str) -> Any:
+    """`--from earliest|latest|TIME`: where a new group starts (`default` when not given;
+    the command gets None then, to tell a default from a choice)."""
+    return click.option(
+        "--from",
+        "start_from",
+        metavar="earliest|latest|TIME",
+        default=None,
+        help=f"where a NEW group starts: earliest, latest (only what happens from now on) or "
+        f"an ISO 8601 time; default {default} ({what}); a group with offsets resumes from them",
+    )
+
+
+def chosen_start(text: str | None, default: StartFrom) -> tuple[StartFrom, bool]:
+    """The start asked for with --from (and True), else `default` (and False)."""
+    if text is None:
+        return default, False
+    return parse_start_from(text), True
+
+
+def notice(line: str) -> None:
+    """A line for the person running the command (stderr: stdout may be a pipe)."""
+    click.echo(line, err=True)
 
 
 class _Commands(click.Group):
