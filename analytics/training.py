@@ -94,9 +94,9 @@ def split_of(conversation_id: str, train_share: float | None) -> str:
 def output_paths(out: Path, train_share: float | None) -> dict[str, Path]:
     if train_share is None:
         return {"all": out}
-    return {
-        name: out.with_name(f"{out.stem}.{name}{out.suffix}") for name in ("train", "validation")
-    }
+    # `--out train.jsonl --split 0.9`: the training file is the one named, its validation
+    # file goes beside it (train.validation.jsonl), so neither is named twice.
+    return {"train": out, "validation": out.with_name(f"{out.stem}.validation{out.suffix}")}
 
 
 def provenance_path(data: Path) -> Path:

@@ -187,7 +187,9 @@ def doomed_broker(tmp_path) -> Settings:
     """A broker of this test alone, to be stopped while events are in flight."""
     state = Settings(state_dir=tmp_path / "doomed")
     broker = devbroker.start(state)
-    yield state.with_overrides(bootstrap_servers=broker.bootstrap, delivery_timeout_ms=3000)
+    yield state.with_overrides(
+        bootstrap_servers=broker.bootstrap, delivery_timeout_ms=3000, spool=False
+    )
     devbroker.stop(state)
 
 
