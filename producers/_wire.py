@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -46,6 +46,9 @@ from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
 from agentlog.settings import Settings
 from agentlog.topics import ensure_topics
+
+if TYPE_CHECKING:  # the spool needs fcntl: imported where a spool is opened
+    from agentlog.producers.spool import Spool
 
 LOG = logging.getLogger("agentlog.producers")
 
@@ -609,7 +612,7 @@ class SpooledWire(EventWire):
         self._shipper.start()
         self._closed = False
 
-    def _open_spool(self, spool_class: Any) -> Any:
+    def _open_spool(self, spool_class: type[Spool]) -> Spool:
         """`spool_dir` when set (one recorder holds it); else the first free slot of
         `state_dir/spool` (`0`, `1`, ...: a spool has one recorder at a time), whose
         leftovers, if a recorder before died with events in it, this one ships first."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -74,7 +74,10 @@ sink_option = click.option(
 )
 
 
-def from_option(default: str, what: str) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def from_option(default: str, what: str) -> Callable[[F], F]:
     """`--from earliest|latest|TIME`: where a new group starts (`default` when not given;
     the command gets None then, to tell a default from a choice)."""
     return click.option(
