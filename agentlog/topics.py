@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from agentlog.connection import cluster_metadata
+from agentlog.connection import anyone_listening, cluster_metadata
 from agentlog.dev_state import running_record
 from agentlog.errors import AgentlogError, BrokerUnavailable, TopicError
 from agentlog.kafka_config import admin_client
@@ -103,6 +103,8 @@ def ensure_topics(settings: Settings, *, answer_within: float = 2.0) -> None:
 
     A broker that does not answer within `answer_within` seconds is left to the producer
     (its events wait in the spool, or are reported): recording never waits for Kafka."""
+    if not anyone_listening(settings.bootstrap_servers or "", answer_within):
+        return
     try:
         existing = cluster_metadata(admin_client(settings), settings, answer_within).topics
     except BrokerUnavailable:

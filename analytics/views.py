@@ -35,7 +35,7 @@ from agentlog.analytics.columns import SCHEMA
 from agentlog.consumers.projections import BUILT_IN
 from agentlog.consumers.sinks import open_sink
 from agentlog.consumers.sinks.duckdb_snapshot import snapshot_path, taken_at
-from agentlog.errors import SinkError
+from agentlog.errors import ExportError, SinkError
 from agentlog.events import RERUN_METADATA_KEY
 
 PROJECTION_VIEWS = {
@@ -114,6 +114,11 @@ class Views:
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         result = self.connection.execute(sql)
+        if result is None:  # DuckDB's answer to no statement at all ("", a comment)
+            raise ExportError(
+                "SQL: the query holds no statement; ask e.g. "
+                '"SELECT count(*) FROM events"'
+            )
         names = [d[0] for d in result.description or []]
         return names, result.fetchall()
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from agentlog.claim_check import BlobStore
-from agentlog.connection import cluster_metadata, resolved
+from agentlog.connection import anyone_listening, resolved
 from agentlog.errors import (
     BrokerUnavailable,
     ConfigurationError,
@@ -41,7 +41,7 @@ from agentlog.errors import (
     SpoolError,
     UndeliveredEvent,
 )
-from agentlog.kafka_config import admin_client, producer_config
+from agentlog.kafka_config import producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
 from agentlog.settings import Settings
@@ -715,19 +715,16 @@ class SpooledWire(EventWire):
         )
 
     def _drain_while_moving(self, wait: float) -> bool:
-        """Wait up to `wait` seconds for Kafka to take the spooled events while it
-        answers; once it does not (a metadata request unanswered for half a second), stop
-        waiting: the events are safe on disk, and a broker that is down must not hold up
-        leaving the recorder."""
+        """Wait up to `wait` seconds for Kafka to take the spooled events while a broker
+        listens; once none does (no bootstrap address takes a connection within half a
+        second), stop waiting: the events are safe on disk, and a broker that is down must
+        not hold up leaving the recorder."""
         deadline = time.monotonic() + wait
-        if self._spool.wait_drained(min(_FIRST_LOOK_S, wait)):
-            return True
-        admin = admin_client(self.settings)
         while True:
-            try:
-                cluster_metadata(admin, self.settings, _FIRST_LOOK_S)
-            except BrokerUnavailable:
-                return False
+            if self._spool.wait_drained(0) or not anyone_listening(
+                self.bootstrap or "", _FIRST_LOOK_S
+            ):
+                return self._spool.wait_drained(0)
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -743,7 +740,7 @@ class SpooledWire(EventWire):
         wait = timeout if timeout is not None else self.settings.exit_flush_timeout_ms / 1000
         started = time.monotonic()
         drained = self._drain_while_moving(wait)
-        self._stop()
+        self._stop(drained)
         if not drained:
             waited = time.monotonic() - started
             _say(self._waiting(f"when the recorder closed (waited {waited:.1f}s)"))
@@ -751,9 +748,11 @@ class SpooledWire(EventWire):
         if failures:
             raise DeliveryFailed(failures)
 
-    def _stop(self) -> None:
+    def _stop(self, drained: bool = True) -> None:
         self._closed = True
-        self._shipper.stop(timeout=1.0)
+        # Nothing left to ship (or no broker to ship to): no reason to wait for the
+        # shipper to end a connection attempt.
+        self._shipper.stop(timeout=1.0 if drained else 0.0)
         self._spool.close()
         self._forget()
 
@@ -763,7 +762,7 @@ class SpooledWire(EventWire):
         wait = self.settings.exit_flush_timeout_ms / 1000
         started = time.monotonic()
         drained = self._drain_while_moving(wait)
-        self._stop()
+        self._stop(drained)
         if not drained:
             waited = time.monotonic() - started
             _say(self._waiting(f"at interpreter exit (waited {waited:.1f}s)"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -100,6 +101,29 @@ def chosen_start(text: str | None, default: StartFrom) -> tuple[StartFrom, bool]
 def notice(line: str) -> None:
     """A line for the person running the command (stderr: stdout may be a pipe)."""
     click.echo(line, err=True)
+
+
+def command_name() -> str:
+    """How to run agentlog again from here, for hints: `agentlog` when that is what PATH
+    finds, else the path this one was started by (`.venv/bin/agentlog` after the README's
+    install), or `python -m agentlog` with this interpreter."""
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started is None or started.name != "agentlog":
+        interpreter = _shown_path(Path(sys.executable))
+        return f"{interpreter} -m agentlog"
+    on_path = shutil.which("agentlog")
+    if on_path is not None and Path(on_path).resolve() == started.resolve():
+        return "agentlog"
+    return _shown_path(started)
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the current directory when it is under it, else absolute."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 class _Commands(click.Group):

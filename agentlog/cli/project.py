@@ -66,7 +66,13 @@ def run_projections(
             batch_size=batch_size,
             on_progress=None if quiet else _report,
         )
-        previous = {s: signal.signal(s, lambda *_: runner.stop()) for s in _STOP_SIGNALS}
+        received: list[int] = []
+
+        def stop(signum: int, _frame: object) -> None:
+            received.append(signum)
+            runner.stop()
+
+        previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
         try:
             progress = runner.run(once=once)
         finally:
@@ -74,6 +80,7 @@ def run_projections(
                 signal.signal(sig, handler)
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
+    progress.interrupted = signal.SIGINT in received
     return progress
 
 
@@ -122,6 +129,9 @@ def run(
         f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
         f"dead-lettered to {settings.dlq_topic}{lost})"
     )
+    if progress.interrupted:
+        # The batch in hand was stored: what follows is applied by the next `project run`.
+        raise KeyboardInterrupt
 
 
 @project.command()
