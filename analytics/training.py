@@ -216,7 +216,8 @@ class _Outputs:
             for name, p in paths.items()
         }
         for p in paths.values():
-            p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.parent.is_dir():  # a typing mistake is not silently created
+                raise ExportError(f"{p.parent} does not exist: create it first, or fix --out")
         self.data = {name: open(path, "wb") for name, path in self.partial.items() if not parquet}
         self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
         self.provenance = {name: open(path, "wb") for name, path in self.partial_provenance.items()}

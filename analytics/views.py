@@ -116,8 +116,7 @@ class Views:
         result = self.connection.execute(sql)
         if result is None:  # DuckDB's answer to no statement at all ("", a comment)
             raise ExportError(
-                "SQL: the query holds no statement; ask e.g. "
-                '"SELECT count(*) FROM events"'
+                'SQL: the query holds no statement; ask e.g. "SELECT count(*) FROM events"'
             )
         names = [d[0] for d in result.description or []]
         return names, result.fetchall()

@@ -103,6 +103,19 @@ def notice(line: str) -> None:
     click.echo(line, err=True)
 
 
+def checked_out(path: Path, option: str = "--out") -> Path:
+    """An output path whose directory exists and can be written to, else one line: a
+    typing mistake in the directory is not silently created."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ConfigurationError(
+            f"{option} {path}: the directory {parent} does not exist (create it first)"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{option} {path}: cannot write in {parent} (permission denied)")
+    return path
+
+
 def command_name() -> str:
     """How to run agentlog again from here, for hints: `agentlog` when that is what PATH
     finds, else the path this one was started by (`.venv/bin/agentlog` after the README's

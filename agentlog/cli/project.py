@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 import click
 
@@ -42,8 +43,16 @@ def _report(progress: Progress) -> None:
     )
     if sys.stderr.isatty():
         click.echo(f"\r{line}   ", nl=False, err=True)
-    else:
+        return
+    # Into a file or a pipe (a service's log): a line a minute, not one a second.
+    now = time.monotonic()
+    if now - _last_logged[0] >= _LOG_EVERY_S:
+        _last_logged[0] = now
         click.echo(line, err=True)
+
+
+_LOG_EVERY_S = 60.0
+_last_logged = [float("-inf")]
 
 
 def run_projections(

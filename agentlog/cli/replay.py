@@ -18,7 +18,7 @@ import click
 
 from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.archive_reader import ParquetArchive
-from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.cli._app import AppContext, checked_out, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key, RecordedEvent
 from agentlog.errors import ArchiveError, ConfigurationError
@@ -158,6 +158,8 @@ def show(
     (retention passed, a dev broker restarted) comes from the Parquet archive."""
     if output == "html" and out is None:
         raise click.UsageError("--format html writes a file: add --out FILE")
+    if out is not None:
+        checked_out(out)
     kafka_unusable, unconfigured = None, None
     if source == "archive":
         settings = app.settings
@@ -233,7 +235,7 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
             for text in lines:
                 file.write(text + "\n")
     except OSError as exc:
-        raise click.FileError(str(out), exc.strerror) from None
+        raise ConfigurationError(f"--out {out}: cannot write it ({exc.strerror})") from None
 
 
 _MARK_STYLE: dict[str, tuple[str, dict[str, str | bool]]] = {
