@@ -95,7 +95,13 @@ def run(
             start_asked=asked,
             notice=notice,
         )
-        previous = {s: signal.signal(s, lambda *_: runtime.stop()) for s in _STOP_SIGNALS}
+        received: list[int] = []
+
+        def stop(signum: int, _frame: object) -> None:
+            received.append(signum)
+            runtime.stop()
+
+        previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
         try:
             progress = runtime.run(once=once)
         finally:
@@ -104,3 +110,7 @@ def run(
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
     click.echo(f"agents {declared.name} stopped: {progress.line()}")
+    if signal.SIGINT in received:
+        # Ctrl-C: handlers that were running ended; an event whose handler was
+        # interrupted runs again at the next start. Exit 130, as for any Ctrl-C.
+        raise KeyboardInterrupt

@@ -39,7 +39,7 @@ def _demo_settings(settings: Settings) -> Settings:
         click.echo(f"note: {exc}; starting a new one", err=True)
         broker = None
     if broker is None:
-        broker = devbroker.start(settings)
+        broker = devbroker.start(settings, say=lambda line: click.echo(f"note: {line}"))
         click.echo(
             f"started the embedded dev broker ({broker.engine}) at {broker.bootstrap} "
             f"(pid {broker.pid}); "

@@ -67,6 +67,12 @@ def run_projections(
     """Run the projector until caught up (`once`) or until SIGINT/SIGTERM."""
     chosen = [load_projection(name) for name in projections or tuple(BUILT_IN)]
     with open_sink(settings.sink_url) as sink:
+        if not quiet and not sink.stored_offsets(group, settings.events_topic):
+            click.echo(
+                f"new group {group}: starting at the beginning of {settings.events_topic} "
+                "(a projection builds its state from every event)",
+                err=True,
+            )
         runner = ProjectionRunner(
             settings,
             sink,

@@ -71,7 +71,13 @@ def work(
         start_asked=asked,
         notice=notice,
     )
-    previous = {s: signal.signal(s, lambda *_: worker.stop()) for s in _STOP_SIGNALS}
+    received: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        worker.stop()
+
+    previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
     try:
         progress = worker.run(once=once)
     finally:
@@ -89,4 +95,6 @@ def work(
         )
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(130 if signal.SIGINT in received else 0)
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt  # Ctrl-C: the calls in flight finished; exit 130
