@@ -613,9 +613,10 @@ class SpooledWire(EventWire):
         self._closed = False
 
     def _open_spool(self, spool_class: type[Spool]) -> Spool:
-        """`spool_dir` when set (one recorder holds it); else the first free slot of
-        `state_dir/spool` (`0`, `1`, ...: a spool has one recorder at a time), whose
-        leftovers, if a recorder before died with events in it, this one ships first."""
+        """`spool_dir` when set (one recorder holds it); else a free slot of
+        `state_dir/spool` (`0`, `1`, ...: a spool has one recorder at a time): the first
+        that holds events a recorder before left (this one ships them first), else the
+        first free one."""
         options = {
             "max_bytes": self.settings.spool_max_bytes,
             "fsync_interval_ms": self.settings.spool_fsync_interval_ms,
@@ -623,14 +624,29 @@ class SpooledWire(EventWire):
         if self.settings.spool_dir is not None:
             return spool_class(self.settings.spool_dir, **options)
         root = self.settings.state_dir / "spool"
+        chosen: Spool | None = None
         busy: SpoolError | None = None
         for slot in range(_SPOOL_SLOTS):
+            directory = root / str(slot)
+            if chosen is not None and not directory.exists():
+                break  # no slot past this one was ever used: none holds leftovers
             try:
-                return spool_class(root / str(slot), **options)
+                opened = spool_class(directory, **options)
             except SpoolError as exc:
                 if "in use by another recorder" not in str(exc):
                     raise
                 busy = exc
+                continue
+            if opened.backlog_bytes():  # a recorder before left events here: ship them
+                if chosen is not None:
+                    chosen.close()
+                return opened
+            if chosen is None:
+                chosen = opened
+            else:
+                opened.close()
+        if chosen is not None:
+            return chosen
         raise SpoolError(
             f"all {_SPOOL_SLOTS} spools under {root} are in use ({busy}); set "
             "AGENTLOG_SPOOL_DIR for this recorder, or AGENTLOG_SPOOL=false"

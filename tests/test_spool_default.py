@@ -65,3 +65,23 @@ def test_two_recorders_at_once_each_get_a_spool(settings: Settings) -> None:
         for r in read_partitions(settings, settings.events_topic)
     )
     assert texts == ["one", "two"]
+
+
+def test_events_left_in_any_spool_are_shipped_by_the_next_recorder(settings: Settings) -> None:
+    down = Settings(
+        bootstrap_servers=_dead_address(),
+        topic_prefix=settings.topic_prefix,
+        state_dir=settings.state_dir,
+    )
+    with Recorder(down):  # holds spool 0, records nothing
+        with Recorder(down) as second:  # spool 1: its events are left there
+            second.user_message("conv-7", "left behind")
+    assert (settings.state_dir / "spool" / "1").is_dir()
+    # Spool 0 is free and empty: the next recorder still takes spool 1, and ships it.
+    with Recorder(down.with_overrides(bootstrap_servers=settings.bootstrap_servers)):
+        pass
+    texts = [
+        decode(r.value())["payload"][1]["text"]
+        for r in read_partitions(settings, settings.events_topic)
+    ]
+    assert texts == ["left behind"]
