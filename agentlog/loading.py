@@ -40,7 +40,7 @@ def load_object(spec: str, expected: type[T], what: str, example: str = "module:
     found = _named(spec, what, example)
     if not isinstance(found, expected):
         raise ConfigurationError(
-            f"{spec!r} is a {type(found).__name__}, not a {expected.__name__} ({what})"
+            f"{spec!r} is {_a(type(found).__name__)}, not {_a(expected.__name__)} object ({what})"
         )
     return found
 
@@ -74,3 +74,7 @@ def _named(spec: str, what: str, example: str) -> object:
             )
         found = getattr(found, part)
     return found
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
