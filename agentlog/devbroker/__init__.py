@@ -19,6 +19,7 @@ from agentlog.devbroker import kafka, tansu
 from agentlog.devbroker._process import terminate
 from agentlog.devbroker.derived import forget_log, switch_log
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import private_dir
 from agentlog.settings import Settings
 
 ENGINES = ("tansu", "kafka")
@@ -57,12 +58,12 @@ def start(
                 "stop it with `agentlog dev down` before starting the other engine"
             )
         return existing
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir, tighten=True)
     if engine == "tansu":
         record = tansu.start(settings, port, wait_seconds)
         log_id = f"tansu-{uuid.uuid4().hex[:12]}"  # memory only: a new log every start
     else:
-        (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir / "kafka", tighten=True)
         record = kafka.start(settings, port, wait_seconds)
         log_id = f"kafka-{kafka.cluster_id_of(settings)}"
     # The default projections, archive and demo outputs are this log's from now on.

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from agentlog.private_files import private_dir, replaced_whole
 from agentlog.settings import Settings
 
 # Which log the default paths were built from (its id: engine and cluster or start id).
@@ -44,8 +45,7 @@ def switch_log(settings: Settings, log_id: str, say: Callable[[str], None]) -> N
     aside = settings.state_dir / "previous-logs"
     present = [p for p in derived_paths(settings) if p.exists()]
     if present:
-        folder = aside / _safe(previous or "unknown-log")
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = private_dir(aside / _safe(previous or "unknown-log"))
         for path in present:
             target = folder / path.name
             if target.exists():  # an older copy of the same log's: the newer one wins
@@ -66,7 +66,8 @@ def switch_log(settings: Settings, log_id: str, say: Callable[[str], None]) -> N
         shutil.rmtree(back, ignore_errors=True)
         if restored:
             say(f"brought back what was built from this log: {', '.join(restored)}")
-    marker.write_text(log_id)
+    with replaced_whole(marker) as out:
+        out.write(log_id.encode())
 
 
 def forget_log(settings: Settings, say: Callable[[str], None]) -> None:
