@@ -60,7 +60,8 @@ def one_line(record: AvroDict, partition: int, offset: int) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = str(value)
+    # Durations and latencies are floats measured to the nanosecond: a person reads ms.
+    text = f"{round(value, 3):g}" if isinstance(value, float) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -93,10 +93,21 @@ class Settings(BaseSettings):
         ge=0,
         description="how long interpreter exit waits for recorders that were not closed",
     )
+    create_topics: bool | None = Field(
+        default=None,
+        description="recorders and other producers create agentlog's topics when they are "
+        "missing; unset: only on the running dev broker (`agentlog dev up`)",
+    )
+    spool: bool = Field(
+        default=True,
+        description="recorders keep events in a durable local spool (crash-safe) until Kafka "
+        "takes them: under state_dir/spool (a directory per open recorder) unless spool_dir "
+        "names one; false: events wait in memory only",
+    )
     spool_dir: Path | None = Field(
         default=None,
-        description="a durable local spool: events wait here, crash-safe, until Kafka takes "
-        "them; unset means no spool",
+        description="the spool directory of this recorder (one recorder at a time); unset: "
+        "a free one under state_dir/spool",
     )
     spool_max_bytes: int = Field(
         default=1 << 30,
@@ -129,6 +140,12 @@ class Settings(BaseSettings):
         "file in state_dir (a secret: its URL may hold a password; `sink_shown` is what "
         "messages print)",
     )
+    status_idle_after: timedelta = Field(
+        default=timedelta(days=1),
+        description="`agentlog status` shows a group without members whose offsets have not "
+        "moved for this long as idle (not lagging) and leaves it out of the lag and age "
+        "metrics: ISO 8601 (P1D, PT1H) or seconds",
+    )
     dedup_window: timedelta = Field(
         default=timedelta(days=7),
         description="how far behind the newest event applied (in event time) a projector "
@@ -149,7 +166,7 @@ class Settings(BaseSettings):
         description="how long a projector waits for its consumer group to assign partitions",
     )
 
-    @field_validator("dedup_window", mode="before")
+    @field_validator("dedup_window", "status_idle_after", mode="before")
     @classmethod
     def _seconds_are_a_duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().isdigit():

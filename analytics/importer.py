@@ -36,6 +36,7 @@ from agentlog.errors import DeliveryFailed, ExportError, UndeliveredEvent
 from agentlog.kafka_config import producer_config
 from agentlog.serde import encode_event
 from agentlog.settings import Settings
+from agentlog.topics import ensure_topics
 
 _NAMESPACE = uuid.UUID("6f1c7a52-4d0e-4c8e-9a57-0b7f3a1d2e11")
 
@@ -206,6 +207,7 @@ def import_file(
                 UndeliveredEvent(message.topic() or "", message.key(), message.value(), error.str())
             )
 
+    ensure_topics(settings)
     producer = Producer(producer_config(settings))
     count = 0
     for conversation_id, events in _all_events(examples, agent, start, path.name):

@@ -47,6 +47,10 @@ def one_query(text: str) -> str:
     saying what it is instead."""
     with _parser() as connection:
         statements = _statements(connection, text)
+    if not statements:  # "", or only a comment
+        raise ExportError(
+            'SQL: the query holds no statement; ask e.g. "SELECT count(*) FROM events"'
+        )
     if len(statements) != 1:
         raise ExportError(
             f"SQL: one query is run, a SELECT (or WITH ... SELECT); this text holds "

@@ -96,9 +96,9 @@ def split_of(conversation_id: str, train_share: float | None) -> str:
 def output_paths(out: Path, train_share: float | None) -> dict[str, Path]:
     if train_share is None:
         return {"all": out}
-    return {
-        name: out.with_name(f"{out.stem}.{name}{out.suffix}") for name in ("train", "validation")
-    }
+    # `--out train.jsonl --split 0.9`: the training file is the one named, its validation
+    # file goes beside it (train.validation.jsonl), so neither is named twice.
+    return {"train": out, "validation": out.with_name(f"{out.stem}.validation{out.suffix}")}
 
 
 def provenance_path(data: Path) -> Path:
@@ -212,6 +212,8 @@ class _Outputs:
         self.parquet = parquet
         self.lines: dict[str, int] = Counter()
         for p in paths.values():
+            if not p.parent.is_dir():  # a typing mistake is not silently created
+                raise ExportError(f"{p.parent} does not exist: create it first, or fix --out")
             private_dir(p.parent)
         # Unguessable names made with O_EXCL (mkstemp), 0600: a link planted in the
         # output folder is never followed.

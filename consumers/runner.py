@@ -100,6 +100,7 @@ class Progress:
     lag: int | None = None
     first_batch_at: float | None = None
     last_batch_at: float | None = None
+    interrupted: bool = False  # stopped by SIGINT (Ctrl-C) rather than done or SIGTERM
 
     @property
     def rate(self) -> float:

@@ -156,7 +156,7 @@ def timeline_page(replay: Replay) -> str:
     call_agents = _tool_call_agents(entries)
     lanes = _lanes(entries, call_agents)
     lane_of = [_lane(e, call_agents) for e in entries]
-    bars = _bars(entries, lane_of, end)
+    bars = _bars(entries, lane_of, start, end)
     scale = _Scale([(time_of(e), time_of(e)) for e in entries] + [(b.start, b.end) for b in bars])
     title = f"Replay of {replay.conversation_id}"
     return _PAGE.format(
@@ -233,8 +233,9 @@ def _lanes(entries: list[Entry], call_agents: dict[str, str]) -> list[str]:
     return lanes
 
 
-def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
-    """LLM calls end when recorded and last their latency; a tool call attempt runs from
+def _bars(entries: list[Entry], lane_of: list[str], start: int, end: int) -> list[_Bar]:
+    """LLM calls end when recorded and last their latency (drawn from the conversation's
+    first event at the earliest: the axis starts there); a tool call attempt runs from
     its request to its completion or failure (still open at the end: to the end)."""
     bars: list[_Bar] = []
     open_attempts: dict[tuple[str, int], tuple[int, RecordedEvent]] = {}
@@ -243,7 +244,7 @@ def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
             continue
         body, kind = entry.payload, entry.event_type
         if kind == "llm_call":
-            began = entry.occurred_at - int(body["latency_ms"] * 1000)
+            began = max(start, entry.occurred_at - int(body["latency_ms"] * 1000))
             label = f"{body['request_model']} {body['latency_ms']:,.0f} ms"
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-llm", label, index))
         elif kind == "llm_call_failed":
@@ -477,6 +478,7 @@ code, .where, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas
 .legend .l-llm { color: var(--llm); } .legend .l-tool { color: var(--tool); }
 .legend .l-fail { color: var(--fail); } .legend .l-handoff { color: var(--handoff); }
 .legend .l-user { color: var(--user); } .legend .l-agent { color: var(--agent); }
+.legend .l-saga { color: var(--saga); }
 .scroller { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; }
 svg { display: block; }
 .lane { fill: var(--bg); } .lane.alt { fill: var(--lane); }
@@ -589,7 +591,9 @@ _PAGE = """<!DOCTYPE html>
 <span class="l-llm">LLM call (bar: latency)</span>
 <span class="l-tool">tool call (bar: duration)</span>
 <span class="l-fail">failure / escalation (dashed line)</span>
-<span class="l-handoff">handoff</span><span class="l-gap">nothing happening</span></div>
+<span class="l-handoff">handoff</span>
+<span class="l-saga">saga (square: start or end; circle: a step; red cross: failed or undone)</span>
+<span class="l-gap">nothing happening</span></div>
 <div class="scroller">
 {svg}
 </div>

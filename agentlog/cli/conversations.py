@@ -56,10 +56,12 @@ def list_command(
         agent=agent,
         since_micros=_micros(since),
         until_micros=_micros(until),
-        limit=limit,
+        limit=limit + 1,  # one more: to know whether the list stops at the limit
     )
     with reading_sink(settings.sink_url) as opened:
         rows = list_conversations(opened, where)
+    more = len(rows) > limit
+    rows = rows[:limit]
     if not rows:
         click.echo("no conversations match")
         return
@@ -75,6 +77,12 @@ def list_command(
                 f"{','.join(row['agents']):<24} {row['turns']:>5} {row['tool_calls']:>5} "
                 f"{row['tool_errors']:>6} {tokens:>7}  {_time(row['last_activity'])}"
             )
+        )
+    if more:
+        click.echo(
+            f"(the {limit} most recently active; more match: --limit {min(limit * 10, 100_000)} "
+            "shows more, --since/--until/--outcome/--agent narrow it)",
+            err=True,
         )
 
 
