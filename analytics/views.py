@@ -50,7 +50,7 @@ from agentlog.analytics.sql_guard import one_query
 from agentlog.consumers.projections import BUILT_IN
 from agentlog.consumers.sinks import open_sink
 from agentlog.consumers.sinks.duckdb_snapshot import snapshot_path, taken_at
-from agentlog.errors import ExportError, SinkError
+from agentlog.errors import SinkError
 from agentlog.events import RERUN_METADATA_KEY
 
 PROJECTION_VIEWS = {
