@@ -3,12 +3,20 @@ for a stream, with its time to first token) or the failure, as one event."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agentlog.integrations._recording import safely, safely_async
+from agentlog.integrations._recording import (
+    conversation,
+    log,
+    no_conversation,
+    plain,
+    safely,
+    safely_async,
+)
 
 
 class Assembler(Protocol):
@@ -27,6 +35,11 @@ class LlmCall:
     operation: str = "chat"
     started: float = field(default_factory=time.perf_counter)
     first_token: float | None = None
+
+    def restart(self) -> None:
+        """The request leaves now (a stream manager sends it on entry, not when made)."""
+        self.started = time.perf_counter()
+        self.first_token = None
 
     def token(self) -> None:
         if self.first_token is None:
@@ -161,3 +174,108 @@ async def observed_async(
         )
     else:
         await call.answered_async(response, streamed=True)
+
+
+class Endpoint:
+    """Where and how one endpoint's calls are recorded."""
+
+    def __init__(
+        self,
+        recorder: Any,
+        agent: str,
+        conversation_id: str | None,
+        provider: str,
+        request: Callable[[Mapping[str, Any]], dict[str, Any]],
+        response: Callable[[Mapping[str, Any]], dict[str, Any]],
+        assembler: Callable[[], tuple[Any, Callable[[], dict[str, Any] | None]]],
+    ) -> None:
+        self.recorder = recorder
+        self.agent = agent
+        self.conversation_id = conversation_id
+        self.provider = provider
+        self.request = request
+        self.response = response
+        self.assembler = assembler
+
+    def call(self, kwargs: Mapping[str, Any]) -> LlmCall | None:
+        cid = conversation(self.conversation_id)
+        if cid is None:
+            no_conversation(f"agentlog.integrations ({self.provider})")
+            return None
+        return LlmCall(self.recorder, cid, self.agent, self.provider, self.request(kwargs))
+
+    def stream(self) -> tuple[Any, Callable[[], dict[str, Any] | None]]:
+        """A fresh assembler and the function giving its whole answer's fields."""
+        assembler, whole = self.assembler()
+        return assembler, lambda: _fields(self.response, whole())
+
+
+def _fields(
+    response: Callable[[Mapping[str, Any]], dict[str, Any]], whole: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    return None if whole is None else response(whole)
+
+
+def wrap_sync(original: Callable[..., Any], target: Endpoint) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        call = prepare(target, kwargs)
+        if call is None:
+            return original(*args, **kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except Exception as error:
+            call.failed(error)
+            raise
+        if kwargs.get("stream") is True:
+            observe(result, call, target, observed)
+        else:
+            call.answered(_answer(target, result))
+        return result
+
+    return create
+
+
+def wrap_async(original: Callable[..., Any], target: Endpoint) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        call = prepare(target, kwargs)
+        if call is None:
+            return await original(*args, **kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except Exception as error:
+            await call.failed_async(error)
+            raise
+        if kwargs.get("stream") is True:
+            observe(result, call, target, observed_async)
+        else:
+            await call.answered_async(_answer(target, result))
+        return result
+
+    return create
+
+
+def prepare(target: Endpoint, kwargs: Mapping[str, Any]) -> LlmCall | None:
+    """The call to record, or None (outside a conversation, or a request agentlog cannot
+    read: the call itself goes ahead unrecorded, and the log says why)."""
+    try:
+        return target.call(kwargs)
+    except Exception:
+        log.exception("agentlog could not read a %s request; it is not recorded", target.provider)
+        return None
+
+
+def _answer(target: Endpoint, result: Any) -> dict[str, Any]:
+    return target.response(plain(result))
+
+
+def observe(result: Any, call: LlmCall, target: Endpoint, how: Callable[..., Any]) -> None:
+    """Swap the stream's iterator for one that sees each item as it passes: the caller
+    keeps the very stream object the SDK made."""
+    items = getattr(result, "_iterator", None)
+    if items is None:
+        log.warning("agentlog cannot observe this %s stream; it is not recorded", target.provider)
+        return
+    assembler, whole = target.stream()
+    result._iterator = how(items, call, assembler, whole)

@@ -23,20 +23,13 @@ that does not record). Needs `pip install 'agentlog[openai]'`.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from agentlog.errors import ConfigurationError
 from agentlog.integrations import _openai_shapes as shapes
-from agentlog.integrations._calls import LlmCall, observed, observed_async
-from agentlog.integrations._recording import (
-    conversation,
-    no_conversation,
-    plain,
-    require,
-    sync_recorder,
-)
+from agentlog.integrations._calls import Endpoint, wrap_async, wrap_sync
+from agentlog.integrations._recording import require, sync_recorder
 
 _openai = require("openai", "openai")
 
@@ -60,7 +53,7 @@ def record(
     if not is_async:
         sync_recorder(recorder, "a synchronous OpenAI client")
     provider = "azure.ai.openai" if "Azure" in type(client).__name__ else "openai"
-    wrap = _wrap_async if is_async else _wrap_sync
+    wrap = wrap_async if is_async else wrap_sync
     for resource, request, response, assembler in (
         (client.chat.completions, shapes.chat_request, shapes.chat_response, _chat_stream),
         (client.responses, shapes.responses_request, shapes.responses_response, _responses_stream),
@@ -70,51 +63,11 @@ def record(
             continue  # recorded already: once is enough
         wrapped = wrap(
             original,
-            _Target(recorder, agent, conversation_id, provider, request, response, assembler),
+            Endpoint(recorder, agent, conversation_id, provider, request, response, assembler),
         )
         setattr(wrapped, _MARK, True)
         resource.create = wrapped
     return client
-
-
-class _Target:
-    """Where and how one endpoint's calls are recorded."""
-
-    def __init__(
-        self,
-        recorder: Any,
-        agent: str,
-        conversation_id: str | None,
-        provider: str,
-        request: Callable[[Mapping[str, Any]], dict[str, Any]],
-        response: Callable[[Mapping[str, Any]], dict[str, Any]],
-        assembler: Callable[[], tuple[Any, Callable[[], dict[str, Any] | None]]],
-    ) -> None:
-        self.recorder = recorder
-        self.agent = agent
-        self.conversation_id = conversation_id
-        self.provider = provider
-        self.request = request
-        self.response = response
-        self.assembler = assembler
-
-    def call(self, kwargs: Mapping[str, Any]) -> LlmCall | None:
-        cid = conversation(self.conversation_id)
-        if cid is None:
-            no_conversation("agentlog.integrations.openai")
-            return None
-        return LlmCall(self.recorder, cid, self.agent, self.provider, self.request(kwargs))
-
-    def stream(self) -> tuple[Any, Callable[[], dict[str, Any] | None]]:
-        """A fresh assembler and the function giving its whole answer's fields."""
-        assembler, whole = self.assembler()
-        return assembler, lambda: _fields(self.response, whole())
-
-
-def _fields(
-    response: Callable[[Mapping[str, Any]], dict[str, Any]], whole: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    return None if whole is None else response(whole)
 
 
 def _chat_stream() -> tuple[Any, Callable[[], dict[str, Any] | None]]:
@@ -125,72 +78,3 @@ def _chat_stream() -> tuple[Any, Callable[[], dict[str, Any] | None]]:
 def _responses_stream() -> tuple[Any, Callable[[], dict[str, Any] | None]]:
     events = shapes.ResponseEvents()
     return events, lambda: events.final
-
-
-def _wrap_sync(original: Callable[..., Any], target: _Target) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create(*args: Any, **kwargs: Any) -> Any:
-        call = _prepare(target, kwargs)
-        if call is None:
-            return original(*args, **kwargs)
-        try:
-            result = original(*args, **kwargs)
-        except Exception as error:
-            call.failed(error)
-            raise
-        if kwargs.get("stream") is True:
-            _observe(result, call, target, observed)
-        else:
-            call.answered(_answer(target, result))
-        return result
-
-    return create
-
-
-def _wrap_async(original: Callable[..., Any], target: _Target) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        call = _prepare(target, kwargs)
-        if call is None:
-            return await original(*args, **kwargs)
-        try:
-            result = await original(*args, **kwargs)
-        except Exception as error:
-            await call.failed_async(error)
-            raise
-        if kwargs.get("stream") is True:
-            _observe(result, call, target, observed_async)
-        else:
-            await call.answered_async(_answer(target, result))
-        return result
-
-    return create
-
-
-def _prepare(target: _Target, kwargs: Mapping[str, Any]) -> LlmCall | None:
-    """The call to record, or None (outside a conversation, or a request agentlog cannot
-    read: the call itself goes ahead unrecorded, and the log says why)."""
-    try:
-        return target.call(kwargs)
-    except Exception:
-        from agentlog.integrations._recording import log
-
-        log.exception("agentlog could not read an OpenAI request; this call is not recorded")
-        return None
-
-
-def _answer(target: _Target, result: Any) -> dict[str, Any]:
-    return target.response(plain(result))
-
-
-def _observe(result: Any, call: LlmCall, target: _Target, how: Callable[..., Any]) -> None:
-    """Swap the stream's iterator for one that sees each item as it passes: the caller
-    keeps the very stream object the SDK made."""
-    items = getattr(result, "_iterator", None)
-    if items is None:
-        from agentlog.integrations._recording import log
-
-        log.warning("agentlog cannot observe this OpenAI stream; its call is not recorded")
-        return
-    assembler, whole = target.stream()
-    result._iterator = how(items, call, assembler, whole)
