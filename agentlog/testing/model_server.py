@@ -550,3 +550,18 @@ class ModelServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def main() -> None:
+    """`python -m agentlog.testing.model_server`: serve in this process (apart from the
+    clients being measured) until standard input closes; the first line printed is the
+    server's URL."""
+    import sys
+
+    with ModelServer() as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
