@@ -15,7 +15,7 @@ import typing
 __all__ = ["anthropic", "langchain", "openai", "openai_agents"]
 
 if typing.TYPE_CHECKING:
-    from agentlog.integrations import anthropic, langchain, openai, openai_agents
+    from agentlog.integrations import anthropic, langchain, openai, openai_agents  # noqa: F401
 
 
 def __getattr__(name: str) -> typing.Any:

@@ -105,8 +105,19 @@ async def safely_async(record: Callable[[], Any]) -> None:
         log.exception("agentlog could not record an event; the agent goes on")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
-    """`value` as plain JSON-able data: SDK objects (pydantic models) as their JSON."""
+    """`value` as plain JSON-able data: SDK objects (pydantic models) as their JSON.
+    Plain dicts, lists and scalars (what most callers pass) take the fast paths."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         try:
@@ -117,7 +128,7 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str | int | float | bool):
         return value
     return str(value)
 

@@ -85,17 +85,19 @@ def _wrap_stream(original: Callable[..., Any], endpoint: Endpoint) -> Callable[.
 
     def stream(*args: Any, **kwargs: Any) -> Any:
         manager = original(*args, **kwargs)
-        request = getattr(manager, _REQUEST, None)
+        request: Callable[[], Any] | None = getattr(manager, _REQUEST, None)
         call = prepare(endpoint, kwargs) if request is not None else None
         if call is None:
             if request is None:
                 log.warning("agentlog cannot observe this Anthropic stream; it is not recorded")
             return manager
 
+        send: Callable[[], Any] = request  # type: ignore[assignment]
+
         def api_request() -> Any:
             call.restart()
             try:
-                raw = request()
+                raw = send()
             except Exception as error:
                 call.failed(error)
                 raise
@@ -111,7 +113,7 @@ def _wrap_stream(original: Callable[..., Any], endpoint: Endpoint) -> Callable[.
 def _wrap_stream_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[..., Any]:
     def stream(*args: Any, **kwargs: Any) -> Any:
         manager = original(*args, **kwargs)
-        request = getattr(manager, _ASYNC_REQUEST, None)
+        request: Any = getattr(manager, _ASYNC_REQUEST, None)
         call = prepare(endpoint, kwargs) if request is not None else None
         if call is None:
             if request is None:

@@ -83,7 +83,7 @@ class _Run:
         self.tool: tuple[str, str] | None = None  # (call id, tool name)
 
 
-class Handler(BaseCallbackHandler):  # type: ignore[misc]
+class Handler(BaseCallbackHandler):
     """A LangChain callback handler recording to a `Recorder`."""
 
     raise_error = False  # a failure to record never fails the run
@@ -160,9 +160,18 @@ class Handler(BaseCallbackHandler):  # type: ignore[misc]
         }
         self._runs[run_id] = run
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         run = self._runs.get(run_id)
-        if run is not None and run.first_token is None and (token or kwargs.get("chunk")):
+        if run is not None and run.first_token is None and (token or chunk is not None):
             run.first_token = time.perf_counter()
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -54,9 +54,10 @@ def record(
         sync_recorder(recorder, "a synchronous OpenAI client")
     provider = "azure.ai.openai" if "Azure" in type(client).__name__ else "openai"
     wrap = wrap_async if is_async else wrap_sync
+    sdk: Any = client
     for resource, request, response, assembler in (
-        (client.chat.completions, shapes.chat_request, shapes.chat_response, _chat_stream),
-        (client.responses, shapes.responses_request, shapes.responses_response, _responses_stream),
+        (sdk.chat.completions, shapes.chat_request, shapes.chat_response, _chat_stream),
+        (sdk.responses, shapes.responses_request, shapes.responses_response, _responses_stream),
     ):
         original = resource.create
         if getattr(original, _MARK, False):

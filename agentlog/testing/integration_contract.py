@@ -136,7 +136,7 @@ def read_independently(settings: Settings, expect: int) -> list[tuple[Any, dict[
         event = schemaless_reader(
             io.BytesIO(value[10:]), schemas[value[2:10]], return_record_name=True
         )
-        decoded.append((record, event))
+        decoded.append((record, dict(event)))  # type: ignore[arg-type]
     return decoded
 
 
@@ -204,7 +204,7 @@ class IntegrationContract:
         """The scripted conversation as a careful user records it by hand."""
         call = SCRIPT.lookup
         user = {"role": "user", "parts": [{"type": "text", "content": SCRIPT.question}]}
-        asked = {"type": "tool_call", "id": call.call_id, "name": call.name}
+        asked: dict[str, Any] = {"type": "tool_call", "id": call.call_id, "name": call.name}
         asked["arguments"] = call.arguments
         common: dict[str, Any] = {
             "agent": self.agent,
@@ -301,7 +301,10 @@ class IntegrationContract:
             replay = replay_conversation(settings, conversation_id, scan=True)
             return _comparable(transcript(replay, verbose=False), conversation_id)
 
-        assert lines(recorded.conversation_id) == lines(hand.conversation_id)
+        recorded_lines, hand_lines = lines(recorded.conversation_id), lines(hand.conversation_id)
+        assert recorded_lines == hand_lines, "\n".join(
+            ["recorded:", *recorded_lines, "by hand:", *hand_lines]
+        )
         assert self._example(settings, tmp_path, recorded.conversation_id) == self._example(
             settings, tmp_path, hand.conversation_id
         )
