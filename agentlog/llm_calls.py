@@ -65,39 +65,51 @@ class StructuredLlmCall:
 
 def structured_call(payload: LlmCall | LlmCallFailed) -> StructuredLlmCall:
     """The one reading of an `llm_call` (any version) or `llm_call_failed` payload."""
-    if isinstance(payload, LlmCallFailed):
+    return structured_fields(payload.event_type, payload.model_dump())
+
+
+def structured_fields(event_type: str, fields: Mapping[str, Any]) -> StructuredLlmCall:
+    """`structured_call` on a payload as the readers hand it on (an Avro dict of the
+    current schema, `RecordedEvent.payload`); a missing field reads as its default."""
+    get = fields.get
+    if event_type == "llm_call_failed":
         return StructuredLlmCall(
-            input_messages=messages_of(_loads(payload.input_messages_json)),
-            system_instructions=parts_of(_loads(payload.system_instructions_json)),
-            tool_definitions=_objects(_loads(payload.tool_definitions_json)),
+            input_messages=messages_of(_loads(get("input_messages_json"))),
+            system_instructions=parts_of(_loads(get("system_instructions_json"))),
+            tool_definitions=_objects(_loads(get("tool_definitions_json"))),
             output_messages=[],
-            request_parameters=_object(_loads(payload.request_parameters_json)),
+            request_parameters=_object(_loads(get("request_parameters_json"))),
             finish_reasons=["error"],
             model_tool_calls_known=True,
         )
-    if payload.input_messages_json is not None:
-        inputs = messages_of(_loads(payload.input_messages_json))
+    finish_reason = get("finish_reason")
+    finish_reason = finish_reason if isinstance(finish_reason, str) else None
+    if get("input_messages_json") is not None:
+        inputs = messages_of(_loads(get("input_messages_json")))
     else:
-        inputs = legacy_input_messages(payload.input_json)
-    if payload.output_messages_json is not None:
-        outputs = messages_of(_loads(payload.output_messages_json), default_role="assistant")
+        inputs = legacy_input_messages(_text(get("input_json"), "null"))
+    if get("output_messages_json") is not None:
+        outputs = messages_of(_loads(get("output_messages_json")), default_role="assistant")
         known = True
     else:
-        outputs = [_text_answer(payload.output_text, payload.finish_reason)]
+        outputs = [_text_answer(_text(get("output_text"), ""), finish_reason)]
         known = False
-    finish_reasons = list(payload.finish_reasons) or (
-        [payload.finish_reason] if payload.finish_reason else []
-    )
+    recorded_reasons = [r for r in _list(get("finish_reasons")) if isinstance(r, str)]
+    finish_reasons = recorded_reasons or ([finish_reason] if finish_reason else [])
     return StructuredLlmCall(
         input_messages=inputs,
-        system_instructions=parts_of(_loads(payload.system_instructions_json)),
-        tool_definitions=_objects(_loads(payload.tool_definitions_json)),
+        system_instructions=parts_of(_loads(get("system_instructions_json"))),
+        tool_definitions=_objects(_loads(get("tool_definitions_json"))),
         output_messages=outputs,
-        request_parameters=_object(_loads(payload.request_parameters_json)),
+        request_parameters=_object(_loads(get("request_parameters_json"))),
         finish_reasons=finish_reasons,
         model_tool_calls_known=known,
         tool_calls=model_tool_calls(outputs),
     )
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
 
 
 def answer_text(output_messages: Iterable[Mapping[str, Any]] | None) -> str:
@@ -252,10 +264,11 @@ def _arguments(value: Any) -> Any:
 
 
 def _text_part(value: Any) -> JsonObject:
-    return {"type": "text", "content": value if isinstance(value, str) else _dumps(value)}
+    return {"type": "text", "content": value if isinstance(value, str) else json_text(value)}
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """Compact JSON of a value read from a record (never raises)."""
     try:
         return orjson.dumps(value, default=str).decode()
     except TypeError:
@@ -277,10 +290,10 @@ def _list(value: Any) -> Sequence[Any]:
 _UNPARSED: Any = object()
 
 
-def _loads(text: str | None, bad: Any = None) -> Any:
+def _loads(text: Any, bad: Any = None) -> Any:
     """JSON text -> value; None for None. Text that is not JSON comes back as the text
     itself (so it is shown, not lost), or as `bad` when one is given."""
-    if text is None:
+    if not isinstance(text, str):
         return None
     try:
         return orjson.loads(text)

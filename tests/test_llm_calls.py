@@ -276,3 +276,18 @@ def test_structured_arguments_of_the_wrong_kind_are_refused(name: str, value: ob
         log.llm_call(
             "c", agent="a", provider="p", request_model="m", latency_ms=1.0, **{name: value}
         )
+
+
+def test_tail_shows_a_failed_call_with_its_error_and_status() -> None:
+    from agentlog.render import one_line
+    from agentlog.serde import decode
+
+    log = OfflineLog()
+    log.llm_call_failed(
+        "c", agent="a", provider="p", request_model="gpt-4o", error_type="RateLimitError",
+        error_message="slow down", latency_ms=3.0, status_code=429,
+    )  # fmt: skip
+    (record,) = log.records
+    shown = one_line(decode(record.value), record.partition, record.offset)
+    assert "llm_call_failed agent=a request_model=gpt-4o error_type=RateLimitError" in shown
+    assert "status_code=429" in shown
