@@ -80,3 +80,48 @@ class TestAgentsSdk(IntegrationContract):
             "the Agents SDK's response spans carry no time to first token (nor whether the "
             "run streamed): record its client with agentlog.integrations.openai for that"
         )
+
+
+def test_a_tripped_guardrail_is_an_escalation_naming_it(settings: Any) -> None:
+    """An input guardrail that trips stops the run (the SDK's own exception reaches the
+    caller); the recording says which guardrail it was."""
+    from agents import (
+        GuardrailFunctionOutput,
+        InputGuardrailTripwireTriggered,
+        input_guardrail,
+    )
+
+    from agentlog.producers import Recorder
+    from agentlog.testing.integration_contract import read_independently
+    from agentlog.testing.model_server import MODEL_PLAIN, ModelServer
+
+    @input_guardrail
+    def no_refunds(context: Any, agent: Any, text: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info="refund asked", tripwire_triggered=True)
+
+    with Recorder(settings) as recorder, ModelServer() as server:
+        agents.set_trace_processors([Processor(recorder)])
+        try:
+            client = AsyncOpenAI(base_url=server.openai_url, api_key="test", max_retries=0)
+            agent = Agent(
+                name="billing",
+                model=OpenAIResponsesModel(model=MODEL_PLAIN, openai_client=client),
+                input_guardrails=[no_refunds],
+            )
+            config = RunConfig(group_id="conv-guarded", tracing_disabled=False)
+            with pytest.raises(InputGuardrailTripwireTriggered):
+                Runner.run_sync(agent, "refund me", run_config=config)
+        finally:
+            agents.set_trace_processors([])
+        recorder.flush(30)
+    events = [
+        e for _, e in read_independently(settings, 1) if e["conversation_id"] == "conv-guarded"
+    ]
+    escalations = [p for name, p in (e["payload"] for e in events) if name == "agentlog.Escalation"]
+    assert escalations == [
+        {
+            "agent": "billing",
+            "reason": "guardrail no_refunds tripped",
+            "target": "guardrail:no_refunds",
+        }
+    ]
