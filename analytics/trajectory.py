@@ -234,11 +234,13 @@ class TrajectoryBuilder:
                 t.escalated = True
 
     def _llm_call(self, text: str | None, payload_json: str | None, where: str) -> None:
-        call = structured_fields("llm_call", _loads_object(payload_json))
-        if not call.model_tool_calls_known:
+        fields = _loads_object(payload_json)
+        if fields.get("output_messages_json") is None:
+            # Recorded before v4 (or without the answer's parts): the guess applies.
             self._model_calls = None
             self._pending = text
             return
+        call = structured_fields("llm_call", fields)
         self._model_calls = {}
         self._declare(call.tool_definitions)
         if self.t.tool_calls_from is None:

@@ -125,15 +125,25 @@ def summary(event: RecordedEvent) -> str:
 
 
 def _model_tool_calls(kind: str, b: dict[str, Any]) -> str:
-    """The tool calls the model chose (schema v4 records say so part by part)."""
-    calls = structured_fields(kind, b).tool_calls
-    if not calls:
-        return ""
-    shown = ", ".join(
-        f"{c.name}({short(json_text(c.arguments), 40)})" + (f" [{c.id}]" if c.id else "")
-        for c in calls
-    )
-    return f"; model calls {shown}"
+    """What the model returned beyond its text (schema v4 records say so part by part):
+    the tool calls it chose, and a refusal."""
+    call = structured_fields(kind, b)
+    shown = ""
+    if call.tool_calls:
+        shown = "; model calls " + ", ".join(
+            f"{short(c.name, 40)}({short(json_text(c.arguments), 40)})"
+            + (f" [{short(c.id, 40)}]" if c.id else "")
+            for c in call.tool_calls
+        )
+    refusals = [
+        p["content"]
+        for m in call.output_messages
+        for p in m["parts"]
+        if p["type"] == "refusal" and isinstance(p.get("content"), str)
+    ]
+    if refusals:
+        shown += f'; refused: "{short(" ".join(refusals), 50)}"'
+    return shown
 
 
 def _saga_summary(kind: str, b: dict[str, Any]) -> str:

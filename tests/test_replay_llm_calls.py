@@ -142,3 +142,16 @@ def test_diff_compares_an_old_and_a_v4_recording_of_the_same_answer() -> None:
     )  # fmt: skip
     assert diff_conversations(events_of(old.records), events_of(new.records)).identical
     assert TOPIC == OFFLINE.events_topic
+
+
+def test_a_refusal_is_shown_as_one() -> None:
+    from agentlog.replay.transcript import summary
+
+    log = OfflineLog()
+    log.llm_call(
+        "r", **LLM, latency_ms=1.0,
+        output_messages=[{"role": "assistant", "finish_reason": "content_filter",
+                          "parts": [{"type": "refusal", "content": "I can't help with that."}]}],
+    )  # fmt: skip
+    (event,) = events_of(log.records)
+    assert summary(event).endswith('; refused: "I can\'t help with that."')
