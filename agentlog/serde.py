@@ -134,13 +134,15 @@ def decode(
     topic: str | None = None,
     partition: int | None = None,
     offset: int | None = None,
+    blobs: claim_check.BlobStore | None = None,
 ) -> AvroDict:
     """Decode one record's value into an Avro dict of the current reader schema.
 
     `occurred_at` stays integer microseconds and `payload` is a `(record name, dict)`
-    tuple. A claim check is resolved: the event kept in the claim-check store is fetched,
-    verified against its size and SHA-256 and returned in its place. Raises DecodeError
-    naming topic, partition and offset (and the blob's reference) for anything else.
+    tuple. A claim check is resolved: the event kept in the claim-check store `blobs`
+    (default: the one the environment's settings name) is fetched, verified against its
+    size and SHA-256 and returned in its place. Raises DecodeError naming topic,
+    partition and offset (and the blob's reference) for anything else.
     """
 
     def fail(reason: str) -> DecodeError:
@@ -148,8 +150,13 @@ def decode(
 
     record = _decode_value(value, fail)
     if record["payload"][0] == CLAIM_CHECK_RECORD_NAME:
-        return _claimed_event(record, fail)
+        return _claimed_event(record, fail, blobs or claim_check_store(Settings()))
     return record
+
+
+def claim_check_store(settings: Settings) -> claim_check.BlobStore:
+    """The claim-check store as `settings` name it, with their size limit."""
+    return claim_check.BlobStore(settings.claim_check_store, settings.claim_check_max_bytes)
 
 
 def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> AvroDict:
@@ -198,12 +205,14 @@ def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> Av
     raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
 
 
-def _claimed_event(record: AvroDict, fail: Callable[[str], DecodeError]) -> AvroDict:
+def _claimed_event(
+    record: AvroDict, fail: Callable[[str], DecodeError], blobs: claim_check.BlobStore
+) -> AvroDict:
     """The event a claim check stands for, fetched from the store and verified."""
     check = record["payload"][1]
-    reference = check["reference"]
+    reference = claim_check.shown_reference(check["reference"])
     try:
-        blob = claim_check.fetch(reference, check["size"], check["sha256"])
+        blob = blobs.fetch(check["reference"], check["size"], check["sha256"])
     except claim_check.BlobUnavailable as exc:
         raise fail(str(exc)) from None
     event = _decode_value(blob, lambda reason: fail(f"claim-check blob {reference}: {reason}"))

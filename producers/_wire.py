@@ -159,7 +159,9 @@ class EventWire:
             if self.settings.claim_check
             else _NO_CLAIM_CHECK
         )
-        self._blobs = BlobStore(self.settings.claim_check_store)
+        self._blobs = BlobStore(
+            self.settings.claim_check_store, self.settings.claim_check_max_bytes
+        )
         self.wait_when_full = wait_when_full
         self.max_block = self.settings.max_block_ms / 1000
         self._since_poll = 0
