@@ -40,7 +40,7 @@ from agentlog.errors import (
     DeliveryFailed,
     UndeliveredEvent,
 )
-from agentlog.kafka_config import producer_config
+from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
 from agentlog.settings import Settings
@@ -49,8 +49,7 @@ LOG = logging.getLogger("agentlog.producers")
 
 ErrorCallback = Callable[[UndeliveredEvent], None]
 
-# librdkafka's default message.max.bytes: the largest record produce() accepts.
-_DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+_DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 _NO_CLAIM_CHECK = sys.maxsize
 # How long replacing a dead producer may wait for it to hand back its events.
 _SALVAGE_WAIT_S = 0.5
