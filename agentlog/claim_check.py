@@ -163,7 +163,10 @@ class BlobStore:
     def _legacy_file_reference(self, reference: str, sha256: str, shown: str) -> str:
         """A `file:` URI of an earlier agentlog: honoured only as this store's own path for
         the recorded SHA-256 (compared as text: the path itself is never looked at)."""
-        location = urlparse(reference)
+        try:
+            location = urlparse(reference)
+        except ValueError:  # found by fuzzing: "file://[" is no URL urllib can split
+            location = urlparse("file://invalid/")
         path = unquote(location.path)
         wanted = {
             str(self.path_for(sha256)),

@@ -16,6 +16,7 @@ import orjson
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
+from agentlog.replay.measures import measure, number_text
 
 Style = Callable[..., str]
 
@@ -84,7 +85,8 @@ def summary(event: RecordedEvent) -> str:
         finish = f", {b['finish_reason']}" if b.get("finish_reason") else ""
         return (
             f"{b['agent']}: {b['request_model']} ({b['provider']}) {b['input_tokens']:,} in / "
-            f"{b['output_tokens']:,} out tokens, {b['latency_ms']:,.0f} ms{finish}: "
+            f"{b['output_tokens']:,} out tokens, "
+            f"{number_text(b['latency_ms'], ',.0f')} ms{finish}: "
             f'"{short(b["output_text"], 50)}"'
         )
     if kind == "tool_call_requested":
@@ -95,17 +97,18 @@ def summary(event: RecordedEvent) -> str:
         )
     if kind == "tool_call_completed":
         return (
-            f"{b['tool_name']} in {b['duration_ms']:,.0f} ms -> "
+            f"{b['tool_name']} in {number_text(b['duration_ms'], ',.0f')} ms -> "
             f"{_compact_json(b['result_json'], 60)} [{b['tool_call_id']}]"
         )
     if kind == "tool_call_failed":
         retry = ", will retry" if b.get("retryable") else ""
         return (
-            f"{b['tool_name']} attempt {b['attempt']} after {b['duration_ms']:,.0f} ms: "
+            f"{b['tool_name']} attempt {b['attempt']} after "
+            f"{number_text(b['duration_ms'], ',.0f')} ms: "
             f"{b['error_type']}: {short(b['error_message'], 60)}{retry} [{b['tool_call_id']}]"
         )
     if kind == "intent_identified":
-        return f"{b['agent']}: {b['intent']} ({b['confidence']:.0%} sure)"
+        return f"{b['agent']}: {b['intent']} ({number_text(b['confidence'], '.0%')} sure)"
     if kind == "handoff":
         reason = f" ({short(b['reason'])})" if b.get("reason") else ""
         return f"{b['from_agent']} -> {b['to_agent']}{reason}"
@@ -127,7 +130,8 @@ def _saga_summary(kind: str, b: dict[str, Any]) -> str:
     step = f"{saga} step {b['step']}"
     if kind == "saga_step_started":
         again = f" (attempt {b['attempt']})" if (b.get("attempt") or 1) > 1 else ""
-        limit = f", timeout {b['timeout_ms'] / 1000:g} s" if b.get("timeout_ms") else ""
+        timeout = measure(b.get("timeout_ms"))
+        limit = f", timeout {timeout / 1000:g} s" if timeout else ""
         return f"{step}{again}{limit}"
     if kind == "saga_step_completed":
         return f"{step} -> {_compact_json(b.get('output_json'), 60)}"
@@ -263,7 +267,7 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         detail = (
             f"{call['error_type']}: {short(call['error_message'], 50)}"
             if call["status"] == "failed"
-            else f"{call['latency_ms'] or 0:,.0f} ms"
+            else f"{number_text(call['latency_ms'] or 0, ',.0f')} ms"
             if call["status"] == "completed"
             else "waiting"
         )

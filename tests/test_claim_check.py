@@ -241,6 +241,7 @@ def test_a_blob_over_the_size_limit_is_refused_unread(tmp_path: Path, monkeypatc
         ("http://example.com/blob", "a" * 64),
         ("/" + "a" * 64, "a" * 64),
         ("file://evil.example/" + "a" * 64, "a" * 64),
+        ("file://[/" + "a" * 64, "a" * 64),  # urllib cannot split it (found by fuzzing)
     ],
 )
 def test_a_reference_that_is_no_content_address_is_refused(
@@ -346,3 +347,44 @@ def test_without_claim_check_or_on_error_flush_raises_delivery_failed(
     assert "exceeds the producer's message.max.bytes limit of 1000000 bytes" in str(caught.value)
     assert decode_event(undelivered.value).event_id == event_id
     assert len(read_all(settings.bootstrap_servers, settings.events_topic, expect=1)) == 1
+
+
+# -- hostile references on the log: a dead letter, never a poison pill ------------------
+
+
+def test_a_hostile_reference_is_a_dead_letter_and_readers_go_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from cli import agentlog
+    from confluent_kafka import Producer
+    from kafka_python_reader import read_all as read_topic
+
+    digest = hashlib.sha256(b"anything").hexdigest()
+    raw = Producer(
+        {"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"}
+    )
+    with Recorder(settings) as recorder:
+        recorder.user_message("conv-sample", "before")
+        recorder.flush()
+        # A claim check any producer could write: /dev/zero, 100000 bytes.
+        raw.produce(
+            settings.events_topic,
+            _claim_check_record("file:///dev/zero", 100_000, digest),
+            b"conv-sample",
+        )
+        assert raw.flush(30) == 0
+        recorder.user_message("conv-sample", "after")
+    base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
+    projected = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)
+    assert projected.code == 0, projected.err
+    assert projected.out.startswith("applied 2 events"), projected.out
+    (letter,) = read_topic(settings.bootstrap_servers, settings.dlq_topic, expect=1)
+    error = dict(letter.headers)["agentlog.error"].decode()
+    assert "claim-check reference file:///dev/zero is not a blob of the claim-check store" in error
+    again = agentlog(*base, "project", "run", "--once", state_dir=tmp_path)
+    assert again.code == 0 and again.out.startswith("applied 0 events"), again.out
+    tail = agentlog(*base, "tail", "--from-beginning", state_dir=tmp_path)
+    assert tail.code == 0, tail.err
+    assert "before" in tail.out and "after" in tail.out
+    refused = [line for line in tail.err.splitlines() if "file:///dev/zero" in line]
+    assert len(refused) == 1, tail.err
