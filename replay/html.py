@@ -52,6 +52,7 @@ _MARKS: dict[str, tuple[str, str]] = {
     "user_message": ("k-user", "circle"),
     "agent_message": ("k-agent", "circle"),
     "llm_call": ("k-llm", "circle"),
+    "llm_call_failed": ("k-fail", "cross"),
     "tool_call_requested": ("k-tool", "circle"),
     "tool_call_completed": ("k-tool", "circle"),
     "tool_call_failed": ("k-fail", "cross"),
@@ -228,6 +229,14 @@ def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
             began = entry.occurred_at - int(latency * 1000)
             label = f"{body['request_model']} {number_text(body['latency_ms'], ',.0f')} ms"
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-llm", label, index))
+        elif kind == "llm_call_failed":
+            latency = min(measure(body["latency_ms"]) or 0.0, _LONGEST_BAR_MS)
+            began = entry.occurred_at - int(latency * 1000)
+            label = (
+                f"{body['request_model']} {number_text(body['latency_ms'], ',.0f')} ms "
+                f"{body['error_type']}"
+            )
+            bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-fail", label, index))
         elif kind == "tool_call_requested":
             open_attempts[(body["tool_call_id"], body["attempt"])] = (index, entry)
         elif kind in ("tool_call_completed", "tool_call_failed"):
