@@ -220,6 +220,8 @@ def _seeds() -> dict[str, dict[str, bytes]]:
         + struct.pack("<q", 100000),
         "traversal": bytes([0, 3]) + chunk(b"/../../../../etc/shadow") + bytes([0, 127]),
         "huge-size": bytes([0, 0]) + chunk(b"") + bytes([1]) + struct.pack("<q", 1 << 62),
+        # Found by fuzzing: a file: reference urllib cannot split ("Invalid IPv6 URL").
+        "found-invalid-ipv6-url": bytes([0, 2]) + chunk(b"file://[/") + bytes([0, 128, 0]),
         "own-digest": bytes([250]) + chunk(b"a" * 64) + bytes([0]) + chunk(b"") + bytes([0, 128]),
     }
     imports = {
