@@ -40,12 +40,8 @@ from agentlog.errors import (
     DeliveryFailed,
     UndeliveredEvent,
 )
-<<<<<<< HEAD
-from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
-=======
 from agentlog.events import canonical_event_id
-from agentlog.kafka_config import producer_config
->>>>>>> main
+from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
 from agentlog.settings import Settings
