@@ -19,8 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validat
 
 from agentlog.errors import SchemaError
 
-from agentlog.errors import SchemaError
-
 AVRO_NAMESPACE = "agentlog"
 
 # The largest magnitude of any number an event carries (1e15 ms is 31,000 years); NaN
