@@ -37,6 +37,10 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
 
 
+# librdkafka's default message.max.bytes: the largest record produce() accepts.
+MAX_MESSAGE_BYTES = 1_000_000
+
+
 def producer_config(settings: Settings, *, report_successes: bool = False) -> dict[str, Any]:
     """The settings DESIGN.md fixes for every agentlog producer (recorders, dead letters,
     benchmarks). `report_successes`: delivery callbacks for acknowledged records too

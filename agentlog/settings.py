@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     claim_check_dir: Path | None = Field(
         default=None, description="the claim-check store (default state_dir/claim-check)"
     )
+    claim_check_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="the largest claim-checked event a reader fetches (and a recorder keeps): "
+        "a reference on the log claiming more is a dead letter, never read",
+    )
 
     sink: SecretStr | None = Field(
         default=None,

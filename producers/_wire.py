@@ -42,7 +42,7 @@ from agentlog.errors import (
     UndeliveredEvent,
 )
 from agentlog.events import canonical_event_id
-from agentlog.kafka_config import producer_config
+from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
 from agentlog.settings import Settings
@@ -55,8 +55,7 @@ LOG = logging.getLogger("agentlog.producers")
 
 ErrorCallback = Callable[[UndeliveredEvent], None]
 
-# librdkafka's default message.max.bytes: the largest record produce() accepts.
-_DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+_DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 _NO_CLAIM_CHECK = sys.maxsize
 # How long replacing a dead producer may wait for it to hand back its events.
 _SALVAGE_WAIT_S = 0.5
@@ -168,7 +167,9 @@ class EventWire:
             if self.settings.claim_check
             else _NO_CLAIM_CHECK
         )
-        self._blobs = BlobStore(self.settings.claim_check_store)
+        self._blobs = BlobStore(
+            self.settings.claim_check_store, self.settings.claim_check_max_bytes
+        )
         self.wait_when_full = wait_when_full
         self.max_block = self.settings.max_block_ms / 1000
         self._since_poll = 0

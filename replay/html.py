@@ -25,6 +25,7 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
+from agentlog.replay.measures import measure, number_text
 from agentlog.replay.transcript import (
     counted,
     readable_payload,
@@ -42,6 +43,7 @@ _GAP_WIDTH = 64  # a stretch of nothing, shrunk
 _MIN_BURST = 24
 _BURST_PAD = 10
 _TICK_SPACING = 90
+_LONGEST_BAR_MS = 86_400_000.0
 _NICE_STEPS_MS = [
     *(10, 20, 50, 100, 200, 500),
     *(1_000, 2_000, 5_000, 10_000, 15_000, 30_000),
@@ -244,12 +246,18 @@ def _bars(entries: list[Entry], lane_of: list[str], start: int, end: int) -> lis
             continue
         body, kind = entry.payload, entry.event_type
         if kind == "llm_call":
-            began = max(start, entry.occurred_at - int(body["latency_ms"] * 1000))
-            label = f"{body['request_model']} {body['latency_ms']:,.0f} ms"
+            # Drawn no longer than a day: a recorded latency may be anything (measures.py).
+            latency = min(measure(body["latency_ms"]) or 0.0, _LONGEST_BAR_MS)
+            began = max(start, entry.occurred_at - int(latency * 1000))
+            label = f"{body['request_model']} {number_text(body['latency_ms'], ',.0f')} ms"
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-llm", label, index))
         elif kind == "llm_call_failed":
-            began = entry.occurred_at - int(body["latency_ms"] * 1000)
-            label = f"{body['request_model']} {body['latency_ms']:,.0f} ms {body['error_type']}"
+            latency = min(measure(body["latency_ms"]) or 0.0, _LONGEST_BAR_MS)
+            began = max(start, entry.occurred_at - int(latency * 1000))
+            label = (
+                f"{body['request_model']} {number_text(body['latency_ms'], ',.0f')} ms "
+                f"{body['error_type']}"
+            )
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-fail", label, index))
         elif kind == "tool_call_requested":
             open_attempts[(body["tool_call_id"], body["attempt"])] = (index, entry)
@@ -257,7 +265,7 @@ def _bars(entries: list[Entry], lane_of: list[str], start: int, end: int) -> lis
             found = open_attempts.pop((body["tool_call_id"], body["attempt"]), None)
             began = found[1].occurred_at if found else entry.occurred_at
             failed = kind == "tool_call_failed"
-            label = f"{body['tool_name']} {body['duration_ms']:,.0f} ms" + (
+            label = f"{body['tool_name']} {number_text(body['duration_ms'], ',.0f')} ms" + (
                 f" {body['error_type']}" if failed else ""
             )
             css = "b-fail" if failed else "b-tool"

@@ -18,6 +18,7 @@ from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
 from agentlog.display import visible
 from agentlog.llm_calls import json_text, structured_fields
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
+from agentlog.replay.measures import measure, number_text
 
 Style = Callable[..., str]
 
@@ -92,14 +93,16 @@ def _what_happened(event: RecordedEvent) -> str:
         finish = f", {b['finish_reason']}" if b.get("finish_reason") else ""
         return (
             f"{b['agent']}: {b['request_model']} ({b['provider']}) {b['input_tokens']:,} in / "
-            f"{b['output_tokens']:,} out tokens, {b['latency_ms']:,.0f} ms{finish}: "
+            f"{b['output_tokens']:,} out tokens, "
+            f"{number_text(b['latency_ms'], ',.0f')} ms{finish}: "
             f'"{short(b["output_text"], 50)}"{_model_tool_calls(kind, b)}'
         )
     if kind == "llm_call_failed":
         status = f" (HTTP {b['status_code']})" if b.get("status_code") is not None else ""
         return (
             f"{b['agent']}: {b['request_model']} ({b['provider']}) failed after "
-            f"{b['latency_ms']:,.0f} ms: {b['error_type']}{status}: {short(b['error_message'], 60)}"
+            f"{number_text(b['latency_ms'], ',.0f')} ms: {b['error_type']}{status}: "
+            f"{short(b['error_message'], 60)}"
         )
     if kind == "tool_call_requested":
         agent = f"{b['agent']}: " if b.get("agent") else ""
@@ -109,17 +112,18 @@ def _what_happened(event: RecordedEvent) -> str:
         )
     if kind == "tool_call_completed":
         return (
-            f"{b['tool_name']} in {b['duration_ms']:,.0f} ms -> "
+            f"{b['tool_name']} in {number_text(b['duration_ms'], ',.0f')} ms -> "
             f"{_compact_json(b['result_json'], 60)} [{b['tool_call_id']}]"
         )
     if kind == "tool_call_failed":
         retry = ", will retry" if b.get("retryable") else ""
         return (
-            f"{b['tool_name']} attempt {b['attempt']} after {b['duration_ms']:,.0f} ms: "
+            f"{b['tool_name']} attempt {b['attempt']} after "
+            f"{number_text(b['duration_ms'], ',.0f')} ms: "
             f"{b['error_type']}: {short(b['error_message'], 60)}{retry} [{b['tool_call_id']}]"
         )
     if kind == "intent_identified":
-        return f"{b['agent']}: {b['intent']} ({b['confidence']:.0%} sure)"
+        return f"{b['agent']}: {b['intent']} ({number_text(b['confidence'], '.0%')} sure)"
     if kind == "handoff":
         reason = f" ({short(b['reason'])})" if b.get("reason") else ""
         return f"{b['from_agent']} -> {b['to_agent']}{reason}"
@@ -163,7 +167,8 @@ def _saga_summary(kind: str, b: dict[str, Any]) -> str:
     step = f"{saga} step {b['step']}"
     if kind == "saga_step_started":
         again = f" (attempt {b['attempt']})" if (b.get("attempt") or 1) > 1 else ""
-        limit = f", timeout {b['timeout_ms'] / 1000:g} s" if b.get("timeout_ms") else ""
+        timeout = measure(b.get("timeout_ms"))
+        limit = f", timeout {timeout / 1000:g} s" if timeout else ""
         return f"{step}{again}{limit}"
     if kind == "saga_step_completed":
         return f"{step} -> {_compact_json(b.get('output_json'), 60)}"
@@ -300,7 +305,7 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         detail = (
             f"{call['error_type']}: {short(call['error_message'], 50)}"
             if call["status"] == "failed"
-            else f"{call['latency_ms'] or 0:,.0f} ms"
+            else f"{number_text(call['latency_ms'] or 0, ',.0f')} ms"
             if call["status"] == "completed"
             else "waiting"
         )

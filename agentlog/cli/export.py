@@ -235,6 +235,12 @@ def compliance(
         f"{counted(report.files, 'file')} and {MANIFEST} "
         f"(check it with `agentlog export verify {out}`)"
     )
+    for conversation_id, reason in report.untranscribed.items():
+        click.echo(
+            f"warning: no transcript of conversation {conversation_id!r} ({reason}); its "
+            f"events are in the bundle, and {MANIFEST} names it under untranscribed",
+            err=True,
+        )
 
 
 def render_transcripts(conversation_id: str, events: list[RecordedEvent]) -> dict[str, str]:
