@@ -295,6 +295,10 @@ class _Script:
         ]
 
 
+# The recorded calls and which are used, for the client integrations' serving too.
+CallScript = _Script
+
+
 @dataclass
 class _Call:
     """What `tool_call` yields: set `result` (or call `complete`) in a live call; a
