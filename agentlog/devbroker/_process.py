@@ -24,7 +24,12 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a broker could listen on `port` now. The probe binds as the brokers do,
+    with SO_REUSEADDR: the connections of a broker just stopped linger in TIME_WAIT on
+    its port for a minute, and must not make the port look taken (the broker would come
+    back on another port, and every client that kept the address would lose it)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
