@@ -38,6 +38,7 @@ from agentlog.errors import (
     BrokerUnavailable,
     ConfigurationError,
     DeliveryFailed,
+    SpoolError,
     UndeliveredEvent,
 )
 from agentlog.kafka_config import producer_config
@@ -645,15 +646,8 @@ class SpooledWire(EventWire):
             raise ConfigurationError("this recorder is closed; create a new one to record")
         try:
             return self._spool.append(key, value, timestamp)
-        except OSError as exc:
-            self._report(
-                UndeliveredEvent(
-                    self.topic,
-                    key,
-                    value,
-                    f"cannot write to the spool at {self._spool.directory}: {exc.strerror or exc}",
-                )
-            )
+        except SpoolError as exc:
+            self._report(UndeliveredEvent(self.topic, key, value, str(exc)))
             return True
 
     def flush(self, timeout: float | None = None) -> None:
@@ -695,7 +689,9 @@ class SpooledWire(EventWire):
     def _stop(self) -> None:
         self._closed = True
         self._shipper.stop(timeout=1.0)
-        self._spool.close()
+        problem = self._spool.close()
+        if problem is not None:
+            _say(f"closing the spool: {problem}")
         self._forget()
 
     def close_at_exit(self) -> None:

@@ -1,0 +1,107 @@
+"""Every tool call ends exactly once under the benchmark's load: one worker process
+(concurrency 32), hundreds of calls in flight over many conversations, thousands of
+calls; counted by an independent reader (kafka-python), not by the client that waited.
+
+On Tansu 0.6 this once lost calls: a fetch was answered without a batch another client
+had just produced (records readable a moment later), and the worker, then the waiting
+client, passed over them. `AGENTLOG_TOOL_LOAD_ROUNDS=20` runs the pattern 20 times on
+fresh topics (how it was proved); CI runs it once per engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from kafka_python_reader import read_all
+from test_tool_workers import worker_process
+
+from agentlog.consumers.tool_workers import CommitPastUnfinished, _Partition
+from agentlog.producers import ToolClient
+from agentlog.serde import decode_event
+from agentlog.settings import Settings
+from agentlog.topics import create_topics
+
+CALLS = 3000
+IN_FLIGHT = 200
+CONVERSATIONS = 64
+ROUNDS = int(os.environ.get("AGENTLOG_TOOL_LOAD_ROUNDS", "1"))
+
+
+async def _many_in_flight(client: ToolClient, prefix: str) -> list[str]:
+    """The call ids of CALLS calls made with IN_FLIGHT outstanding at any time; each must
+    answer (a ToolTimeout fails the test)."""
+    slots = asyncio.Semaphore(IN_FLIGHT)
+    ids: list[str] = []
+
+    async def call(n: int) -> None:
+        async with slots:
+            pending = client.request(f"{prefix}conv-{n % CONVERSATIONS}", "add", {"a": n, "b": 1})
+            ids.append(pending.tool_call_id)
+            assert await pending.wait(60) == n + 1
+
+    await asyncio.gather(*(call(n) for n in range(CALLS)))
+    return ids
+
+
+def _one_round(settings: Settings, tool_dir: Path, log: Path) -> None:
+    create_topics(settings)
+    worker = worker_process(settings, tool_dir, log, "--concurrency", "32", "--quiet")
+    try:
+
+        async def run() -> list[str]:
+            async with ToolClient(settings, service="load", timeout=60) as client:
+                return await _many_in_flight(client, "")
+
+        ids = asyncio.run(run())
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert settings.bootstrap_servers is not None
+    records = read_all(settings.bootstrap_servers, settings.events_topic, expect=2 * CALLS)
+    endings = Counter(
+        dict(r.headers)["agentlog.tool-call-id"].decode()
+        for r in records
+        if "agentlog.tool-call-ended" in dict(r.headers)
+    )
+    requested = Counter(
+        decode_event(r.value).payload.tool_call_id  # type: ignore[union-attr]
+        for r in records
+        if "agentlog.tool-call-ended" not in dict(r.headers)
+    )
+    assert set(requested) == set(ids) and len(ids) == CALLS
+    assert {i for i in ids if endings[i] != 1} == set()
+    assert set(endings) == set(ids)
+
+
+def test_every_call_ends_once_with_hundreds_in_flight(settings: Settings, tmp_path: Path) -> None:
+    for n in range(ROUNDS):
+        fresh = settings.with_overrides(topic_prefix=f"load{uuid.uuid4().hex[:8]}.")
+        # `add` keeps no files: the tool directory stays empty.
+        _one_round(fresh, tmp_path, tmp_path / f"worker-{n}.log")
+        print(f"round {n + 1} of {ROUNDS}: {CALLS} calls, each ended once")
+
+
+def test_a_worker_never_commits_past_a_request_it_has_not_finished() -> None:
+    part = _Partition(number=1, generation=1, ledger=None, committed=10, next_offset=15)
+    part.in_flight.add(12)  # handed 10..14: 12 still runs, 13 waits for a slot
+    part.waiting.add(13)
+    assert part.committable() == 12
+    part.check_commit(12)
+    for past in (13, 15, 16):
+        with pytest.raises(CommitPastUnfinished, match=r"requests \[12"):
+            part.check_commit(past)
+    # An offset never handed (a gap in what Kafka delivered) is never committed past.
+    part.in_flight.clear()
+    part.waiting.clear()
+    assert part.committable() == 15
+    part.check_commit(15)
+    with pytest.raises(CommitPastUnfinished, match="from 15 on were never handed"):
+        part.check_commit(17)
