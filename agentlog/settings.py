@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         description="how long a reader (tail --follow, replay, exports) keeps trying once no "
         "broker answers before it gives up; a shorter hiccup goes unnoticed",
     )
+    broker_outage_tolerance_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long a service (project run, archive run, tools work, agents run) "
+        "rides out a broker that does not answer before it exits",
+    )
     assignment_timeout_s: float = Field(
         default=30.0,
         gt=0,

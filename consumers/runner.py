@@ -56,6 +56,7 @@ from agentlog.consumers.projection import Position, Projection, RecordedEvent, r
 from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentDeadLetter, Sink
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.kafka_config import group_consumer_config
+from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, records_at
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -158,7 +159,10 @@ class ProjectionRunner:
         self._stop = False
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="agentlog-sink")
         self._pending: tuple[Batch, Future[None]] | None = None
-        self.consumer = Consumer(group_consumer_config(settings, group))
+        self._outage = OutageWatch(settings, f"projector {group}")
+        config = group_consumer_config(settings, group)
+        config["error_cb"] = self._outage.on_error
+        self.consumer = Consumer(config)
         sink.prepare(self.tables.values(), group)
 
     # -- group membership -------------------------------------------------------------
@@ -283,6 +287,9 @@ class ProjectionRunner:
             )
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
+                if messages:
+                    self._outage.answered()
+                self._outage.check(self.consumer, self.topic)
                 records = self._records_of(messages)
                 if records:
                     if self.progress.first_batch_at is None:
@@ -295,6 +302,8 @@ class ProjectionRunner:
                 if now - self._partitions_checked_at >= PARTITION_CHECK_SECONDS:
                     self._partitions_checked_at = now
                     self._check_partition_count()
+                if not self.assigned and now > self._assign_by and self._outage.down:
+                    self._assign_by = now + self.settings.assignment_timeout_s  # no broker
                 if not self.assigned and now > self._assign_by:
                     raise NotAssigned(
                         f"consumer group {self.group} assigned this member no partitions of "
@@ -316,7 +325,7 @@ class ProjectionRunner:
             finally:
                 self._writer.shutdown()
                 self.progress.lag = self._lag()
-                self.consumer.close()
+                close_within(self.consumer, f"projector {self.group}")
         return self.progress
 
     def _records_of(self, messages: list[Message]) -> list[Message]:

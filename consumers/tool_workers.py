@@ -37,6 +37,7 @@ from agentlog.consumers.tool_registry import ToolRegistry
 from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import low_latency_group_consumer_config
+from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, read_gap
 from agentlog.settings import Settings
 from agentlog.tool_protocol import TOOL_CALL_STARTED, header, tool_partitions
@@ -154,7 +155,10 @@ class ToolWorker:
         self._last_poll = 0.0
         self._last_commit = 0.0
         self._dead_letters = DeadLetters(settings, group)
-        self.consumer = Consumer(low_latency_group_consumer_config(settings, group))
+        self._outage = OutageWatch(settings, f"tool worker of group {group}")
+        config = low_latency_group_consumer_config(settings, group)
+        config["error_cb"] = self._outage.on_error
+        self.consumer = Consumer(config)
         self._runner = CallRunner(
             settings,
             registry,
@@ -208,7 +212,11 @@ class ToolWorker:
                     break
                 if not self._assigned_once and now - started > assignment_timeout:
                     raise never_assigned(self.settings, self.topic, self.group, assignment_timeout)
-                for message in self._poll():
+                messages = self._poll()
+                if messages:
+                    self._outage.answered()
+                self._outage.check(self.consumer, self.topic)
+                for message in messages:
                     self._take(message)
         finally:
             self._shut_down()
@@ -434,6 +442,8 @@ class ToolWorker:
             while self._in_flight:
                 self._apply_answers(wait=True)
             self._commit(set(self._parts), asynchronous=False)
-            self.consumer.close()  # revokes (nothing left in flight) and leaves the group
+            # Revokes (nothing left in flight) and leaves the group; bounded, for a broker
+            # that is gone.
+            close_within(self.consumer, f"tool worker of group {self.group}")
         finally:
             self._runner.close()
