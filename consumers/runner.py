@@ -287,9 +287,12 @@ class ProjectionRunner:
             )
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
+                was_down = self._outage.down
                 if messages:
                     self._outage.answered()
                 self._outage.check(self.consumer, self.topic)
+                if was_down and not self._outage.down:  # the group forms again from now
+                    self._assign_by = time.monotonic() + self.settings.assignment_timeout_s
                 records = self._records_of(messages)
                 if records:
                     if self.progress.first_batch_at is None:

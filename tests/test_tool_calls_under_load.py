@@ -17,10 +17,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
+from cli import agentlog
 from kafka_python_reader import read_all
 from test_tool_workers import worker_process
 
+from agentlog.consumers import ToolRegistry, ToolWorker
 from agentlog.consumers.tool_workers import CommitPastUnfinished, _Partition
 from agentlog.producers import ToolClient
 from agentlog.serde import decode_event
@@ -105,3 +108,54 @@ def test_a_worker_never_commits_past_a_request_it_has_not_finished() -> None:
     part.check_commit(15)
     with pytest.raises(CommitPastUnfinished, match="from 15 on were never handed"):
         part.check_commit(17)
+
+
+def test_status_shows_requests_pending_longer_than_their_timeout(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A request no worker ended (none runs, or one passed over it) shows in `agentlog
+    status` once it has waited longer than the bound, with the oldest named."""
+    registry = ToolRegistry()
+
+    @registry.tool
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    group = f"tools-{uuid.uuid4().hex[:8]}"
+    assert settings.bootstrap_servers is not None
+    with ToolClient(settings, timeout=60) as client:
+        ended = [client.request("conv-1", "add", {"a": 1, "b": 2}) for _ in range(2)]
+        ToolWorker(settings, registry, group=group, concurrency=4).run(once=True)
+        assert [call.result(30) for call in ended] == [3, 3]
+        waiting = [client.request(f"conv-{n}", "add", {"a": n, "b": 0}) for n in range(3)]
+        # Two requests, their start markers, and the three nobody runs.
+        read_all(settings.bootstrap_servers, settings.tool_requests_topic, expect=7)
+    run = agentlog(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "status",
+        "--group",
+        group,
+        "--pending-after",
+        "0",
+        state_dir=tmp_path,
+    )
+    assert run.code == 0, run.err
+    assert "3 tool request(s) pending longer than 0s" in run.out
+    assert any(call.tool_call_id in run.out for call in waiting)
+    as_json = agentlog(
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--topic-prefix",
+        settings.topic_prefix,
+        "status",
+        "--group",
+        group,
+        "--format",
+        "json",
+        state_dir=tmp_path,
+    )
+    (worker_group,) = orjson.loads(as_json.out)["groups"]
+    assert worker_group["overdue_requests"] == 0  # not yet a minute old
