@@ -60,6 +60,7 @@ def test_project_run_rides_out_a_broker_restart(
     )
     log = tmp_path / "projector.log"
     projector = None
+    settings.state_dir.mkdir()  # where the projector's DuckDB file goes
     try:
         create_topics(settings)
         _record(settings, 100)
@@ -121,6 +122,7 @@ def test_project_run_gives_up_past_the_tolerance_naming_the_cause(
         state_dir=tmp_path / "state",
     )
     log = tmp_path / "projector.log"
+    settings.state_dir.mkdir()  # where the projector's DuckDB file goes
     try:
         create_topics(settings)
         _record(settings, 10)

@@ -26,6 +26,7 @@ from test_tool_workers import worker_process
 from agentlog.consumers import ToolRegistry, ToolWorker
 from agentlog.consumers.tool_workers import CommitPastUnfinished, _Partition
 from agentlog.producers import ToolClient
+from agentlog.reader import read_partitions
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
@@ -159,3 +160,41 @@ def test_status_shows_requests_pending_longer_than_their_timeout(
     )
     (worker_group,) = orjson.loads(as_json.out)["groups"]
     assert worker_group["overdue_requests"] == 0  # not yet a minute old
+
+
+def test_requests_a_fetch_left_out_are_read_again_and_run(settings: Settings) -> None:
+    """What Tansu 0.6 did under load, made on purpose: the worker is handed the records of
+    a partition with some left out (a fetch answered with a later batch). It reads the
+    gap again and runs those calls too; without that, they never ended."""
+    registry = ToolRegistry()
+
+    @registry.tool
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert settings.bootstrap_servers is not None
+    with ToolClient(settings, timeout=60) as client:
+        calls = [client.request("conv-gap", "add", {"a": n, "b": 1}) for n in range(10)]
+        (record,) = {
+            r.partition
+            for r in read_all(settings.bootstrap_servers, settings.tool_requests_topic, expect=10)
+        }
+        handed = list(read_partitions(settings, settings.tool_requests_topic, partitions=[record]))
+        assert len(handed) == 10
+        worker = ToolWorker(settings, registry, group=f"gap-{uuid.uuid4().hex[:8]}")
+        worker._parts[record] = _Partition(record, 1, None, 0, 0)
+        try:
+            for message in handed[:3] + handed[7:]:  # offsets 3..6 left out of the fetch
+                worker._take(message)
+            while worker._in_flight or worker._waiting:
+                worker._apply_answers(wait=True)
+                worker._start_waiting()
+        finally:
+            worker._runner.close()
+        assert [call.result(30) for call in calls] == [n + 1 for n in range(10)]
+    endings = Counter(
+        dict(r.headers)["agentlog.tool-call-id"].decode()
+        for r in read_all(settings.bootstrap_servers, settings.events_topic, expect=20)
+        if "agentlog.tool-call-ended" in dict(r.headers)
+    )
+    assert endings == Counter({call.tool_call_id: 1 for call in calls})
