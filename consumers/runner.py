@@ -57,7 +57,7 @@ from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentD
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import partition_offset, records_at
+from agentlog.reader import partition_offset, read_gap, records_at
 from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.topics import TopicIdentity, topic_identity
@@ -144,6 +144,8 @@ class ProjectionRunner:
         # partition -> the offset a seek asked for, until its first record arrives: a
         # later first record means retention deleted records never applied
         self.floors: dict[int, int] = {}
+        # partition -> the offset the next record handed should have
+        self._next_seen: dict[int, int] = {}
         # partition -> end reported at end-of-partition, to store if no record reached it
         self.eofs: dict[int, int] = {}
         self.assigned = False
@@ -196,6 +198,7 @@ class ProjectionRunner:
         """Forget what was learnt reading the partition before a seek to `offset`."""
         self.ends_seen.discard(partition)
         self.eofs.pop(partition, None)
+        self._next_seen.pop(partition, None)
         if offset is None:
             self.floors.pop(partition, None)
         else:
@@ -339,8 +342,15 @@ class ProjectionRunner:
                 partition = message.partition()
                 if partition in self.positions:
                     self.ends_seen.discard(partition)
+                    offset = partition_offset(message)[1]
+                    expected = self._next_seen.get(partition)
                     if self.floors and partition in self.floors:
-                        self._check_floor(partition, partition_offset(message)[1])
+                        expected = self._check_floor(partition, offset)
+                    if expected is not None and offset > expected:
+                        # Offsets not handed (a broker may answer a fetch short; the topic
+                        # has no transactions or compaction): read them again.
+                        records += read_gap(self.settings, self.topic, partition, expected, offset)
+                    self._next_seen[partition] = offset + 1
                     records.append(message)
                     if partition not in self.targets:
                         self._note_target(partition)
@@ -355,12 +365,13 @@ class ProjectionRunner:
                 log.warning("consumer: %s", error.str())
         return records
 
-    def _check_floor(self, partition: int, offset: int) -> None:
+    def _check_floor(self, partition: int, offset: int) -> int:
         """The first record after a seek: if it lies past the offset sought, and the log
-        now starts past it too, retention deleted records this group never applied."""
+        now starts past it too, retention deleted records this group never applied.
+        Returns the first offset the log still holds from the one sought."""
         floor = self.floors.pop(partition)
         if offset <= floor:
-            return
+            return floor
         start, _ = self.consumer.get_watermark_offsets(
             TopicPartition(self.topic, partition), cached=True
         )
@@ -379,6 +390,8 @@ class ProjectionRunner:
                 self.sink.description,
                 start,
             )
+            return start
+        return floor
 
     def _store_ends_past_markers(self) -> None:
         """A partition whose end lies past its last record (a transaction's commit marker,

@@ -21,7 +21,9 @@ from conftest import DevEngine
 from agentlog import devbroker
 from agentlog.analytics import archiver as archiver_module
 from agentlog.analytics.archiver import Archiver
+from agentlog.consumers import ProjectionRunner, open_sink
 from agentlog.producers import Recorder
+from agentlog.reader import partition_offset, read_partitions
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
@@ -199,3 +201,25 @@ def test_archive_run_survives_its_partition_check_inside_an_outage(
     assert not thread.is_alive()
     assert not failure, failure
     assert archiver.progress.archived == 50
+
+
+def test_a_projector_reads_again_the_records_a_fetch_left_out(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """What Tansu 0.6 did to tool workers under load, handed to a projector on purpose:
+    records 5..9 of a partition left out of what the consumer was handed. They are read
+    again and applied in order, not passed over."""
+    with Recorder(settings, service="gap") as recorder:
+        for n in range(20):
+            recorder.user_message("conv-gap", f"turn {n}")
+    (first,) = list(read_partitions(settings, settings.events_topic))[:1]
+    partition = partition_offset(first)[0]
+    handed = list(read_partitions(settings, settings.events_topic, partitions=[partition]))
+    assert len(handed) == 20
+    with open_sink(f"duckdb:///{tmp_path / 'p.duckdb'}") as sink:
+        runner = ProjectionRunner(settings, sink, [])
+        runner.positions[partition] = None
+        runner._sought(partition, 0)
+        records = runner._records_of(handed[:5] + handed[10:])
+        runner.consumer.close()
+    assert [partition_offset(r)[1] for r in records] == list(range(len(handed)))
