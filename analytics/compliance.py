@@ -21,6 +21,7 @@ checksum and finds any file changed, missing or added.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ from agentlog.analytics.archive_reader import archived_event
 from agentlog.analytics.views import open_views, rerun_originals
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
+from agentlog.private_files import private_dir, private_tree, temporary_beside
 from agentlog.serde import datetime_of
 
 MANIFEST = "manifest.json"
@@ -93,6 +95,9 @@ class BundleReport:
     conversations: list[str]
     files: int  # listed in the manifest (the manifest itself not counted, as verify counts)
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Conversations whose transcripts could not be rendered, and why (their events are in
+    # the bundle all the same).
+    untranscribed: dict[str, str] = field(default_factory=dict)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -189,24 +194,37 @@ def export_compliance(
         for row in rows:
             by_conversation.setdefault(row["conversation_id"], []).append(archived_event(row))
         done = 0
+        untranscribed: dict[str, str] = {}
         for conversation_id, events in by_conversation.items():
             name = _safe(conversation_id)
-            for suffix, text in render(conversation_id, events).items():
+            try:
+                texts = render(conversation_id, events)
+            except Exception as exc:
+                # Records of any producer, any version: one conversation that no renderer
+                # foresaw is named in the manifest, and the bundle goes on without it.
+                untranscribed[conversation_id] = f"{type(exc).__name__}: {exc}"[:500]
+                texts = {}
+            for suffix, text in texts.items():
                 (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
             done += len(events)
             if on_progress is not None:
                 on_progress(done, len(rows))
         reran = {cid: reruns[cid] for cid in by_conversation if cid in reruns}
         manifest = _manifest(folder, request, rows, list(by_conversation), reran, command)
+        if untranscribed:
+            manifest["untranscribed"] = untranscribed
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        out.parent.mkdir(parents=True, exist_ok=True)
+        private_tree(folder)
+        private_dir(out.parent)
         if out.suffix == ".zip":
             _zip(folder, out)
         else:
             if out.exists():
                 out.rmdir()
             shutil.move(str(folder), out)
-    return BundleReport(out, len(rows), list(by_conversation), len(manifest["files"]), manifest)
+    return BundleReport(
+        out, len(rows), list(by_conversation), len(manifest["files"]), manifest, untranscribed
+    )
 
 
 def _manifest(
@@ -247,12 +265,16 @@ def _manifest(
 
 
 def _zip(folder: Path, out: Path) -> None:
-    partial = out.with_name(f".{out.name}.partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                bundle.write(path, path.relative_to(folder).as_posix())
-    partial.replace(out)
+    partial = temporary_beside(out)
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    bundle.write(path, path.relative_to(folder).as_posix())
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 @dataclass

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentlog.analytics.redact import Redactor
+from agentlog.analytics.sql_guard import one_condition
 from agentlog.analytics.trajectory import (
     STEP_COLUMNS,
     Trajectory,
@@ -38,6 +39,7 @@ from agentlog.consumers.projection import RecordedEvent
 from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS
 from agentlog.consumers.projections.conversations import Conversations
 from agentlog.errors import ExportError
+from agentlog.private_files import private_dir, temporary_beside
 
 Form = Literal["openai", "trl"]
 # Events done, events in all: how far a long export is.
@@ -94,9 +96,9 @@ def split_of(conversation_id: str, train_share: float | None) -> str:
 def output_paths(out: Path, train_share: float | None) -> dict[str, Path]:
     if train_share is None:
         return {"all": out}
-    return {
-        name: out.with_name(f"{out.stem}.{name}{out.suffix}") for name in ("train", "validation")
-    }
+    # `--out train.jsonl --split 0.9`: the training file is the one named, its validation
+    # file goes beside it (train.validation.jsonl), so neither is named twice.
+    return {"train": out, "validation": out.with_name(f"{out.stem}.validation{out.suffix}")}
 
 
 def provenance_path(data: Path) -> Path:
@@ -176,7 +178,7 @@ def conversations_where(views: Views, where: str) -> set[str]:
     )
     try:
         found = views.connection.execute(
-            f"SELECT conversation_id FROM conversations WHERE {where}"
+            f"SELECT conversation_id FROM conversations WHERE {one_condition(where)}"
         ).fetchall()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
@@ -209,15 +211,16 @@ class _Outputs:
         self.paths = paths
         self.parquet = parquet
         self.lines: dict[str, int] = Counter()
-        self.partial = {
-            name: p.with_name(f".{p.name}.{os.getpid()}.partial") for name, p in paths.items()
-        }
-        self.partial_provenance = {
-            name: provenance_path(p).with_name(f".{provenance_path(p).name}.partial")
-            for name, p in paths.items()
-        }
         for p in paths.values():
-            p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.parent.is_dir():  # a typing mistake is not silently created
+                raise ExportError(f"{p.parent} does not exist: create it first, or fix --out")
+            private_dir(p.parent)
+        # Unguessable names made with O_EXCL (mkstemp), 0600: a link planted in the
+        # output folder is never followed.
+        self.partial = {name: temporary_beside(p) for name, p in paths.items()}
+        self.partial_provenance = {
+            name: temporary_beside(provenance_path(p)) for name, p in paths.items()
+        }
         self.data = {name: open(path, "wb") for name, path in self.partial.items() if not parquet}
         self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
         self.provenance = {name: open(path, "wb") for name, path in self.partial_provenance.items()}
@@ -278,6 +281,8 @@ def export_training(
     """Write the training files; returns what was written, left out and why.
     `on_progress(events done, events in all)` hears how far it is, a few times a second."""
     started = time.perf_counter()
+    if options.where is not None:
+        one_condition(options.where)  # refused before any file is made
     report = TrainingReport()
     redactor = Redactor(options.patterns) if options.redact else None
     paths = output_paths(options.out, options.split)
@@ -301,6 +306,7 @@ def export_training(
                     continue
                 if redactor is not None:
                     redactor.messages(trajectory.messages)
+                    redactor.tools(trajectory.tools)
                 if options.weight_failed is not None:
                     weigh(trajectory, options.weight_failed)
                 example = convert(trajectory)
