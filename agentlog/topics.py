@@ -30,28 +30,52 @@ class TopicDescription:
     config: dict[str, str]
 
 
-def topic_specs(settings: Settings, partitions: int | None = None) -> list[TopicSpec]:
+def replication_for(settings: Settings, brokers: int) -> tuple[int, int]:
+    """The replication factor of new topics (the setting, else as many replicas as the
+    cluster has brokers, at most 3) and their min.insync.replicas: with three replicas an
+    acks=all write is acknowledged once two have it, so one broker may be down and no
+    acknowledged write lives on one disk only."""
+    replicas = settings.replication_factor or max(1, min(3, brokers))
+    return replicas, 2 if replicas >= 3 else 1
+
+
+def topic_specs(
+    settings: Settings, partitions: int | None = None, brokers: int = 1
+) -> list[TopicSpec]:
     count = partitions or settings.partitions
-    rf = settings.replication_factor
+    rf, min_insync = replication_for(settings, brokers)
+    # Stated on each topic, not left to the broker default (a cluster's default may ask
+    # for more in-sync replicas than a topic of two has); one replica needs no setting.
+    replicated = {"min.insync.replicas": str(min_insync)} if rf > 1 else {}
     return [
         TopicSpec(
-            settings.events_topic, count, rf, {"retention.ms": "-1", "cleanup.policy": "delete"}
+            settings.events_topic,
+            count,
+            rf,
+            {"retention.ms": "-1", "cleanup.policy": "delete", **replicated},
         ),
         TopicSpec(
             settings.tool_requests_topic,
             count,
             rf,
-            {"retention.ms": str(settings.tool_requests_retention_ms)},
+            {"retention.ms": str(settings.tool_requests_retention_ms), **replicated},
         ),
-        TopicSpec(settings.dlq_topic, count, rf, {"retention.ms": str(settings.dlq_retention_ms)}),
+        TopicSpec(
+            settings.dlq_topic,
+            count,
+            rf,
+            {"retention.ms": str(settings.dlq_retention_ms), **replicated},
+        ),
     ]
 
 
 def create_topics(settings: Settings, partitions: int | None = None) -> dict[str, str]:
-    """Create missing topics; returns name -> "created" or "exists"."""
+    """Create missing topics, replicated as the cluster found allows; returns name ->
+    "created" or "exists"."""
     admin = admin_client(settings)
-    existing = cluster_metadata(admin, settings).topics
-    specs = topic_specs(settings, partitions)
+    metadata = cluster_metadata(admin, settings)
+    existing = metadata.topics
+    specs = topic_specs(settings, partitions, brokers=len(metadata.brokers))
     outcome = {s.name: "exists" for s in specs if s.name in existing}
     missing = [s for s in specs if s.name not in existing]
     if not missing:
@@ -135,7 +159,7 @@ def describe_topics(settings: Settings) -> list[TopicDescription]:
     admin = admin_client(settings)
     metadata = cluster_metadata(admin, settings)
     found = []
-    for spec in topic_specs(settings):
+    for spec in topic_specs(settings, brokers=len(metadata.brokers)):
         topic = metadata.topics.get(spec.name)
         if topic is None or topic.error is not None:
             raise TopicError(f"topic {spec.name} does not exist; run `agentlog topics create`")

@@ -33,43 +33,60 @@ def start(
     *,
     engine: str | None = None,
     port: int | None = None,
+    brokers: int | None = None,
     wait_seconds: float = 60,
 ) -> DevBrokerRecord:
-    """Start the dev broker unless one is already running; returns the running one."""
+    """Start the dev broker unless one is already running; returns the running one. A
+    Kafka cluster with brokers down gets them started again, on their ports."""
     engine = engine or settings.dev_engine
+    brokers = brokers or settings.dev_brokers
     if engine not in ENGINES:
         raise DevBrokerError(f"unknown dev broker engine {engine!r}; choose one of {ENGINES}")
+    if engine == "tansu" and brokers != 1:
+        raise DevBrokerError(
+            "the tansu engine runs one broker; a replicated cluster needs `--engine kafka`"
+        )
     try:
         existing = current(settings)
     except DevBrokerError:
         settings.dev_state_file.unlink(missing_ok=True)
         existing = None
     if existing is not None:
-        if existing.engine != engine:
+        if existing.engine != engine or existing.brokers != brokers:
             raise DevBrokerError(
-                f"a {existing.engine} dev broker already runs at {existing.bootstrap}; "
-                "stop it with `agentlog dev down` before starting the other engine"
+                f"a {_named(existing.engine, existing.brokers)} dev broker already runs at "
+                f"{existing.bootstrap}; stop it with `agentlog dev down` before starting "
+                f"a {_named(engine, brokers)} one"
             )
+        if engine == "kafka":
+            existing = kafka.restart_stopped(settings, existing, wait_seconds)
+            write_record(settings, existing)
         return existing
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     # The default projection file belongs to the log last started here: a new log (every
-    # Tansu start, a Kafka log not yet formatted) or the other engine's makes it stale.
-    last_engine = settings.state_dir / "dev-broker.engine"
+    # Tansu start, a Kafka log not yet formatted) or another one makes it stale.
+    last_log = settings.state_dir / "dev-broker.engine"
+    this_log = _named(engine, brokers)
     try:
-        previous = last_engine.read_text().strip()
+        previous = last_log.read_text().strip()
     except OSError:
-        previous = engine
-    new_log = engine == "tansu" or not kafka.formatted(settings)
-    if new_log or previous != engine:
+        previous = this_log
+    new_log = engine == "tansu" or not kafka.formatted(settings, brokers)
+    if new_log or previous != this_log:
         _forget_default_projections(settings)
     if engine == "tansu":
         record = tansu.start(settings, port, wait_seconds)
     else:
         (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
-        record = kafka.start(settings, port, wait_seconds)
-    last_engine.write_text(engine)
+        record = kafka.start(settings, port, wait_seconds, brokers)
+    last_log.write_text(this_log)
     write_record(settings, record)
     return record
+
+
+def _named(engine: str, brokers: int) -> str:
+    """The engine, and for a cluster its size: each is a log of its own."""
+    return engine if brokers == 1 else f"{engine} {brokers}-broker"
 
 
 def stop(
