@@ -6,11 +6,17 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    BrokerMetadata,
+    ConfigResource,
+    NewTopic,
+    TopicMetadata,
+)
 
 from agentlog.connection import cluster_metadata
 from agentlog.errors import TopicError
-from agentlog.kafka_config import admin_client
+from agentlog.kafka_config import admin_client, client_config
 from agentlog.settings import Settings
 
 
@@ -100,23 +106,36 @@ def create_topics(settings: Settings, partitions: int | None = None) -> dict[str
 
 def _wait_until_listed(admin: AdminClient, settings: Settings, specs: list[TopicSpec]) -> None:
     """Kafka answers CreateTopics before every broker's metadata lists the new topics;
-    wait (bounded) so that whoever uses them next finds them."""
+    wait (bounded) until each broker of the cluster lists them, so that whoever uses them
+    next finds them whichever broker it asks."""
     deadline = time.monotonic() + 30
-    while True:
-        topics = cluster_metadata(admin, settings).topics
-        if all(
-            s.name in topics
-            and topics[s.name].error is None
-            and len(topics[s.name].partitions) >= s.partitions
-            for s in specs
-        ):
-            return
-        if time.monotonic() > deadline:
-            raise TopicError(
-                f"topics {[s.name for s in specs]} were created but Kafka at "
-                f"{settings.bootstrap_servers} did not list them within 30s"
-            )
-        time.sleep(0.1)
+    brokers = cluster_metadata(admin, settings).brokers.values()
+    askers = [admin] if len(brokers) < 2 else [_admin_of(settings, b) for b in brokers]
+    for asker in askers:
+        while not _lists(cluster_metadata(asker, settings).topics, specs):
+            if time.monotonic() > deadline:
+                raise TopicError(
+                    f"topics {[s.name for s in specs]} were created but Kafka at "
+                    f"{settings.bootstrap_servers} did not list them within 30s"
+                )
+            time.sleep(0.1)
+
+
+def _admin_of(settings: Settings, broker: BrokerMetadata) -> AdminClient:
+    """An admin client whose only bootstrap address is this broker (that is the broker
+    its metadata requests go to first)."""
+    return AdminClient(
+        {**client_config(settings), "bootstrap.servers": f"{broker.host}:{broker.port}"}
+    )
+
+
+def _lists(topics: dict[str, TopicMetadata], specs: list[TopicSpec]) -> bool:
+    return all(
+        s.name in topics
+        and topics[s.name].error is None
+        and len(topics[s.name].partitions) >= s.partitions
+        for s in specs
+    )
 
 
 def partition_count(settings: Settings, topic: str) -> int:
