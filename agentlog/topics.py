@@ -50,9 +50,10 @@ def topic_specs(
 ) -> list[TopicSpec]:
     count = partitions or settings.partitions
     rf, min_insync = replication_for(settings, brokers)
-    # Stated on each topic, not left to the broker default (a cluster's default may ask
-    # for more in-sync replicas than a topic of two has); one replica needs no setting.
-    replicated = {"min.insync.replicas": str(min_insync)} if rf > 1 else {}
+    # Stated on each topic of a cluster, not left to the broker default: the dev cluster's
+    # default (2) is more in-sync replicas than a topic of one or two replicas can have.
+    # A single broker (Tansu included) needs no setting.
+    replicated = {"min.insync.replicas": str(min_insync)} if rf > 1 or brokers > 1 else {}
     return [
         TopicSpec(
             settings.events_topic,
