@@ -185,6 +185,8 @@ class Agent:
             "AGENTLOG_STATE_DIR": str(settings.state_dir),
             "AGENTLOG_EXIT_FLUSH_TIMEOUT_MS": str(WAIT_S * 1000),
         }
+        # Said either way: whether the spool is on by default is not this test's business.
+        env["AGENTLOG_SPOOL"] = "true" if spool else "false"
         if spool:
             env["AGENTLOG_SPOOL_DIR"] = str(work / f"spool-{self.prefix}")
         arguments = ["--count", str(RATE * 3600), "--rate", str(RATE), "--on-error"]
