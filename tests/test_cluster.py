@@ -299,6 +299,18 @@ def applied(settings: Settings) -> int:
         return 0
 
 
+def caught_up(
+    process: subprocess.Popen[bytes], log: Path, settings: Settings, events: int
+) -> Callable[[], bool]:
+    """A condition: the projector applied `events` (failing at once if it exited)."""
+
+    def check() -> bool:
+        assert process.poll() is None, f"project run exited: {log.read_text()[-2000:]}"
+        return applied(settings) >= events
+
+    return check
+
+
 def assert_running_then_stop(process: subprocess.Popen[bytes], log: Path, name: str) -> None:
     """The service outlived the faults: still running, and it stops cleanly."""
     assert process.poll() is None, f"{name} exited: {log.read_text()[-2000:]}"
@@ -328,11 +340,11 @@ def test_recording_and_projecting_through_a_leader_killed_lose_nothing(
     running = projector(settings, log)
     try:
         agents = {spool: Agent(settings, tmp_path, spool=spool) for spool in (False, True)}
-        wait_for(lambda: applied(settings) >= 1_000, "the projector to apply 1,000 events")
+        wait_for(caught_up(running, log, settings, 1_000), "the projector to apply 1,000")
         kill_leader_while(cluster, settings, settings.events_topic, "recording and projecting")
         delivered = {spool: agent.finish() for spool, agent in agents.items()}
         written = sum(map(len, delivered.values()))
-        took = wait_for(lambda: applied(settings) >= written, "the projector to catch up")
+        took = wait_for(caught_up(running, log, settings, written), "the projector to catch up")
         FIGURES.append(f"projection: caught up {took:.1f}s after the agents finished")
         assert_running_then_stop(running, log, "project run")
     finally:
@@ -441,17 +453,18 @@ def test_a_rolling_restart_under_load_loses_nothing_and_stops_no_service(
             results = [call.result() for call in calls]
         assert [result["n"] for result in results] == list(range(len(calls)))
         delivered = agent.finish()
-        wait_for(lambda: applied(settings) >= len(delivered) + 2 * len(calls), "projector")
+        total = len(delivered) + 2 * len(calls)
+        wait_for(caught_up(services[0], projector_log, settings, total), "the projector")
         assert_running_then_stop(services[0], projector_log, "project run")
         assert_running_then_stop(services[1], worker_log, "tools work")
     finally:
         for service in services:
             service.kill()
-    everything = events_on_topic(settings, len(delivered) + 2 * len(calls))
+    everything = events_on_topic(settings, total)
     recorded = [e for e in everything if e["event_id"].startswith(agent.prefix)]
     assert_each_once(delivered, recorded, "rolling restart, recording")
     assert_one_ending_each(settings, {call.tool_call_id for call in calls}, "rolling restart")
-    assert_projection_exact(settings, len(delivered) + 2 * len(calls))
+    assert_projection_exact(settings, total)
 
 
 def test_dev_status_names_every_broker(cluster: Cluster) -> None:
