@@ -46,7 +46,7 @@ from agentlog.topics import create_topics, describe_topics
 pytestmark = pytest.mark.starts_dev_broker
 
 BROKERS = 3
-RATE = 300  # events/s each recording agent sends (steady load, not a benchmark)
+RATE = 100  # events/s each recording agent sends: a steady load, not a benchmark
 WAIT_S = 120  # the bound of every wait below (a loaded 2-core machine runs three JVMs)
 ENDINGS = ("ToolCallCompleted", "ToolCallFailed")
 
