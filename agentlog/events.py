@@ -10,10 +10,13 @@ GenAI conventions where one exists: `provider`, `request_model`, `input_tokens`,
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from agentlog.errors import SchemaError
 
 AVRO_NAMESPACE = "agentlog"
 
@@ -90,18 +93,81 @@ class AgentMessage(Payload):
 
 
 class LlmCall(Payload):
-    """One model invocation (OpenTelemetry GenAI: gen_ai.* attributes)."""
+    """One model invocation (OpenTelemetry GenAI: gen_ai.* attributes).
+
+    Since schema v4 the call is recorded whole: the request and the response as the
+    structured messages of the OpenTelemetry GenAI conventions (JSON text in the
+    `*_json` fields; see docs/llm-calls.md for the shapes and the version followed).
+    Records written before v4 carry only `input_json` and `output_text`;
+    `agentlog.llm_calls.structured_call` reads either into one shape."""
 
     agent: str
     provider: str
     request_model: str
     response_model: str | None = None
-    input_json: str = Field(description="the messages sent, as JSON text")
-    output_text: str
-    input_tokens: int
-    output_tokens: int
+    input_json: str = Field(
+        default="null",
+        description="the messages sent as the caller gave them, as JSON text (before v4 the "
+        "only record of the request; null when input_messages_json holds it)",
+    )
+    output_text: str = Field(default="", description="the text of the answer")
+    input_tokens: int = 0
+    output_tokens: int = 0
     latency_ms: float
     finish_reason: str | None = None
+    operation: str = Field(
+        default="chat", description="gen_ai.operation.name: chat, text_completion, ..."
+    )
+    input_messages_json: str | None = Field(
+        default=None, description="gen_ai.input.messages: OTel GenAI InputMessages, JSON text"
+    )
+    system_instructions_json: str | None = Field(
+        default=None,
+        description="gen_ai.system_instructions: OTel GenAI SystemInstructions, JSON text",
+    )
+    tool_definitions_json: str | None = Field(
+        default=None, description="gen_ai.tool.definitions: the tools offered, JSON text"
+    )
+    output_messages_json: str | None = Field(
+        default=None, description="gen_ai.output.messages: OTel GenAI OutputMessages, JSON text"
+    )
+    request_parameters_json: str | None = Field(
+        default=None,
+        description="sampling and request parameters (temperature, max_tokens, tool_choice, "
+        "response_format, ...), JSON object text",
+    )
+    response_id: str | None = Field(default=None, description="gen_ai.response.id")
+    finish_reasons: list[str] = Field(
+        default=[], description="gen_ai.response.finish_reasons, one per output message"
+    )
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    time_to_first_token_ms: float | None = Field(
+        default=None, description="streamed calls: from the request to the first chunk"
+    )
+    streamed: bool = False
+    provider_response_json: str | None = Field(
+        default=None,
+        description="the provider's response body as JSON text (a stream's assembled whole)",
+    )
+
+
+class LlmCallFailed(Payload):
+    """A model invocation that got no answer: rate limited, timed out, refused (v4)."""
+
+    agent: str
+    provider: str
+    request_model: str
+    error_type: str = Field(description="e.g. RateLimitError, APITimeoutError, BadRequestError")
+    error_message: str
+    latency_ms: float
+    status_code: int | None = Field(default=None, description="the provider's HTTP status")
+    operation: str = "chat"
+    input_messages_json: str | None = None
+    system_instructions_json: str | None = None
+    tool_definitions_json: str | None = None
+    request_parameters_json: str | None = None
 
 
 class ToolCallRequested(Payload):
@@ -223,7 +289,8 @@ AnyPayload = Annotated[
     | SagaStepCompensated
     | SagaStarted
     | SagaStepFailed
-    | SagaEnded,
+    | SagaEnded
+    | LlmCallFailed,
     Field(union_mode="left_to_right"),
 ]
 PAYLOAD_TYPES: tuple[type[Payload], ...] = get_args(get_args(AnyPayload)[0])
@@ -233,6 +300,7 @@ PAYLOAD_TYPES_AFTER_CLAIM_CHECK: tuple[type[Payload], ...] = (
     SagaStarted,
     SagaStepFailed,
     SagaEnded,
+    LlmCallFailed,
 )
 
 
@@ -247,8 +315,9 @@ class ClaimCheck(AvroRecord):
 
 
 # The payload union on the wire: the event types of schema v1, the claim check (v2), then
-# the event types added since (v3: the saga's start, failures and end), so that a branch
-# number never changes meaning. Readers never return a ClaimCheck: they resolve it.
+# the event types added since (v3: the saga's start, failures and end; v4: the failed
+# LLM call), so that a branch number never changes meaning. Readers never return a
+# ClaimCheck: they resolve it.
 WIRE_PAYLOAD_TYPES: tuple[type[AvroRecord], ...] = (
     *(p for p in PAYLOAD_TYPES if p not in PAYLOAD_TYPES_AFTER_CLAIM_CHECK),
     ClaimCheck,
@@ -278,6 +347,17 @@ class Event(AvroRecord):
     @property
     def event_type(self) -> str:
         return self.payload.event_type
+
+
+def canonical_event_id(value: object) -> str:
+    """An event id a caller chose (`event_id=`): a UUID, returned in its canonical
+    lowercase hyphenated form so that the same id always dedups as the same text."""
+    if value.__class__ is not str:
+        raise SchemaError(f"event_id must be a UUID string, got {type(value).__name__}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise SchemaError(f"event_id must be a UUID string, got {value!r:.80}") from None
 
 
 EVENT_TYPE_BY_RECORD_NAME: dict[str, str] = {

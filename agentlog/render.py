@@ -17,6 +17,7 @@ _SUMMARY_FIELDS = {
     "user_message": ("text",),
     "agent_message": ("agent", "text"),
     "llm_call": ("agent", "request_model", "input_tokens", "output_tokens", "latency_ms"),
+    "llm_call_failed": ("agent", "request_model", "error_type", "status_code", "latency_ms"),
     "tool_call_requested": ("tool_name", "tool_call_id", "attempt", "arguments_json"),
     "tool_call_completed": ("tool_name", "tool_call_id", "attempt", "duration_ms"),
     "tool_call_failed": ("tool_name", "tool_call_id", "attempt", "error_type"),

@@ -107,7 +107,8 @@ _STEPS_QUERY = """
     SELECT event_id, conversation_id, event_type, topic, "partition", "offset", text, tool_call_id,
            tool_name, arguments_json, result_json, error_type, error_message, attempt,
            outcome,
-           CASE WHEN event_type = 'tools_declared' THEN payload_json END AS tools_json
+           CASE WHEN event_type IN ('tools_declared', 'llm_call') THEN payload_json END
+             AS payload_json
     FROM archive_files WHERE decode_error IS NULL {where}
     ORDER BY conversation_id, "partition", "offset", event_id
 """

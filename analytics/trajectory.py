@@ -5,18 +5,26 @@ How events become messages (one definition, used by every training export):
 
 - `system_prompt` -> a system message; `user_message` -> a user message.
 - `agent_message` -> an assistant message with the agent's text (what the user saw).
-- `llm_call` -> its output becomes an assistant message unless the agent's own message
-  replaces it (an `agent_message` before the next user message, LLM call or tool call);
-  an output followed by tool calls is the content of the message making those calls.
-- `tool_call_requested` (attempt 1) -> a call (`id`, `type: function`, name, arguments
-  as JSON text) of the latest assistant message, if no user or system message and no
-  result of its calls came after it (calls made together are parallel calls); else of a
-  new assistant message without content (a call made after a result is the next step).
-  Retries are the same call.
+- `llm_call` recorded whole (schema v4: its output messages say what the model
+  returned): the tool calls the model chose are the calls (`id`, `type: function`,
+  name, arguments as JSON text) of one assistant message, with its text as content
+  (parallel calls: one message). A `tool_call_requested` answers the model's call of the
+  same id (or else the first unanswered one of the same name); one the model did not
+  ask for (agent code calling a tool) is no assistant turn and is left out.
+- `llm_call` from before v4 (only its output text is known) -> its output becomes an
+  assistant message unless the agent's own message replaces it (an `agent_message`
+  before the next user message, LLM call or tool call); the tool calls are guessed:
+  an output followed by tool calls is the content of the message making those calls,
+  and `tool_call_requested` (attempt 1) -> a call of the latest assistant message, if no
+  user or system message and no result of its calls came after it (calls made together
+  are parallel calls); else of a new assistant message without content (a call made
+  after a result is the next step). Retries are the same call. The provenance says
+  which (`tool_calls_from`: `model` or `guessed`).
 - The call's final outcome -> a tool message with its `tool_call_id`, right after the
   calls' message and the results before it: a completed call's result JSON, or a failed
   call's `{"error": {"type": ..., "message": ...}}`.
-- `tools_declared` -> `tools` (`type: function`, name, description, JSON-schema
+- `tools_declared`, and the function tools a v4 `llm_call` offered (its tool
+  definitions) -> `tools` (`type: function`, name, description, JSON-schema
   parameters), each name once.
 """
 
@@ -26,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from agentlog.llm_calls import json_text, structured_fields
 
 Message = dict[str, Any]
 
@@ -45,7 +55,7 @@ STEP_COLUMNS = (
     "error_message",
     "attempt",
     "outcome",
-    "tools_json",
+    "payload_json",  # the whole payload, of tools_declared and llm_call only
 )
 # Event types that shape a trajectory (the others only count in its provenance).
 SHAPING = (
@@ -78,6 +88,9 @@ class Trajectory:
     escalated: bool = False
     failed_calls: set[str] = field(default_factory=set)
     call_names: dict[str, str] = field(default_factory=dict)
+    # Whose tool calls the assistant messages carry: "model" (v4 LLM calls said so),
+    # "guessed" (attached by the pre-v4 heuristic), or None (no LLM call said either).
+    tool_calls_from: str | None = None
 
     @property
     def parallel_tool_calls(self) -> bool:
@@ -92,13 +105,23 @@ class Trajectory:
                 for p, (first, last) in sorted(self.ranges.items())
             ],
             "events": self.events,
+            "tool_calls_from": self.tool_calls_from,
         }
 
 
 class TrajectoryBuilder:
     """Folds one conversation's events, in log order, into a `Trajectory`."""
 
-    __slots__ = ("t", "_pending", "_open", "_call_message", "_outcomes", "_tool_names")
+    __slots__ = (
+        "t",
+        "_pending",
+        "_open",
+        "_call_message",
+        "_outcomes",
+        "_tool_names",
+        "_model_calls",
+        "_alias",
+    )
 
     def __init__(self, conversation_id: str) -> None:
         self.t = Trajectory(conversation_id)
@@ -108,6 +131,10 @@ class TrajectoryBuilder:
         # call id -> (tool message content, failed)
         self._outcomes: dict[str, tuple[str, bool]] = {}
         self._tool_names: set[str] = set()
+        # While the latest LLM call was recorded whole: its tool calls not answered yet
+        # (id -> name), else None (the pre-v4 guess applies).
+        self._model_calls: dict[str, str] | None = None
+        self._alias: dict[str, str] = {}  # recorded call id -> the model's call id
 
     def add(self, row: tuple[Any, ...]) -> None:
         (
@@ -125,7 +152,7 @@ class TrajectoryBuilder:
             error_message,
             attempt,
             outcome,
-            tools_json,
+            payload_json,
         ) = row
         t = self.t
         t.events += 1
@@ -149,10 +176,14 @@ class TrajectoryBuilder:
             messages.append(self._open)
         elif kind == "llm_call":
             self._flush()
-            self._pending = text
+            self._llm_call(text, payload_json, f"p{partition}o{offset}")
         elif kind == "tool_call_requested":
+            if self._model_calls is not None:
+                self._answer_model_call(call_id, tool_name)
+                return
             if call_id in self._call_message:
                 return  # a retry of a call already made
+            t.tool_calls_from = "guessed"
             if self._pending is not None or self._open is None:
                 self._open = {"role": "assistant", "content": self._pending}
                 self._pending = None
@@ -168,6 +199,7 @@ class TrajectoryBuilder:
             self._call_message[call_id] = self._open
             t.call_names[call_id] = tool_name
         elif kind == "tool_call_completed" or kind == "tool_call_failed":
+            call_id = self._alias.get(call_id, call_id)
             if kind == "tool_call_completed":
                 outcome_of_call = (result, False)
             else:
@@ -181,7 +213,7 @@ class TrajectoryBuilder:
             messages.append({"role": "system", "content": text})
             self._open = None
         elif kind == "tools_declared":
-            for tool in orjson.loads(tools_json)["tools"]:
+            for tool in orjson.loads(payload_json)["tools"]:
                 if tool["name"] not in self._tool_names:
                     self._tool_names.add(tool["name"])
                     t.tools.append(
@@ -200,6 +232,80 @@ class TrajectoryBuilder:
             self._flush()
             if outcome == "escalated":
                 t.escalated = True
+
+    def _llm_call(self, text: str | None, payload_json: str | None, where: str) -> None:
+        fields = _loads_object(payload_json)
+        if fields.get("output_messages_json") is None:
+            # Recorded before v4 (or without the answer's parts): the guess applies.
+            self._model_calls = None
+            self._pending = text
+            return
+        call = structured_fields("llm_call", fields)
+        self._model_calls = {}
+        self._declare(call.tool_definitions)
+        if self.t.tool_calls_from is None:
+            self.t.tool_calls_from = "model"
+        if not call.tool_calls:
+            self._pending = text
+            return
+        message: Message = {"role": "assistant", "content": text or None, "tool_calls": []}
+        for n, made in enumerate(call.tool_calls):
+            # A call without an id (some providers) gets one from its place in the log.
+            call_id = made.id or f"call-{where}-{n}"
+            arguments = made.arguments
+            message["tool_calls"].append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {
+                        "name": made.name,
+                        "arguments": arguments
+                        if isinstance(arguments, str)
+                        else json_text(arguments),
+                    },
+                }
+            )
+            self._call_message[call_id] = message
+            self._model_calls[call_id] = made.name
+            self.t.call_names[call_id] = made.name
+        self.t.messages.append(message)
+        self._open = None
+
+    def _declare(self, definitions: list[dict[str, Any]]) -> None:
+        """The function tools an LLM call offered (v4), as `tools_declared` gives them."""
+        for tool in definitions:
+            name = tool.get("name")
+            if tool.get("type", "function") != "function" or not isinstance(name, str):
+                continue
+            if name not in self._tool_names:
+                self._tool_names.add(name)
+                description = tool.get("description")
+                parameters = tool.get("parameters")
+                self.t.tools.append(
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": name,
+                            "description": description if isinstance(description, str) else "",
+                            "parameters": parameters if isinstance(parameters, dict) else {},
+                        },
+                    }
+                )
+
+    def _answer_model_call(self, call_id: str, tool_name: str) -> None:
+        """A recorded tool call of the model's latest answer: the same id, else the first
+        unanswered call of that tool (agent code that numbers calls its own way)."""
+        unanswered = self._model_calls
+        assert unanswered is not None
+        if call_id in self._alias or unanswered.pop(call_id, None) is not None:
+            return
+        if call_id in self._call_message:
+            return  # a retry of a call already answered
+        for model_id, name in unanswered.items():
+            if name == tool_name:
+                self._alias[call_id] = model_id
+                del unanswered[model_id]
+                return
 
     def _flush(self) -> None:
         if self._pending is not None:
@@ -230,6 +336,16 @@ class TrajectoryBuilder:
                 merged.extend(placed.get(index, ()))
             t.messages = merged
         return t
+
+
+def _loads_object(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def weigh(trajectory: Trajectory, failed_weight: int) -> None:

@@ -7,7 +7,15 @@ From the archive (Parquet files read in place; never locked, so the archiver goe
     events              every event once (by event id), with the envelope, the payload's
                         key fields and `payload_json`; `date` is its UTC day
     messages            user, agent and system-prompt messages (`role`, `text`)
-    llm_calls           LLM calls: model, provider, tokens, latency, finish reason, output
+    llm_calls           LLM calls: model, provider, tokens (cached, reasoning), latency, time
+                        to first token, finish reasons, response id, output text, and the
+                        OpenTelemetry GenAI messages as JSON (`input_messages`,
+                        `system_instructions`, `tool_definitions`, `output_messages`,
+                        `request_parameters`); `recorded_whole` is false for calls recorded
+                        before schema v4, whose `output_messages` is their text alone and
+                        whose request is `input_json` as given
+    llm_tool_calls      the tool calls the models chose (v4 calls), one row per call
+    llm_call_failures   LLM calls that got no answer: error type, message, HTTP status
     tool_events         tool calls requested, completed and failed, attempt by attempt
     reruns              conversations recorded by `agentlog replay rerun`: the original
                         (`rerun_of`), its offsets, the mode and the fork; known by the
@@ -44,6 +52,13 @@ PROJECTION_VIEWS = {
     "conversation_index": "agentlog_conversation_index",
 }
 
+
+def _json(text: str) -> str:
+    """The JSON value of a JSON text field, NULL where the text is not JSON (what any
+    producer wrote: a bad one must not fail every query of the view)."""
+    return f"CASE WHEN json_valid({text}) THEN CAST({text} AS JSON) END"
+
+
 _EVENT_COLUMNS = ", ".join(
     f'"{name}"' for name in SCHEMA.names if name not in ("decode_error", "raw_value")
 )
@@ -60,13 +75,64 @@ ARCHIVE_VIEWS = {
                topic, "partition", "offset", event_id, "date"
         FROM events WHERE event_type IN ('user_message', 'agent_message', 'system_prompt')
     """,
-    "llm_calls": """
+    "llm_calls": f"""
         SELECT conversation_id, occurred_at, agent, provider, request_model,
                payload_json->>'response_model' AS response_model,
-               input_tokens, output_tokens, latency_ms, finish_reason, text AS output_text,
+               coalesce(payload_json->>'operation', 'chat') AS operation,
+               input_tokens, output_tokens,
+               TRY_CAST(payload_json->>'cache_read_input_tokens' AS BIGINT)
+                   AS cache_read_input_tokens,
+               TRY_CAST(payload_json->>'cache_creation_input_tokens' AS BIGINT)
+                   AS cache_creation_input_tokens,
+               TRY_CAST(payload_json->>'reasoning_tokens' AS BIGINT) AS reasoning_tokens,
+               latency_ms,
+               TRY_CAST(payload_json->>'time_to_first_token_ms' AS DOUBLE)
+                   AS time_to_first_token_ms,
+               coalesce(TRY_CAST(payload_json->>'streamed' AS BOOLEAN), false) AS streamed,
+               finish_reason,
+               coalesce(TRY_CAST(payload_json->'finish_reasons' AS VARCHAR[]),
+                        CASE WHEN finish_reason IS NOT NULL THEN [finish_reason] END)
+                   AS finish_reasons,
+               payload_json->>'response_id' AS response_id,
+               text AS output_text,
                payload_json->>'input_json' AS input_json,
+               {_json("payload_json->>'input_messages_json'")} AS input_messages,
+               {_json("payload_json->>'system_instructions_json'")} AS system_instructions,
+               {_json("payload_json->>'tool_definitions_json'")} AS tool_definitions,
+               coalesce(
+                   {_json("payload_json->>'output_messages_json'")},
+                   json_array(json_object(
+                       'role', 'assistant',
+                       'parts', CASE WHEN coalesce(text, '') = '' THEN json_array()
+                                     ELSE json_array(json_object('type', 'text',
+                                                                 'content', text)) END,
+                       'finish_reason', finish_reason))
+               ) AS output_messages,
+               {_json("payload_json->>'request_parameters_json'")} AS request_parameters,
+               payload_json->>'output_messages_json' IS NOT NULL AS recorded_whole,
                topic, "partition", "offset", event_id, "date"
         FROM events WHERE event_type = 'llm_call'
+    """,
+    "llm_tool_calls": """
+        SELECT conversation_id, occurred_at, agent, request_model,
+               part->>'id' AS tool_call_id, part->>'name' AS tool_name,
+               part->'arguments' AS arguments,
+               topic, "partition", "offset", event_id, "date"
+        FROM (
+            SELECT *, unnest(json_extract(output_messages, '$[*].parts[*]')) AS part
+            FROM llm_calls WHERE recorded_whole AND output_messages IS NOT NULL
+        )
+        WHERE part->>'type' = 'tool_call'
+    """,
+    "llm_call_failures": f"""
+        SELECT conversation_id, occurred_at, agent, provider, request_model,
+               coalesce(payload_json->>'operation', 'chat') AS operation,
+               error_type, error_message,
+               TRY_CAST(payload_json->>'status_code' AS BIGINT) AS status_code, latency_ms,
+               {_json("payload_json->>'input_messages_json'")} AS input_messages,
+               {_json("payload_json->>'request_parameters_json'")} AS request_parameters,
+               topic, "partition", "offset", event_id, "date"
+        FROM events WHERE event_type = 'llm_call_failed'
     """,
     "tool_events": """
         SELECT conversation_id, occurred_at, replace(event_type, 'tool_call_', '') AS kind,

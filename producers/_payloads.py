@@ -16,7 +16,9 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from agentlog.errors import SchemaError
 from agentlog.events import Payload
+from agentlog.llm_calls import answer_text, message_finish_reasons
 from agentlog.serde import payload_to_avro
 
 Result = TypeVar("Result")
@@ -39,6 +41,23 @@ def _optional_json(value: Any) -> str | None:
     return None if value is None else to_json(value)
 
 
+def _json_list(value: Any, name: str) -> str | None:
+    """A list of OTel GenAI messages, parts or tool definitions as JSON text."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise SchemaError(f"{name} must be a list, got {type(value).__name__}")
+    return to_json(list(value))
+
+
+def _json_object(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise SchemaError(f"{name} must be a mapping, got {type(value).__name__}")
+    return to_json(dict(value))
+
+
 class EventMethods(Generic[Result]):
     def _emit(
         self,
@@ -49,6 +68,7 @@ class EventMethods(Generic[Result]):
         trace_id: str | None = None,
         span_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> Result:
         raise NotImplementedError
 
@@ -62,8 +82,13 @@ class EventMethods(Generic[Result]):
         trace_id: str | None = None,
         span_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> Result:
-        """Record any payload model (`agentlog.events`); the named methods are shortcuts."""
+        """Record any payload model (`agentlog.events`); the named methods are shortcuts.
+
+        Every recording method takes these envelope keywords; `event_id` fixes the event's
+        id (a UUID) where a source may deliver the same event twice, so that the repeat
+        dedups instead of counting twice."""
         return self._emit(
             conversation_id,
             payload_to_avro(payload),
@@ -72,6 +97,7 @@ class EventMethods(Generic[Result]):
             trace_id,
             span_id,
             occurred_at,
+            event_id,
         )
 
     def start_conversation(
@@ -146,16 +172,46 @@ class EventMethods(Generic[Result]):
         agent: str,
         provider: str,
         request_model: str,
-        input: Any,
-        output_text: str,
-        input_tokens: int,
-        output_tokens: int,
         latency_ms: float,
+        input: Any = None,
+        output_text: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
         finish_reason: str | None = None,
         response_model: str | None = None,
+        operation: str = "chat",
+        input_messages: Sequence[Mapping[str, Any]] | None = None,
+        system_instructions: Sequence[Mapping[str, Any]] | None = None,
+        tool_definitions: Sequence[Mapping[str, Any]] | None = None,
+        output_messages: Sequence[Mapping[str, Any]] | None = None,
+        request_parameters: Mapping[str, Any] | None = None,
+        response_id: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+        cache_read_input_tokens: int | None = None,
+        cache_creation_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        time_to_first_token_ms: float | None = None,
+        streamed: bool = False,
+        provider_response: Any = None,
         **envelope: Any,
     ) -> Result:
-        """`input` is the messages sent to the model (stored as JSON text)."""
+        """One model call, recorded whole (docs/llm-calls.md).
+
+        The request: `input_messages`, `system_instructions` and `tool_definitions` in the
+        OpenTelemetry GenAI shapes, `request_parameters` (temperature, tool_choice, ...).
+        The response: `output_messages` (text, the model's tool calls, refusals,
+        reasoning), `response_id`, `finish_reasons`, usage, and `provider_response` (the
+        provider's body as JSON). `input` and `output_text` are the older, thinner form,
+        still accepted; `output_text` defaults to the text parts of `output_messages`,
+        `finish_reasons` to theirs and `finish_reason` to the first of those."""
+        if output_text is None:
+            output_text = answer_text(output_messages)
+        if finish_reasons is None:
+            finish_reasons = message_finish_reasons(output_messages)
+            if not finish_reasons and finish_reason is not None:
+                finish_reasons = [finish_reason]
+        if finish_reason is None and finish_reasons:
+            finish_reason = finish_reasons[0]
         body = {
             "agent": agent,
             "provider": provider,
@@ -167,8 +223,58 @@ class EventMethods(Generic[Result]):
             "output_tokens": output_tokens,
             "latency_ms": latency_ms,
             "finish_reason": finish_reason,
+            "operation": operation,
+            "input_messages_json": _json_list(input_messages, "input_messages"),
+            "system_instructions_json": _json_list(system_instructions, "system_instructions"),
+            "tool_definitions_json": _json_list(tool_definitions, "tool_definitions"),
+            "output_messages_json": _json_list(output_messages, "output_messages"),
+            "request_parameters_json": _json_object(request_parameters, "request_parameters"),
+            "response_id": response_id,
+            "finish_reasons": list(finish_reasons),
+            "cache_read_input_tokens": cache_read_input_tokens,
+            "cache_creation_input_tokens": cache_creation_input_tokens,
+            "reasoning_tokens": reasoning_tokens,
+            "time_to_first_token_ms": time_to_first_token_ms,
+            "streamed": streamed,
+            "provider_response_json": _optional_json(provider_response),
         }
         return self._emit(conversation_id, ("agentlog.LlmCall", body), agent, **envelope)
+
+    def llm_call_failed(
+        self,
+        conversation_id: str,
+        *,
+        agent: str,
+        provider: str,
+        request_model: str,
+        error_type: str,
+        error_message: str,
+        latency_ms: float,
+        status_code: int | None = None,
+        operation: str = "chat",
+        input_messages: Sequence[Mapping[str, Any]] | None = None,
+        system_instructions: Sequence[Mapping[str, Any]] | None = None,
+        tool_definitions: Sequence[Mapping[str, Any]] | None = None,
+        request_parameters: Mapping[str, Any] | None = None,
+        **envelope: Any,
+    ) -> Result:
+        """A model call that got no answer (rate limit, timeout, bad request): what was
+        asked, and the provider's error (`status_code`: its HTTP status, if any)."""
+        body = {
+            "agent": agent,
+            "provider": provider,
+            "request_model": request_model,
+            "error_type": error_type,
+            "error_message": error_message,
+            "latency_ms": latency_ms,
+            "status_code": status_code,
+            "operation": operation,
+            "input_messages_json": _json_list(input_messages, "input_messages"),
+            "system_instructions_json": _json_list(system_instructions, "system_instructions"),
+            "tool_definitions_json": _json_list(tool_definitions, "tool_definitions"),
+            "request_parameters_json": _json_object(request_parameters, "request_parameters"),
+        }
+        return self._emit(conversation_id, ("agentlog.LlmCallFailed", body), agent, **envelope)
 
     def tool_call_requested(
         self,

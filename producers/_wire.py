@@ -40,6 +40,7 @@ from agentlog.errors import (
     DeliveryFailed,
     UndeliveredEvent,
 )
+from agentlog.events import canonical_event_id
 from agentlog.kafka_config import producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
@@ -208,8 +209,10 @@ class EventWire:
         trace_id: str | None = None,
         span_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> str:
-        """Encode one event and hand it to the producer; returns its event id.
+        """Encode one event and hand it to the producer; returns its event id (the one
+        given, checked and in canonical form, else a new random one).
 
         Never raises for Kafka's sake: what cannot be queued is reported. When the local
         queue is full: waits for room (bounded) if `wait_when_full`, else raises
@@ -223,7 +226,7 @@ class EventWire:
                 f"conversation_id must be a non-empty string, got {conversation_id!r}"
             )
         micros = self._clock_micros() if occurred_at is None else micros_of(occurred_at)
-        event_id = self._new_event_id()
+        event_id = self._new_event_id() if event_id is None else canonical_event_id(event_id)
         source = self._sources.get(agent) or self._source(agent)
         value = self._encode_fields(
             event_id, conversation_id, micros, source, trace_id, span_id, causation_id, payload
@@ -256,6 +259,7 @@ class EventWire:
         trace_id: str | None,
         span_id: str | None,
         occurred_at: datetime | None,
+        event_id: str | None = None,
     ) -> tuple[str, bytes, bytes | None, int]:
         """(event id, key, value or None if reported instead, timestamp ms)."""
         if conversation_id.__class__ is not str or not conversation_id:
@@ -263,7 +267,7 @@ class EventWire:
                 f"conversation_id must be a non-empty string, got {conversation_id!r}"
             )
         micros = self._clock_micros() if occurred_at is None else micros_of(occurred_at)
-        event_id = self._new_event_id()
+        event_id = self._new_event_id() if event_id is None else canonical_event_id(event_id)
         source = self._sources.get(agent) or self._source(agent)
         value: bytes | None = self._encode_fields(
             event_id, conversation_id, micros, source, trace_id, span_id, causation_id, payload
@@ -618,10 +622,11 @@ class SpooledWire(EventWire):
         trace_id: str | None = None,
         span_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> str:
         """Encode one event and append it to the spool; never waits for Kafka."""
         event_id, key, value, timestamp = self._encode(
-            conversation_id, payload, agent, causation_id, trace_id, span_id, occurred_at
+            conversation_id, payload, agent, causation_id, trace_id, span_id, occurred_at, event_id
         )
         if value is None:
             return event_id

@@ -40,10 +40,18 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
         trace_id: str | None = None,
         span_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> str:
         try:
             return self._wire.send(
-                conversation_id, payload, agent, causation_id, trace_id, span_id, occurred_at
+                conversation_id,
+                payload,
+                agent,
+                causation_id,
+                trace_id,
+                span_id,
+                occurred_at,
+                event_id,
             )
         except LocalQueueFull as full:
             # Wait for room without blocking the loop, as long as max_block_ms allows.

@@ -16,6 +16,7 @@ from typing import Any
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.events import RERUN_METADATA_KEY
+from agentlog.llm_calls import structured_fields
 from agentlog.replay.transcript import readable_payload
 
 # Differ between any two runs, so they say nothing about behaviour.
@@ -30,6 +31,10 @@ NATURALLY_DIFFERENT = frozenset(
         "tool_call_id",
         "duration_ms",
         "latency_ms",
+        # an LLM call's: the provider's ids, its whole response body and its timing
+        "response_id",
+        "provider_response_json",
+        "time_to_first_token_ms",
         # who recorded it: a re-run records as its own service and version
         "source.service",
         "source.version",
@@ -76,9 +81,58 @@ def comparable(event: RecordedEvent, ignored: frozenset[str]) -> dict[str, Any]:
     (`source.agent`, `arguments_json.invoice_id`: JSON text fields compared as JSON)."""
     fields: dict[str, Any] = {"event_type": event.event_type}
     _flatten("source", event.source, fields)
-    for name, value in readable_payload(event.payload).items():
+    payload = event.payload
+    if event.event_type in ("llm_call", "llm_call_failed"):
+        payload = _llm_call_comparable(event.event_type, payload)
+    for name, value in readable_payload(payload).items():
         _flatten(name, value, fields)
     return {k: v for k, v in fields.items() if not _ignored(k, ignored)}
+
+
+# An LLM call's request and answer, compared in the one structured shape (so a call
+# recorded before v4 and one recorded whole compare on what they both say).
+_LLM_CALL_RECORDED_SHAPE = frozenset(
+    {
+        "input_json",
+        "output_text",
+        "finish_reason",
+        "finish_reasons",
+        "input_messages_json",
+        "system_instructions_json",
+        "tool_definitions_json",
+        "output_messages_json",
+        "request_parameters_json",
+    }
+)
+
+
+def _llm_call_comparable(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The call's fields with its messages as the structured view has them, and tool call
+    ids (which differ between any two runs) left out of the messages."""
+    call = structured_fields(event_type, payload)
+    fields = {k: v for k, v in payload.items() if k not in _LLM_CALL_RECORDED_SHAPE}
+    fields["input_messages"] = _without_call_ids(call.input_messages)
+    fields["system_instructions"] = call.system_instructions
+    fields["tool_definitions"] = call.tool_definitions
+    fields["output_messages"] = _without_call_ids(call.output_messages)
+    fields["request_parameters"] = call.request_parameters
+    fields["finish_reasons"] = call.finish_reasons
+    return fields
+
+
+def _without_call_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            **m,
+            "parts": [
+                {k: v for k, v in p.items() if k != "id"}
+                if p.get("type") in ("tool_call", "tool_call_response")
+                else p
+                for p in m["parts"]
+            ],
+        }
+        for m in messages
+    ]
 
 
 def _ignored(name: str, ignored: frozenset[str]) -> bool:

@@ -1,6 +1,8 @@
 """A replay for machines: `jsonl` (one event per line, as `agentlog tail --json` prints
 them) and `json` (one document: where the conversation sits, its events, its state).
-Times are ISO 8601 UTC; JSON text fields stay the text that was recorded."""
+Times are ISO 8601 UTC; JSON text fields stay the text that was recorded. An LLM call
+(of any schema version) and a failed one also carry `llm_call`: the call in the one
+structured shape (OpenTelemetry GenAI messages; docs/llm-calls.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.consumers.projections import BUILT_IN
+from agentlog.llm_calls import structured_fields
 from agentlog.replay.conversation import Entry, Replay, iso, relative, time_of
 
 _TIMESTAMP_COLUMNS = {
@@ -34,6 +37,9 @@ def event_dict(entry: Entry, start_micros: int, repeat_of: int | None = None) ->
             "size": entry.size,
         }
     repeat = {} if repeat_of is None else {"repeat_of_offset": repeat_of}
+    structured = {}
+    if entry.event_type in ("llm_call", "llm_call_failed"):
+        structured = {"llm_call": _structured(entry.event_type, entry.payload)}
     return {
         **where,
         **repeat,
@@ -47,6 +53,24 @@ def event_dict(entry: Entry, start_micros: int, repeat_of: int | None = None) ->
         "span_id": entry.span_id,
         "causation_id": entry.causation_id,
         "payload": entry.payload,
+        **structured,
+    }
+
+
+def _structured(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    call = structured_fields(event_type, payload)
+    return {
+        "input_messages": call.input_messages,
+        "system_instructions": call.system_instructions,
+        "tool_definitions": call.tool_definitions,
+        "output_messages": call.output_messages,
+        "request_parameters": call.request_parameters,
+        "finish_reasons": call.finish_reasons,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in call.tool_calls
+        ],
+        # False: recorded before v4, when only the answer's text was kept
+        "model_tool_calls_known": call.model_tool_calls_known,
     }
 
 

@@ -50,6 +50,7 @@ _MARKS: dict[str, tuple[str, str]] = {
     "user_message": ("k-user", "circle"),
     "agent_message": ("k-agent", "circle"),
     "llm_call": ("k-llm", "circle"),
+    "llm_call_failed": ("k-fail", "cross"),
     "tool_call_requested": ("k-tool", "circle"),
     "tool_call_completed": ("k-tool", "circle"),
     "tool_call_failed": ("k-fail", "cross"),
@@ -224,6 +225,10 @@ def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
             began = entry.occurred_at - int(body["latency_ms"] * 1000)
             label = f"{body['request_model']} {body['latency_ms']:,.0f} ms"
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-llm", label, index))
+        elif kind == "llm_call_failed":
+            began = entry.occurred_at - int(body["latency_ms"] * 1000)
+            label = f"{body['request_model']} {body['latency_ms']:,.0f} ms {body['error_type']}"
+            bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-fail", label, index))
         elif kind == "tool_call_requested":
             open_attempts[(body["tool_call_id"], body["attempt"])] = (index, entry)
         elif kind in ("tool_call_completed", "tool_call_failed"):

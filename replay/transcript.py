@@ -15,6 +15,7 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
+from agentlog.llm_calls import json_text, structured_fields
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
 
 Style = Callable[..., str]
@@ -33,6 +34,7 @@ _COLOURS: dict[str, dict[str, Any]] = {
     "user_message": {"fg": "cyan"},
     "agent_message": {"fg": "green"},
     "llm_call": {"fg": "magenta"},
+    "llm_call_failed": {"fg": "red", "bold": True},
     "tool_call_requested": {"fg": "blue"},
     "tool_call_completed": {"fg": "blue"},
     "tool_call_failed": {"fg": "red", "bold": True},
@@ -85,7 +87,13 @@ def summary(event: RecordedEvent) -> str:
         return (
             f"{b['agent']}: {b['request_model']} ({b['provider']}) {b['input_tokens']:,} in / "
             f"{b['output_tokens']:,} out tokens, {b['latency_ms']:,.0f} ms{finish}: "
-            f'"{short(b["output_text"], 50)}"'
+            f'"{short(b["output_text"], 50)}"{_model_tool_calls(kind, b)}'
+        )
+    if kind == "llm_call_failed":
+        status = f" (HTTP {b['status_code']})" if b.get("status_code") is not None else ""
+        return (
+            f"{b['agent']}: {b['request_model']} ({b['provider']}) failed after "
+            f"{b['latency_ms']:,.0f} ms: {b['error_type']}{status}: {short(b['error_message'], 60)}"
         )
     if kind == "tool_call_requested":
         agent = f"{b['agent']}: " if b.get("agent") else ""
@@ -114,6 +122,28 @@ def summary(event: RecordedEvent) -> str:
     if kind.startswith("saga_"):
         return _saga_summary(kind, b)
     return short(orjson.dumps(b).decode())
+
+
+def _model_tool_calls(kind: str, b: dict[str, Any]) -> str:
+    """What the model returned beyond its text (schema v4 records say so part by part):
+    the tool calls it chose, and a refusal."""
+    call = structured_fields(kind, b)
+    shown = ""
+    if call.tool_calls:
+        shown = "; model calls " + ", ".join(
+            f"{short(c.name, 40)}({short(json_text(c.arguments), 40)})"
+            + (f" [{short(c.id, 40)}]" if c.id else "")
+            for c in call.tool_calls
+        )
+    refusals = [
+        p["content"]
+        for m in call.output_messages
+        for p in m["parts"]
+        if p["type"] == "refusal" and isinstance(p.get("content"), str)
+    ]
+    if refusals:
+        shown += f'; refused: "{short(" ".join(refusals), 50)}"'
+    return shown
 
 
 def _saga_summary(kind: str, b: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from agentlog.consumers import BUILT_IN
 from agentlog.consumers.fold import Folded, fold
 from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
+from agentlog.events import canonical_event_id
 from agentlog.partitioner import partition_for
 from agentlog.producers._payloads import EventMethods
 from agentlog.serde import EventEncoder, decode, micros_of
@@ -61,9 +62,10 @@ class OfflineLog(EventMethods[str]):
         trace_id: str | None = None,
         span_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_id: str | None = None,
     ) -> str:
         micros = self._clock() if occurred_at is None else micros_of(occurred_at)
-        event_id = self._new_event_id()
+        event_id = self._new_event_id() if event_id is None else canonical_event_id(event_id)
         source = {"service": self._service, "agent": agent, "version": None}
         value = self._encode(
             event_id, conversation_id, micros, source, trace_id, span_id, causation_id, payload

@@ -32,12 +32,35 @@ PAYLOADS: list[ev.Payload] = [
         provider="openai",
         request_model="gpt-4o",
         response_model="gpt-4o-2026-08-01",
-        input_json='[{"role":"user","content":"charged twice"}]',
+        input_json="null",
         output_text="Let me check.",
         input_tokens=1234,
         output_tokens=56,
         latency_ms=812.25,
-        finish_reason="tool_calls",
+        finish_reason="tool_call",
+        operation="chat",
+        input_messages_json=(
+            '[{"role":"user","parts":[{"type":"text","content":"charged twice"}]}]'
+        ),
+        system_instructions_json='[{"type":"text","content":"You handle billing."}]',
+        tool_definitions_json=(
+            '[{"type":"function","name":"lookup_invoice","description":"Fetch an invoice",'
+            '"parameters":{"type":"object","properties":{"invoice_id":{"type":"string"}}}}]'
+        ),
+        output_messages_json=(
+            '[{"role":"assistant","parts":[{"type":"text","content":"Let me check."},'
+            '{"type":"tool_call","id":"call_1","name":"lookup_invoice",'
+            '"arguments":{"invoice_id":"INV-1"}}],"finish_reason":"tool_call"}]'
+        ),
+        request_parameters_json='{"temperature":0.2,"max_tokens":512,"tool_choice":"auto"}',
+        response_id="chatcmpl-42",
+        finish_reasons=["tool_call"],
+        cache_read_input_tokens=1024,
+        cache_creation_input_tokens=0,
+        reasoning_tokens=12,
+        time_to_first_token_ms=120.5,
+        streamed=True,
+        provider_response_json='{"id":"chatcmpl-42","object":"chat.completion"}',
     ),
     ev.ToolCallRequested(
         tool_call_id="call_1",
@@ -83,6 +106,22 @@ PAYLOADS: list[ev.Payload] = [
     ev.AgentMessage(agent="billing", text="Refunded."),
     ev.Escalation(agent="billing", reason="customer asked for a human", target="human"),
     ev.ConversationEnded(outcome="escalated", reason="handed to a human"),
+    ev.LlmCallFailed(
+        agent="billing",
+        provider="openai",
+        request_model="gpt-4o",
+        error_type="RateLimitError",
+        error_message="Rate limit reached for gpt-4o",
+        latency_ms=35.5,
+        status_code=429,
+        operation="chat",
+        input_messages_json=(
+            '[{"role":"user","parts":[{"type":"text","content":"charged twice"}]}]'
+        ),
+        system_instructions_json='[{"type":"text","content":"You handle billing."}]',
+        tool_definitions_json='[{"type":"function","name":"lookup_invoice"}]',
+        request_parameters_json='{"temperature":0.2}',
+    ),
 ]
 
 

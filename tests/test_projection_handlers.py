@@ -82,6 +82,8 @@ CONVERSATION_EFFECTS: dict[str, dict] = {
         "current_agent": "billing",
         "agents": ["triage", "billing"],
     },
+    # A failed call is no call made: it names its agent, nothing more.
+    "llm_call_failed": {"agents": ["triage", "billing"]},
     "tool_call_requested": {"open_tool_calls": 2, "tool_calls": 2, "agents": ["triage", "billing"]},
     "tool_call_completed": {"open_tool_calls": 0},
     "tool_call_failed": {"open_tool_calls": 0, "tool_errors": 1},

@@ -43,6 +43,43 @@ def _record_every_type(recorder: Recorder, cid: str) -> None:
         latency_ms=640.5,
         finish_reason="tool_calls",
     )
+    recorder.llm_call(
+        cid,
+        agent="billing",
+        provider="openai",
+        request_model="gpt-4o",
+        latency_ms=512.0,
+        input_messages=[{"role": "user", "parts": [{"type": "text", "content": "twice?"}]}],
+        output_messages=[
+            {
+                "role": "assistant",
+                "parts": [
+                    {
+                        "type": "tool_call",
+                        "id": "call_7",
+                        "name": "lookup_invoice",
+                        "arguments": {"id": "INV-7"},
+                    }
+                ],
+                "finish_reason": "tool_call",
+            }
+        ],
+        response_id="resp-7",
+        cache_read_input_tokens=64,
+        streamed=True,
+        time_to_first_token_ms=80.5,
+        event_id="5D1C5E0E-7A4B-5F3E-9C1D-0123456789AB",
+    )
+    recorder.llm_call_failed(
+        cid,
+        agent="billing",
+        provider="openai",
+        request_model="gpt-4o",
+        error_type="RateLimitError",
+        error_message="slow down",
+        latency_ms=12.0,
+        status_code=429,
+    )
     asked = recorder.tool_call_requested(cid, "call_7", "lookup_invoice", {"id": "INV-7"})
     recorder.tool_call_failed(
         cid,
@@ -90,6 +127,14 @@ def test_every_event_type_reaches_kafka_and_decodes_everywhere(settings: Setting
     requested = next(e for e in events if e.event_type == "tool_call_requested")
     assert completed.causation_id == requested.event_id
     assert all(e.source.service == "support" and e.source.version == "2.0" for e in events)
+    # The v4 LLM call arrives whole, under the id its caller chose (canonical form).
+    whole = next(e for e in events if e.event_id == "5d1c5e0e-7a4b-5f3e-9c1d-0123456789ab")
+    assert whole.payload.response_id == "resp-7"
+    assert whole.payload.finish_reasons == ["tool_call"]
+    assert whole.payload.finish_reason == "tool_call"
+    assert whole.payload.streamed and whole.payload.time_to_first_token_ms == 80.5
+    failed = next(e for e in events if e.event_type == "llm_call_failed")
+    assert (failed.payload.status_code, failed.payload.error_type) == (429, "RateLimitError")
 
 
 def test_each_conversation_stays_in_one_partition_in_order(settings: Settings) -> None:
@@ -167,7 +212,9 @@ def test_async_recorder(settings: Settings) -> None:
                 await recorder.start_conversation("conv-async"),
                 await recorder.user_message("conv-async", "hello"),
                 await recorder.agent_message("conv-async", "bot", "hi!"),
-                await recorder.end_conversation("conv-async", "resolved"),
+                await recorder.end_conversation(
+                    "conv-async", "resolved", event_id="00000000-0000-5000-8000-00000000000a"
+                ),
             ]
 
     ids = asyncio.run(agent())
@@ -175,6 +222,7 @@ def test_async_recorder(settings: Settings) -> None:
         decode_event(r.value) for r in read_all(bootstrap_of(settings), settings.events_topic)
     ]
     assert [e.event_id for e in events] == ids
+    assert ids[-1] == "00000000-0000-5000-8000-00000000000a"
 
 
 def bootstrap_of(settings: Settings) -> str:

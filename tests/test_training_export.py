@@ -291,3 +291,112 @@ def test_reruns_recorded_before_their_provenance_had_its_own_key_stay_out(
     with open_views(tmp_path / "archive", TOPIC, None) as views:
         _, rows = views.query("SELECT conversation_id, rerun_of, rerun_last_offset FROM reruns")
     assert rows == [("old-rerun", "conv-resolved", 8)]
+
+
+def _answer(text: str, *calls: tuple[str | None, str, dict]) -> list[dict]:
+    parts: list[dict] = [{"type": "text", "content": text}] if text else []
+    parts += [
+        {"type": "tool_call", "id": i, "name": name, "arguments": args} for i, name, args in calls
+    ]
+    return [
+        {"role": "assistant", "parts": parts, "finish_reason": "tool_call" if calls else "stop"}
+    ]
+
+
+def v4_log() -> OfflineLog:
+    """Conversations recorded whole (schema v4): the model's parallel calls; agent code
+    calling a tool on its own; a tool run under ids of the agent's own."""
+    log = OfflineLog()
+    llm = {"agent": "billing", "provider": "openai", "request_model": "gpt-4o", "latency_ms": 5.0}
+    c = "conv-v4"
+    log.tools_declared(c, "billing", TOOLS)
+    log.user_message(c, "Refund INV-1")
+    log.llm_call(
+        c,
+        **llm,
+        output_messages=_answer(
+            "Checking.",
+            ("m-1", "lookup_invoice", {"invoice_id": "INV-1"}),
+            ("m-2", "issue_refund", {"amount": 12.5}),
+        ),
+    )
+    # Agent code, not the model, looks something up before running the model's calls.
+    log.tool_call_requested(c, "audit-1", "lookup_invoice", {"invoice_id": "AUDIT"})
+    log.tool_call_completed(c, "audit-1", "lookup_invoice", {"ok": True}, duration_ms=1.0)
+    log.tool_call_requested(c, "m-1", "lookup_invoice", {"invoice_id": "INV-1"})
+    log.tool_call_requested(c, "m-2", "issue_refund", {"amount": 12.5})
+    log.tool_call_completed(c, "m-2", "issue_refund", {"refunded": 12.5}, duration_ms=2.0)
+    log.tool_call_completed(c, "m-1", "lookup_invoice", {"total": 12.5}, duration_ms=2.0)
+    log.llm_call(c, **llm, output_messages=_answer("Refunded 12.50."))
+    log.end_conversation(c, "resolved")
+
+    d = "conv-v4-own-ids"
+    log.user_message(d, "INV-2?")
+    # No tools_declared: the tools the LLM call offered are the example's tools.
+    offered = [{"type": "function", **TOOLS[0]}]
+    log.llm_call(
+        d,
+        **llm,
+        tool_definitions=offered,
+        output_messages=_answer("", ("m-9", "lookup_invoice", {"n": 2})),
+    )
+    log.tool_call_requested(d, "run-1", "lookup_invoice", {"n": 2})
+    log.tool_call_completed(d, "run-1", "lookup_invoice", {"total": 3}, duration_ms=1.0)
+    log.llm_call(d, **llm, output_messages=_answer("3 EUR."))
+    return log
+
+
+def test_v4_takes_the_tool_calls_from_what_the_model_returned(tmp_path: Path) -> None:
+    report = export(tmp_path, v4_log(), redact=False)
+    assert report.invalid == []
+    by_id = {
+        p["conversation_id"]: e
+        for p, e in zip(
+            lines(tmp_path / "out.provenance.jsonl"),
+            check_training_file(tmp_path / "out.jsonl"),
+            strict=True,
+        )
+    }
+    assert by_id["conv-v4"]["messages"] == [
+        {"role": "user", "content": "Refund INV-1"},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "m-1",
+                    "type": "function",
+                    "function": {"name": "lookup_invoice", "arguments": '{"invoice_id":"INV-1"}'},
+                },
+                {
+                    "id": "m-2",
+                    "type": "function",
+                    "function": {"name": "issue_refund", "arguments": '{"amount":12.5}'},
+                },
+            ],
+        },  # fmt: skip
+        # The agent's own lookup (audit-1) is no turn of the model's: left out.
+        {"role": "tool", "tool_call_id": "m-2", "content": '{"refunded":12.5}'},
+        {"role": "tool", "tool_call_id": "m-1", "content": '{"total":12.5}'},
+        {"role": "assistant", "content": "Refunded 12.50."},
+    ]
+    assert by_id["conv-v4"]["parallel_tool_calls"] is True
+    own_ids = by_id["conv-v4-own-ids"]["messages"]
+    assert own_ids[1]["tool_calls"][0]["id"] == "m-9" and own_ids[1]["content"] is None
+    assert own_ids[2] == {"role": "tool", "tool_call_id": "m-9", "content": '{"total":3}'}
+    assert by_id["conv-v4-own-ids"]["tools"] == [
+        {
+            "type": "function",
+            "function": {k: TOOLS[0][k] for k in ("name", "description", "parameters")},
+        }
+    ]
+    provenance = lines(tmp_path / "out.provenance.jsonl")
+    assert {p["tool_calls_from"] for p in provenance} == {"model"}
+
+
+def test_recordings_before_v4_say_their_tool_calls_are_guessed(tmp_path: Path) -> None:
+    export(tmp_path, support_log(), weight_failed=0)
+    provenance = {
+        p["conversation_id"]: p["tool_calls_from"] for p in lines(tmp_path / "out.provenance.jsonl")
+    }
+    assert provenance == {"conv-parallel": "guessed", "conv-resolved": "guessed"}
