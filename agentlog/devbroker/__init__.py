@@ -15,6 +15,7 @@ from agentlog.dev_state import DevBrokerRecord, running_record, write_record
 from agentlog.devbroker import kafka, tansu
 from agentlog.devbroker._process import terminate
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import private_dir, replaced_whole
 from agentlog.settings import Settings
 
 ENGINES = ("tansu", "kafka")
@@ -62,7 +63,7 @@ def start(
             existing = kafka.restart_stopped(settings, existing, wait_seconds)
             write_record(settings, existing)
         return existing
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir, tighten=True)
     # The default projection file belongs to the log last started here: a new log (every
     # Tansu start, a Kafka log not yet formatted) or another one makes it stale.
     last_log = settings.state_dir / "dev-broker.engine"
@@ -77,9 +78,10 @@ def start(
     if engine == "tansu":
         record = tansu.start(settings, port, wait_seconds)
     else:
-        (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir / "kafka", tighten=True)
         record = kafka.start(settings, port, wait_seconds, brokers)
-    last_log.write_text(this_log)
+    with replaced_whole(last_log) as out:
+        out.write(this_log.encode())
     write_record(settings, record)
     return record
 

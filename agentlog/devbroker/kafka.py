@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from agentlog.devbroker._process import (
     wait_until_answering,
 )
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import open_private_append, private_dir
 from agentlog.settings import Settings
 
 KAFKA_VERSION = "4.1.1"
@@ -106,9 +108,9 @@ def _resolve_jars(settings: Settings) -> Path:
             "maven`) so agentlog can fetch them from Maven Central, or set "
             "AGENTLOG_KAFKA_HOME to an unpacked Apache Kafka 4.x distribution"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    private_dir(target.parent)
+    # A new folder of an unguessable name: nothing planted there can redirect Maven.
+    partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     pom = resources.files("agentlog.devbroker").joinpath("pom.xml")
     with resources.as_file(pom) as pom_path:
         try:
@@ -285,10 +287,10 @@ def _format_once(java: str, classpath: str, nodes: list[_NodeFiles]) -> None:
     for node in nodes:
         if _formatted_id(node):
             continue
-        node.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(node.data_dir)
         tool = [java, "-cp", classpath, "kafka.tools.StorageTool", "format"]
         command = [*tool, "-t", cluster_id, "-c", str(node.config)]
-        out = open(node.log_file, "a")  # noqa: SIM115 - closed below, after the tool exits
+        out = open_private_append(node.log_file)  # closed below, after the tool exits
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
@@ -327,7 +329,7 @@ def _launch(
 ) -> subprocess.Popen[bytes]:
     heap = _heap(settings, brokers)
     log4j = resources.files("agentlog.devbroker").joinpath("log4j2.properties")
-    with resources.as_file(log4j) as log4j_path, open(node.log_file, "ab") as log:
+    with resources.as_file(log4j) as log4j_path, open_private_append(node.log_file) as log:
         return subprocess.Popen(
             [
                 java,
