@@ -56,7 +56,8 @@ def up(
     )
     existing = _running_or_none(app)
     down_before = len(existing.nodes) - len(existing.running_nodes()) if existing else 0
-    broker = devbroker.start(settings, port=port, wait_seconds=60 + 30 * settings.dev_brokers)
+    # A minute per broker: three JVMs starting at once on a small machine take longer.
+    broker = devbroker.start(settings, port=port, wait_seconds=60 * settings.dev_brokers)
     if existing and down_before:
         verb = f"running again ({down_before} broker(s) restarted)"
     else:
