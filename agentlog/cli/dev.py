@@ -57,7 +57,12 @@ def up(
     existing = _running_or_none(app)
     down_before = len(existing.nodes) - len(existing.running_nodes()) if existing else 0
     # A minute per broker: three JVMs starting at once on a small machine take longer.
-    broker = devbroker.start(settings, port=port, wait_seconds=60 * settings.dev_brokers)
+    broker = devbroker.start(
+        settings,
+        port=port,
+        wait_seconds=60 * settings.dev_brokers,
+        say=lambda line: click.echo(f"note: {line}"),
+    )
     if existing and down_before:
         verb = f"running again ({down_before} broker(s) restarted)"
     else:
@@ -105,12 +110,12 @@ def status(app: AppContext) -> None:
 @click.option(
     "--wipe",
     is_flag=True,
-    help="also delete the kafka engine's on-disk log and the default projections built from it",
+    help="also delete the kafka engine's on-disk log (what was built from it is moved aside)",
 )
 @pass_app
 def down(app: AppContext, wipe: bool) -> None:
     """Stop the dev broker (Tansu's in-memory log is lost; Kafka's stays on disk)."""
-    broker = devbroker.stop(app.settings, wipe=wipe)
+    broker = devbroker.stop(app.settings, wipe=wipe, say=lambda line: click.echo(f"note: {line}"))
     if broker is None:
         click.echo("no dev broker was running")
     elif broker.memory_only:

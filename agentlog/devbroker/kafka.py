@@ -273,6 +273,11 @@ def _formatted_id(node: _NodeFiles) -> str | None:
     return None
 
 
+def cluster_id_of(settings: Settings, brokers: int = 1) -> str:
+    """The cluster id the on-disk log was formatted with: which log it is."""
+    return _formatted_id(_node_files(settings, brokers)[0]) or "unformatted"
+
+
 def formatted(settings: Settings, brokers: int = 1) -> bool:
     """Whether the on-disk log exists (a start keeps it; a start without it makes one)."""
     return all(_formatted_id(node) for node in _node_files(settings, brokers))
