@@ -15,7 +15,7 @@ the ones shown, and the report says where each group's offsets came from.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING
@@ -23,10 +23,13 @@ from confluent_kafka import OFFSET_BEGINNING
 from agentlog.consumers.agents import GROUP_PREFIX as TRIGGER_GROUP_PREFIX
 from agentlog.consumers.consumer_groups import groups_on_broker
 from agentlog.consumers.dead_letters import dead_letter_states
+from agentlog.consumers.group_activity import GroupActivity, offsets_key
 from agentlog.consumers.log_check import NotTheAppliedLog, check_identity
 from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks.base import Sink
+from agentlog.consumers.tool_ledger import pending_requests
 from agentlog.consumers.tool_restarts import tool_call_restarts
+from agentlog.errors import ConfigurationError
 from agentlog.reader import Found, partition_ends, partition_offset, records_at
 from agentlog.settings import Settings
 from agentlog.topics import topic_identity
@@ -63,6 +66,16 @@ class GroupStatus:
     dlq_depth: int
     parked_conversations: int
     notes: list[str] = field(default_factory=list)
+    # Tool workers: requests past the committed offset with no ending for longer than
+    # the bound asked for (a caller waiting on them has likely timed out); None: n/a.
+    overdue_requests: int | None = None
+    # Seconds the group has had no member and the same offsets, once that is longer than
+    # `status_idle_after` (None: not idle): shown as idle, left out of alerting figures.
+    idle_for_s: float | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.idle_for_s is not None
 
     @property
     def lag(self) -> int | None:
@@ -110,9 +123,18 @@ def collect_status(
     sink: Sink | None = None,
     timeout: float = 5.0,
     window: int = 10_000,
+    pending_after: float = 60.0,
+    activity: GroupActivity | None = None,
+    forget: Iterable[str] = (),
 ) -> StatusReport:
     """The status of the groups consuming agentlog's events and tool-requests topics
-    (or of the groups named). Every wait is bounded by `timeout` seconds per step."""
+    (or of the groups named). Every wait is bounded by `timeout` seconds per step.
+
+    With `activity`, a group without members whose offsets have not moved for
+    `settings.status_idle_after` is idle; the groups in `forget` (which must have no
+    member) and those forgotten before are left out until their offsets move. Tool
+    worker groups count their requests without an ending for over `pending_after` s."""
+    forgetting = set(forget)
     topics = [settings.events_topic, settings.tool_requests_topic]
     found = groups_on_broker(settings, topics, named=groups, timeout=timeout)
     taken_at = time.time()
@@ -137,6 +159,22 @@ def collect_status(
             partitions += _partitions(
                 settings, topic, committed[topic], ends_of(topic), taken_at, timeout
             )
+        idle_for = None
+        if activity is not None:
+            key = offsets_key(committed)
+            without_members = group.state in _WITHOUT_MEMBERS
+            if group.group in forgetting:
+                if not without_members:
+                    raise ConfigurationError(
+                        f"group {group.group} is {group.state}: only a group without "
+                        "members can be forgotten (stop its members first)"
+                    )
+                activity.forget(group.group, key, taken_at)
+            if activity.forgotten(group.group, key):
+                continue
+            quiet_for = taken_at - activity.observe(group.group, key, taken_at)
+            if without_members and quiet_for >= settings.status_idle_after.total_seconds():
+                idle_for = quiet_for
         kind = _kind(settings, group.group, committed, from_sink is not None)
         if kind == TOOL_WORKERS:
             if restarts is None:
@@ -151,6 +189,10 @@ def collect_status(
             )
         else:
             rate, basis = None, f"{REDELIVERY_NOT_OBSERVABLE}: not observable from the log"
+        overdue = None
+        if kind == TOOL_WORKERS:
+            overdue, said = _overdue(settings, committed, ends_of, taken_at, pending_after)
+            notes = notes + said
         statuses.append(
             GroupStatus(
                 group=group.group,
@@ -164,9 +206,37 @@ def collect_status(
                 dlq_depth=dead[group.group].depth,
                 parked_conversations=dead[group.group].parked_conversations,
                 notes=notes,
+                overdue_requests=overdue,
+                idle_for_s=idle_for,
             )
         )
     return StatusReport(statuses, taken_at, window)
+
+
+def _overdue(
+    settings: Settings,
+    committed: dict[str, dict[int, int]],
+    ends_of: Callable[[str], dict[int, int]],
+    now: float,
+    pending_after: float,
+) -> tuple[int, list[str]]:
+    """How many requests have waited for an ending longer than `pending_after`, and a
+    note naming the oldest (a worker that passed over a request shows here)."""
+    topic = settings.tool_requests_topic
+    pending = pending_requests(settings, committed.get(topic, {}), sorted(ends_of(topic)), now)
+    overdue = [r for r in pending if r.age_s > pending_after]
+    if not overdue:
+        return 0, []
+    oldest = overdue[0]
+    return len(overdue), [
+        f"{len(overdue)} tool request(s) pending longer than {pending_after:g}s; oldest "
+        f"{oldest.tool_call_id} ({oldest.tool_name}), {oldest.age_s:.0f}s, at "
+        f"{topic}[{oldest.partition}]@{oldest.offset}"
+    ]
+
+
+# Group states in which nobody consumes.
+_WITHOUT_MEMBERS = ("empty", "dead")
 
 
 def _described(sink: Sink | None) -> str:

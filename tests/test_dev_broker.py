@@ -3,6 +3,7 @@ both engines; the kafka engine keeps its log on disk until `down --wipe`."""
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -124,12 +125,84 @@ def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
     try:
         assert agentlog("demo", "-n", "30", state_dir=tmp_path, env=tansu_env).code == 0
         agentlog("dev", "down", state_dir=tmp_path, env=env)
-        assert agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env).code == 0
+        up = agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env)
+        assert up.code == 0, up.err
+        # What was built from the Tansu log is moved aside, and says where.
+        aside = tmp_path / "previous-logs"
+        assert "note: moved what was built from the previous log (tansu-" in up.out
+        assert str(aside) in up.out and not (tmp_path / "projections.duckdb").exists()
         on_kafka = agentlog("demo", "-n", "10", state_dir=tmp_path, env=env, timeout=180)
         assert on_kafka.code == 0, on_kafka.err
+        # Every command answers for the Kafka log alone (the issue's new-user steps).
+        out = tmp_path / "k.jsonl"
+        exported = agentlog("export", "training", "--out", str(out), state_dir=tmp_path, env=env)
+        assert exported.code == 0, exported.err
+        counted = agentlog(
+            "sql", "SELECT count(DISTINCT conversation_id) AS n FROM events "
+            "WHERE conversation_id LIKE 'conv-%'", "--format", "csv",
+            state_dir=tmp_path, env=env,
+        )  # fmt: skip
+        assert counted.code == 0, counted.err
+        assert counted.out.strip().splitlines()[-1] == "10"  # not the Tansu log's 30 too
+        archived = agentlog("archive", "status", state_dir=tmp_path, env=env)
+        assert archived.code == 0, archived.err
+        for line in archived.out.splitlines():
+            found = re.search(r"archived up to ([\d,]+) of ([\d,]+)", line)
+            if found:
+                done, end = (int(n.replace(",", "")) for n in found.groups())
+                assert done <= end, line
         agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
         assert agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env).code == 0
         wiped = agentlog("demo", "-n", "10", state_dir=tmp_path, env=env, timeout=180)
         assert wiped.code == 0, wiped.err
+    finally:
+        agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
+
+
+def _closed_by_the_server_first(port_holder: socket.socket) -> None:
+    """A connection to `port_holder` that the listening side closes first, as a stopped
+    broker does: it leaves a TIME_WAIT socket on the listener's port."""
+    client = socket.create_connection(port_holder.getsockname())
+    accepted, _ = port_holder.accept()
+    accepted.close()
+    client.recv(1)  # the server's FIN has arrived
+    client.close()
+
+
+def test_a_port_whose_connections_linger_in_time_wait_is_free() -> None:
+    from agentlog.devbroker._process import port_is_free
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as brokers listen
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    _closed_by_the_server_first(listener)
+    assert not port_is_free(port)  # still listened on
+    listener.close()
+    assert port_is_free(port)  # only TIME_WAIT is left: a broker can bind it
+
+
+def test_dev_up_after_down_comes_back_on_its_port(dev_broker_engine, tmp_path) -> None:
+    """Clients connected while the broker stops leave TIME_WAIT sockets on its port; the
+    broker must come back on that port all the same, where running clients look for it."""
+    from kafka import KafkaConsumer
+
+    env = dev_broker_engine.env
+    up = agentlog("dev", "up", state_dir=tmp_path, env=env)
+    assert up.code == 0, up.err
+    first = up.out.strip().splitlines()[-1]
+    try:
+        created = agentlog("topics", "create", "--partitions", "1", state_dir=tmp_path)
+        assert created.code == 0, created.err
+        # A connected client during `dev down`: the broker closes its side first.
+        client = KafkaConsumer(bootstrap_servers=first)
+        assert client.topics()
+        down = agentlog("dev", "down", state_dir=tmp_path, env=env)
+        assert down.code == 0, down.err
+        up = agentlog("dev", "up", state_dir=tmp_path, env=env)
+        assert up.code == 0, up.err
+        assert up.out.strip().splitlines()[-1] == first
+        client.close()
     finally:
         agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
