@@ -68,8 +68,11 @@ def sql(app: AppContext, query: str, output: str, directory: Path | None, sink: 
 def write_rows(names: list[str], rows: list[tuple[Any, ...]], output: str) -> None:
     if output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows([[_csv_value(v) for v in row] for row in rows])
+        # CSV keeps values whole for a file or a pipe; on a terminal, people read it, so
+        # control characters from the log are shown, never emitted.
+        shown = _csv_value if not sys.stdout.isatty() else _visible_csv_value
+        writer.writerow([shown(n) for n in names])
+        writer.writerows([[shown(v) for v in row] for row in rows])
     elif output == "json":
         documents = [dict(zip(names, row, strict=True)) for row in rows]
         click.echo(orjson.dumps(documents, default=_json_value, option=_JSON_OPTIONS).decode())
@@ -102,6 +105,11 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, list | dict):
         return orjson.dumps(value, default=_json_value).decode()
     return value
+
+
+def _visible_csv_value(value: Any) -> Any:
+    text = _csv_value(value)
+    return visible(text) if isinstance(text, str) else text
 
 
 def _cell(value: Any, limit: int = 60) -> str:
