@@ -60,6 +60,7 @@ from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, read_gap, records_at
 from agentlog.serde import claim_check_store, decode
 from agentlog.settings import Settings
+from agentlog.start_from import EARLIEST, StartFrom, first_offsets
 from agentlog.topics import TopicIdentity, topic_identity
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,11 @@ class ProjectionRunner:
         handler_attempts: int = 3,
         cache_rows: int = 200_000,
         on_progress: ProgressCallback | None = None,
+        start: StartFrom = EARLIEST,
     ) -> None:
         self.settings = settings
+        # where a group with no offsets in the sink starts (`--from`); ignored otherwise
+        self.start = start
         self.topic = settings.events_topic
         self._blobs = claim_check_store(settings)
         self.group = group
@@ -152,6 +156,7 @@ class ProjectionRunner:
         self.eofs: dict[int, int] = {}
         self.assigned = False
         self.assigned_once = False
+        self.started_at: dict[int, int] = {}
         self._assign_by = 0.0
         self._partitions_checked_at = 0.0
         self.identity: TopicIdentity | None = None
@@ -223,6 +228,25 @@ class ProjectionRunner:
         if self.placement is None or self.placement.partitions != identity.partitions:
             self.placement = Placement(identity.partitions)
 
+    def _store_start(self) -> dict[int, int]:
+        """A group new to the sink that starts later than the beginning (`--from latest|
+        TIME`) stores its first offsets, and that it started there, as its first claim:
+        in the sink's transaction, so that a second member starting at once is fenced
+        and every member (and a restart) resumes from them. Returns the stored start
+        per partition (none: every partition is applied from the beginning)."""
+        if self.start.kind != "earliest" and not self.sink.stored_offsets(self.group, self.topic):
+            assert self.identity is not None
+            starts = first_offsets(
+                self.settings, self.topic, list(range(self.identity.partitions)), self.start
+            )
+            try:
+                with self.sink.transaction(self.group, self.topic) as tx:
+                    tx.claim({p: (None, offset) for p, offset in starts.items()})
+                    tx.mark_start(starts)
+            except Fenced:
+                pass  # another member started the group first: its start stands
+        return self.sink.started_at(self.group, self.topic)
+
     def _check_identity(self, identity: TopicIdentity, applied: AppliedLog) -> None:
         try:
             check_identity(identity, applied, self.group, self.sink.description)
@@ -283,6 +307,7 @@ class ProjectionRunner:
         # Process-wide tuning is the caller's choice: see tune_process_for_throughput().
         try:
             self._check_log(record=True)
+            self.started_at = self._store_start()
             self._assign_by = time.monotonic() + self.settings.assignment_timeout_s
             self.consumer.subscribe(
                 [self.topic],

@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from agentlog.connection import checked_bootstrap, resolved
+from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
 from agentlog.private_files import tighten_state_dir
@@ -66,12 +67,29 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 @contextmanager
-def reading_sink(url: str) -> Iterator[Sink]:
-    """The sink opened for reading, saying so when reads see an earlier state."""
+def reading_sink(url: str, topic: str | None = None) -> Iterator[Sink]:
+    """The sink opened for reading, saying so when reads see an earlier state, and (given
+    the events `topic`) when the default projector group started after its beginning."""
     with open_sink(url, read_only=True) as sink:
         if sink.reading_note:
             click.echo(f"note: {sink.reading_note}", err=True)
+        if topic is not None:
+            partial = partial_note(sink.started_at(DEFAULT_GROUP, topic))
+            if partial:
+                click.echo(f"note: {partial}", err=True)
         yield sink
+
+
+def partial_note(started: dict[int, int]) -> str | None:
+    """One line saying that the projections lack history, if a partition started late."""
+    late = {p: o for p, o in sorted(started.items()) if o > 0}
+    if not late:
+        return None
+    where = ", ".join(f"partition {p} before offset {o:,}" for p, o in late.items())
+    return (
+        f"PARTIAL: this projection started after the beginning of the log (--from); history "
+        f"before it was never applied ({where}): state built from a partial log is partial"
+    )
 
 
 sink_option = click.option(

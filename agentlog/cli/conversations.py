@@ -63,7 +63,7 @@ def list_command(
         until_micros=_micros(until),
         limit=limit + 1,  # one more: to know whether the list stops at the limit
     )
-    with reading_sink(settings.sink_url) as opened:
+    with reading_sink(settings.sink_url, settings.events_topic) as opened:
         rows = list_conversations(opened, where)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -98,7 +98,7 @@ def list_command(
 def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     """One conversation: state, tool calls, and where it sits in the log."""
     settings = app.settings.with_overrides(sink=sink)
-    with reading_sink(settings.sink_url) as opened:
+    with reading_sink(settings.sink_url, settings.events_topic) as opened:
         row, calls, index = conversation(opened, conversation_id)
     if row is None:
         raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_shown}")

@@ -8,7 +8,17 @@ import time
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
+from agentlog.cli._app import (
+    AppContext,
+    chosen_start,
+    cli,
+    from_option,
+    notice,
+    partial_note,
+    pass_app,
+    reading_sink,
+    sink_option,
+)
 from agentlog.consumers import (
     BUILT_IN,
     DEFAULT_GROUP,
@@ -23,6 +33,7 @@ from agentlog.consumers.log_check import check_identity, check_last_applied
 from agentlog.reader import partition_ends, records_at
 from agentlog.replay.transcript import counted
 from agentlog.settings import Settings
+from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.topics import topic_identity
 
 group_option = click.option(
@@ -63,16 +74,31 @@ def run_projections(
     once: bool = False,
     batch_size: int = 10_000,
     quiet: bool = False,
+    start: StartFrom = EARLIEST,
+    asked: bool = False,
 ) -> Progress:
-    """Run the projector until caught up (`once`) or until SIGINT/SIGTERM."""
+    """Run the projector until caught up (`once`) or until SIGINT/SIGTERM. `start`: where
+    a group with no offsets in the sink starts (`asked`: chosen, so say when ignored)."""
     chosen = [load_projection(name) for name in projections or tuple(BUILT_IN)]
+    topic = settings.events_topic
     with open_sink(settings.sink_url) as sink:
-        if not quiet and not sink.stored_offsets(group, settings.events_topic):
-            click.echo(
-                f"new group {group}: starting at the beginning of {settings.events_topic} "
-                "(a projection builds its state from every event)",
-                err=True,
+        if sink.stored_offsets(group, topic):
+            if asked and not quiet:
+                notice(
+                    f"group {group} resumes from its offsets in {settings.sink_shown}: --from "
+                    f"{start.option} applies only to a new projection"
+                )
+        elif not quiet:
+            notice(
+                f"new group {group}: starting {start.describe()} of {topic} "
+                "(--from earliest|latest|TIME chooses)"
             )
+            if start.kind != "earliest":
+                notice(
+                    f"WARNING: events before the start are never applied: the projections in "
+                    f"{settings.sink_shown} hold PARTIAL state (`agentlog project status` shows "
+                    "where each partition starts); project with --from earliest for all of it"
+                )
         runner = ProjectionRunner(
             settings,
             sink,
@@ -80,6 +106,7 @@ def run_projections(
             group=group,
             batch_size=batch_size,
             on_progress=None if quiet else _report,
+            start=start,
         )
         received: list[int] = []
 
@@ -114,6 +141,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @group_option
 @click.option("--once", is_flag=True, help="stop when caught up with the partition ends")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+@from_option("earliest", "a projection builds its state from every event")
 @pass_app
 def run(
     app: AppContext,
@@ -122,9 +150,11 @@ def run(
     group: str,
     once: bool,
     batch_size: int,
+    start_from: str | None,
 ) -> None:
     """Fold events into the sink; SIGINT/SIGTERM stop after the batch in hand."""
     settings = app.kafka_settings().with_overrides(sink=sink)
+    start, asked = chosen_start(start_from, EARLIEST)
     # This process only projects: let it tune the garbage collector and the GIL for that.
     tune_process_for_throughput()
     progress = run_projections(
@@ -133,6 +163,8 @@ def run(
         group=group,
         once=once,
         batch_size=batch_size,
+        start=start,
+        asked=asked,
     )
     lost = (
         f"; {progress.lost_to_retention:,} deleted by retention before they were applied"
@@ -161,6 +193,7 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
         stored = opened.stored_offsets(group, topic)
         applied_log = opened.stored_log(group, topic)
         last = opened.last_applied(group, topic)
+        started = opened.started_at(group, topic)
         described = opened.description
     identity = topic_identity(settings, topic)
     # Offsets of another log would be compared with this one's ends: refuse instead.
@@ -175,10 +208,19 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
         applied = stored.get(partition, 0)
         end = ends[partition]
         total += max(0, end - applied)
+        skipped = started.get(partition, 0)
         click.echo(
             f"  partition {partition}: applied up to {applied:,} of {end:,}, lag {end - applied:,}"
+            + (
+                f" (started at offset {skipped:,}: offsets before it never applied)"
+                if skipped
+                else ""
+            )
         )
     click.echo(f"total lag: {counted(total, 'event')}")
+    note = partial_note(started)
+    if note:
+        click.echo(note)
     letters = dead_letters_of(settings, group)
     click.echo(
         f"dead letters: {len(letters):,} on {settings.dlq_topic}"

@@ -104,6 +104,31 @@ class SinkContract:
         assert sink.stored_offsets("other-group", TOPIC) == {}
         assert sink.stored_offsets(GROUP, "other-topic") == {}
 
+    def test_a_start_position_is_the_first_claim_and_stays_recorded(self, sink: Sink) -> None:
+        assert sink.started_at(GROUP, TOPIC) == {}  # nothing recorded: from the beginning
+        with pytest.raises(RuntimeError):
+            with sink.transaction(GROUP, TOPIC) as tx:
+                tx.claim({0: (None, 40), 1: (None, 7)})
+                tx.mark_start({0: 40, 1: 7})
+                raise RuntimeError("crash before commit")
+        assert sink.started_at(GROUP, TOPIC) == {}
+        assert sink.stored_offsets(GROUP, TOPIC) == {}
+        with sink.transaction(GROUP, TOPIC) as tx:
+            tx.claim({0: (None, 40), 1: (None, 7)})
+            tx.mark_start({0: 40, 1: 7})
+        assert sink.stored_offsets(GROUP, TOPIC) == {0: 40, 1: 7}
+        assert sink.started_at(GROUP, TOPIC) == {0: 40, 1: 7}
+        with pytest.raises(Fenced):  # a second member starting the group too is fenced
+            with sink.transaction(GROUP, TOPIC) as tx:
+                tx.claim({0: (None, 99)})
+                tx.mark_start({0: 99})
+        with sink.transaction(GROUP, TOPIC) as tx:  # applying on keeps the start
+            tx.claim({0: (40, 50), 2: (None, 3)})
+        assert sink.stored_offsets(GROUP, TOPIC) == {0: 50, 1: 7, 2: 3}
+        assert sink.started_at(GROUP, TOPIC) == {0: 40, 1: 7}
+        assert sink.started_at("other-group", TOPIC) == {}
+        assert sink.started_at(GROUP, "other-topic") == {}
+
     def test_event_ids_apply_once_across_transactions(self, sink: Sink) -> None:
         with sink.transaction(GROUP, TOPIC) as tx:
             assert tx.mark_applied([_event("a", 0), _event("b", 1)]) == 2

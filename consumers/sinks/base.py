@@ -13,6 +13,9 @@ the events applied. That transaction is what makes effects exactly-once:
 - `mark_last` records the event id at the last offset applied in each partition, and
   the sink records which log (topic id, partition count) the offsets belong to
   (`record_log`): offsets are only meaningful in the log they were read from.
+- `mark_start` records where a group that did not start at the beginning of the log
+  started (`--from latest|TIME`), in the transaction that claims those offsets first:
+  the state holds nothing from before them, and `started_at` says so to readers.
 - `load` and `upsert` read and write rows; nothing is visible until commit.
 
 Outside a transaction, `load`, `applied_among` and the bookkeeping reads see what is
@@ -119,6 +122,11 @@ class SinkTransaction(ABC):
         """Record the last applied record of partitions this transaction claimed."""
 
     @abstractmethod
+    def mark_start(self, starts: dict[int, int]) -> None:
+        """Record the first offset applied in partitions this transaction claimed first:
+        the group started there, not at the beginning of the log."""
+
+    @abstractmethod
     def stored_log(self) -> AppliedLog | None:
         """The log of this transaction's group and topic, as this transaction sees it."""
 
@@ -170,6 +178,11 @@ class Sink(ABC):
     @abstractmethod
     def last_applied(self, group: str, topic: str) -> dict[int, LastApplied]:
         """The last applied record per partition (partitions that recorded one)."""
+
+    @abstractmethod
+    def started_at(self, group: str, topic: str) -> dict[int, int]:
+        """Where the group started per partition, for partitions it recorded a start for
+        (`mark_start`); none recorded: it applied each partition from the beginning."""
 
     @abstractmethod
     def stored_log(self, group: str, topic: str) -> AppliedLog | None:

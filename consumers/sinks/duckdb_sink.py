@@ -201,6 +201,14 @@ class DuckDBSink(Sink):
         except duckdb.CatalogException:  # nothing projected into this file yet
             return {}
 
+    def started_at(self, group: str, topic: str) -> dict[int, int]:
+        try:
+            return self._committed_reads(group, topic).started_at()
+        except duckdb.CatalogException:  # nothing projected into this file yet
+            return {}
+        except duckdb.BinderException:  # a sink made before starts were recorded
+            return {}
+
     def stored_log(self, group: str, topic: str) -> AppliedLog | None:
         try:
             return self._committed_reads(group, topic).stored_log()

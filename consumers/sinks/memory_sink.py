@@ -46,6 +46,7 @@ class _Store:
         # group -> applied event id -> (partition, event time)
         self.applied: dict[str, dict[str, tuple[int, int]]] = {}
         self.last: dict[tuple[str, str], dict[int, LastApplied]] = {}
+        self.starts: dict[tuple[str, str], dict[int, int]] = {}
         self.logs: dict[tuple[str, str], AppliedLog] = {}
         # (group, topic) -> sent dead letter id -> its origin
         self.sent: dict[tuple[str, str], dict[str, SentDeadLetter]] = {}
@@ -71,6 +72,7 @@ class MemoryTransaction(SinkTransaction):
         self._offsets: dict[int, int] = {}
         self._applied: dict[str, tuple[int, int]] = {}
         self._last: dict[int, LastApplied] = {}
+        self._starts: dict[int, int] = {}
         self._forgotten: set[str] = set()
         self._forget_sent = False
 
@@ -99,6 +101,9 @@ class MemoryTransaction(SinkTransaction):
 
     def mark_last(self, last: dict[int, LastApplied]) -> None:
         self._last.update(last)
+
+    def mark_start(self, starts: dict[int, int]) -> None:
+        self._starts.update(starts)
 
     def stored_log(self) -> AppliedLog | None:
         with self._store.lock:
@@ -154,6 +159,8 @@ class MemoryTransaction(SinkTransaction):
             key = (self._group, self._topic)
             if self._last:
                 store.last.setdefault(key, {}).update(self._last)
+            if self._starts:
+                store.starts.setdefault(key, {}).update(self._starts)
             if self._forgotten:
                 applied = store.applied.get(self._group, {})
                 for event_id in self._forgotten:
@@ -217,6 +224,10 @@ class MemorySink(Sink):
     def last_applied(self, group: str, topic: str) -> dict[int, LastApplied]:
         with self._store.lock:
             return dict(self._store.last.get((group, topic), {}))
+
+    def started_at(self, group: str, topic: str) -> dict[int, int]:
+        with self._store.lock:
+            return dict(self._store.starts.get((group, topic), {}))
 
     def stored_log(self, group: str, topic: str) -> AppliedLog | None:
         with self._store.lock:

@@ -116,6 +116,13 @@ class PostgresSink(Sink):
             except psycopg.errors.UndefinedTable:
                 return {}
 
+    def started_at(self, group: str, topic: str) -> dict[int, int]:
+        with self._reader().cursor() as cursor:
+            try:
+                return PostgresTransaction(cursor, self.dialect, group, topic).started_at()
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+                return {}  # nothing projected yet, or a sink made before starts were recorded
+
     def stored_log(self, group: str, topic: str) -> AppliedLog | None:
         with self._reader().cursor() as cursor:
             try:

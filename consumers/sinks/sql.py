@@ -63,6 +63,8 @@ def bookkeeping_ddl(dialect: Dialect) -> list[str]:
         f"topic {text} NOT NULL, {part} {bigint} NOT NULL, "
         f"next_offset {bigint} NOT NULL, updated_at {stamp}, "
         f"last_offset {bigint}, last_event_id {text}, "
+        # where a group that did not start at the beginning started (NULL: it did)
+        f"start_offset {bigint}, "
         f"PRIMARY KEY (group_id, topic, {part}))",
         # occurred_at: event time in UTC microseconds, what the dedup window counts in
         f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (group_id {text} NOT NULL, "
@@ -81,7 +83,7 @@ def bookkeeping_ddl(dialect: Dialect) -> list[str]:
 
 # Columns added after sinks were first created: added to older sinks on prepare.
 ADDED_COLUMNS = {
-    OFFSETS_TABLE: {"last_offset": "bigint", "last_event_id": "text"},
+    OFFSETS_TABLE: {"last_offset": "bigint", "last_event_id": "text", "start_offset": "bigint"},
     APPLIED_TABLE: {"occurred_at": "bigint"},
 }
 
@@ -238,6 +240,28 @@ class SqlTransaction(SinkTransaction):
                 self.topic,
             ],
         )
+
+    def mark_start(self, starts: dict[int, int]) -> None:
+        if not starts:
+            return
+        p, part = self._p, quoted("partition")
+        rows = self.dialect.rows_of([("p", "bigint"), ("o", "bigint")], "s")
+        partitions = list(starts)
+        self.cursor.execute(
+            f"UPDATE {OFFSETS_TABLE} SET start_offset = s.o FROM {rows} "
+            f"WHERE {OFFSETS_TABLE}.group_id = {p()} AND {OFFSETS_TABLE}.topic = {p()} "
+            f"AND {OFFSETS_TABLE}.{part} = s.p",
+            [partitions, [starts[q] for q in partitions], self.group, self.topic],
+        )
+
+    def started_at(self) -> dict[int, int]:
+        p = self._p
+        self.cursor.execute(
+            f"SELECT {quoted('partition')}, start_offset FROM {OFFSETS_TABLE} "
+            f"WHERE group_id = {p()} AND topic = {p()} AND start_offset IS NOT NULL",
+            [self.group, self.topic],
+        )
+        return {int(q): int(o) for q, o in self.cursor.fetchall()}
 
     def stored_log(self) -> AppliedLog | None:
         p = self._p
