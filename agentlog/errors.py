@@ -2,6 +2,8 @@
 
     AgentlogError
     ├── ConfigurationError      settings or flags that cannot work
+    │   └── MissingExtra        an integration whose extra is not installed (also an
+    │                           ImportError)
     ├── BrokerUnavailable       no broker to talk to, or it stopped answering
     ├── DevBrokerError          the embedded broker could not be started or found
     ├── TopicError              topics could not be created or described
@@ -36,6 +38,11 @@ class AgentlogError(Exception):
 
 class ConfigurationError(AgentlogError):
     pass
+
+
+class MissingExtra(ConfigurationError, ImportError):
+    """An integration needs a package its extra installs: the message is the one line
+    that installs it."""
 
 
 class BrokerUnavailable(AgentlogError):
