@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     client_id: str = "agentlog"
     debug: bool = Field(
         default=False, description="the CLI shows the traceback of an error (like --traceback)"
+    )
+    otlp_token: SecretStr | None = Field(
+        default=None,
+        description="the bearer token `agentlog ingest otlp` demands (Authorization: Bearer)",
     )
 
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
@@ -204,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def claim_check_store(self) -> Path:
         return self.claim_check_dir or self.state_dir / "claim-check"
+
+    @property
+    def otlp_status_file(self) -> Path:
+        return self.state_dir / "otlp-receiver.json"
 
     @property
     def dev_state_file(self) -> Path:
