@@ -121,7 +121,7 @@ def _proto_attributes(attributes: Any) -> dict[str, Any]:
 
 
 def _proto_spans(body: bytes) -> list[Span]:
-    from google.protobuf.message import DecodeError
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )

@@ -89,10 +89,10 @@ def _key(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if not value or len(value) > _MAX_KEY or not value.isprintable():
+    key = str(value).strip()
+    if not key or len(key) > _MAX_KEY or not key.isprintable():
         return None
-    return value
+    return key
 
 
 def agent_name(span: Span) -> str | None:
@@ -176,7 +176,9 @@ def chat_message(message: Mapping[str, Any]) -> dict[str, Any] | None:
     for call in message.get("tool_calls") or ():
         if not isinstance(call, dict):
             continue
-        function = call.get("function") if isinstance(call.get("function"), dict) else call
+        function: dict[str, Any] = (
+            call["function"] if isinstance(call.get("function"), dict) else call
+        )
         parts.append(
             {
                 "type": "tool_call",
@@ -268,7 +270,7 @@ def _openai_tool(tool: Any) -> dict[str, Any] | None:
     tool = _json(tool)
     if not isinstance(tool, dict):
         return None
-    function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    function: dict[str, Any] = tool["function"] if isinstance(tool.get("function"), dict) else tool
     name = function.get("name")
     if not isinstance(name, str):
         return None
@@ -367,7 +369,7 @@ def llm_call(span: Span, logs: list[LogRecord], conversation: str, agent: str) -
         )
         or _tools_of(request.get("tools"))
     )
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    usage: dict[str, Any] = response["usage"] if isinstance(response.get("usage"), dict) else {}
     model = _first(a, "gen_ai.request.model", "llm.model_name", "llm.request.model")
     model = model if isinstance(model, str) else request.get("model")
     provider = _first(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")

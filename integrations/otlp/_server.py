@@ -53,7 +53,8 @@ def _response(kind: str, rejected: int, why: str, as_json: bool) -> bytes:
     if rejected or why:
         setattr(message.partial_success, field, rejected)
         message.partial_success.error_message = why
-    return message.SerializeToString()
+    encoded: bytes = message.SerializeToString()
+    return encoded
 
 
 def _status_body(message: str, as_json: bool) -> bytes:
@@ -97,7 +98,8 @@ class Receiver:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{name}:{port}"
 
     def start(self) -> Receiver:
         serve = threading.Thread(target=self.server.serve_forever, name="otlp-http", daemon=True)
