@@ -373,3 +373,24 @@ def test_a_missing_or_wrong_token_is_401(offline_receiver: Receiver) -> None:
     assert post(offline_receiver, b"{}")[0] == 401
     assert post(offline_receiver, b"{}", headers={"Authorization": "Bearer nope"})[0] == 401
     assert post(offline_receiver, b"{}", headers=AUTH)[0] == 200
+
+
+def test_status_shows_the_receivers_counters(tmp_path: Path) -> None:
+    from agentlog.cli.status import otlp_receiver, otlp_receiver_line
+
+    settings = Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)
+    with Recorder(settings) as recorder:
+        with serve(recorder, port=0, status_file=settings.otlp_status_file) as receiver:
+            not_genai = json_span(
+                uuid.uuid4().hex, "00000000000000c1", "", {"http.method": "GET"}, 0
+            )
+            assert post(receiver, json_body(not_genai))[0] == 200
+            assert post(receiver, b"garbage")[0] == 400
+            receiver.write_status()
+            shown = otlp_receiver(settings)
+        recorder.close(0.1)
+    assert shown is not None
+    assert shown["spans_received"] == 1 and shown["spans_dropped"] == 1
+    assert shown["events_produced"] == 0
+    line = otlp_receiver_line(shown)
+    assert line.startswith(f"OTLP receiver {receiver.url}:") and "spans dropped 1" in line
