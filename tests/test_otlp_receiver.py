@@ -44,7 +44,7 @@ def recorder(settings: Settings) -> Iterator[Recorder]:
 
 @pytest.fixture
 def receiver(recorder: Recorder, tmp_path: Path) -> Iterator[Receiver]:
-    with serve(recorder, port=0, hold_s=30, status_file=tmp_path / "otlp.json") as receiver:
+    with serve(recorder, port=0, hold_s=300, status_file=tmp_path / "otlp.json") as receiver:
         yield receiver
 
 
