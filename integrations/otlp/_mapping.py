@@ -39,7 +39,7 @@ MODEL_OPERATIONS = frozenset(
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
 _MAX_KEY = 256
 _INDEXED = re.compile(
-    r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages)\.(\d{1,4})\.(.+)$"
+    r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages|llm\.tools)\.(\d{1,4})\.(.+)$"
 )
 _MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
@@ -319,14 +319,18 @@ def llm_call(span: Span, logs: list[LogRecord], conversation: str, agent: str) -
     request = request if isinstance(request, dict) else {}
     response = _json(a.get("output.value"))
     response = response if isinstance(response, dict) else {}
-    event_inputs, event_outputs = _event_messages(events)
+    event_inputs, event_outputs = _event_messages(events) if events else (None, None)
+    if not any(k.startswith(("gen_ai.prompt.", "gen_ai.completion.", "llm.")) for k in a):
+        a_flat: Mapping[str, Any] = {}
+    else:
+        a_flat = a
 
     inputs = (
         _list_of_dicts(a.get("gen_ai.input.messages"))
         or _list_of_dicts(details.get("gen_ai.input.messages"))
         or event_inputs
-        or _flat_messages(a, "gen_ai.prompt")
-        or _flat_messages(a, "llm.input_messages")
+        or _flat_messages(a_flat, "gen_ai.prompt")
+        or _flat_messages(a_flat, "llm.input_messages")
         or [
             m
             for m in (chat_message(x) for x in request.get("messages") or () if isinstance(x, dict))
@@ -343,8 +347,8 @@ def llm_call(span: Span, logs: list[LogRecord], conversation: str, agent: str) -
         _list_of_dicts(a.get("gen_ai.output.messages"))
         or _list_of_dicts(details.get("gen_ai.output.messages"))
         or event_outputs
-        or _flat_messages(a, "gen_ai.completion")
-        or _flat_messages(a, "llm.output_messages")
+        or _flat_messages(a_flat, "gen_ai.completion")
+        or _flat_messages(a_flat, "llm.output_messages")
         or [m for m in (chat_message(x) for x in choices) if m]
         or None
     )
@@ -364,7 +368,7 @@ def llm_call(span: Span, logs: list[LogRecord], conversation: str, agent: str) -
         or _list_of_dicts(details.get("gen_ai.tool.definitions"))
         or _tools_of(
             m.get("tool", {}).get("json_schema")
-            for m in _unflatten(a, "llm.tools")
+            for m in _unflatten(a_flat, "llm.tools")
             if isinstance(m.get("tool"), dict)
         )
         or _tools_of(request.get("tools"))
