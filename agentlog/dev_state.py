@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import private_dir, replaced_whole
 from agentlog.settings import Settings
 
 
@@ -75,10 +76,9 @@ def read_record(settings: Settings) -> DevBrokerRecord | None:
 
 
 def write_record(settings: Settings, record: DevBrokerRecord) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.dev_state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record)))
-    tmp.replace(settings.dev_state_file)
+    private_dir(settings.state_dir, tighten=True)
+    with replaced_whole(settings.dev_state_file) as out:
+        out.write(json.dumps(asdict(record)).encode())
 
 
 def running_record(settings: Settings) -> DevBrokerRecord | None:

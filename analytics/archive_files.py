@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentlog.errors import ArchiveError
+from agentlog.private_files import FILE_MODE, private_dir, temporary_beside
 
 _NAME = re.compile(r"^p(\d+)-(\d{20})-(\d{20})\.parquet$")
 _DAY_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
@@ -99,9 +100,9 @@ def write_file(root: Path, day: str, partition: int, table: pa.Table) -> Archive
     offsets = table.column("offset")
     first, last = offsets[0].as_py(), offsets[-1].as_py()
     folder = root / f"date={day}"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     final = folder / file_name(partition, first, last)
-    partial = folder / f"{TEMPORARY_PREFIX}{os.getpid()}-{final.name}"
+    partial = temporary_beside(final, prefix=TEMPORARY_PREFIX)
     with open(partial, "wb") as sink:
         pq.write_table(table, sink, compression="snappy", row_group_size=256_000)
         sink.flush()
@@ -198,9 +199,11 @@ def _unique_offsets(table: pa.Table) -> pa.Table:
 @contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
     """One archiver writes a topic's archive at a time; readers take no lock."""
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root, tighten=True)
     path = root / ".archiver.lock"
-    with open(path, "a+") as handle:
+    with os.fdopen(
+        os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE), "a+"
+    ) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -21,6 +21,7 @@ checksum and finds any file changed, missing or added.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ from agentlog.analytics.archive_reader import archived_event
 from agentlog.analytics.views import open_views, rerun_originals
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
+from agentlog.private_files import private_dir, private_tree, temporary_beside
 from agentlog.serde import datetime_of
 
 MANIFEST = "manifest.json"
@@ -199,7 +201,8 @@ def export_compliance(
         reran = {cid: reruns[cid] for cid in by_conversation if cid in reruns}
         manifest = _manifest(folder, request, rows, list(by_conversation), reran, command)
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        out.parent.mkdir(parents=True, exist_ok=True)
+        private_tree(folder)
+        private_dir(out.parent)
         if out.suffix == ".zip":
             _zip(folder, out)
         else:
@@ -247,12 +250,16 @@ def _manifest(
 
 
 def _zip(folder: Path, out: Path) -> None:
-    partial = out.with_name(f".{out.name}.partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                bundle.write(path, path.relative_to(folder).as_posix())
-    partial.replace(out)
+    partial = temporary_beside(out)
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    bundle.write(path, path.relative_to(folder).as_posix())
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 @dataclass

@@ -38,6 +38,7 @@ from agentlog.consumers.projection import RecordedEvent
 from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS
 from agentlog.consumers.projections.conversations import Conversations
 from agentlog.errors import ExportError
+from agentlog.private_files import private_dir, temporary_beside
 
 Form = Literal["openai", "trl"]
 # Events done, events in all: how far a long export is.
@@ -209,15 +210,14 @@ class _Outputs:
         self.paths = paths
         self.parquet = parquet
         self.lines: dict[str, int] = Counter()
-        self.partial = {
-            name: p.with_name(f".{p.name}.{os.getpid()}.partial") for name, p in paths.items()
-        }
-        self.partial_provenance = {
-            name: provenance_path(p).with_name(f".{provenance_path(p).name}.partial")
-            for name, p in paths.items()
-        }
         for p in paths.values():
-            p.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(p.parent)
+        # Unguessable names made with O_EXCL (mkstemp), 0600: a link planted in the
+        # output folder is never followed.
+        self.partial = {name: temporary_beside(p) for name, p in paths.items()}
+        self.partial_provenance = {
+            name: temporary_beside(provenance_path(p)) for name, p in paths.items()
+        }
         self.data = {name: open(path, "wb") for name, path in self.partial.items() if not parquet}
         self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
         self.provenance = {name: open(path, "wb") for name, path in self.partial_provenance.items()}
@@ -301,6 +301,7 @@ def export_training(
                     continue
                 if redactor is not None:
                     redactor.messages(trajectory.messages)
+                    redactor.tools(trajectory.tools)
                 if options.weight_failed is not None:
                     weigh(trajectory, options.weight_failed)
                 example = convert(trajectory)

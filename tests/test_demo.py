@@ -12,6 +12,7 @@ import pytest
 from cli import agentlog, agentlog_process
 from independent_fold import decode_plain
 from kafka_python_reader import read_all
+from test_private_files import open_to_others
 from training_checks import check_training_file
 
 
@@ -63,23 +64,27 @@ def test_demo_is_deterministic_with_a_seed(bootstrap: str, tmp_path: Path) -> No
 
 @pytest.mark.starts_dev_broker
 def test_demo_alone_starts_a_dev_broker_and_leaves_it_running(tmp_path: Path) -> None:
-    run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=tmp_path)
+    state = tmp_path / "state"  # made by agentlog
+    run = agentlog("demo", "-n", "5", "--seed", "1", state_dir=state)
     try:
         assert run.code == 0, run.err
         assert "started the embedded dev broker (tansu)" in run.out  # the default engine
-        status = agentlog("dev", "status", state_dir=tmp_path)
+        # Everything it wrote (state, projections, archive, exports, timeline) is the
+        # user's alone; DuckDB's write-ahead log is made by DuckDB, inside that folder.
+        assert open_to_others(state, allowed=(".wal",)) == []
+        status = agentlog("dev", "status", state_dir=state)
         assert status.code == 0
-        tail = agentlog("tail", "--type", "conversation_started", "-n", "100", state_dir=tmp_path)
+        tail = agentlog("tail", "--type", "conversation_started", "-n", "100", state_dir=state)
         started = tail.out.splitlines()
         assert sum(" conv-1-" in line for line in started) == 5
         assert sum(" live-1-" in line for line in started) == 8  # the live phase's
         # Its hint shows conversations even when none of 5 escalated.
         hint = re.search(r"agentlog conversations list (--outcome \S+)", run.out).group(1)
-        listed = agentlog("conversations", "list", *hint.split(), state_dir=tmp_path)
+        listed = agentlog("conversations", "list", *hint.split(), state_dir=state)
         assert listed.code == 0, listed.err
         assert len(listed.out.strip().splitlines()) > 1, listed.out
     finally:
-        agentlog("dev", "down", state_dir=tmp_path)
+        agentlog("dev", "down", state_dir=state)
 
 
 def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: Path) -> None:

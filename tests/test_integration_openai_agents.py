@@ -6,13 +6,14 @@ group_id."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import agents
 import openai
 import pytest
-from agents import Agent, RunConfig, Runner, function_tool
+from agents import Agent, FunctionTool, RunConfig, Runner
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
 
@@ -22,16 +23,23 @@ from agentlog.testing.integration_contract import run_tool
 from agentlog.testing.model_server import MODEL_RATE_LIMITED, SCRIPT
 
 
-@function_tool
-def lookup_invoice(invoice_id: str) -> dict:
-    """Fetch an invoice"""
-    return run_tool("lookup_invoice", {"invoice_id": invoice_id})
+def scripted_tool(spec: dict[str, Any]) -> FunctionTool:
+    """A function tool offering the model exactly the script's JSON schema (what the hand
+    recording declares), as an application with its own schemas does."""
+
+    async def invoke(context: Any, arguments: str) -> str:
+        return json.dumps(run_tool(spec["name"], json.loads(arguments)))
+
+    return FunctionTool(
+        name=spec["name"],
+        description=spec["description"],
+        params_json_schema=spec["parameters"],
+        on_invoke_tool=invoke,
+        strict_json_schema=False,
+    )
 
 
-@function_tool
-def issue_refund(amount: float) -> dict:
-    """Refund a payment"""
-    return run_tool("issue_refund", {"amount": amount})
+TOOLS = [scripted_tool(spec) for spec in SCRIPT.tools()]
 
 
 class TestAgentsSdk(IntegrationContract):
@@ -50,7 +58,7 @@ class TestAgentsSdk(IntegrationContract):
         agent = Agent(
             name=session.agent,
             model=OpenAIResponsesModel(model=model, openai_client=client),
-            tools=[lookup_invoice, issue_refund],
+            tools=TOOLS,
         )
         config = RunConfig(group_id=session.conversation_id, tracing_disabled=False)
         if stream:

@@ -27,7 +27,7 @@ TOOLS = [
     },
     {
         "name": "issue_refund",
-        "description": "Refund a payment",
+        "description": "Refund a payment; questions to billing@example.com",
         "parameters": {"type": "object", "properties": {"amount": {"type": "number"}}},
     },
 ]
@@ -128,13 +128,17 @@ def test_a_trajectory_with_parallel_calls_a_final_failure_and_redaction(tmp_path
     assert escalated["parallel_tool_calls"] is True
     assert [t["function"]["name"] for t in escalated["tools"]] == ["lookup_invoice", "issue_refund"]
     assert escalated["tools"][0]["function"]["parameters"] == TOOLS[0]["parameters"]
+    # Tool declarations are redacted too (descriptions and parameters; names stay).
+    assert (
+        escalated["tools"][1]["function"]["description"] == "Refund a payment; questions to [EMAIL]"
+    )
     resolved = by_first_user["Invoice INV-2 please"]
     assert [m["role"] for m in resolved["messages"]] == [
         "user", "assistant", "tool", "assistant", "user", "assistant",
     ]  # fmt: skip
     assert resolved["messages"][1]["content"] is None
     assert "parallel_tool_calls" not in resolved
-    assert report.redactions == {"[EMAIL]": 1, "[PHONE]": 1}
+    assert report.redactions == {"[EMAIL]": 2, "[PHONE]": 1}
     # Provenance: one line per example, its offsets in the log.
     provenance = lines(tmp_path / "out.provenance.jsonl")
     assert [p["line"] for p in provenance] == [1, 2]

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from agentlog.connection import checked_bootstrap, resolved
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
+from agentlog.private_files import tighten_state_dir
 from agentlog.settings import Settings
 
 
@@ -36,6 +37,9 @@ class AppContext:
                 raise ConfigurationError(
                     f"{name}={first.get('input')!r} is not valid: {first['msg']}"
                 ) from None
+            # The state folder is the user's alone, including one an earlier version
+            # made open to others.
+            tighten_state_dir(self._settings.state_dir)
             if self._settings.bootstrap_servers is not None:
                 # Given, even empty: checked now, before any command falls back on the
                 # dev broker (or starts one) for want of it.

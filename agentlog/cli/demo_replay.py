@@ -12,6 +12,7 @@ import click
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.demo.agents import DEFAULT_POLICY, Policy, support_team
 from agentlog.demo.simulation import SimulationResult
+from agentlog.private_files import private_dir, replaced_whole
 from agentlog.replay import replay_conversation
 from agentlog.replay.html import timeline_page
 from agentlog.replay.rerun import RerunReport, rerun_recording
@@ -48,8 +49,9 @@ def demo_replay(settings: Settings, result: SimulationResult, phase: Callable[[s
     if left > 0:
         click.echo(f"  ... {left} more events: agentlog replay {cid}")
     page = timeline_path(settings, cid)
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(timeline_page(replayed), encoding="utf-8")
+    private_dir(page.parent)
+    with replaced_whole(page) as out:
+        out.write(timeline_page(replayed).encode())
     click.echo(f"timeline of {cid}: {page}")
 
     phase(f"re-running the agents of {cid} on its recording (strict)")

@@ -23,6 +23,7 @@ from agentlog.cli._app import AppContext, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key, RecordedEvent
 from agentlog.errors import ArchiveError, ConfigurationError
+from agentlog.private_files import replaced_whole
 from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
 from agentlog.replay.conversation import Source
@@ -228,10 +229,13 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
         for text in lines:
             click.echo(text, color=colour)
         return
+    # A file is written whole (0600, through a temporary file); a device or a pipe
+    # (`--out /dev/stdout`) is written to as it is.
+    target = replaced_whole(out) if not out.exists() or out.is_file() else open(out, "wb")
     try:
-        with out.open("w", encoding="utf-8") as file:
+        with target as file:
             for text in lines:
-                file.write(text + "\n")
+                file.write((text + "\n").encode())
     except OSError as exc:
         raise click.FileError(str(out), exc.strerror) from None
 

@@ -15,6 +15,7 @@ from agentlog.dev_state import DevBrokerRecord, running_record, write_record
 from agentlog.devbroker import kafka, tansu
 from agentlog.devbroker._process import terminate
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import private_dir, replaced_whole
 from agentlog.settings import Settings
 
 ENGINES = ("tansu", "kafka")
@@ -51,7 +52,7 @@ def start(
                 "stop it with `agentlog dev down` before starting the other engine"
             )
         return existing
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir, tighten=True)
     # The default projection file belongs to the log last started here: a new log (every
     # Tansu start, a Kafka log not yet formatted) or the other engine's makes it stale.
     last_engine = settings.state_dir / "dev-broker.engine"
@@ -65,9 +66,10 @@ def start(
     if engine == "tansu":
         record = tansu.start(settings, port, wait_seconds)
     else:
-        (settings.state_dir / "kafka").mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir / "kafka", tighten=True)
         record = kafka.start(settings, port, wait_seconds)
-    last_engine.write_text(engine)
+    with replaced_whole(last_engine) as out:
+        out.write(engine.encode())
     write_record(settings, record)
     return record
 

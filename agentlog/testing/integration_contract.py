@@ -305,9 +305,9 @@ class IntegrationContract:
         assert recorded_lines == hand_lines, "\n".join(
             ["recorded:", *recorded_lines, "by hand:", *hand_lines]
         )
-        assert self._example(settings, tmp_path, recorded.conversation_id) == self._example(
-            settings, tmp_path, hand.conversation_id
-        )
+        recorded_example = self._example(settings, tmp_path, recorded.conversation_id)
+        hand_example = self._example(settings, tmp_path, hand.conversation_id)
+        assert recorded_example == hand_example, f"{recorded_example}\n!=\n{hand_example}"
 
     def test_parallel_tool_calls_stay_one_assistant_turn(
         self, settings: Settings, recorder: Recorder, server: ModelServer, tmp_path: Path

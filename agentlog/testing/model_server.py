@@ -247,9 +247,10 @@ def response(body: dict[str, Any], status: str = "completed") -> dict[str, Any]:
         "status": status,
         "model": body.get("model"),
         "output": _response_items(body) if done else [],
+        "instructions": body.get("instructions"),
         "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": body.get("tools") or [],  # OpenAI echoes the request's tools
         "usage": {
             "input_tokens": SCRIPT.input_tokens,
             "output_tokens": SCRIPT.output_tokens,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from agentlog.consumers.sinks.sql import (
     select_statement,
 )
 from agentlog.errors import SinkError
+from agentlog.private_files import FILE_MODE
 
 _ARROW_TYPES = {
     "text": pa.string(),
@@ -134,8 +136,11 @@ class DuckDBSink(Sink):
         self._side: duckdb.DuckDBPyConnection | None = None
         if read_only and not Path(self.path).exists():
             raise SinkError(f"no projections in {self.path} yet: run `agentlog project run` first")
+        new = not read_only and not Path(self.path).exists()
         try:
             self.connection = duckdb.connect(self.path, read_only=read_only)
+            if new:  # DuckDB made it by the umask; nothing but its header is in it yet
+                os.chmod(self.path, FILE_MODE)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from None

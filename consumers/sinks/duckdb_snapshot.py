@@ -11,12 +11,15 @@ snapshot instead and say how old it is.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from agentlog.private_files import FILE_MODE, scratch_beside
 
 # The share of the writer's time that copying may take, and the shortest interval.
 _MAX_SHARE = 0.05
@@ -78,14 +81,22 @@ class SnapshotPublisher:
 
     def _publish(self) -> None:
         started = time.monotonic()
-        partial = self.target.with_name(f"{self.target.name}.{os.getpid()}.tmp")
-        partial.unlink(missing_ok=True)
-        self.connection.execute(f"ATTACH '{_literal(partial)}' AS agentlog_snapshot")
+        # DuckDB makes the copy in a private folder of an unguessable name (a file of a
+        # predictable name beside the target could be a planted link), then it is renamed.
+        scratch = scratch_beside(self.target)
         try:
-            self.connection.execute(f'COPY FROM DATABASE "{self.database}" TO agentlog_snapshot')
+            partial = scratch / self.target.name
+            self.connection.execute(f"ATTACH '{_literal(partial)}' AS agentlog_snapshot")
+            try:
+                self.connection.execute(
+                    f'COPY FROM DATABASE "{self.database}" TO agentlog_snapshot'
+                )
+            finally:
+                self.connection.execute("DETACH agentlog_snapshot")
+            os.chmod(partial, FILE_MODE)
+            os.replace(partial, self.target)
         finally:
-            self.connection.execute("DETACH agentlog_snapshot")
-        os.replace(partial, self.target)
+            shutil.rmtree(scratch, ignore_errors=True)
         self.pending = False
         self.last_copy_seconds = time.monotonic() - started
         interval = max(_MIN_INTERVAL_SECONDS, self.last_copy_seconds / _MAX_SHARE)
