@@ -83,8 +83,11 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
 class _Compiler:
     """Emits the source of one encode and one decode function per named record."""
 
-    def __init__(self, memoize: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, memoize: frozenset[str] = frozenset(), number_limit: float | None = None
+    ) -> None:
         self.memoize = memoize
+        self.number_limit = number_limit
         self.functions: list[str] = []
         self.records: dict[str, dict[str, Any]] = {}
         self.counter = 0
@@ -180,11 +183,16 @@ class _Compiler:
                 f"{ind}buf += _VARINT[{z}] if {z} < {_SMALL} else {slow}",
             ]
         if schema == "double":
-            return [*self.refuse_booleans(value, ind, where), f"{ind}buf += _DOUBLE.pack({value})"]
+            return [
+                *self.refuse_booleans(value, ind, where),
+                *self.refuse_non_finite(value, ind, where),
+                f"{ind}buf += _DOUBLE.pack({value})",
+            ]
         if schema == "float":
             # struct refuses what a float cannot hold; say which field (free until raised).
             return [
                 *self.refuse_booleans(value, ind, where),
+                *self.refuse_non_finite(value, ind, where),
                 f"{ind}try:",
                 f"{ind}    buf += _FLOAT.pack({value})",
                 f"{ind}except OverflowError:",
@@ -226,6 +234,16 @@ class _Compiler:
         return [
             f"{ind}if {value} is True or {value} is False:",
             f"{ind}    raise _boolean_for_number({value}, {where!r})",
+        ]
+
+    def refuse_non_finite(self, value: str, ind: str, where: str) -> list[str]:
+        # One chained comparison: NaN fails it as the infinities and absurd values do.
+        if self.number_limit is None:
+            return []
+        limit = repr(self.number_limit)
+        return [
+            f"{ind}if not -{limit} <= {value} <= {limit}:",
+            f"{ind}    raise _not_a_measure({value}, {limit}, {where!r})",
         ]
 
     def encode_union(self, branches: list[Any], value: str, ind: str, where: str) -> list[str]:
@@ -380,6 +398,12 @@ def _too_large_for_float(value: float, where: str) -> ValueError:
     return ValueError(f"{value!r} is too large for the 32-bit Avro float {where}")
 
 
+def _not_a_measure(value: float, limit: float, where: str) -> ValueError:
+    if value != value or value in (float("inf"), float("-inf")):
+        return ValueError(f"{where} is {value!r}: not a finite number")
+    return ValueError(f"{where} is {value!r}: beyond {limit:g}, no measure an event holds")
+
+
 def _bad_length(length: int, left: int, where: str) -> ValueError:
     return ValueError(f"{where}: length {length} with {left} bytes left")
 
@@ -408,6 +432,7 @@ _HELPERS: dict[str, Any] = {
     "_boolean_for_number": _boolean_for_number,
     "_int_bytes": _int_bytes,
     "_too_large_for_float": _too_large_for_float,
+    "_not_a_measure": _not_a_measure,
     "_bad_length": _bad_length,
     "_bad_boolean": _bad_boolean,
     "_bad_optional": _bad_optional,
@@ -433,10 +458,16 @@ class Codec:
     name: str = "compiled"
 
 
-def compile_codec(schema: dict[str, Any], memoize: frozenset[str] = frozenset()) -> Codec:
+def compile_codec(
+    schema: dict[str, Any],
+    memoize: frozenset[str] = frozenset(),
+    number_limit: float | None = None,
+) -> Codec:
     """`memoize`: top-level fields whose values `encode_fields` may cache by identity;
-    the caller promises never to change such an object once passed."""
-    compiler = _Compiler(memoize)
+    the caller promises never to change such an object once passed. `number_limit`:
+    encoding refuses a double or float that is NaN, infinite or beyond it in magnitude
+    (Avro itself holds any; decoding reads whatever is there)."""
+    compiler = _Compiler(memoize, number_limit)
     root = compiler.record(schema)
     # Tables reference functions defined after them: emit functions first.
     tables = [f for f in compiler.functions if not f.startswith("def ")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
@@ -63,3 +65,17 @@ def cluster_metadata(
             f"Kafka at {settings.bootstrap_servers} did not answer within {timeout:.0f}s "
             f"({exc.args[0].str()}); is the broker running?"
         ) from None
+
+
+def anyone_listening(bootstrap: str, timeout: float) -> bool:
+    """Whether any HOST:PORT of `bootstrap` accepts a TCP connection within `timeout`:
+    a broker that is down refuses at once, where librdkafka would retry for its whole
+    timeout. (A broker that listens may still not answer: callers bound that too.)"""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

@@ -9,22 +9,52 @@ GenAI conventions where one exists: `provider`, `request_model`, `input_tokens`,
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from agentlog.errors import SchemaError
 
 AVRO_NAMESPACE = "agentlog"
+
+# The largest magnitude of any number an event carries (1e15 ms is 31,000 years); NaN
+# and the infinities are refused too. Only where events are built: readers tolerate
+# what older records, or producers that bypass agentlog, hold.
+NUMBER_LIMIT = 1e15
+# model_validate(..., context=RECORDED): the values of a record already on the log.
+RECORDED = {"recorded": True}
+
+
+def number_problem(value: float) -> str | None:
+    """Why `value` cannot be a number of an event, or None if it can."""
+    if math.isnan(value) or math.isinf(value):
+        return f"{value!r} is not a finite number"
+    if abs(value) > NUMBER_LIMIT:
+        return f"{value!r} is beyond {NUMBER_LIMIT:g}, no measure an event holds"
+    return None
 
 
 class AvroRecord(BaseModel):
     """A pydantic model that maps one-to-one onto an Avro record."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="after")
+    def _numbers_are_finite(self, info: ValidationInfo) -> Self:
+        """Every float field of every record (and any added later): SchemaError naming
+        the field for NaN, an infinity or an absurd magnitude."""
+        if info.context == RECORDED:
+            return self
+        for name, value in self.__dict__.items():
+            values = value if isinstance(value, list) else [value]
+            for each in values:
+                if isinstance(each, float) and (why := number_problem(each)) is not None:
+                    raise SchemaError(f"{type(self).__name__}.{name}: {why}")
+        return self
 
 
 class Payload(AvroRecord):

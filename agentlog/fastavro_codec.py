@@ -17,7 +17,9 @@ from fastavro.validation import ValidationError, validate
 from agentlog.avro_codec import Codec
 
 
-def fastavro_codec(schema: dict[str, Any]) -> Codec:
+def fastavro_codec(schema: dict[str, Any], number_limit: float | None = None) -> Codec:
+    """`number_limit` as for `compile_codec`: NaN, infinities and numbers beyond it
+    refused (the value's place named)."""
     parsed = parse_schema(schema)
     field_names = [field["name"] for field in schema["fields"]]
 
@@ -26,6 +28,8 @@ def fastavro_codec(schema: dict[str, Any]) -> Codec:
             validate(record, parsed, raise_errors=True)
         except ValidationError as exc:
             raise ValueError(str(exc)) from None
+        if number_limit is not None:
+            _refuse_non_finite(record, number_limit, schema["name"])
         out = io.BytesIO()
         schemaless_writer(out, parsed, record)
         buf += out.getvalue()
@@ -44,3 +48,14 @@ def fastavro_codec(schema: dict[str, Any]) -> Codec:
         return cast(dict[str, Any], record), stream.tell()
 
     return Codec(encode, encode_fields, decode, name="fastavro")
+
+
+def _refuse_non_finite(value: Any, limit: float, where: str) -> None:
+    if isinstance(value, float) and not -limit <= value <= limit:
+        raise ValueError(f"{where} is {value!r}: not a finite number within {limit:g}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite(item, limit, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_non_finite(item, limit, where)

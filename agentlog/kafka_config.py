@@ -25,7 +25,9 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "security.protocol": settings.security_protocol,
         "sasl.mechanism": settings.sasl_mechanism,
         "sasl.username": settings.sasl_username,
-        "sasl.password": settings.sasl_password,
+        "sasl.password": (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        ),
     }
     config.update({k: v for k, v in optional.items() if v is not None})
     return config
@@ -33,6 +35,10 @@ def client_config(settings: Settings) -> dict[str, Any]:
 
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
+
+
+# librdkafka's default message.max.bytes: the largest record produce() accepts.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 def producer_config(settings: Settings, *, report_successes: bool = False) -> dict[str, Any]:

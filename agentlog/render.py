@@ -1,4 +1,5 @@
-"""Events as people read them (one line) and as machines read them (JSON)."""
+"""Events as people read them (one line, control characters shown) and as machines read
+them (JSON)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from agentlog.display import visible
 from agentlog.events import EVENT_TYPE_BY_RECORD_NAME
 from agentlog.serde import AvroDict, datetime_of
 
@@ -50,14 +52,16 @@ def one_line(record: AvroDict, partition: int, offset: int) -> str:
         detail = f"agent={body['agent']} tools={','.join(t['name'] for t in body['tools'])}"
     else:
         detail = " ".join(f"{f}={_short(body[f])}" for f in fields if body.get(f) is not None)
-    return (
+    # Every field is the record's: shown as one line whatever it holds (agentlog.display).
+    return visible(
         f"{iso_time(record['occurred_at'])} {record['conversation_id']} p{partition}@{offset} "
         f"{kind} {detail}"
     )
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = str(value)
+    # Durations and latencies are floats measured to the nanosecond: a person reads ms.
+    text = f"{round(value, 3):g}" if isinstance(value, float) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

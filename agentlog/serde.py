@@ -27,7 +27,9 @@ from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import (
     AVRO_NAMESPACE,
     CLAIM_CHECK_RECORD_NAME,
+    NUMBER_LIMIT,
     PAYLOAD_BY_RECORD_NAME,
+    RECORDED,
     Event,
     Payload,
     Source,
@@ -39,6 +41,9 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
 _HEADER_LEN = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The event times a datetime holds (years 1 to 9999), in microseconds since the epoch.
+_FIRST_MICROS = -62_135_596_800_000_000
+_LAST_MICROS = 253_402_300_799_999_999
 
 AvroDict = dict[str, Any]
 
@@ -85,10 +90,12 @@ def _current_codec() -> Codec:
     """The codec of the current schema, picked once per process from AGENTLOG_CODEC so
     that encoding and decoding look no setting up per record."""
     schema = _raw_schema(schemas.current().version)
+    # Events carry no NaN, infinity or absurd number (agentlog.events.NUMBER_LIMIT): the
+    # recorder's hot path builds no model, so the encoder refuses them.
     if Settings().codec == "fastavro":
-        return fastavro_codec(schema)
+        return fastavro_codec(schema, number_limit=NUMBER_LIMIT)
     # The producer passes one unchanging `source` dict per agent: encode it once.
-    return compile_codec(schema, memoize=frozenset({"source"}))
+    return compile_codec(schema, memoize=frozenset({"source"}), number_limit=NUMBER_LIMIT)
 
 
 class EventEncoder:
@@ -134,13 +141,15 @@ def decode(
     topic: str | None = None,
     partition: int | None = None,
     offset: int | None = None,
+    blobs: claim_check.BlobStore | None = None,
 ) -> AvroDict:
     """Decode one record's value into an Avro dict of the current reader schema.
 
     `occurred_at` stays integer microseconds and `payload` is a `(record name, dict)`
-    tuple. A claim check is resolved: the event kept in the claim-check store is fetched,
-    verified against its size and SHA-256 and returned in its place. Raises DecodeError
-    naming topic, partition and offset (and the blob's reference) for anything else.
+    tuple. A claim check is resolved: the event kept in the claim-check store `blobs`
+    (default: the one the environment's settings name) is fetched, verified against its
+    size and SHA-256 and returned in its place. Raises DecodeError naming topic,
+    partition and offset (and the blob's reference) for anything else.
     """
 
     def fail(reason: str) -> DecodeError:
@@ -148,8 +157,16 @@ def decode(
 
     record = _decode_value(value, fail)
     if record["payload"][0] == CLAIM_CHECK_RECORD_NAME:
-        return _claimed_event(record, fail)
+        record = _claimed_event(record, fail, blobs or claim_check_store(Settings()))
+    if not _FIRST_MICROS <= record["occurred_at"] <= _LAST_MICROS:
+        # Any long fits the schema; an event time no calendar holds is no event's.
+        raise fail(f"occurred_at {record['occurred_at']} is outside the years 1 to 9999")
     return record
+
+
+def claim_check_store(settings: Settings) -> claim_check.BlobStore:
+    """The claim-check store as `settings` name it, with their size limit."""
+    return claim_check.BlobStore(settings.claim_check_store, settings.claim_check_max_bytes)
 
 
 def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> AvroDict:
@@ -198,12 +215,14 @@ def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> Av
     raise fail(f"not an Avro single-object record (first bytes {value[:4].hex()})")
 
 
-def _claimed_event(record: AvroDict, fail: Callable[[str], DecodeError]) -> AvroDict:
+def _claimed_event(
+    record: AvroDict, fail: Callable[[str], DecodeError], blobs: claim_check.BlobStore
+) -> AvroDict:
     """The event a claim check stands for, fetched from the store and verified."""
     check = record["payload"][1]
-    reference = check["reference"]
+    reference = claim_check.shown_reference(check["reference"])
     try:
-        blob = claim_check.fetch(reference, check["size"], check["sha256"])
+        blob = blobs.fetch(check["reference"], check["size"], check["sha256"])
     except claim_check.BlobUnavailable as exc:
         raise fail(str(exc)) from None
     event = _decode_value(blob, lambda reason: fail(f"claim-check blob {reference}: {reason}"))
@@ -270,15 +289,19 @@ def event_to_avro(event: Event) -> AvroDict:
 def event_from_avro(record: AvroDict) -> Event:
     name, body = record["payload"]
     payload_type = PAYLOAD_BY_RECORD_NAME[name]
-    return Event(
-        event_id=record["event_id"],
-        conversation_id=record["conversation_id"],
-        occurred_at=datetime_of(record["occurred_at"]),
-        source=Source(**record["source"]),
-        trace_id=record["trace_id"],
-        span_id=record["span_id"],
-        causation_id=record["causation_id"],
-        payload=payload_type.model_validate(body),  # type: ignore[arg-type]  # a union member
+    # What is on the log is read as it is (a NaN an older producer wrote included).
+    return Event.model_validate(
+        {
+            "event_id": record["event_id"],
+            "conversation_id": record["conversation_id"],
+            "occurred_at": datetime_of(record["occurred_at"]),
+            "source": Source(**record["source"]),
+            "trace_id": record["trace_id"],
+            "span_id": record["span_id"],
+            "causation_id": record["causation_id"],
+            "payload": payload_type.model_validate(body, context=RECORDED),
+        },
+        context=RECORDED,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentlog.secret_redaction import without_secrets
+
 KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
 # librdkafka retries loudly while a broker is away; its lines reach whoever configures
 # logging, and otherwise go nowhere (a library does not print through logging's last resort).
@@ -26,7 +28,8 @@ class Settings(BaseSettings):
     security_protocol: str | None = None
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    # Secrets: `repr(settings)`, logs and messages show `**********`.
+    sasl_password: SecretStr | None = None
     client_id: str = "agentlog"
     debug: bool = Field(
         default=False, description="the CLI shows the traceback of an error (like --traceback)"
@@ -94,10 +97,21 @@ class Settings(BaseSettings):
         ge=0,
         description="how long interpreter exit waits for recorders that were not closed",
     )
+    create_topics: bool | None = Field(
+        default=None,
+        description="recorders and other producers create agentlog's topics when they are "
+        "missing; unset: only on the running dev broker (`agentlog dev up`)",
+    )
+    spool: bool = Field(
+        default=True,
+        description="recorders keep events in a durable local spool (crash-safe) until Kafka "
+        "takes them: under state_dir/spool (a directory per open recorder) unless spool_dir "
+        "names one; false: events wait in memory only",
+    )
     spool_dir: Path | None = Field(
         default=None,
-        description="a durable local spool: events wait here, crash-safe, until Kafka takes "
-        "them; unset means no spool",
+        description="the spool directory of this recorder (one recorder at a time); unset: "
+        "a free one under state_dir/spool",
     )
     spool_max_bytes: int = Field(
         default=1 << 30,
@@ -123,11 +137,24 @@ class Settings(BaseSettings):
     claim_check_dir: Path | None = Field(
         default=None, description="the claim-check store (default state_dir/claim-check)"
     )
+    claim_check_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="the largest claim-checked event a reader fetches (and a recorder keeps): "
+        "a reference on the log claiming more is a dead letter, never read",
+    )
 
-    sink: str | None = Field(
+    sink: SecretStr | None = Field(
         default=None,
         description="projection sink: duckdb:PATH or postgresql://...; default a DuckDB "
-        "file in state_dir",
+        "file in state_dir (a secret: its URL may hold a password; `sink_shown` is what "
+        "messages print)",
+    )
+    status_idle_after: timedelta = Field(
+        default=timedelta(days=1),
+        description="`agentlog status` shows a group without members whose offsets have not "
+        "moved for this long as idle (not lagging) and leaves it out of the lag and age "
+        "metrics: ISO 8601 (P1D, PT1H) or seconds",
     )
     dedup_window: timedelta = Field(
         default=timedelta(days=7),
@@ -149,7 +176,7 @@ class Settings(BaseSettings):
         description="how long a projector waits for its consumer group to assign partitions",
     )
 
-    @field_validator("dedup_window", mode="before")
+    @field_validator("dedup_window", "status_idle_after", mode="before")
     @classmethod
     def _seconds_are_a_duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().isdigit():
@@ -199,7 +226,15 @@ class Settings(BaseSettings):
 
     @property
     def sink_url(self) -> str:
-        return self.sink or f"duckdb:{self.default_sink_file}"
+        """The sink's URL, password and all: for opening it, never for printing."""
+        if self.sink is not None:
+            return self.sink.get_secret_value()
+        return f"duckdb:{self.default_sink_file}"
+
+    @property
+    def sink_shown(self) -> str:
+        """The sink's URL as messages print it: without its password or secret parameters."""
+        return without_secrets(self.sink_url)
 
     @property
     def archive_root(self) -> Path:
@@ -222,4 +257,6 @@ class Settings(BaseSettings):
         changed = {k: v for k, v in overrides.items() if v is not None}
         if not changed:
             return self
-        return self.model_copy(update=changed)
+        # Validated as the environment's values are (a flag's sink becomes a SecretStr too).
+        values = {**{name: getattr(self, name) for name in type(self).model_fields}, **changed}
+        return type(self).model_validate(values)

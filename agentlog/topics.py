@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from agentlog.connection import cluster_metadata
-from agentlog.errors import TopicError
+from agentlog.connection import anyone_listening, cluster_metadata
+from agentlog.dev_state import running_record
+from agentlog.errors import AgentlogError, BrokerUnavailable, TopicError
 from agentlog.kafka_config import admin_client
 from agentlog.settings import Settings
 
@@ -95,10 +96,45 @@ def _wait_until_listed(admin: AdminClient, settings: Settings, specs: list[Topic
         time.sleep(0.1)
 
 
+def ensure_topics(settings: Settings, *, answer_within: float = 2.0) -> None:
+    """Before producing: agentlog's topics exist, or are created when that is allowed
+    (`create_topics`, by default only on the dev broker), or a TopicError says in one line
+    what to run, rather than a delivery failing after the producer's metadata wait.
+
+    A broker that does not answer within `answer_within` seconds is left to the producer
+    (its events wait in the spool, or are reported): recording never waits for Kafka."""
+    if not anyone_listening(settings.bootstrap_servers or "", answer_within):
+        return
+    try:
+        existing = cluster_metadata(admin_client(settings), settings, answer_within).topics
+    except BrokerUnavailable:
+        return
+    missing = [s.name for s in topic_specs(settings) if s.name not in existing]
+    if not missing:
+        return
+    if not creating_allowed(settings):
+        raise TopicError(
+            f"topic {missing[0]} does not exist: run `agentlog topics create`"
+            + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else "")
+        )
+    create_topics(settings)
+
+
+def creating_allowed(settings: Settings) -> bool:
+    """`create_topics` if set, else whether the broker is the running dev broker."""
+    if settings.create_topics is not None:
+        return settings.create_topics
+    try:
+        record = running_record(settings)
+    except AgentlogError:
+        return False
+    return record is not None and record.bootstrap == settings.bootstrap_servers
+
+
 def partition_count(settings: Settings, topic: str) -> int:
     metadata = cluster_metadata(admin_client(settings), settings)
     if topic not in metadata.topics or metadata.topics[topic].error is not None:
-        raise TopicError(f"topic {topic} does not exist; run `agentlog topics create`")
+        raise TopicError(f"topic {topic} does not exist: run `agentlog topics create`")
     return len(metadata.topics[topic].partitions)
 
 
@@ -118,7 +154,7 @@ def topic_identity(settings: Settings, topic: str, timeout: float = 10) -> Topic
     admin = admin_client(settings)
     metadata = cluster_metadata(admin, settings, timeout)
     if topic not in metadata.topics or metadata.topics[topic].error is not None:
-        raise TopicError(f"topic {topic} does not exist; run `agentlog topics create`")
+        raise TopicError(f"topic {topic} does not exist: run `agentlog topics create`")
     try:
         found = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)
         description = found[topic].result()
@@ -138,7 +174,7 @@ def describe_topics(settings: Settings) -> list[TopicDescription]:
     for spec in topic_specs(settings):
         topic = metadata.topics.get(spec.name)
         if topic is None or topic.error is not None:
-            raise TopicError(f"topic {spec.name} does not exist; run `agentlog topics create`")
+            raise TopicError(f"topic {spec.name} does not exist: run `agentlog topics create`")
         resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
         try:
             entries = admin.describe_configs([resource])[resource].result(timeout=10)

@@ -95,6 +95,9 @@ class BundleReport:
     conversations: list[str]
     files: int  # listed in the manifest (the manifest itself not counted, as verify counts)
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Conversations whose transcripts could not be rendered, and why (their events are in
+    # the bundle all the same).
+    untranscribed: dict[str, str] = field(default_factory=dict)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -191,15 +194,25 @@ def export_compliance(
         for row in rows:
             by_conversation.setdefault(row["conversation_id"], []).append(archived_event(row))
         done = 0
+        untranscribed: dict[str, str] = {}
         for conversation_id, events in by_conversation.items():
             name = _safe(conversation_id)
-            for suffix, text in render(conversation_id, events).items():
+            try:
+                texts = render(conversation_id, events)
+            except Exception as exc:
+                # Records of any producer, any version: one conversation that no renderer
+                # foresaw is named in the manifest, and the bundle goes on without it.
+                untranscribed[conversation_id] = f"{type(exc).__name__}: {exc}"[:500]
+                texts = {}
+            for suffix, text in texts.items():
                 (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
             done += len(events)
             if on_progress is not None:
                 on_progress(done, len(rows))
         reran = {cid: reruns[cid] for cid in by_conversation if cid in reruns}
         manifest = _manifest(folder, request, rows, list(by_conversation), reran, command)
+        if untranscribed:
+            manifest["untranscribed"] = untranscribed
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         private_tree(folder)
         private_dir(out.parent)
@@ -209,7 +222,9 @@ def export_compliance(
             if out.exists():
                 out.rmdir()
             shutil.move(str(folder), out)
-    return BundleReport(out, len(rows), list(by_conversation), len(manifest["files"]), manifest)
+    return BundleReport(
+        out, len(rows), list(by_conversation), len(manifest["files"]), manifest, untranscribed
+    )
 
 
 def _manifest(

@@ -3,6 +3,10 @@
 Each line is one conversation (`messages`, optional `tools` and `parallel_tool_calls`,
 and optionally a `conversation_id` of its own). The whole file is checked before
 anything is produced, so a malformed line imports nothing; the error names the line.
+The check builds and encodes every event, so an event too large for a Kafka record is
+found then too: kept whole in the claim-check store when that is on (as the recorder
+does), else the import is refused naming the line and the limit. The file is read as a
+stream twice (checked, then produced), never held whole in memory.
 Event ids derive from the conversation id and the event's place in it, so importing a
 file again repeats the same events, which projections and exports apply once.
 
@@ -32,10 +36,18 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from agentlog import events as ev
 from agentlog.analytics.validate import problem
-from agentlog.errors import DeliveryFailed, ExportError, UndeliveredEvent
-from agentlog.kafka_config import producer_config
-from agentlog.serde import encode_event
+from agentlog.claim_check import BlobStore
+from agentlog.errors import ConfigurationError, DeliveryFailed, ExportError, UndeliveredEvent
+from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
+from agentlog.serde import (
+    EventEncoder,
+    claim_check_payload,
+    claim_check_store,
+    encode_event,
+    event_to_avro,
+)
 from agentlog.settings import Settings
+from agentlog.topics import ensure_topics
 
 _NAMESPACE = uuid.UUID("6f1c7a52-4d0e-4c8e-9a57-0b7f3a1d2e11")
 
@@ -60,40 +72,93 @@ def _error_of(content: str) -> tuple[str, str] | None:
     return None
 
 
-def read_examples(path: Path, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every line as (conversation id, example), or ExportError naming the first bad
-    line and what is wrong with it."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    seen: dict[str, int] = {}
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file's non-blank lines with their numbers, read as a stream."""
     try:
-        text = path.read_bytes()
+        with path.open("rb") as source:
+            for number, line in enumerate(source, 1):
+                if line.strip():
+                    yield number, line
     except OSError as exc:
-        raise ExportError(f"cannot read {path}: {exc.strerror}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+        raise ExportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def parse_line(line: bytes, where: str, default_id: str) -> tuple[str, dict[str, Any]]:
+    """One line as (conversation id, example), or ExportError saying, after `where`, what
+    is wrong with it."""
+    try:
+        example = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ExportError(f"{where} is not JSON ({exc})") from None
+    if not isinstance(example, dict):
+        raise ExportError(f"{where} is not a JSON object")
+    conversation_id = example.pop("conversation_id", None) or default_id
+    if not isinstance(conversation_id, str):
+        raise ExportError(f"{where}: conversation_id is not text")
+    why = problem(example, "openai", undeclared_ok=True)
+    if why is not None:
+        raise ExportError(f"{where}: {why}")
+    return conversation_id, example
+
+
+def _examples(path: Path, prefix: str) -> Iterator[tuple[int, str, str, dict[str, Any]]]:
+    """(line number, where, conversation id, example) for every line, as a stream."""
+    for number, line in _lines(path):
         where = f"{path}: line {number}"
-        try:
-            example = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise ExportError(f"{where} is not JSON ({exc})") from None
-        if not isinstance(example, dict):
-            raise ExportError(f"{where} is not a JSON object")
-        conversation_id = example.pop("conversation_id", None) or f"{prefix}-{number:06d}"
-        if not isinstance(conversation_id, str):
-            raise ExportError(f"{where}: conversation_id is not text")
-        why = problem(example, "openai", undeclared_ok=True)
-        if why is not None:
-            raise ExportError(f"{where}: {why}")
-        if conversation_id in seen:
+        conversation_id, example = parse_line(line, where, f"{prefix}-{number:06d}")
+        yield number, where, conversation_id, example
+
+
+def _check_new(conversation_id: str, number: int, where: str, seen: dict[str, int]) -> None:
+    if conversation_id in seen:
+        raise ExportError(
+            f"{where}: conversation {conversation_id} is also line {seen[conversation_id]}"
+        )
+    seen[conversation_id] = number
+
+
+class _Sizes:
+    """How each encoded event goes on the log: as it is, through the claim-check store
+    (when on and the event is over its threshold), or not at all (over the record limit
+    with the claim check off: the whole import is refused)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = MAX_MESSAGE_BYTES  # what produce() takes (agentlog sets no other)
+        self.threshold = settings.claim_check_threshold_bytes if settings.claim_check else None
+        self.max_blob = settings.claim_check_max_bytes
+        self._settings = settings
+        self._blobs: BlobStore | None = None
+
+    def check(self, where: str, key: bytes, event: ev.Event, value: bytes) -> None:
+        if self.threshold is not None and len(value) > self.threshold:
+            if len(value) > self.max_blob:
+                raise ExportError(
+                    f"{where}: its {event.payload.event_type} event is {len(value)} bytes, over "
+                    f"claim_check_max_bytes ({self.max_blob}); nothing was imported (raise "
+                    "AGENTLOG_CLAIM_CHECK_MAX_BYTES, or shorten the line)"
+                )
+            return
+        if len(key) + len(value) > self.limit:
             raise ExportError(
-                f"{where}: conversation {conversation_id} is also line {seen[conversation_id]}"
+                f"{where}: its {event.payload.event_type} event is {len(key) + len(value)} "
+                f"bytes, over the Kafka record limit of {self.limit} bytes (message.max.bytes); "
+                "nothing was imported (turn the claim check on, AGENTLOG_CLAIM_CHECK=true, to "
+                "keep such events whole, or shorten the line)"
             )
-        seen[conversation_id] = number
-        found.append((conversation_id, example))
-    if not found:
-        raise ExportError(f"{path} holds no conversations")
-    return found
+
+    def on_the_log(self, event: ev.Event, value: bytes) -> bytes:
+        """The value to produce: the event, or the claim check standing for it."""
+        if self.threshold is None or len(value) <= self.threshold:
+            return value
+        if self._blobs is None:
+            self._blobs = claim_check_store(self._settings)
+        try:
+            blob = self._blobs.put(value)
+        except ConfigurationError as exc:
+            raise ExportError(str(exc)) from None
+        avro = event_to_avro(event)
+        avro["payload"] = claim_check_payload(blob, avro["payload"][0])
+        return EventEncoder().encode(avro)
 
 
 def conversation_events(
@@ -190,14 +255,17 @@ def import_file(
     flush_timeout: float = 60.0,
     before_producing: Callable[[list[str]], None] | None = None,
 ) -> Imported:
-    """Check every line of `path`, then produce its conversations to the events topic.
-    `before_producing(conversation ids)` runs once the file is checked, before anything is
-    produced (the CLI asks there whether the projections hold them already)."""
+    """Check every line of `path` (and the size of every event it makes), then produce
+    its conversations to the events topic. `before_producing(conversation ids)` runs
+    once the file is checked, before anything is produced (the CLI asks there whether
+    the projections hold them already)."""
     started = time.perf_counter()
-    examples = read_examples(path, prefix or f"import-{path.stem}")
-    if before_producing is not None:
-        before_producing([c for c, _ in examples])
+    prefix = prefix or f"import-{path.stem}"
     start = now or datetime.now(UTC)
+    sizes = _Sizes(settings)
+    conversations = _check_file(path, prefix, agent, start, sizes)
+    if before_producing is not None:
+        before_producing(conversations)
     failures: list[UndeliveredEvent] = []
 
     def delivered(error: KafkaError | None, message: Message) -> None:
@@ -206,11 +274,16 @@ def import_file(
                 UndeliveredEvent(message.topic() or "", message.key(), message.value(), error.str())
             )
 
+    ensure_topics(settings)
     producer = Producer(producer_config(settings))
     count = 0
-    for conversation_id, events in _all_events(examples, agent, start, path.name):
-        for event in events:
-            _produce(producer, settings.events_topic, conversation_id, event, delivered)
+    for _, _, conversation_id, example in _examples(path, prefix):
+        key = conversation_id.encode()
+        for event in conversation_events(
+            conversation_id, example, agent=agent, start=start, source=path.name
+        ):
+            value = sizes.on_the_log(event, encode_event(event))
+            _produce(producer, settings.events_topic, key, event, value, delivered)
             count += 1
     remaining = producer.flush(flush_timeout)
     if remaining:
@@ -220,29 +293,32 @@ def import_file(
         )
     if failures:
         raise DeliveryFailed(failures)
-    return Imported([c for c, _ in examples], count, time.perf_counter() - started)
+    return Imported(conversations, count, time.perf_counter() - started)
 
 
-def _all_events(
-    examples: list[tuple[str, dict[str, Any]]], agent: str, start: datetime, source: str
-) -> Iterator[tuple[str, list[ev.Event]]]:
-    for conversation_id, example in examples:
-        yield (
-            conversation_id,
-            conversation_events(conversation_id, example, agent=agent, start=start, source=source),
-        )
+def _check_file(path: Path, prefix: str, agent: str, start: datetime, sizes: _Sizes) -> list[str]:
+    """The first pass: every line parsed, its events built and encoded, sizes checked;
+    returns the conversation ids (all that is kept of the file)."""
+    seen: dict[str, int] = {}
+    for number, where, conversation_id, example in _examples(path, prefix):
+        _check_new(conversation_id, number, where, seen)
+        key = conversation_id.encode()
+        for event in conversation_events(
+            conversation_id, example, agent=agent, start=start, source=path.name
+        ):
+            sizes.check(where, key, event, encode_event(event))
+    if not seen:
+        raise ExportError(f"{path} holds no conversations")
+    return list(seen)
 
 
 def _produce(
-    producer: Producer, topic: str, conversation_id: str, event: ev.Event, on_delivery: Any
+    producer: Producer, topic: str, key: bytes, event: ev.Event, value: bytes, on_delivery: Any
 ) -> None:
-    value = encode_event(event)
     stamp = int(event.occurred_at.timestamp() * 1000)
     while True:
         try:
-            producer.produce(
-                topic, value, conversation_id.encode(), on_delivery=on_delivery, timestamp=stamp
-            )
+            producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=stamp)
             return
         except BufferError:
             producer.poll(0.1)  # the local queue is full: let deliveries drain it

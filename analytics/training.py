@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentlog.analytics.redact import Redactor
+from agentlog.analytics.sql_guard import one_condition
 from agentlog.analytics.trajectory import (
     STEP_COLUMNS,
     Trajectory,
@@ -95,9 +96,9 @@ def split_of(conversation_id: str, train_share: float | None) -> str:
 def output_paths(out: Path, train_share: float | None) -> dict[str, Path]:
     if train_share is None:
         return {"all": out}
-    return {
-        name: out.with_name(f"{out.stem}.{name}{out.suffix}") for name in ("train", "validation")
-    }
+    # `--out train.jsonl --split 0.9`: the training file is the one named, its validation
+    # file goes beside it (train.validation.jsonl), so neither is named twice.
+    return {"train": out, "validation": out.with_name(f"{out.stem}.validation{out.suffix}")}
 
 
 def provenance_path(data: Path) -> Path:
@@ -177,7 +178,7 @@ def conversations_where(views: Views, where: str) -> set[str]:
     )
     try:
         found = views.connection.execute(
-            f"SELECT conversation_id FROM conversations WHERE {where}"
+            f"SELECT conversation_id FROM conversations WHERE {one_condition(where)}"
         ).fetchall()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
@@ -211,6 +212,8 @@ class _Outputs:
         self.parquet = parquet
         self.lines: dict[str, int] = Counter()
         for p in paths.values():
+            if not p.parent.is_dir():  # a typing mistake is not silently created
+                raise ExportError(f"{p.parent} does not exist: create it first, or fix --out")
             private_dir(p.parent)
         # Unguessable names made with O_EXCL (mkstemp), 0600: a link planted in the
         # output folder is never followed.
@@ -278,6 +281,8 @@ def export_training(
     """Write the training files; returns what was written, left out and why.
     `on_progress(events done, events in all)` hears how far it is, a few times a second."""
     started = time.perf_counter()
+    if options.where is not None:
+        one_condition(options.where)  # refused before any file is made
     report = TrainingReport()
     redactor = Redactor(options.patterns) if options.redact else None
     paths = output_paths(options.out, options.split)

@@ -21,12 +21,18 @@ From the archive (Parquet files read in place; never locked, so the archiver goe
                         (`rerun_of`), its offsets, the mode and the fork; known by the
                         provenance in their start's metadata, whatever their id
 
-From the projections (the DuckDB sink attached read-only, or its published snapshot
+From the projections (the DuckDB sink opened read-only, or its published snapshot
 while a projector holds the file; another sink's tables copied in):
 
     conversations       agentlog_conversations: status, outcome, agents, counts, times
     tool_calls          agentlog_tool_calls: one row per call id
     conversation_index  agentlog_conversation_index: where each conversation sits
+
+The SQL asked of them comes from whoever runs `agentlog sql` or `--where`, so the
+database is locked down before any of it runs (`lock_down`): a DuckDB sink file is the
+database itself, opened read-only (no DETACH of it, no second read-write ATTACH), no
+file can be read but the archive's Parquet files, no extension installed or loaded,
+and the configuration locked so that none of this can be SET back.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import pyarrow as pa
 
 from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.columns import SCHEMA
+from agentlog.analytics.sql_guard import one_query
 from agentlog.consumers.projections import BUILT_IN
 from agentlog.consumers.sinks import open_sink
 from agentlog.consumers.sinks.duckdb_snapshot import snapshot_path, taken_at
@@ -179,7 +186,8 @@ class Views:
     names: list[str] = field(default_factory=list)  # the views made: those a query can use
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result = self.connection.execute(sql)
+        """The columns and rows of `sql`, which must be one SELECT (ExportError if not)."""
+        result = self.connection.execute(one_query(sql))
         names = [d[0] for d in result.description or []]
         return names, result.fetchall()
 
@@ -213,7 +221,7 @@ def archive_views(
     if any(root.glob("date=*/*.parquet")):
         pattern = _literal(root / "date=*" / "*.parquet")
         connection.execute(
-            f"""CREATE OR REPLACE VIEW archive_files AS
+            f"""CREATE OR REPLACE TEMP VIEW archive_files AS
                 SELECT * FROM read_parquet({pattern}, hive_partitioning = true,
                                            hive_types = {{'date': DATE}})"""
         )
@@ -221,17 +229,17 @@ def archive_views(
         notes.append(f"the archive {root} is empty: run `agentlog archive run`")
         connection.register("_empty_archive", SCHEMA.empty_table())
         connection.execute(
-            "CREATE OR REPLACE VIEW archive_files AS "
+            "CREATE OR REPLACE TEMP VIEW archive_files AS "
             "SELECT *, NULL::DATE AS date FROM _empty_archive"
         )
     # Compaction leaves a merged file beside its parts for a while: each offset once.
     connection.execute(
-        """CREATE OR REPLACE VIEW records AS
+        """CREATE OR REPLACE TEMP VIEW records AS
            SELECT DISTINCT ON ("partition", "offset") * FROM archive_files
            ORDER BY "partition", "offset" """
     )
     for name, body in ARCHIVE_VIEWS.items():
-        connection.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
     made.extend(["records", *ARCHIVE_VIEWS])
 
 
@@ -239,31 +247,29 @@ def projection_views(
     connection: duckdb.DuckDBPyConnection, sink_url: str, notes: list[str], made: list[str]
 ) -> None:
     """`conversations`, `tool_calls`, `conversation_index` from the projection sink, those
-    whose table it has (their names added to `made`)."""
+    whose table it has (their names added to `made`). A DuckDB sink is `connection`'s
+    own database (see `_connect`)."""
     if sink_url.startswith("duckdb:"):
-        path = Path(sink_url.removeprefix("duckdb:").removeprefix("//")).expanduser()
-        if not path.exists():
+        catalog, file = connection.execute(
+            "SELECT database_name, path FROM duckdb_databases() "
+            "WHERE database_name = current_database()"
+        ).fetchall()[0]
+        if file is None:  # in memory: no sink file, nothing projected yet
             notes.append(f"no projections at {sink_url}: run `agentlog project run`")
             return
-        try:
-            connection.execute(f"ATTACH {_literal(path)} AS projections (READ_ONLY)")
-        except duckdb.Error as exc:
-            snapshot = snapshot_path(path)
-            if "lock" not in str(exc).lower() or not snapshot.exists():
-                raise SinkError(f"cannot read the projections in {path}: {exc}") from None
-            connection.execute(f"ATTACH {_literal(snapshot)} AS projections (READ_ONLY)")
-            notes.append(f"a projector holds {path}: reading its snapshot of {taken_at(snapshot)}")
         present = {
             row[0]
             for row in connection.execute(
                 "SELECT table_name FROM information_schema.tables "
-                "WHERE table_catalog = 'projections'"
+                "WHERE table_catalog = ? AND table_schema = 'main'",
+                [catalog],
             ).fetchall()
         }
         for view, table in PROJECTION_VIEWS.items():
             if table in present:
                 connection.execute(
-                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM projections.main.{table}"
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                    f"SELECT * FROM {_identifier(catalog)}.main.{table}"
                 )
                 made.append(view)
         missing = [t for t in PROJECTION_VIEWS.values() if t not in present]
@@ -288,7 +294,7 @@ def projection_views(
                 notes.append(f"{view}: {exc}")
                 continue
             connection.register(f"_{view}", _arrow_rows(definition.columns, rows))
-            connection.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _{view}")
+            connection.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM _{view}")
             made.append(view)
 
 
@@ -314,21 +320,66 @@ def _arrow_rows(columns: dict[str, str], rows: list[dict[str, Any]]) -> pa.Table
 def open_views(
     archive: Path, topic: str, sink_url: str | None, *, threads: int | None = None
 ) -> Views:
-    """An in-memory DuckDB with the archive's and (given a sink) the projections' views."""
-    connection = duckdb.connect(":memory:")
-    connection.execute("SET TimeZone = 'UTC'")
-    if threads is not None:
-        connection.execute(f"SET threads = {int(threads)}")
+    """A DuckDB with the archive's and (given a sink) the projections' views, locked
+    down (see the module)."""
     notes: list[str] = []
     made: list[str] = []
+    connection = _connect(sink_url, notes)
     try:
+        connection.execute("SET TimeZone = 'UTC'")
+        if threads is not None:
+            connection.execute(f"SET threads = {int(threads)}")
         archive_views(connection, archive, topic, notes, made)
         if sink_url is not None:
             projection_views(connection, sink_url, notes, made)
+        lock_down(connection, topic_root(archive, topic))
     except BaseException:
         connection.close()
         raise
     return Views(connection, notes, made)
+
+
+# Set when the database opens: extensions are never fetched nor loaded behind a query
+# (those DuckDB ships built in, parquet and json, are there already).
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+def _connect(sink_url: str | None, notes: list[str]) -> duckdb.DuckDBPyConnection:
+    """The database the views live in: a DuckDB sink's file opened read-only (its
+    snapshot while a projector holds it), else an in-memory one. Opening the file
+    read-only makes the whole database read-only: no query can write to it, detach it
+    or attach it again for writing."""
+    if sink_url is None or not sink_url.startswith("duckdb:"):
+        return duckdb.connect(":memory:", config=_CONFIG)
+    path = Path(sink_url.removeprefix("duckdb:").removeprefix("//")).expanduser()
+    if not path.exists():
+        return duckdb.connect(":memory:", config=_CONFIG)
+    try:
+        return duckdb.connect(str(path), read_only=True, config=_CONFIG)
+    except duckdb.Error as exc:
+        snapshot = snapshot_path(path)
+        if "lock" not in str(exc).lower() or not snapshot.exists():
+            raise SinkError(f"cannot read the projections in {path}: {exc}") from None
+    notes.append(f"a projector holds {path}: reading its snapshot of {taken_at(snapshot)}")
+    return duckdb.connect(str(snapshot), read_only=True, config=_CONFIG)
+
+
+def lock_down(connection: duckdb.DuckDBPyConnection, archive_root: Path) -> None:
+    """From here on the connection reads the archive's files and the database it has,
+    nothing else: no other file (read_csv('/etc/passwd'), COPY ... TO, ATTACH), no
+    extension, and no SET that would undo it."""
+    # The views name the files by the path given; DuckDB may compare the resolved one.
+    allowed = {str(archive_root) + "/", str(archive_root.resolve()) + "/"}
+    connection.execute(f"SET allowed_directories = [{', '.join(map(_literal, sorted(allowed)))}]")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def rerun_originals(views: Views) -> dict[str, str]:

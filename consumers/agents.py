@@ -25,7 +25,6 @@ stay on the log, and what the new run records may differ.
 
 from __future__ import annotations
 
-import importlib
 import random
 import uuid
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from typing import Any
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ConfigurationError
 from agentlog.events import EVENT_TYPES
+from agentlog.loading import load_module, load_object
 
 HandlerFunction = Callable[[RecordedEvent, Any], Any]
 # Answers a handler's `session.llm(messages, model=, agent=, provider=)`: called as
@@ -150,22 +150,12 @@ class Agents:
 
 def load_agents(reference: str) -> Agents:
     """The Agents object named `package.module:NAME`, or the one in `package.module`."""
-    module_name, _, attribute = reference.partition(":")
+    module_name, colon, _ = reference.partition(":")
     if not module_name:
         raise ConfigurationError(f"agents {reference!r} is not MODULE[:NAME]")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
-    if attribute:
-        if not hasattr(module, attribute):
-            raise ConfigurationError(f"module {module_name!r} has no attribute {attribute!r}")
-        found = getattr(module, attribute)
-        if not isinstance(found, Agents):
-            raise ConfigurationError(
-                f"{reference!r} is a {type(found).__name__}, not an Agents object"
-            )
-        return found
+    if colon:
+        return load_object(reference, Agents, "agents", "support_agents:agents")
+    module = load_module(module_name, "agents")
     candidates = {n: v for n, v in vars(module).items() if isinstance(v, Agents)}
     if not candidates:
         raise ConfigurationError(

@@ -23,10 +23,12 @@ from confluent_kafka import OFFSET_BEGINNING
 from agentlog.consumers.agents import GROUP_PREFIX as TRIGGER_GROUP_PREFIX
 from agentlog.consumers.consumer_groups import groups_on_broker
 from agentlog.consumers.dead_letters import dead_letter_states
+from agentlog.consumers.group_activity import GroupActivity, offsets_key
 from agentlog.consumers.log_check import NotTheAppliedLog, check_identity
 from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.tool_restarts import tool_call_restarts
+from agentlog.errors import ConfigurationError
 from agentlog.reader import Found, partition_ends, partition_offset, records_at
 from agentlog.settings import Settings
 from agentlog.topics import topic_identity
@@ -63,6 +65,13 @@ class GroupStatus:
     dlq_depth: int
     parked_conversations: int
     notes: list[str] = field(default_factory=list)
+    # Seconds the group has had no member and the same offsets, once that is longer than
+    # `status_idle_after` (None: not idle): shown as idle, left out of alerting figures.
+    idle_for_s: float | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.idle_for_s is not None
 
     @property
     def lag(self) -> int | None:
@@ -110,9 +119,16 @@ def collect_status(
     sink: Sink | None = None,
     timeout: float = 5.0,
     window: int = 10_000,
+    activity: GroupActivity | None = None,
+    forget: Iterable[str] = (),
 ) -> StatusReport:
     """The status of the groups consuming agentlog's events and tool-requests topics
-    (or of the groups named). Every wait is bounded by `timeout` seconds per step."""
+    (or of the groups named). Every wait is bounded by `timeout` seconds per step.
+
+    With `activity`, a group without members whose offsets have not moved for
+    `settings.status_idle_after` is idle; the groups in `forget` (which must have no
+    member) and those forgotten before are left out until their offsets move."""
+    forgetting = set(forget)
     topics = [settings.events_topic, settings.tool_requests_topic]
     found = groups_on_broker(settings, topics, named=groups, timeout=timeout)
     taken_at = time.time()
@@ -137,6 +153,22 @@ def collect_status(
             partitions += _partitions(
                 settings, topic, committed[topic], ends_of(topic), taken_at, timeout
             )
+        idle_for = None
+        if activity is not None:
+            key = offsets_key(committed)
+            without_members = group.state in _WITHOUT_MEMBERS
+            if group.group in forgetting:
+                if not without_members:
+                    raise ConfigurationError(
+                        f"group {group.group} is {group.state}: only a group without "
+                        "members can be forgotten (stop its members first)"
+                    )
+                activity.forget(group.group, key, taken_at)
+            if activity.forgotten(group.group, key):
+                continue
+            quiet_for = taken_at - activity.observe(group.group, key, taken_at)
+            if without_members and quiet_for >= settings.status_idle_after.total_seconds():
+                idle_for = quiet_for
         kind = _kind(settings, group.group, committed, from_sink is not None)
         if kind == TOOL_WORKERS:
             if restarts is None:
@@ -164,9 +196,14 @@ def collect_status(
                 dlq_depth=dead[group.group].depth,
                 parked_conversations=dead[group.group].parked_conversations,
                 notes=notes,
+                idle_for_s=idle_for,
             )
         )
     return StatusReport(statuses, taken_at, window)
+
+
+# Group states in which nobody consumes.
+_WITHOUT_MEMBERS = ("empty", "dead")
 
 
 def _described(sink: Sink | None) -> str:

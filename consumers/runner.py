@@ -57,7 +57,7 @@ from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentD
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.reader import partition_offset, records_at
-from agentlog.serde import decode
+from agentlog.serde import claim_check_store, decode
 from agentlog.settings import Settings
 from agentlog.topics import TopicIdentity, topic_identity
 
@@ -100,6 +100,7 @@ class Progress:
     lag: int | None = None
     first_batch_at: float | None = None
     last_batch_at: float | None = None
+    interrupted: bool = False  # stopped by SIGINT (Ctrl-C) rather than done or SIGTERM
 
     @property
     def rate(self) -> float:
@@ -127,6 +128,7 @@ class ProjectionRunner:
     ) -> None:
         self.settings = settings
         self.topic = settings.events_topic
+        self._blobs = claim_check_store(settings)
         self.group = group
         self.sink = sink
         self.folder = Folder(projections, handler_attempts=handler_attempts, cache_rows=cache_rows)
@@ -445,7 +447,13 @@ class ProjectionRunner:
                     if where is not None and where != partition:
                         misplaced = message
             try:
-                record = decode(message.value(), topic=topic, partition=partition, offset=offset)
+                record = decode(
+                    message.value(),
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    blobs=self._blobs,
+                )
                 events.append(recorded_event(record, position))
             except DecodeError as exc:
                 dead.append((position, str(exc), 1))

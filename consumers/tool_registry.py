@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import inspect
 import random
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from agentlog.errors import ConfigurationError
+from agentlog.loading import load_object
 
 Tool = TypeVar("Tool", bound=Callable[..., Any])
 CALL_ID_PARAMETER = "tool_call_id"
@@ -200,22 +200,7 @@ class ToolRegistry:
 
 def load_registry(reference: str) -> ToolRegistry:
     """The ToolRegistry named `package.module:NAME`."""
-    module_name, colon, attribute = reference.partition(":")
-    if not colon or not module_name or not attribute:
-        raise ConfigurationError(
-            f"tool registry {reference!r} is not MODULE:NAME (e.g. myagents.tools:registry)"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"cannot import {module_name!r} for {reference!r}: {exc}"
-        ) from None
-    found = getattr(module, attribute, None)
-    if found is None:
-        raise ConfigurationError(f"module {module_name!r} has no {attribute!r} ({reference!r})")
-    if not isinstance(found, ToolRegistry):
-        raise ConfigurationError(f"{reference!r} is a {type(found).__name__}, not a ToolRegistry")
+    found = load_object(reference, ToolRegistry, "tool registry", "myagents.tools:registry")
     if not len(found):
         raise ConfigurationError(f"tool registry {reference!r} has no tools")
     return found

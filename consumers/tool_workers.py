@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -32,6 +31,7 @@ from confluent_kafka import (
 
 from agentlog.consumers.consumer_groups import never_assigned
 from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
+from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
 from agentlog.consumers.tool_registry import ToolRegistry
 from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
@@ -39,6 +39,7 @@ from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import low_latency_group_consumer_config
 from agentlog.reader import partition_offset
 from agentlog.settings import Settings
+from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.tool_protocol import TOOL_CALL_STARTED, header, tool_partitions
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ class ToolWorker:
         concurrency: int = 8,
         service: str = "agentlog-tools",
         on_progress: ProgressCallback | None = None,
+        start: StartFrom = EARLIEST,
+        start_asked: bool = False,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -136,6 +140,11 @@ class ToolWorker:
         self._last_commit = 0.0
         self._dead_letters = DeadLetters(settings, group)
         self.consumer = Consumer(low_latency_group_consumer_config(settings, group))
+        # A new group starts from the oldest request by default: calls that ended are
+        # not run again, open ones are.
+        self._start = GroupStart(
+            settings, self.topic, group, start, asked=start_asked, notice=notice
+        )
         self._runner = CallRunner(
             settings,
             registry,
@@ -300,15 +309,7 @@ class ToolWorker:
         if not partitions:  # more workers than partitions: this one waits as a spare
             consumer.assign(partitions)
             return
-        try:
-            committed = consumer.committed(partitions, timeout=30)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"cannot read the committed offsets of group {self.group}: {exc.args[0].str()}"
-            ) from None
-        starts = {
-            tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in committed
-        }
+        starts = self._start.offsets(consumer, sorted(tp.partition for tp in partitions))
         ledgers = read_ledgers(self.settings, starts)
         for tp in partitions:
             self._generations += 1

@@ -58,12 +58,14 @@ from agentlog.consumers.dead_letters import (
     headers_of,
     original_headers,
 )
+from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.reader import partition_offset, reading_consumer
 from agentlog.serde import decode
 from agentlog.settings import Settings
+from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.topics import partition_count
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,9 @@ class TriggerRuntime:
         max_unfinished: int = 1000,
         on_progress: Callable[[TriggerProgress], None] | None = None,
         flush: Callable[[], None] | None = None,
+        start: StartFrom = EARLIEST,
+        start_asked: bool = False,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -187,6 +192,10 @@ class TriggerRuntime:
         self._states = DeadLetterStates()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"agents-{agents.name}")
         self.consumer = Consumer(group_consumer_config(settings, self.group))
+        # Where a new group starts (a group with commits resumes from them).
+        self._start = GroupStart(
+            settings, self.topic, self.group, start, asked=start_asked, notice=notice
+        )
         self._follower: Consumer | None = None
 
     @property
@@ -587,6 +596,10 @@ class TriggerRuntime:
                 self._parked.setdefault(letter.conversation, letter)
                 if letter.state != OPEN:
                     resume.append(letter)  # a redrive or skip that did not finish
+        if partitions:
+            firsts = self._start.offsets(consumer, sorted(numbers))
+            for tp in partitions:
+                tp.offset = firsts[tp.partition]
         consumer.assign(partitions)
         for letter in resume:
             self._start_redrive(letter)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -28,6 +29,10 @@ class BaseRecorder(EventMethods[Result]):
         new_event_id: Callable[[], str] | None = None,
         producer_config: dict[str, Any] | None = None,
     ) -> None:
+        # (conversation, tool) pairs whose declaration this recorder recorded (bounded:
+        # forgetting one only records its declaration again, which changes nothing).
+        self._declared: set[tuple[str, str]] = set()
+        self._declared_lock = threading.Lock()
         self._wire = open_wire(
             settings,
             wait_when_full=self._waits_for_room,
@@ -42,3 +47,17 @@ class BaseRecorder(EventMethods[Result]):
     @property
     def topic(self) -> str:
         return self._wire.topic
+
+    def _first_declaration(self, conversation_id: str, tool: str) -> bool:
+        """Whether `tool` is declared in the conversation for the first time here."""
+        key = (conversation_id, tool)
+        with self._declared_lock:
+            if key in self._declared:
+                return False
+            if len(self._declared) >= _DECLARED_KEPT:
+                self._declared.clear()
+            self._declared.add(key)
+            return True
+
+
+_DECLARED_KEPT = 100_000

@@ -28,30 +28,34 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from agentlog.claim_check import BlobStore
-from agentlog.connection import resolved
+from agentlog.connection import anyone_listening, resolved
 from agentlog.errors import (
     BrokerUnavailable,
     ConfigurationError,
     DeliveryFailed,
+    SpoolError,
     UndeliveredEvent,
 )
 from agentlog.events import canonical_event_id
-from agentlog.kafka_config import producer_config
+from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
 from agentlog.settings import Settings
+from agentlog.topics import ensure_topics
+
+if TYPE_CHECKING:  # the spool needs fcntl: imported where a spool is opened
+    from agentlog.producers.spool import Spool
 
 LOG = logging.getLogger("agentlog.producers")
 
 ErrorCallback = Callable[[UndeliveredEvent], None]
 
-# librdkafka's default message.max.bytes: the largest record produce() accepts.
-_DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+_DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 _NO_CLAIM_CHECK = sys.maxsize
 # How long replacing a dead producer may wait for it to hand back its events.
 _SALVAGE_WAIT_S = 0.5
@@ -138,6 +142,9 @@ class EventWire:
         wait_when_full: bool = True,
     ) -> None:
         self.settings = resolved(settings or Settings())
+        # Missing topics: created (the dev broker) or named in one line, now, rather than
+        # a delivery failure once the producer has waited for their metadata.
+        ensure_topics(self.settings, answer_within=1.0)
         self.bootstrap = self.settings.bootstrap_servers
         self.topic = self.settings.events_topic
         self._service = service
@@ -160,7 +167,9 @@ class EventWire:
             if self.settings.claim_check
             else _NO_CLAIM_CHECK
         )
-        self._blobs = BlobStore(self.settings.claim_check_store)
+        self._blobs = BlobStore(
+            self.settings.claim_check_store, self.settings.claim_check_max_bytes
+        )
         self.wait_when_full = wait_when_full
         self.max_block = self.settings.max_block_ms / 1000
         self._since_poll = 0
@@ -476,17 +485,23 @@ class EventWire:
                 why_not = exc.args[0].str() if isinstance(exc, KafkaException) else "queue full"
                 self._report(UndeliveredEvent(self.topic, key, value, why_not))
         why = f"a fatal error ({fatal.str()})" if fatal is not None else "failed deliveries"
-        LOG.warning(
-            "the Kafka producer was replaced after %s; %d event(s) it held were sent again "
-            "on the new one (those already written may appear twice; consumers drop them "
-            "by event id)",
-            why,
-            len(salvaged),
+        # Only events the old producer still held are sent again: say so only when there
+        # were some (none sent again is not news, and "0 sent again" misleads).
+        resent = (
+            f"{len(salvaged)} event(s) it held were sent again on the new one (those already "
+            "written may appear twice; consumers drop them by event id)"
+            if salvaged
+            else "it held no events"
         )
+        LOG.warning("the Kafka producer was replaced after %s; %s", why, resent)
         if fatal is not None:
             self._recoveries.append(
-                f"the producer hit a fatal error ({fatal.str()}); a new producer took over "
-                f"and {len(salvaged)} event(s) the old one held were sent again on it"
+                f"the producer hit a fatal error ({fatal.str()}); a new producer took over"
+                + (
+                    f" and {len(salvaged)} event(s) the old one held were sent again on it"
+                    if salvaged
+                    else ""
+                )
             )
 
     def _serve_retired(self, timeout: float) -> None:
@@ -577,8 +592,8 @@ class EventWire:
             fates.append(f"{passed} passed to on_error")
         if lost or left:
             fates.append(
-                f"{len(lost) + left} lost (pass on_error to the recorder to keep them, or set "
-                "AGENTLOG_SPOOL_DIR)"
+                f"{len(lost) + left} lost (pass on_error to the recorder to keep them, or "
+                "leave the spool on: AGENTLOG_SPOOL=true)"
             )
         _say(
             f"{passed + len(lost) + left} event(s) were not delivered to Kafka at "
@@ -595,17 +610,52 @@ class SpooledWire(EventWire):
         from agentlog.producers._shipper import Shipper
         from agentlog.producers.spool import Spool
 
-        assert self.settings.spool_dir is not None
-        self._spool = Spool(
-            self.settings.spool_dir,
-            max_bytes=self.settings.spool_max_bytes,
-            fsync_interval_ms=self.settings.spool_fsync_interval_ms,
-        )
+        self._spool = self._open_spool(Spool)
         self._shipper = Shipper(
             self.settings, self._spool, self._shipping_producer, self._report, self._describe
         )
         self._shipper.start()
         self._closed = False
+
+    def _open_spool(self, spool_class: type[Spool]) -> Spool:
+        """`spool_dir` when set (one recorder holds it); else a free slot of
+        `state_dir/spool` (`0`, `1`, ...: a spool has one recorder at a time): the first
+        that holds events a recorder before left (this one ships them first), else the
+        first free one."""
+        options = {
+            "max_bytes": self.settings.spool_max_bytes,
+            "fsync_interval_ms": self.settings.spool_fsync_interval_ms,
+        }
+        if self.settings.spool_dir is not None:
+            return spool_class(self.settings.spool_dir, **options)
+        root = self.settings.state_dir / "spool"
+        chosen: Spool | None = None
+        busy: SpoolError | None = None
+        for slot in range(_SPOOL_SLOTS):
+            directory = root / str(slot)
+            if chosen is not None and not directory.exists():
+                break  # no slot past this one was ever used: none holds leftovers
+            try:
+                opened = spool_class(directory, **options)
+            except SpoolError as exc:
+                if "in use by another recorder" not in str(exc):
+                    raise
+                busy = exc
+                continue
+            if opened.backlog_bytes():  # a recorder before left events here: ship them
+                if chosen is not None:
+                    chosen.close()
+                return opened
+            if chosen is None:
+                chosen = opened
+            else:
+                opened.close()
+        if chosen is not None:
+            return chosen
+        raise SpoolError(
+            f"all {_SPOOL_SLOTS} spools under {root} are in use ({busy}); set "
+            "AGENTLOG_SPOOL_DIR for this recorder, or AGENTLOG_SPOOL=false"
+        )
 
     def _shipping_producer(self, error_cb: Callable[[KafkaError], None]) -> Producer:
         config = producer_config(self.settings, report_successes=True)
@@ -675,12 +725,33 @@ class SpooledWire(EventWire):
 
     def _waiting(self, when: str) -> str:
         why = f" ({self._shipper.last_problem})" if self._shipper.last_problem else ""
+        by = (
+            "the next recorder started with this spool_dir"
+            if self.settings.spool_dir is not None
+            else f"the next recorder that opens a spool under {self.settings.state_dir}"
+        )
         return (
             f"events ({self._spool.backlog_bytes()} bytes) still wait in the spool at "
             f"{self._spool.directory} for Kafka at {self.bootstrap}{why} {when}; they are "
-            "kept and shipped when Kafka takes them, by this recorder or the next one "
-            "started with this spool_dir"
+            f"kept on disk and shipped when Kafka takes them, by this recorder or {by}"
         )
+
+    def _drain_while_moving(self, wait: float) -> bool:
+        """Wait up to `wait` seconds for Kafka to take the spooled events while a broker
+        listens; once none does (no bootstrap address takes a connection within half a
+        second), stop waiting: the events are safe on disk, and a broker that is down must
+        not hold up leaving the recorder."""
+        deadline = time.monotonic() + wait
+        while True:
+            if self._spool.wait_drained(0) or not anyone_listening(
+                self.bootstrap or "", _FIRST_LOOK_S
+            ):
+                return self._spool.wait_drained(0)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._spool.wait_drained(min(1.0, left)):
+                return True
 
     def close(self, timeout: float | None = None) -> None:
         """Ship what Kafka takes within `timeout` (default exit_flush_timeout_ms), then
@@ -689,17 +760,21 @@ class SpooledWire(EventWire):
         if self._closed:
             return
         wait = timeout if timeout is not None else self.settings.exit_flush_timeout_ms / 1000
-        drained = self._spool.wait_drained(wait)
-        self._stop()
+        started = time.monotonic()
+        drained = self._drain_while_moving(wait)
+        self._stop(drained)
         if not drained:
-            _say(self._waiting(f"when the recorder closed (waited {wait:g}s)"))
+            waited = time.monotonic() - started
+            _say(self._waiting(f"when the recorder closed (waited {waited:.1f}s)"))
         failures = self._take_failures()
         if failures:
             raise DeliveryFailed(failures)
 
-    def _stop(self) -> None:
+    def _stop(self, drained: bool = True) -> None:
         self._closed = True
-        self._shipper.stop(timeout=1.0)
+        # Nothing left to ship (or no broker to ship to): no reason to wait for the
+        # shipper to end a connection attempt.
+        self._shipper.stop(timeout=1.0 if drained else 0.0)
         self._spool.close()
         self._forget()
 
@@ -707,10 +782,12 @@ class SpooledWire(EventWire):
         if self._closed:
             return
         wait = self.settings.exit_flush_timeout_ms / 1000
-        drained = self._spool.wait_drained(wait)
-        self._stop()
+        started = time.monotonic()
+        drained = self._drain_while_moving(wait)
+        self._stop(drained)
         if not drained:
-            _say(self._waiting(f"at interpreter exit (waited {wait:g}s)"))
+            waited = time.monotonic() - started
+            _say(self._waiting(f"at interpreter exit (waited {waited:.1f}s)"))
         lost = self._take_failures()
         if lost:
             _say(
@@ -742,9 +819,16 @@ def _say(line: str) -> None:
         pass  # stderr closed: nothing more can be said
 
 
+# Leaving a spooled recorder: how long it waits before asking whether Kafka answers, and
+# how long it waits for that answer.
+_FIRST_LOOK_S = 0.5
+# Recorders open at once under one state directory, each with a spool of its own.
+_SPOOL_SLOTS = 64
+
+
 def open_wire(settings: Settings | None, **options: Any) -> EventWire:
     """The spooled wire when a spool is configured, else the direct one."""
     chosen = resolved(settings or Settings())
-    if chosen.spool_dir is not None:
+    if chosen.spool or chosen.spool_dir is not None:
         return SpooledWire(chosen, **options)
     return EventWire(chosen, **options)

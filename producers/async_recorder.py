@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 from agentlog.errors import ConfigurationError
 from agentlog.producers._base import BaseRecorder
 from agentlog.producers._payloads import PayloadRecord
+from agentlog.producers._tool_declaration import declaration
 from agentlog.producers._wire import LocalQueueFull
 from agentlog.producers.recorder import (
     ToolCall,
@@ -122,9 +123,13 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
                     "`async with recorder.tool_call(name, arguments) as call:`"
                 )
             tool_name = name or fn.__name__
+            declared = declaration(fn, tool_name)
 
             @functools.wraps(fn)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                conversation_id = conversation_in_context(None)
+                if self._first_declaration(conversation_id, tool_name):
+                    await self.tools_declared(conversation_id, "", [declared])
                 async with self.tool_call(tool_name, bound_arguments(fn, args, kwargs)) as call:
                     call.result = await fn(*args, **kwargs)
                 return call.result

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from agentlog.errors import ConfigurationError
 from agentlog.producers._base import BaseRecorder
+from agentlog.producers._tool_declaration import declaration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,10 +134,12 @@ class Recorder(BaseRecorder[str]):
 
         def decorate(fn: F) -> F:
             tool_name = name or fn.__name__
+            declared = declaration(fn, tool_name)
             if inspect.iscoroutinefunction(fn):
 
                 @functools.wraps(fn)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    self._declare_once(declared)
                     with self.tool_call(tool_name, bound_arguments(fn, args, kwargs)) as call:
                         call.result = await fn(*args, **kwargs)
                     return call.result
@@ -145,6 +148,7 @@ class Recorder(BaseRecorder[str]):
 
             @functools.wraps(fn)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
+                self._declare_once(declared)
                 with self.tool_call(tool_name, bound_arguments(fn, args, kwargs)) as call:
                     call.result = fn(*args, **kwargs)
                 return call.result
@@ -152,6 +156,13 @@ class Recorder(BaseRecorder[str]):
             return wrapper  # type: ignore[return-value]
 
         return decorate(function) if function is not None else decorate
+
+    def _declare_once(self, declared: dict[str, Any]) -> None:
+        """Record the tool's declaration in the current conversation before its first
+        call there (the training export wants every called function declared)."""
+        conversation_id = conversation_in_context(None)
+        if self._first_declaration(conversation_id, declared["name"]):
+            self.tools_declared(conversation_id, "", [declared])
 
     def flush(self, timeout: float | None = None) -> None:
         self._wire.flush(timeout)

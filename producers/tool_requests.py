@@ -53,6 +53,7 @@ from agentlog.tool_protocol import (
     new_tool_call_id,
     tool_partitions,
 )
+from agentlog.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ class ToolClient:
         # waiting is not allowed; the delivery thread sends them.
         self._refused: deque[tuple[PendingToolCall, bytes, bytes, int, int, int]] = deque()
         self._closing = False
+        ensure_topics(self.settings, answer_within=1.0)
         config = low_latency_producer_config(self.settings)
         config["error_cb"] = self._client_error
         self._producer = Producer(config)

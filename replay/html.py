@@ -5,10 +5,18 @@ escalations marked) above a table of every event with its position in the log.
 Nothing is fetched from the network: the CSS and the few lines of script are inline,
 the timeline is SVG drawn here. Hovering a mark shows its event; clicking it (or a
 table row) shows the whole event and where it sits (topic, partition, offset).
+
+Every word of the page but its own comes from the log, so: text is HTML-escaped; the
+events' data block is JSON with `<`, `>`, `&` and the JavaScript line terminators
+escaped, so no content can close it, comment it out (`<!--<script>`) or end a string;
+and the Content-Security-Policy lets only this module's own script and style run (by
+their SHA-256), loads nothing, and allows no base URL, form target or plugin.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +25,7 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
+from agentlog.replay.measures import measure, number_text
 from agentlog.replay.transcript import (
     counted,
     readable_payload,
@@ -34,6 +43,7 @@ _GAP_WIDTH = 64  # a stretch of nothing, shrunk
 _MIN_BURST = 24
 _BURST_PAD = 10
 _TICK_SPACING = 90
+_LONGEST_BAR_MS = 86_400_000.0
 _NICE_STEPS_MS = [
     *(10, 20, 50, 100, 200, 500),
     *(1_000, 2_000, 5_000, 10_000, 15_000, 30_000),
@@ -148,12 +158,13 @@ def timeline_page(replay: Replay) -> str:
     call_agents = _tool_call_agents(entries)
     lanes = _lanes(entries, call_agents)
     lane_of = [_lane(e, call_agents) for e in entries]
-    bars = _bars(entries, lane_of, end)
+    bars = _bars(entries, lane_of, start, end)
     scale = _Scale([(time_of(e), time_of(e)) for e in entries] + [(b.start, b.end) for b in bars])
     title = f"Replay of {replay.conversation_id}"
     return _PAGE.format(
         title=_e(title),
         topic=_e(replay.topic),
+        policy=_POLICY,
         style=_STYLE,
         script=_SCRIPT,
         heading=_e(title),
@@ -168,9 +179,21 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+# Inside a <script> element the HTML parser, not JSON, decides where it ends: "</script"
+# closes it and "<!--<script" makes it run past its end tag. JSON allows these escapes
+# in its strings (the only place the characters can be), and JSON.parse undoes them.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def _json_for_script(value: Any) -> str:
-    # Inside <script>, "</" could close the element early.
-    return orjson.dumps(value).decode().replace("</", "<\\/")
+    return orjson.dumps(value).decode().translate(_SCRIPT_SAFE)
+
+
+def _sha256_source(text: str) -> str:
+    """A CSP source allowing the inline element whose text is exactly `text`."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 def _tool_call_agents(entries: list[Entry]) -> dict[str, str]:
@@ -212,8 +235,9 @@ def _lanes(entries: list[Entry], call_agents: dict[str, str]) -> list[str]:
     return lanes
 
 
-def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
-    """LLM calls end when recorded and last their latency; a tool call attempt runs from
+def _bars(entries: list[Entry], lane_of: list[str], start: int, end: int) -> list[_Bar]:
+    """LLM calls end when recorded and last their latency (drawn from the conversation's
+    first event at the earliest: the axis starts there); a tool call attempt runs from
     its request to its completion or failure (still open at the end: to the end)."""
     bars: list[_Bar] = []
     open_attempts: dict[tuple[str, int], tuple[int, RecordedEvent]] = {}
@@ -222,12 +246,18 @@ def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
             continue
         body, kind = entry.payload, entry.event_type
         if kind == "llm_call":
-            began = entry.occurred_at - int(body["latency_ms"] * 1000)
-            label = f"{body['request_model']} {body['latency_ms']:,.0f} ms"
+            # Drawn no longer than a day: a recorded latency may be anything (measures.py).
+            latency = min(measure(body["latency_ms"]) or 0.0, _LONGEST_BAR_MS)
+            began = max(start, entry.occurred_at - int(latency * 1000))
+            label = f"{body['request_model']} {number_text(body['latency_ms'], ',.0f')} ms"
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-llm", label, index))
         elif kind == "llm_call_failed":
-            began = entry.occurred_at - int(body["latency_ms"] * 1000)
-            label = f"{body['request_model']} {body['latency_ms']:,.0f} ms {body['error_type']}"
+            latency = min(measure(body["latency_ms"]) or 0.0, _LONGEST_BAR_MS)
+            began = max(start, entry.occurred_at - int(latency * 1000))
+            label = (
+                f"{body['request_model']} {number_text(body['latency_ms'], ',.0f')} ms "
+                f"{body['error_type']}"
+            )
             bars.append(_Bar(lane_of[index], began, entry.occurred_at, "b-fail", label, index))
         elif kind == "tool_call_requested":
             open_attempts[(body["tool_call_id"], body["attempt"])] = (index, entry)
@@ -235,7 +265,7 @@ def _bars(entries: list[Entry], lane_of: list[str], end: int) -> list[_Bar]:
             found = open_attempts.pop((body["tool_call_id"], body["attempt"]), None)
             began = found[1].occurred_at if found else entry.occurred_at
             failed = kind == "tool_call_failed"
-            label = f"{body['tool_name']} {body['duration_ms']:,.0f} ms" + (
+            label = f"{body['tool_name']} {number_text(body['duration_ms'], ',.0f')} ms" + (
                 f" {body['error_type']}" if failed else ""
             )
             css = "b-fail" if failed else "b-tool"
@@ -456,6 +486,7 @@ code, .where, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas
 .legend .l-llm { color: var(--llm); } .legend .l-tool { color: var(--tool); }
 .legend .l-fail { color: var(--fail); } .legend .l-handoff { color: var(--handoff); }
 .legend .l-user { color: var(--user); } .legend .l-agent { color: var(--agent); }
+.legend .l-saga { color: var(--saga); }
 .scroller { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; }
 svg { display: block; }
 .lane { fill: var(--bg); } .lane.alt { fill: var(--lane); }
@@ -556,8 +587,7 @@ _PAGE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{policy}">
 <title>{title}</title>
 <style>{style}</style>
 </head>
@@ -569,7 +599,9 @@ _PAGE = """<!DOCTYPE html>
 <span class="l-llm">LLM call (bar: latency)</span>
 <span class="l-tool">tool call (bar: duration)</span>
 <span class="l-fail">failure / escalation (dashed line)</span>
-<span class="l-handoff">handoff</span><span class="l-gap">nothing happening</span></div>
+<span class="l-handoff">handoff</span>
+<span class="l-saga">saga (square: start or end; circle: a step; red cross: failed or undone)</span>
+<span class="l-gap">nothing happening</span></div>
 <div class="scroller">
 {svg}
 </div>
@@ -593,3 +625,11 @@ _PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+# Only the page's own style and script, by hash: were markup to get in through the data,
+# an injected <script> or <style> would not run.
+_POLICY = (
+    f"default-src 'none'; script-src {_sha256_source(_SCRIPT)}; "
+    f"style-src {_sha256_source(_STYLE)}; base-uri 'none'; form-action 'none'; "
+    "object-src 'none'"
+)

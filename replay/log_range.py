@@ -70,7 +70,7 @@ class PartitionReader:
             ) from None
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
-            raise TopicError(f"topic {self.topic} does not exist; run `agentlog topics create`")
+            raise TopicError(f"topic {self.topic} does not exist: run `agentlog topics create`")
         return len(found.partitions)
 
     def bounds(self, partition: int) -> Bounds:

@@ -31,6 +31,7 @@ from agentlog.reader import partition_offset
 from agentlog.replay.errors import ReplayError
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import fold_batch, projection_folder, recorded_event, tables_of
+from agentlog.secret_redaction import without_secrets
 from agentlog.settings import Settings
 
 REBUILD_GROUP = "agentlog-rebuild"
@@ -92,7 +93,9 @@ def rebuild_projections(
     on_progress: ProgressCallback | None = None,
 ) -> Rebuild:
     if into_url == live_url:
-        raise ReplayError(f"rebuild into a fresh sink, not the live one ({live_url})")
+        raise ReplayError(
+            f"rebuild into a fresh sink, not the live one ({without_secrets(live_url)})"
+        )
     chosen = list(projections) if projections is not None else [p() for p in BUILT_IN.values()]
     folder = projection_folder(chosen)
     tables = tables_of(folder)

@@ -15,8 +15,10 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
+from agentlog.display import visible
 from agentlog.llm_calls import json_text, structured_fields
 from agentlog.replay.conversation import Entry, Replay, Undecodable, iso, relative, time_of
+from agentlog.replay.measures import measure, number_text
 
 Style = Callable[..., str]
 
@@ -66,7 +68,12 @@ def _compact_json(text: str | None, limit: int = 80) -> str:
 
 
 def summary(event: RecordedEvent) -> str:
-    """What happened, in one line without the event type."""
+    """What happened, in one line without the event type, fit to be shown: what the
+    record holds cannot reach a terminal or a page as control characters."""
+    return visible(_what_happened(event))
+
+
+def _what_happened(event: RecordedEvent) -> str:
     b = event.payload
     kind = event.event_type
     if kind == "conversation_started":
@@ -86,14 +93,16 @@ def summary(event: RecordedEvent) -> str:
         finish = f", {b['finish_reason']}" if b.get("finish_reason") else ""
         return (
             f"{b['agent']}: {b['request_model']} ({b['provider']}) {b['input_tokens']:,} in / "
-            f"{b['output_tokens']:,} out tokens, {b['latency_ms']:,.0f} ms{finish}: "
+            f"{b['output_tokens']:,} out tokens, "
+            f"{number_text(b['latency_ms'], ',.0f')} ms{finish}: "
             f'"{short(b["output_text"], 50)}"{_model_tool_calls(kind, b)}'
         )
     if kind == "llm_call_failed":
         status = f" (HTTP {b['status_code']})" if b.get("status_code") is not None else ""
         return (
             f"{b['agent']}: {b['request_model']} ({b['provider']}) failed after "
-            f"{b['latency_ms']:,.0f} ms: {b['error_type']}{status}: {short(b['error_message'], 60)}"
+            f"{number_text(b['latency_ms'], ',.0f')} ms: {b['error_type']}{status}: "
+            f"{short(b['error_message'], 60)}"
         )
     if kind == "tool_call_requested":
         agent = f"{b['agent']}: " if b.get("agent") else ""
@@ -103,17 +112,18 @@ def summary(event: RecordedEvent) -> str:
         )
     if kind == "tool_call_completed":
         return (
-            f"{b['tool_name']} in {b['duration_ms']:,.0f} ms -> "
+            f"{b['tool_name']} in {number_text(b['duration_ms'], ',.0f')} ms -> "
             f"{_compact_json(b['result_json'], 60)} [{b['tool_call_id']}]"
         )
     if kind == "tool_call_failed":
         retry = ", will retry" if b.get("retryable") else ""
         return (
-            f"{b['tool_name']} attempt {b['attempt']} after {b['duration_ms']:,.0f} ms: "
+            f"{b['tool_name']} attempt {b['attempt']} after "
+            f"{number_text(b['duration_ms'], ',.0f')} ms: "
             f"{b['error_type']}: {short(b['error_message'], 60)}{retry} [{b['tool_call_id']}]"
         )
     if kind == "intent_identified":
-        return f"{b['agent']}: {b['intent']} ({b['confidence']:.0%} sure)"
+        return f"{b['agent']}: {b['intent']} ({number_text(b['confidence'], '.0%')} sure)"
     if kind == "handoff":
         reason = f" ({short(b['reason'])})" if b.get("reason") else ""
         return f"{b['from_agent']} -> {b['to_agent']}{reason}"
@@ -157,7 +167,8 @@ def _saga_summary(kind: str, b: dict[str, Any]) -> str:
     step = f"{saga} step {b['step']}"
     if kind == "saga_step_started":
         again = f" (attempt {b['attempt']})" if (b.get("attempt") or 1) > 1 else ""
-        limit = f", timeout {b['timeout_ms'] / 1000:g} s" if b.get("timeout_ms") else ""
+        timeout = measure(b.get("timeout_ms"))
+        limit = f", timeout {timeout / 1000:g} s" if timeout else ""
         return f"{step}{again}{limit}"
     if kind == "saga_step_completed":
         return f"{step} -> {_compact_json(b.get('output_json'), 60)}"
@@ -181,13 +192,14 @@ def header(replay: Replay) -> list[str]:
     }.get(location.method, "by scanning the partition")
     repeats = len(replay.repeat_of)
     also = f" ({repeats_note(repeats)})" if repeats else ""
-    return [
+    lines = [
         f"conversation {replay.conversation_id}: "
         f"{counted(len(recorded) - repeats, 'event')}{also}, "
         f"{iso(start)} .. {iso(end)} ({relative(end - start).lstrip('+')})",
         f"  on {replay.topic}[{replay.partition}] offsets {recorded[0].offset}.."
         f"{recorded[-1].offset}; read {counted(replay.records_read, 'record')} {how}",
     ]
+    return [visible(text) for text in lines]
 
 
 def counted(count: int, noun: str) -> str:
@@ -224,7 +236,7 @@ def line(
         return f"{when}  {where}  {kind}  {style(again, dim=True)}"
     if isinstance(entry, Undecodable):
         kind = style(f"{'undecodable':<{_TYPE_WIDTH}}", fg="red", bold=True)
-        return f"{when}  {where}  {kind}  {entry.size} bytes: {entry.problem}"
+        return f"{when}  {where}  {kind}  {entry.size} bytes: {visible(entry.problem)}"
     colour = _COLOURS.get(entry.event_type, {})
     kind = style(f"{entry.event_type:<{_TYPE_WIDTH}}", **colour)
     return f"{when}  {where}  {kind}  {summary(entry)}"
@@ -248,7 +260,7 @@ def details(entry: Entry) -> list[str]:
     }
     present = {k: v for k, v in envelope.items() if v is not None}
     text = orjson.dumps(present, option=orjson.OPT_INDENT_2).decode()
-    return text.splitlines()
+    return [visible(line) for line in text.splitlines()]
 
 
 def readable_payload(payload: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +293,7 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         return [style(f"{title}: no events", bold=True)]
     status = row["status"] + (f", outcome {row['outcome']}" if row["outcome"] else "")
     lines = [
-        style(f"{title}: {status}", bold=True),
+        f"{title}: {status}",
         f"  agents {', '.join(row['agents']) or '-'} (now {row['current_agent'] or '-'}), "
         f"intent {row['intent'] or '-'}, {counted(row['turns'], 'turn')}",
         f"  {counted(row['llm_calls'], 'LLM call')} ({row['input_tokens']:,} in / "
@@ -293,7 +305,7 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         detail = (
             f"{call['error_type']}: {short(call['error_message'], 50)}"
             if call["status"] == "failed"
-            else f"{call['latency_ms'] or 0:,.0f} ms"
+            else f"{number_text(call['latency_ms'] or 0, ',.0f')} ms"
             if call["status"] == "completed"
             else "waiting"
         )
@@ -307,7 +319,8 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
         if e.event_type in SAGA_EVENT_TYPES
     )
     lines.extend(f"  {saga.summary()}" for saga in sagas.values())
-    return lines
+    # Agents, intents, tools and errors are the record's words: shown, then styled.
+    return [style(visible(lines[0]), bold=True), *(visible(text) for text in lines[1:])]
 
 
 def transcript(replay: Replay, *, style: Style = plain, verbose: bool = False) -> Iterator[str]:

@@ -116,6 +116,9 @@ def settings(broker: Broker, tmp_path: Path) -> Settings:
         partitions=3,
         state_dir=tmp_path / "state",
         delivery_timeout_ms=10_000,
+        # The tests of the recorder without a spool (the default has one) say so here;
+        # those of the spool turn it on with spool_dir.
+        spool=False,
     )
     create_topics(configured)
     return configured

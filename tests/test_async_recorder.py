@@ -128,7 +128,9 @@ def test_tool_call_block_and_a_cancelled_call(settings: Settings) -> None:
 def test_a_sync_function_is_refused_with_what_to_do_instead() -> None:
     async def agent() -> None:
         # No broker needed: nothing is recorded, and the producer never has to connect.
-        async with AsyncRecorder(Settings(bootstrap_servers="127.0.0.1:1")) as recorder:
+        async with AsyncRecorder(
+            Settings(bootstrap_servers="127.0.0.1:1", spool=False)
+        ) as recorder:
 
             def lookup(invoice_id: str) -> dict[str, Any]:
                 return {}

@@ -91,7 +91,7 @@ def test_unknown_sink_and_unreachable_postgres_are_one_line(tmp_path) -> None:
         state_dir=tmp_path,
     )
     assert run.code == 1
-    assert "cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1:1/db" in run.err
+    assert "cannot connect to PostgreSQL at postgresql://nobody:***@127.0.0.1:1/db" in run.err
     assert "secret" not in run.err
 
 
@@ -217,3 +217,31 @@ def test_replay_gives_up_on_a_broker_nobody_answers_at_within_the_bound(tmp_path
     assert run.code == 1
     assert time.monotonic() - started < 15
     assert run.err.count("\n") == 1 and "127.0.0.1:9" in run.err, run.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", "training", "--no-update", "--out", "{missing}/train.jsonl"),
+        ("export", "compliance", "--no-update", "--conversation", "c", "--out", "{missing}/b"),
+        ("replay", "c", "--source", "archive", "--out", "{missing}/c.txt"),
+    ],
+)
+def test_an_out_into_a_missing_directory_is_one_line(tmp_path, args) -> None:
+    missing = tmp_path / "no-such-dir"
+    run = agentlog(*(a.format(missing=missing) for a in args), state_dir=tmp_path)
+    assert run.code == 1
+    assert run.err.strip().splitlines() == [
+        f"error: --out {missing}/{args[-1].rsplit('/', 1)[1]}: the directory {missing} "
+        "does not exist (create it first)"
+    ]
+    assert not missing.exists()  # not created behind the user's back
+
+
+@pytest.mark.parametrize("query", ["", "   ", "/* nothing */"])
+def test_sql_without_a_statement_is_one_line(tmp_path, query) -> None:
+    run = agentlog("sql", query, "--dir", str(tmp_path / "archive"), state_dir=tmp_path)
+    assert run.code == 1
+    assert run.err.strip().splitlines()[-1] == (
+        'error: SQL: the query holds no statement; ask e.g. "SELECT count(*) FROM events"'
+    )

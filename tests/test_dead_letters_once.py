@@ -111,8 +111,13 @@ def test_a_batch_retried_after_a_rollback_does_not_send_its_dead_letters_again(
     lossy = with_lost_commits(sink_url)
     with lossy, pytest.raises(CommitLost):
         run(settings, lossy)  # dead letters sent and acknowledged, then the batch rolled back
-    first = read_all(settings.bootstrap_servers, settings.dlq_topic, expect=5)
-    assert len(first) == 5
+    # The first batch's letters: those of the records its first consume brought, which on
+    # a loaded machine need not be every partition's (it fails at its first commit, so a
+    # partition whose records came later is never read). Each was acknowledged before the
+    # rollback: they are all on the topic now, none late.
+    first = read_all(settings.bootstrap_servers, settings.dlq_topic)
+    first_ids = {headers_of(letter)[dl.DEAD_LETTER_ID] for letter in first}
+    assert len(first_ids) == len(first) <= 5
     with open_sink(sink_url) as sink:
         assert sink.stored_offsets("g", settings.events_topic) == {}
         progress = run(settings, sink)  # the retry
@@ -120,4 +125,5 @@ def test_a_batch_retried_after_a_rollback_does_not_send_its_dead_letters_again(
         assert sum(sink.stored_offsets("g", settings.events_topic).values()) == 15
     letters = read_all(settings.bootstrap_servers, settings.dlq_topic)
     ids = [headers_of(letter)[dl.DEAD_LETTER_ID] for letter in letters]
-    assert len(ids) == len(set(ids)) == 5
+    # The retry sent only the letters the failed batch had not: none twice.
+    assert len(ids) == len(set(ids)) == 5 and first_ids <= set(ids)

@@ -105,6 +105,11 @@ def test_demo_projects_and_the_state_commands_read_it(bootstrap: str, tmp_path: 
     assert listed.code == 0, listed.err
     # header + 60 simulated conversations + 8 live ones
     assert len(listed.out.strip().splitlines()) == 1 + 60 + 8
+    assert "more match" not in listed.err
+    # Stopped at the limit: it says so, and how to see more.
+    few = agentlog(*base, "conversations", "list", "--limit", "5", state_dir=tmp_path)
+    assert len(few.out.strip().splitlines()) == 1 + 5
+    assert "(the 5 most recently active; more match: --limit 50 shows more" in few.err
     ended = agentlog(
         *base,
         "conversations",

@@ -3,6 +3,7 @@ both engines; the kafka engine keeps its log on disk until `down --wipe`."""
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -124,9 +125,32 @@ def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
     try:
         assert agentlog("demo", "-n", "30", state_dir=tmp_path, env=tansu_env).code == 0
         agentlog("dev", "down", state_dir=tmp_path, env=env)
-        assert agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env).code == 0
+        up = agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env)
+        assert up.code == 0, up.err
+        # What was built from the Tansu log is moved aside, and says where.
+        aside = tmp_path / "previous-logs"
+        assert "note: moved what was built from the previous log (tansu-" in up.out
+        assert str(aside) in up.out and not (tmp_path / "projections.duckdb").exists()
         on_kafka = agentlog("demo", "-n", "10", state_dir=tmp_path, env=env, timeout=180)
         assert on_kafka.code == 0, on_kafka.err
+        # Every command answers for the Kafka log alone (the issue's new-user steps).
+        out = tmp_path / "k.jsonl"
+        exported = agentlog("export", "training", "--out", str(out), state_dir=tmp_path, env=env)
+        assert exported.code == 0, exported.err
+        counted = agentlog(
+            "sql", "SELECT count(DISTINCT conversation_id) AS n FROM events "
+            "WHERE conversation_id LIKE 'conv-%'", "--format", "csv",
+            state_dir=tmp_path, env=env,
+        )  # fmt: skip
+        assert counted.code == 0, counted.err
+        assert counted.out.strip().splitlines()[-1] == "10"  # not the Tansu log's 30 too
+        archived = agentlog("archive", "status", state_dir=tmp_path, env=env)
+        assert archived.code == 0, archived.err
+        for line in archived.out.splitlines():
+            found = re.search(r"archived up to ([\d,]+) of ([\d,]+)", line)
+            if found:
+                done, end = (int(n.replace(",", "")) for n in found.groups())
+                assert done <= end, line
         agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
         assert agentlog("dev", "up", "--engine", "kafka", state_dir=tmp_path, env=env).code == 0
         wiped = agentlog("demo", "-n", "10", state_dir=tmp_path, env=env, timeout=180)

@@ -107,6 +107,12 @@ def test_import_then_export_gives_the_same_conversations(
     done = agentlog(*base, "import", str(source), state_dir=tmp_path)
     assert done.code == 0, done.err
     assert "imported 3 conversations" in done.out
+    # The ids are named, as the README says they are made.
+    assert (
+        "conversations: import-history-000001, import-history-000002, import-history-000003"
+        in done.out
+    )
+    assert "see one: agentlog replay import-history-000001" in done.out
     # Right after the import: the export brings the archive up to date itself.
     out = tmp_path / "back.jsonl"
     exported = agentlog(
@@ -174,3 +180,64 @@ def test_a_malformed_line_is_named_and_nothing_is_imported(
     missing = agentlog(*_base(settings), "import", str(tmp_path / "nope.jsonl"), state_dir=tmp_path)
     assert missing.code == 1 and "cannot read" in missing.err and "nope.jsonl" in missing.err
     assert read_all(settings.bootstrap_servers, settings.events_topic) == []
+
+
+def _with_a_2mb_line(tmp_path: Path, good_lines: int) -> Path:
+    """Good conversations, then one whose tool result is 2 MB (line good_lines + 1)."""
+    big = {
+        "messages": [
+            {"role": "user", "content": "Export the table"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [_call("x1", "get_weather", '{"city": "Oslo"}')],
+            },
+            {"role": "tool", "tool_call_id": "x1", "content": "r" * 2_000_000},
+            {"role": "assistant", "content": "Done."},
+        ],
+        "tools": TOOLS,
+    }
+    path = tmp_path / "history.jsonl"
+    with path.open("w") as out:
+        for n in range(good_lines):
+            out.write(json.dumps(CONVERSATIONS[n % len(CONVERSATIONS)]) + "\n")
+        out.write(json.dumps(big) + "\n")
+    return path
+
+
+def test_a_line_too_large_for_a_record_imports_nothing(settings: Settings, tmp_path: Path) -> None:
+    path = _with_a_2mb_line(tmp_path, 300)
+    run = agentlog(
+        *_base(settings),
+        "import",
+        str(path),
+        state_dir=tmp_path,
+        env={"AGENTLOG_CLAIM_CHECK": "false"},
+    )
+    assert run.code == 1, run.out
+    assert run.err.strip().startswith(
+        f"error: {path}: line 301: its tool_call_completed event is 2000"
+    )
+    assert "over the Kafka record limit of 1000000 bytes (message.max.bytes)" in run.err
+    assert "nothing was imported" in run.err and len(run.err.strip().splitlines()) == 1
+    assert read_all(settings.bootstrap_servers, settings.events_topic) == []
+
+
+def test_with_the_claim_check_a_large_line_is_imported_whole(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = _with_a_2mb_line(tmp_path, 2)
+    run = agentlog(*_base(settings), "import", str(path), state_dir=tmp_path)
+    assert run.code == 0, run.err
+    on_topic = read_all(settings.bootstrap_servers, settings.events_topic, expect=29)
+    assert len(on_topic) == 12 + 10 + 7  # two conversations of the file, then the large one
+    assert all(len(r.value) < 300_000 for r in on_topic)
+    from agentlog.serde import claim_check_store, decode_event
+
+    blobs = claim_check_store(settings.with_overrides(state_dir=tmp_path))
+    results = [
+        e.payload.result_json
+        for e in (decode_event(r.value, blobs=blobs) for r in on_topic)
+        if e.event_type == "tool_call_completed" and e.conversation_id.endswith("000003")
+    ]
+    assert results == ["r" * 2_000_000]

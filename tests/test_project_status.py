@@ -20,6 +20,9 @@ def test_status_counts_the_dead_letters_of_the_group(settings: Settings, tmp_pat
     sink = f"duckdb:{tmp_path / 's.duckdb'}"
     run = agentlog(*base, "project", "run", "--once", "--sink", sink, state_dir=tmp_path)
     assert run.code == 0, run.err
+    # Into a file or pipe (not a terminal): no progress line every second.
+    progress = [line for line in run.err.splitlines() if line.startswith("applied ")]
+    assert len(progress) <= 1, run.err
     status = agentlog(*base, "project", "status", "--sink", sink, state_dir=tmp_path)
     assert status.code == 0, status.err
     assert "total lag: 0 events" in status.out

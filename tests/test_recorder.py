@@ -176,9 +176,17 @@ def test_tool_decorator_records_results_and_failures(settings: Settings) -> None
             refund("INV-1")
     recorder.close()
 
-    events = [
+    recorded = [
         decode_event(r.value) for r in read_all(bootstrap_of(settings), settings.events_topic)
     ]
+    # Each tool is declared before its first call in the conversation.
+    declared = [e for e in recorded if e.event_type == "tools_declared"]
+    assert [[t.name for t in e.payload.tools] for e in declared] == [
+        ["lookup_invoice"],
+        ["issue_refund"],
+    ]
+    assert [e.event_type for e in recorded][::3] == ["tools_declared"] * 2
+    events = [e for e in recorded if e.event_type != "tools_declared"]
     kinds = [(e.event_type, e.payload.tool_name) for e in events]
     assert kinds == [
         ("tool_call_requested", "lookup_invoice"),
@@ -235,7 +243,9 @@ def doomed_broker(tmp_path) -> Settings:
     """A broker of this test alone, to be stopped while events are in flight."""
     state = Settings(state_dir=tmp_path / "doomed")
     broker = devbroker.start(state)
-    yield state.with_overrides(bootstrap_servers=broker.bootstrap, delivery_timeout_ms=3000)
+    yield state.with_overrides(
+        bootstrap_servers=broker.bootstrap, delivery_timeout_ms=3000, spool=False
+    )
     devbroker.stop(state)
 
 

@@ -40,6 +40,7 @@ def _nobody_listening(tmp_path: Path, **overrides: object) -> Settings:
         state_dir=tmp_path / "state",
         delivery_timeout_ms=5000,
         exit_flush_timeout_ms=200,
+        spool=False,  # what happens without the spool
         **overrides,
     )
 
@@ -87,7 +88,7 @@ def test_the_async_recorder_yields_and_gives_up_after_max_block_ms(tmp_path: Pat
 def _agent(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(TESTS / "recording_agent.py"), *args],
-        env=clean_environment(env),
+        env=clean_environment({"AGENTLOG_SPOOL": "false", **env}),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -131,7 +132,8 @@ def test_exit_with_kafka_away_says_what_is_left_within_the_bound(
         + (
             "100 passed to on_error"
             if on_error
-            else "100 lost (pass on_error to the recorder to keep them, or set AGENTLOG_SPOOL_DIR)"
+            else "100 lost (pass on_error to the recorder to keep them, or leave the spool "
+            "on: AGENTLOG_SPOOL=true)"
         )
     ]
     if on_error:
@@ -149,6 +151,7 @@ def _private_broker(engine, tmp_path: Path) -> tuple[Settings, Settings, int]:
         state_dir=tmp_path / "state",
         delivery_timeout_ms=3000,
         exit_flush_timeout_ms=500,
+        spool=False,  # the producer replaced, not the spool's shipper
     )
     create_topics(settings)
     return state, settings, record.port

@@ -107,7 +107,7 @@ def test_diff_command_aligns_two_recorded_conversations(settings: Settings, tmp_
     _record(settings, "conv-b", "INV-2", escalate=True)
     base = ("--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix)
     run = agentlog(*base, "replay", "diff", "conv-a", "conv-b", state_dir=tmp_path)
-    assert run.code == 0, run.err
+    assert run.code == 1, run.err  # they differ: as diff(1), so a script can gate on it
     lines = run.out.splitlines()
     assert lines[0].startswith("--- conv-a: 6 events") and lines[1].startswith("+++ conv-b")
     marks = [line.split()[0] for line in lines[2:] if line[:1] and line[0] in "=~-+"]
@@ -126,5 +126,8 @@ def test_diff_command_aligns_two_recorded_conversations(settings: Settings, tmp_
     )
     assert document["counts"] == {"same": 5, "changed": 1, "only_a": 0, "only_b": 1}
     assert document["steps"][4]["b"]["event_type"] == "escalation"
+    same = agentlog(*base, "replay", "diff", "conv-a", "conv-a", "--brief", state_dir=tmp_path)
+    assert same.code == 0, same.err
+    assert "6 same, 0 changed" in same.out
     missing = agentlog(*base, "replay", "diff", "conv-a", "conv-zzz", state_dir=tmp_path)
     assert missing.code == 1 and "no conversation 'conv-zzz'" in missing.err

@@ -146,8 +146,23 @@ def test_rerun_command(recorded, tmp_path) -> None:
         *base, "replay", "rerun", ORIGINAL, "--agent", "rerun_agent:refund_first_agent",
         "--no-record", state_dir=tmp_path,
     )  # fmt: skip
-    assert changed.code == 0, changed.err
+    assert changed.code == 1, changed.err  # diverged: a CI step fails on it
     assert "divergence (different_tool)" in changed.out
+    report = agentlog(
+        *base, "replay", "rerun", ORIGINAL, "--agent", "rerun_agent:refund_first_agent",
+        "--no-record", "--json", state_dir=tmp_path,
+    )  # fmt: skip
+    assert report.code == 1, report.err
+    document = json.loads(report.out)
+    assert document["matched"] is False and document["rerun"] is None
+    assert document["divergence"]["kind"] == "different_tool"
+    assert document["divergence"]["recorded"]["kind"] == "tool"
+    matched = agentlog(
+        *base, "replay", "rerun", ORIGINAL, "--agent", "rerun_agent:billing_agent",
+        "--no-record", "--json", state_dir=tmp_path,
+    )  # fmt: skip
+    assert matched.code == 0, matched.err
+    assert json.loads(matched.out)["matched"] is True
     bad = agentlog(
         *base, "replay", "rerun", ORIGINAL, "--agent", "rerun_agent:nothing", state_dir=tmp_path
     )

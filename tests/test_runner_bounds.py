@@ -91,7 +91,7 @@ def test_a_missing_topic_fails_in_seconds(command, bootstrap, duckdb_sink, tmp_p
     )
     assert run.code == 1 and took < 20
     assert error_line(run.err) == (
-        "error: topic never-created.events does not exist; run `agentlog topics create`"
+        "error: topic never-created.events does not exist: run `agentlog topics create`"
     )
 
 

@@ -89,7 +89,7 @@ def test_sql_answers_while_the_archiver_and_the_projector_run(
             process.communicate(timeout=60)
     # With the projector gone, the file itself is read: every conversation is there.
     assert counts(written + more, 15) is not None
-    assert [p.returncode for p in running] == [0, 0]
+    assert [p.returncode for p in running] == [130, 130]  # Ctrl-C, after writing what was held
 
 
 def test_sql_over_another_sink_and_its_errors(

@@ -341,3 +341,58 @@ def test_exposition_leaves_unknown_figures_out_and_escapes_labels() -> None:
     ]  # fmt: skip
     failed = parse_exposition(exposition(None))[2]
     assert failed == [("agentlog_status_collect_success", {}, 0.0)]
+
+
+def test_a_group_idle_longer_than_the_setting_is_shown_idle_and_can_be_forgotten(
+    settings: Settings, tmp_path: Path
+) -> None:
+    group = f"demo-leftover-{uuid.uuid4().hex[:8]}"
+    record(settings, "conv-idle", 6)
+    consume_and_commit(settings, group, 2)  # then it stopped, 4 behind
+
+    # Within the setting (default one day) it is lag, as any stopped group's.
+    first = group_of(status_json(settings, tmp_path), group)
+    assert (first["idle"], first["lag"]) == (False, 4)
+
+    # Idle for longer than AGENTLOG_STATUS_IDLE_AFTER: idle, not lagging.
+    idle_now = {"AGENTLOG_STATUS_IDLE_AFTER": "0"}
+    run = agentlog(*base(settings), "status", state_dir=tmp_path, env=idle_now)
+    assert run.code == 0, run.err
+    [row] = [line for line in run.out.splitlines() if line.startswith(group)][:1]
+    assert row.split()[2] == "idle" and row.split()[5:7] == ["-", "-"], row
+    assert f"`agentlog status --forget {group}` leaves it out" in run.out
+    report = json.loads(
+        agentlog(
+            *base(settings), "status", "--format", "json", state_dir=tmp_path, env=idle_now
+        ).out
+    )
+    assert group_of(report, group)["idle"] is True
+
+    # Left out of the alerting metrics: no lag or age sample, an idle gauge of 1.
+    page = exposition(
+        StatusReport(
+            [
+                GroupStatus(
+                    group, "consumer", "empty", 0, "kafka",
+                    [PartitionStatus(settings.events_topic, 0, 2, 6, 4, 99.0)],
+                    None, "n/a", 0, 0, idle_for_s=90_000.0,
+                )
+            ],
+            time.time(),
+            10_000,
+        )
+    )  # fmt: skip
+    assert f'agentlog_group_idle{{group="{group}"}} 1' in page
+    assert "agentlog_consumer_lag{" not in page
+    assert "agentlog_oldest_unprocessed_age_seconds{" not in page
+
+    # Forgotten: left out until it consumes again.
+    forgot = agentlog(*base(settings), "status", "--forget", group, state_dir=tmp_path)
+    assert forgot.code == 0, forgot.err
+    assert group not in forgot.out
+    assert group not in [g["group"] for g in status_json(settings, tmp_path)["groups"]]
+    consume_and_commit(settings, group, 1)
+    back = group_of(status_json(settings, tmp_path), group)
+    assert (back["idle"], back["lag"]) == (False, 3)
+    unknown = agentlog(*base(settings), "status", "--forget", "no-such-group", state_dir=tmp_path)
+    assert unknown.code == 1 and "no consumer group 'no-such-group'" in unknown.err

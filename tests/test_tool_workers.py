@@ -511,7 +511,7 @@ def test_topics_whose_partition_counts_differ_are_refused(settings: Settings) ->
     "registry, message",
     [
         ("no_such_module:tools", "error: cannot import 'no_such_module'"),
-        ("tool_fixtures:nothing", "error: module 'tool_fixtures' has no 'nothing'"),
+        ("tool_fixtures:nothing", "error: module 'tool_fixtures' has no attribute 'nothing'"),
         ("tool_fixtures:BACKOFF", "error: 'tool_fixtures:BACKOFF' is a float, not a ToolRegistry"),
         ("tool_fixtures", "error: tool registry 'tool_fixtures' is not MODULE:NAME"),
     ],

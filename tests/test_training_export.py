@@ -184,23 +184,23 @@ def test_split_is_deterministic_by_conversation_and_parquet_holds_the_same(
     log = simulated_log(120)
     first = export(tmp_path, log, "a.jsonl", split=0.8)
     again = export(tmp_path, log, "b.jsonl", split=0.8)
-    train_a = lines(tmp_path / "a.train.provenance.jsonl")
+    # --out names the training file; the validation file is beside it.
+    train_a = lines(tmp_path / "a.provenance.jsonl")
     valid_a = lines(tmp_path / "a.validation.provenance.jsonl")
-    assert train_a == [
-        {**p, "file": "a.train.jsonl"} for p in lines(tmp_path / "b.train.provenance.jsonl")
-    ]
+    assert not (tmp_path / "a.train.jsonl").exists()
+    assert train_a == [{**p, "file": "a.jsonl"} for p in lines(tmp_path / "b.provenance.jsonl")]
     ids_train = {p["conversation_id"] for p in train_a}
     ids_valid = {p["conversation_id"] for p in valid_a}
     assert not ids_train & ids_valid
     assert len(ids_train | ids_valid) + len(first.invalid) == 120
     assert 0.65 < len(ids_train) / (len(ids_train) + len(ids_valid)) < 0.95
     assert first.examples == again.examples
-    for name in ("a.train.jsonl", "a.validation.jsonl"):
+    for name in ("a.jsonl", "a.validation.jsonl"):
         check_training_file(tmp_path / name)
     export(tmp_path, log, "c.parquet", split=0.8)
-    table = pq.read_table(tmp_path / "c.train.parquet").to_pylist()
+    table = pq.read_table(tmp_path / "c.parquet").to_pylist()
     assert [row["conversation_id"] for row in table] == [p["conversation_id"] for p in train_a]
-    jsonl = lines(tmp_path / "a.train.jsonl")
+    jsonl = lines(tmp_path / "a.jsonl")
     for row, example in zip(table, jsonl, strict=True):
         messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
         expected = [{k: v for k, v in m.items() if v is not None} for m in example["messages"]]

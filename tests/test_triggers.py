@@ -122,9 +122,9 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
 
     # Fixed, redriven: the failed event, then the parked ones, in order, once.
     broken.clear()
-    redriven = cli(settings, tmp_path, "dlq", "redrive", letter.id)
+    redriven = cli(settings, tmp_path, "dlq", "redrive", letter.id, "--wait", "0")
     assert redriven.code == 0, redriven.err
-    again = cli(settings, tmp_path, "dlq", "redrive", letter.id)
+    again = cli(settings, tmp_path, "dlq", "redrive", letter.id, "--wait", "0")
     assert again.code == 0 and "nothing done" in again.out
     run_once(settings, agents)
     assert seen.by_conversation["bad"] == ["m1", "boom", "m3", "m4", "m5"]
@@ -135,6 +135,10 @@ def test_a_failing_handler_parks_its_conversation_until_redriven(
     assert (status["dlq_depth"], status["parked_conversations"]) == (0, 0)
     tail = cli(settings, tmp_path, "tail", "--topic", "dlq", "-n", "50")
     assert f"dead letter {letter.id} of group {letter.group}: resolved" in tail.out
+    # Resolved: nothing waits behind it any more.
+    listed = cli(settings, tmp_path, "dlq", "list", "--all")
+    (line,) = [row for row in listed.out.splitlines() if row.startswith(letter.id)]
+    assert "resolved" in line and "parked" not in line, line
 
     # Unparked: its next event runs at once; a second redrive record applies nothing.
     DeadLetters(settings, letter.group).control(resolved, REDRIVEN, 10)
@@ -292,7 +296,7 @@ def test_a_retry_and_a_redrive_record_new_ids_not_those_of_the_failed_run(
         run_once(settings, agents)
         (letter,) = dead_letter_states(settings).visible()
         fixed.set()
-        assert cli(settings, tmp_path, "dlq", "redrive", letter.id).code == 0
+        assert cli(settings, tmp_path, "dlq", "redrive", letter.id, "--wait", "0").code == 0
         run_once(settings, agents)
     replies = [
         decode(r.value())
@@ -323,7 +327,9 @@ def test_agents_run_needs_a_module_with_agents(settings: Settings, tmp_path: Pat
 
 def test_agents_run_once_runs_the_handlers(settings: Settings, tmp_path: Path) -> None:
     record(settings, {"c1": ["hello"]})
-    done = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    done = cli(
+        settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", "earliest"
+    )
     assert done.code == 0, done.err
     assert "handled 1" in done.out
     replies = [
@@ -347,6 +353,8 @@ def test_a_runtime_killed_before_committing_runs_handlers_again_with_the_same_ev
         "agents",
         "run",
         "trigger_agents",
+        "--from",
+        "earliest",
         state_dir=tmp_path,
         env={"AGENTLOG_TEST_KILL_AT": "20"},
     )
@@ -415,3 +423,98 @@ def wait_for(found, timeout: float = 60.0):  # type: ignore[no-untyped-def]
             return value
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def echoes_on_the_log(settings: Settings) -> list[tuple[str, str]]:
+    return [
+        (event["conversation_id"], event["payload"][1]["text"])
+        for event in (decode(r.value()) for r in read_partitions(settings, settings.events_topic))
+        if event["payload"][0] == "agentlog.AgentMessage"
+    ]
+
+
+def test_a_new_trigger_group_starts_at_the_end_of_the_log_and_says_so(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The history (say, the demo's conversations) is on the log before the agents start.
+    record(settings, {"old-1": ["hello"], "old-2": ["hi", "anyone?"]})
+    first = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    assert first.code == 0, first.err
+    assert "handled 0" in first.out
+    assert "new group agentlog-agents-echo: starting at the end of the log" in first.err
+    assert echoes_on_the_log(settings) == []
+    # What happens from then on is handled, by the same group, however it is started.
+    record(settings, {"new-1": ["now"]})
+    second = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    assert second.code == 0, second.err
+    assert echoes_on_the_log(settings) == [("new-1", "you said: now")]
+    assert "new group" not in second.err
+
+
+def test_from_is_for_a_new_group_only_and_says_so(settings: Settings, tmp_path: Path) -> None:
+    record(settings, {"c1": ["before"]})
+    assert cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once").code == 0
+    again = cli(
+        settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", "earliest"
+    )
+    assert again.code == 0, again.err
+    assert "resumes from its committed offsets: --from earliest applies only to a new group" in (
+        again.err
+    )
+    assert echoes_on_the_log(settings) == []
+
+
+def test_a_new_trigger_group_can_start_at_a_time(settings: Settings, tmp_path: Path) -> None:
+    record(settings, {"c1": ["early"]})
+    cut = time.time()
+    while time.time() < cut + 0.01:  # record times have millisecond resolution
+        time.sleep(0.002)
+    record(settings, {"c1": ["late"], "c2": ["later"]})
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(cut + 0.005, UTC).isoformat()
+    done = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", moment)
+    assert done.code == 0, done.err
+    assert "starting at the first event at or after" in done.err
+    assert sorted(echoes_on_the_log(settings)) == [
+        ("c1", "you said: late"),
+        ("c2", "you said: later"),
+    ]
+
+
+def test_from_names_what_it_accepts(settings: Settings, tmp_path: Path) -> None:
+    bad = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", "soon")
+    assert bad.code != 0
+    assert (
+        bad.err.strip()
+        .splitlines()[-1]
+        .endswith(
+            "--from 'soon': expected earliest, latest or an ISO 8601 time (2026-11-02T09:00:00Z)"
+        )
+    )
+
+
+def test_dlq_redrive_says_when_the_handler_failed_again_and_exits_1(
+    settings: Settings, tmp_path: Path
+) -> None:
+    record(settings, {"bad": ["boom", "after"]})
+    seen, broken = Seen(), {"boom"}
+    runtime = TriggerRuntime(settings, support_agents(seen, broken), lambda t: None)
+    thread = threading.Thread(target=runtime.run)
+    thread.start()
+    try:
+        letter = wait_for(lambda: next(iter(dead_letter_states(settings).visible()), None))
+        # Not fixed yet: the runtime runs the handler again, it raises, the letter reopens.
+        failed = cli(settings, tmp_path, "dlq", "redrive", letter.id, "--wait", "60")
+        assert failed.code == 1, failed.out + failed.err
+        assert f"{letter.id}: the handler failed again, the letter is open" in failed.err
+        assert "bad stays parked: " in failed.err and "cannot handle boom" in failed.err
+        # Fixed: the same command says it is resolved.
+        broken.clear()
+        fixed = cli(settings, tmp_path, "dlq", "redrive", letter.id, "--wait", "60")
+        assert fixed.code == 0, fixed.out + fixed.err
+        assert f"{letter.id}: resolved" in fixed.out
+    finally:
+        runtime.stop()
+        thread.join(30)
+    assert seen.by_conversation["bad"] == ["boom", "after"]

@@ -30,7 +30,9 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     topics,
 )
 from agentlog.cli._app import AppContext, cli
+from agentlog.display import visible
 from agentlog.errors import AgentlogError
+from agentlog.secret_redaction import without_secrets
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(app: AppContext, line: str, code: int = 1) -> NoReturn:
-    """The one line on stderr, under the traceback of the error in hand if asked for."""
+    """The one line on stderr, under the traceback of the error in hand if asked for.
+    An error quotes what it refused (a flag, a record's field, a driver's message): one
+    line whatever that holds, its control characters shown, no password in it."""
     if app.wants_traceback():
         traceback.print_exc()
-    click.echo(line, err=True)
+    click.echo(visible(without_secrets(line)), err=True)
     sys.exit(code)

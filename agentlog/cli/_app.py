@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
 from agentlog.private_files import tighten_state_dir
 from agentlog.settings import Settings
+from agentlog.start_from import StartFrom, parse_start_from
 
 
 @dataclass
@@ -75,6 +77,70 @@ def reading_sink(url: str) -> Iterator[Sink]:
 sink_option = click.option(
     "--sink", metavar="URL", help="duckdb:PATH or postgresql://... (default: AGENTLOG_SINK)"
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def from_option(default: str, what: str) -> Callable[[F], F]:
+    """`--from earliest|latest|TIME`: where a new group starts (`default` when not given;
+    the command gets None then, to tell a default from a choice)."""
+    return click.option(
+        "--from",
+        "start_from",
+        metavar="earliest|latest|TIME",
+        default=None,
+        help=f"where a NEW group starts: earliest, latest (only what happens from now on) or "
+        f"an ISO 8601 time; default {default} ({what}); a group with offsets resumes from them",
+    )
+
+
+def chosen_start(text: str | None, default: StartFrom) -> tuple[StartFrom, bool]:
+    """The start asked for with --from (and True), else `default` (and False)."""
+    if text is None:
+        return default, False
+    return parse_start_from(text), True
+
+
+def notice(line: str) -> None:
+    """A line for the person running the command (stderr: stdout may be a pipe)."""
+    click.echo(line, err=True)
+
+
+def checked_out(path: Path, option: str = "--out") -> Path:
+    """An output path whose directory exists and can be written to, else one line: a
+    typing mistake in the directory is not silently created."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ConfigurationError(
+            f"{option} {path}: the directory {parent} does not exist (create it first)"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{option} {path}: cannot write in {parent} (permission denied)")
+    return path
+
+
+def command_name() -> str:
+    """How to run agentlog again from here, for hints: `agentlog` when that is what PATH
+    finds, else the path this one was started by (`.venv/bin/agentlog` after the README's
+    install), or `python -m agentlog` with this interpreter."""
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started is None or started.name != "agentlog":
+        interpreter = _shown_path(Path(sys.executable))
+        return f"{interpreter} -m agentlog"
+    on_path = shutil.which("agentlog")
+    if on_path is not None and Path(on_path).resolve() == started.resolve():
+        return "agentlog"
+    return _shown_path(started)
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the current directory when it is under it, else absolute."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 class _Commands(click.Group):

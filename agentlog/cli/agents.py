@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
 from agentlog.cli.live_session import LiveSession, Transcripts
 from agentlog.consumers.agents import load_agents, trigger_event_ids
 from agentlog.consumers.throughput import tune_process_for_throughput
 from agentlog.consumers.triggers import TriggerProgress, TriggerRuntime
 from agentlog.producers import Recorder, ToolClient
+from agentlog.start_from import LATEST
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -47,6 +47,7 @@ def _report(progress: TriggerProgress) -> None:
     show_default=True,
     help="seconds a handler's tool call waits for its result",
 )
+@from_option("latest", "triggers react to what happens from now on")
 @click.option("--once", is_flag=True, help="stop when every event so far has been handled")
 @click.option("--quiet", is_flag=True, help="no progress lines on stderr")
 @pass_app
@@ -56,15 +57,15 @@ def run(
     concurrency: int,
     group: str | None,
     tool_timeout: float,
+    start_from: str | None,
     once: bool,
     quiet: bool,
 ) -> None:
     """Run the handlers of the Agents object in MODULE (or MODULE:ATTR) for the events
     on the log, as one member of its consumer group; start as many as you need.
     SIGINT/SIGTERM let running handlers end, then stop."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     declared = load_agents(reference)
+    start, asked = chosen_start(start_from, LATEST)
     settings = app.kafka_settings()
     # The process runs little but the handlers: hand the GIL between the consumer loop
     # and the handler threads sooner (benchmarks/triggers.py: 11k -> 16k events/s).
@@ -90,8 +91,17 @@ def run(
             concurrency=concurrency,
             on_progress=None if quiet else _report,
             flush=recorder.flush,
+            start=start,
+            start_asked=asked,
+            notice=notice,
         )
-        previous = {s: signal.signal(s, lambda *_: runtime.stop()) for s in _STOP_SIGNALS}
+        received: list[int] = []
+
+        def stop(signum: int, _frame: object) -> None:
+            received.append(signum)
+            runtime.stop()
+
+        previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
         try:
             progress = runtime.run(once=once)
         finally:
@@ -100,3 +110,7 @@ def run(
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
     click.echo(f"agents {declared.name} stopped: {progress.line()}")
+    if signal.SIGINT in received:
+        # Ctrl-C: handlers that were running ended; an event whose handler was
+        # interrupted runs again at the next start. Exit 130, as for any Ctrl-C.
+        raise KeyboardInterrupt

@@ -47,10 +47,22 @@ def archiving_progress(bar: EventProgress) -> ProgressCallback:
 def run(app: AppContext, directory: Path | None, once: bool, progress: bool | None) -> None:
     """Archive the event log; SIGINT/SIGTERM write what is held, then stop."""
     settings = app.kafka_settings().with_overrides(archive_dir=directory)
+    if not archive_files(topic_root(settings.archive_root, settings.events_topic)):
+        click.echo(
+            f"new archive at {settings.archive_root}: starting at the beginning of "
+            f"{settings.events_topic} (the archive keeps every event)",
+            err=True,
+        )
     with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
         archiver = Archiver(settings, on_progress=archiving_progress(bar))
         stop_signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {s: signal.signal(s, lambda *_: archiver.stop()) for s in stop_signals}
+        received: list[int] = []
+
+        def stop(signum: int, _frame: object) -> None:
+            received.append(signum)
+            archiver.stop()
+
+        previous = {s: signal.signal(s, stop) for s in stop_signals}
         try:
             done = archiver.run(once=once)
         finally:
@@ -64,6 +76,8 @@ def run(app: AppContext, directory: Path | None, once: bool, progress: bool | No
         f"{archiver.root} ({counted(done.files, 'file')} written, {done.undecodable:,} "
         f"undecodable kept as bytes)"
     )
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt  # Ctrl-C: what was held is written; exit 130
 
 
 @archive.command()

@@ -9,6 +9,7 @@ import click
 from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
 from agentlog.consumers.projections.conversations import STATUSES
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
+from agentlog.display import visible
 from agentlog.replay.transcript import counted
 from agentlog.serde import datetime_of, micros_of
 
@@ -55,10 +56,12 @@ def list_command(
         agent=agent,
         since_micros=_micros(since),
         until_micros=_micros(until),
-        limit=limit,
+        limit=limit + 1,  # one more: to know whether the list stops at the limit
     )
     with reading_sink(settings.sink_url) as opened:
         rows = list_conversations(opened, where)
+    more = len(rows) > limit
+    rows = rows[:limit]
     if not rows:
         click.echo("no conversations match")
         return
@@ -69,9 +72,17 @@ def list_command(
     for row in rows:
         tokens = row["input_tokens"] + row["output_tokens"]
         click.echo(
-            f"{row['conversation_id']:<22} {row['status']:<10} {row['outcome'] or '-':<10} "
-            f"{','.join(row['agents']):<24} {row['turns']:>5} {row['tool_calls']:>5} "
-            f"{row['tool_errors']:>6} {tokens:>7}  {_time(row['last_activity'])}"
+            visible(
+                f"{row['conversation_id']:<22} {row['status']:<10} {row['outcome'] or '-':<10} "
+                f"{','.join(row['agents']):<24} {row['turns']:>5} {row['tool_calls']:>5} "
+                f"{row['tool_errors']:>6} {tokens:>7}  {_time(row['last_activity'])}"
+            )
+        )
+    if more:
+        click.echo(
+            f"(the {limit} most recently active; more match: --limit {min(limit * 10, 100_000)} "
+            "shows more, --since/--until/--outcome/--agent narrow it)",
+            err=True,
         )
 
 
@@ -85,10 +96,10 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     with reading_sink(settings.sink_url) as opened:
         row, calls, index = conversation(opened, conversation_id)
     if row is None:
-        raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_url}")
+        raise click.ClickException(f"no conversation {conversation_id!r} in {settings.sink_shown}")
     for field in ("status", "outcome", "channel", "user_id", "intent", "current_agent"):
-        click.echo(f"{field:<16} {row[field] or '-'}")
-    click.echo(f"{'agents':<16} {', '.join(row['agents'])}")
+        click.echo(visible(f"{field:<16} {row[field] or '-'}"))
+    click.echo(visible(f"{'agents':<16} {', '.join(row['agents'])}"))
     click.echo(f"{'turns':<16} {row['turns']}")
     click.echo(
         f"{'llm calls':<16} {row['llm_calls']} ({row['input_tokens']:,} in / "
@@ -109,6 +120,8 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
     for call in calls:
         detail = call["error_type"] if call["status"] == "failed" else f"{call['latency_ms']} ms"
         click.echo(
-            f"  tool {call['tool_name']:<20} {call['status']:<10} attempts {call['attempts']} "
-            f"{detail}  {call['arguments_json']}"
+            visible(
+                f"  tool {call['tool_name']:<20} {call['status']:<10} attempts "
+                f"{call['attempts']} {detail}  {call['arguments_json']}"
+            )
         )

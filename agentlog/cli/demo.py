@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import click
 
 from agentlog import devbroker
-from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._app import AppContext, cli, command_name, pass_app
 from agentlog.cli.demo_exports import demo_exports
 from agentlog.cli.demo_live import demo_live
 from agentlog.cli.demo_replay import demo_replay
@@ -23,6 +23,7 @@ from agentlog.errors import DevBrokerError
 from agentlog.producers import Recorder
 from agentlog.reader import partition_offset, read_partitions
 from agentlog.render import event_type_of
+from agentlog.replay.transcript import counted
 from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
@@ -38,7 +39,7 @@ def _demo_settings(settings: Settings) -> Settings:
         click.echo(f"note: {exc}; starting a new one", err=True)
         broker = None
     if broker is None:
-        broker = devbroker.start(settings)
+        broker = devbroker.start(settings, say=lambda line: click.echo(f"note: {line}"))
         click.echo(
             f"started the embedded dev broker ({broker.engine}) at {broker.bootstrap} "
             f"(pid {broker.pid}); "
@@ -96,14 +97,15 @@ def demo(app: AppContext, conversations: int, seed: int | None, live: bool) -> N
     outcomes = _project(settings, result.conversations)
     demo_replay(settings, result, _phase)
     exported = demo_exports(settings, result.conversations, seed)
+    me = command_name()  # what runs agentlog here: not always on PATH
     click.echo("next:")
-    click.echo("  agentlog tail --conversation " + result.conversations[0])
-    click.echo(f"  agentlog conversations list --outcome {_example_outcome(outcomes)}")
-    click.echo("  agentlog project status")
-    click.echo(f"  agentlog export verify {exported}")
+    click.echo(f"  {me} tail --conversation " + result.conversations[0])
+    click.echo(f"  {me} conversations list --outcome {_example_outcome(outcomes)}")
+    click.echo(f"  {me} project status")
+    click.echo(f"  {me} export verify {exported}")
     if live:
-        click.echo("  agentlog dlq list --all")
-    click.echo("  agentlog status")
+        click.echo(f"  {me} dlq list --all")
+    click.echo(f"  {me} status")
 
 
 def _example_outcome(outcomes: Counter[str]) -> str:
@@ -118,9 +120,16 @@ def _project(settings: Settings, mine: list[str]) -> Counter[str]:
     _phase("projecting into the sink (built-in projections, exactly once)")
     started = time.perf_counter()
     progress = run_projections(settings, once=True, quiet=True)
+    if progress.interrupted:
+        click.echo(
+            f"projection stopped after {counted(progress.applied, 'event')} (the batch in hand "
+            f"was stored); `agentlog project run --once` applies the rest",
+            err=True,
+        )
+        raise KeyboardInterrupt
     elapsed = time.perf_counter() - started
     click.echo(
-        f"projected {progress.applied} new events into {settings.sink_url} in {elapsed:.1f}s "
+        f"projected {progress.applied} new events into {settings.sink_shown} in {elapsed:.1f}s "
         f"({progress.duplicates} duplicates skipped; consumer group {DEFAULT_GROUP})"
     )
     _phase("summarising this run's conversations")

@@ -38,7 +38,7 @@ def up(app: AppContext, engine: str | None, kafka_home: Path | None, port: int |
     """Start the dev broker in the background and print its bootstrap address."""
     settings = app.settings.with_overrides(dev_engine=engine, kafka_home=kafka_home)
     existing = _running_or_none(app)
-    broker = devbroker.start(settings, port=port)
+    broker = devbroker.start(settings, port=port, say=lambda line: click.echo(f"note: {line}"))
     verb = "already running" if existing else "started"
     click.echo(f"dev broker {verb}: {_describe(broker)}")
     if broker.memory_only:
@@ -75,12 +75,12 @@ def status(app: AppContext) -> None:
 @click.option(
     "--wipe",
     is_flag=True,
-    help="also delete the kafka engine's on-disk log and the default projections built from it",
+    help="also delete the kafka engine's on-disk log (what was built from it is moved aside)",
 )
 @pass_app
 def down(app: AppContext, wipe: bool) -> None:
     """Stop the dev broker (Tansu's in-memory log is lost; Kafka's stays on disk)."""
-    broker = devbroker.stop(app.settings, wipe=wipe)
+    broker = devbroker.stop(app.settings, wipe=wipe, say=lambda line: click.echo(f"note: {line}"))
     if broker is None:
         click.echo("no dev broker was running")
     elif broker.memory_only:

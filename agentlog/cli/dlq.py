@@ -8,6 +8,7 @@ apply it once.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,8 @@ from agentlog.consumers.dead_letters import (
     PROJECTION,
     PURGED,
     REDRIVEN,
+    REOPENED,
+    RESOLVED,
     SKIPPED,
     TRIGGER,
     DeadLetters,
@@ -26,7 +29,9 @@ from agentlog.consumers.dead_letters import (
     LetterState,
     dead_letter_states,
 )
+from agentlog.display import visible
 from agentlog.errors import ConfigurationError, DecodeError
+from agentlog.reader import read_partitions
 from agentlog.render import iso_time
 from agentlog.replay.transcript import counted
 from agentlog.serde import decode
@@ -74,7 +79,7 @@ def _summary(letter: LetterState, now: datetime) -> dict[str, Any]:
         "exception_class": letter.exception_class,
         "conversation": letter.conversation,
         "handler": letter.handler,
-        "parked": len(letter.parked),
+        "parked": len(letter.parked) if letter.parks_conversation else 0,
     }
 
 
@@ -109,7 +114,7 @@ def list_command(app: AppContext, group: str | None, show_all: bool, fmt: str) -
             lt.kind,
             lt.state,
             _age(lt, now),
-            f"{lt.conversation} ({len(lt.parked)} parked)" if lt.conversation else "",
+            _conversation_cell(lt),
             (lt.error.splitlines() or [""])[0][:80],
         )
         for lt in letters
@@ -117,7 +122,8 @@ def list_command(app: AppContext, group: str | None, show_all: bool, fmt: str) -
     header = ("ID", "GROUP", "KIND", "STATE", "AGE", "CONVERSATION", "ERROR")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        line = "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        click.echo(visible(line))
 
 
 def _event_of(value: bytes | None) -> Any:
@@ -159,24 +165,84 @@ def show_command(app: AppContext, letter_id: str, group: str | None, fmt: str) -
         return
     for name in ("id", "group", "kind", "state", "age", "attempts", "error", "conversation"):
         if shown[name] is not None:
-            click.echo(f"{name}: {shown[name]}")
-    click.echo(f"history: {', '.join(letter.history) or '-'}")
+            click.echo(visible(f"{name}: {shown[name]}"))
+    click.echo(visible(f"history: {', '.join(letter.history) or '-'}"))
     click.echo("headers:")
-    for key, value in shown["headers"].items():
-        click.echo(f"  {key}: {value}")
+    for key, value in shown["headers"].items():  # written by whoever produced the letter
+        click.echo(visible(f"  {key}: {value}"))
     click.echo("event:")
-    click.echo("  " + json.dumps(shown["event"], default=str))
+    click.echo(visible("  " + json.dumps(shown["event"], default=str)))
     if letter.kind == TRIGGER:
         click.echo(f"parked events: {len(letter.parked)}")
         for parked in shown["parked_events"]:
             event = parked["event"]
             kind = event.get("payload", {}).get("type", "?") if isinstance(event, dict) else "?"
-            click.echo(f"  offset {parked['offset']}: {kind}")
+            click.echo(visible(f"  offset {parked['offset']}: {kind}"))
 
 
-def _act(app: AppContext, letter_id: str, group: str | None, action: str) -> None:
+def _conversation_cell(letter: LetterState) -> str:
+    """The conversation, and how many of its events wait while it is parked (none wait
+    once the letter is resolved: they ran)."""
+    if not letter.conversation:
+        return ""
+    if not letter.parks_conversation:
+        return letter.conversation
+    return f"{letter.conversation} ({len(letter.parked)} parked)"
+
+
+_wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="trigger letters: seconds to wait for the agents runtime to report how it went "
+    "(0: do not wait)",
+)
+
+
+def _act(
+    app: AppContext, letter_id: str, group: str | None, action: str, wait: float = 0.0
+) -> None:
     settings, states = _states(app)
+    before = states.find(letter_id, group).state
     click.echo(act_on_letter(settings, states, letter_id, group, action))
+    letter = states.find(letter_id, group)
+    if wait <= 0 or before != OPEN or letter.kind != TRIGGER or action not in (REDRIVEN, SKIPPED):
+        return
+    outcome = await_outcome(settings, states, letter, wait)
+    if outcome is None:
+        click.echo(
+            f"{letter.id}: no agents runtime of group {letter.group} took it within "
+            f"{wait:g}s; it runs when `agentlog agents run` of that group is running"
+        )
+    elif outcome.state == RESOLVED:
+        click.echo(f"{letter.id}: resolved: the handler ran and so did the events parked behind it")
+    else:
+        click.echo(
+            f"{letter.id}: the handler failed again, the letter is {outcome.state} and "
+            f"{letter.conversation} stays parked: {(outcome.error.splitlines() or ['?'])[0]}",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+def await_outcome(
+    settings: Settings, states: DeadLetterStates, letter: LetterState, wait: float
+) -> LetterState | None:
+    """The letter once a runtime has resolved or reopened it, None if it is still under
+    way after `wait` seconds (the dead-letter topic read on from where `states` stopped)."""
+    deadline = time.monotonic() + wait
+    seen = len(letter.history)  # the actions before this redrive or skip
+    while time.monotonic() < deadline:
+        for record in read_partitions(
+            settings, settings.dlq_topic, start_offsets=dict(states.ends), idle_timeout=5.0
+        ):
+            states.add(record)
+        found = states.find(letter.id, letter.group)
+        if any(action in (RESOLVED, REOPENED) for action in found.history[seen:]):
+            return found
+        time.sleep(0.2)  # a poll of the topic: nothing to await but a new record
+    return None
 
 
 def act_on_letter(
@@ -230,21 +296,25 @@ def act_on_letter(
 @dlq.command("redrive")
 @click.argument("letter_id", metavar="ID")
 @_group_option
+@_wait_option
 @pass_app
-def redrive_command(app: AppContext, letter_id: str, group: str | None) -> None:
+def redrive_command(app: AppContext, letter_id: str, group: str | None, wait: float) -> None:
     """Send a dead letter back once fixed: a projection's record goes back to its topic
     (the projector applies its event id once); a trigger's handler runs again, then the
-    events parked behind it, in order. A letter not open is left as it is."""
-    _act(app, letter_id, group, REDRIVEN)
+    events parked behind it, in order. A letter not open is left as it is. For a trigger
+    letter, waits up to --wait seconds for the runtime's answer: exit 1 if the handler
+    failed again (the letter is open again)."""
+    _act(app, letter_id, group, REDRIVEN, wait)
 
 
 @dlq.command("skip")
 @click.argument("letter_id", metavar="ID")
 @_group_option
+@_wait_option
 @pass_app
-def skip_command(app: AppContext, letter_id: str, group: str | None) -> None:
+def skip_command(app: AppContext, letter_id: str, group: str | None, wait: float) -> None:
     """Drop a trigger's failed event and run the events parked behind it."""
-    _act(app, letter_id, group, SKIPPED)
+    _act(app, letter_id, group, SKIPPED, wait)
 
 
 @dlq.command("purge")

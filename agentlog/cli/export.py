@@ -18,7 +18,7 @@ from agentlog.analytics.compliance import (
     verify_bundle,
 )
 from agentlog.analytics.training import TrainingOptions, export_training
-from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._app import AppContext, checked_out, cli, pass_app
 from agentlog.cli._progress import EventProgress, progress_option, wanted
 from agentlog.cli.archive import archiving_progress
 from agentlog.consumers.projection import RecordedEvent
@@ -114,7 +114,8 @@ def archive_settings(
 @click.option(
     "--split",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="train share, e.g. 0.9: writes OUT.train and OUT.validation, by conversation id",
+    help="train share, e.g. 0.9: --out is the training file, the validation file goes "
+    "beside it (train.jsonl, train.validation.jsonl), by conversation id",
 )
 @click.option(
     "--weight-failed",
@@ -149,6 +150,7 @@ def training(
 ) -> None:
     """Fine-tuning data: one example per conversation (JSONL, or Parquet if OUT ends in
     .parquet), every example validated, its offsets in OUT.provenance.jsonl."""
+    checked_out(out)  # before the archive is brought up to date
     settings = archive_settings(app, directory, no_update, progress)
     options = TrainingOptions(
         out=out,
@@ -214,6 +216,7 @@ def compliance(
     request = ComplianceRequest(conversations, user, since, until, requested_by)
     if not request.selects:  # refused before the archive is brought up to date
         raise click.UsageError(NOTHING_SELECTED)
+    checked_out(out)  # the bundle (a directory it makes, or a zip) goes in an existing one
     settings = archive_settings(app, directory, no_update, progress)
     command = shlex.join(["agentlog", *sys.argv[1:]])
     with EventProgress("bundling", enabled=wanted(progress)) as bar:
@@ -232,6 +235,12 @@ def compliance(
         f"{counted(report.files, 'file')} and {MANIFEST} "
         f"(check it with `agentlog export verify {out}`)"
     )
+    for conversation_id, reason in report.untranscribed.items():
+        click.echo(
+            f"warning: no transcript of conversation {conversation_id!r} ({reason}); its "
+            f"events are in the bundle, and {MANIFEST} names it under untranscribed",
+            err=True,
+        )
 
 
 def render_transcripts(conversation_id: str, events: list[RecordedEvent]) -> dict[str, str]:

@@ -15,6 +15,15 @@ from agentlog.errors import AgentlogError
 from agentlog.replay.transcript import counted
 from agentlog.settings import Settings
 
+# Conversation ids named after an import (the rest are counted).
+_SHOWN = 5
+
+
+def _printable(text: str) -> str:
+    """An id from the file, shown without control characters."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 # Asking the projections about more conversations than this would no longer be cheap.
 _ASKED_AT_MOST = 1000
 
@@ -47,11 +56,16 @@ def import_command(app: AppContext, file: Path, prefix: str | None, agent: str) 
         f"({counted(imported.events, 'event')}) "
         f"from {file} to {settings.events_topic} in {imported.seconds:.2f}s"
     )
+    ids = [_printable(c) for c in imported.conversations]
+    if ids:
+        more = f" ... and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+        click.echo(f"conversations: {', '.join(ids[:_SHOWN])}{more}")
+        click.echo(f"see one: agentlog replay {ids[0]}")
     if held and held[0]:
         were = "was" if held[0] == 1 else "were"
         click.echo(
             f"note: {counted(held[0], 'conversation')} of the file {were} already on the log "
-            f"(the projections at {settings.sink_url} hold them): their events carry the same "
+            f"(the projections at {settings.sink_shown} hold them): their events carry the same "
             "ids, so importing again changes nothing; replay shows the copies as repeats",
             err=True,
         )

@@ -20,6 +20,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Labels = dict[str, str]
 # name -> help text; the order here is the order on the page
 GAUGES = {
+    "agentlog_group_idle": "1 if the group has had no member and the same offsets for longer "
+    "than status_idle_after (its lag and age are then not reported), else 0.",
     "agentlog_consumer_lag": "Records between the group's committed offset and the "
     "partition's end (fetch high watermark).",
     "agentlog_oldest_unprocessed_age_seconds": "Age of the record at the group's committed "
@@ -48,13 +50,16 @@ def _samples(report: StatusReport | None) -> Iterator[tuple[str, Labels, float]]
     if report is None:
         return
     for g in report.groups:
+        group = {"group": g.group}
+        yield "agentlog_group_idle", group, 1 if g.idle else 0
+        if g.idle:
+            continue  # a stopped group's growing lag is no alert (see status_idle_after)
         for p in g.partitions:
             where = {"group": g.group, "topic": p.topic, "partition": str(p.partition)}
             if p.lag is not None:
                 yield "agentlog_consumer_lag", where, p.lag
             if p.oldest_unprocessed_age_s is not None:
                 yield "agentlog_oldest_unprocessed_age_seconds", where, p.oldest_unprocessed_age_s
-        group = {"group": g.group}
         if g.members is not None:
             yield "agentlog_group_members", group, g.members
         if g.redelivery_rate is not None:

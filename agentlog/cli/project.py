@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 import click
 
@@ -42,8 +43,16 @@ def _report(progress: Progress) -> None:
     )
     if sys.stderr.isatty():
         click.echo(f"\r{line}   ", nl=False, err=True)
-    else:
+        return
+    # Into a file or a pipe (a service's log): a line a minute, not one a second.
+    now = time.monotonic()
+    if now - _last_logged[0] >= _LOG_EVERY_S:
+        _last_logged[0] = now
         click.echo(line, err=True)
+
+
+_LOG_EVERY_S = 60.0
+_last_logged = [float("-inf")]
 
 
 def run_projections(
@@ -58,6 +67,12 @@ def run_projections(
     """Run the projector until caught up (`once`) or until SIGINT/SIGTERM."""
     chosen = [load_projection(name) for name in projections or tuple(BUILT_IN)]
     with open_sink(settings.sink_url) as sink:
+        if not quiet and not sink.stored_offsets(group, settings.events_topic):
+            click.echo(
+                f"new group {group}: starting at the beginning of {settings.events_topic} "
+                "(a projection builds its state from every event)",
+                err=True,
+            )
         runner = ProjectionRunner(
             settings,
             sink,
@@ -66,7 +81,13 @@ def run_projections(
             batch_size=batch_size,
             on_progress=None if quiet else _report,
         )
-        previous = {s: signal.signal(s, lambda *_: runner.stop()) for s in _STOP_SIGNALS}
+        received: list[int] = []
+
+        def stop(signum: int, _frame: object) -> None:
+            received.append(signum)
+            runner.stop()
+
+        previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
         try:
             progress = runner.run(once=once)
         finally:
@@ -74,6 +95,7 @@ def run_projections(
                 signal.signal(sig, handler)
     if not quiet and sys.stderr.isatty():
         click.echo("", err=True)
+    progress.interrupted = signal.SIGINT in received
     return progress
 
 
@@ -118,10 +140,13 @@ def run(
         else ""
     )
     click.echo(
-        f"applied {counted(progress.applied, 'event')} into {settings.sink_url} "
+        f"applied {counted(progress.applied, 'event')} into {settings.sink_shown} "
         f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
         f"dead-lettered to {settings.dlq_topic}{lost})"
     )
+    if progress.interrupted:
+        # The batch in hand was stored: what follows is applied by the next `project run`.
+        raise KeyboardInterrupt
 
 
 @project.command()
@@ -144,7 +169,7 @@ def status(app: AppContext, sink: str | None, group: str) -> None:
     found = records_at(settings, topic, {p: applied.offset for p, applied in last.items()})
     check_last_applied(topic, last, found, described)
     ends = partition_ends(settings, topic, stored)
-    click.echo(f"group {group} on {topic} -> {settings.sink_url}")
+    click.echo(f"group {group} on {topic} -> {settings.sink_shown}")
     total = 0
     for partition in range(identity.partitions):
         applied = stored.get(partition, 0)

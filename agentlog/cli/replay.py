@@ -6,7 +6,6 @@ live ones; `replay rerun CONVERSATION --agent M:F`: agent code re-run on its rec
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import sys
@@ -19,10 +18,12 @@ import click
 
 from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.archive_reader import ParquetArchive
-from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.cli._app import AppContext, checked_out, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key, RecordedEvent
+from agentlog.display import visible
 from agentlog.errors import ArchiveError, ConfigurationError
+from agentlog.loading import load_callable
 from agentlog.private_files import replaced_whole
 from agentlog.producers import Recorder
 from agentlog.replay import At, Replay, parse_at, replay_conversation
@@ -30,7 +31,7 @@ from agentlog.replay.conversation import Source
 from agentlog.replay.diff import ConversationDiff, diff_conversations
 from agentlog.replay.export import as_json, as_jsonl
 from agentlog.replay.projections import Progress, rebuild_projections
-from agentlog.replay.rerun import rerun
+from agentlog.replay.rerun import RecordedCall, RerunReport, rerun
 from agentlog.replay.transcript import counted, plain, short, summary, transcript
 from agentlog.settings import Settings
 
@@ -159,6 +160,8 @@ def show(
     (retention passed, a dev broker restarted) comes from the Parquet archive."""
     if output == "html" and out is None:
         raise click.UsageError("--format html writes a file: add --out FILE")
+    if out is not None:
+        checked_out(out)
     kafka_unusable, unconfigured = None, None
     if source == "archive":
         settings = app.settings
@@ -237,7 +240,7 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
             for text in lines:
                 file.write((text + "\n").encode())
     except OSError as exc:
-        raise click.FileError(str(out), exc.strerror) from None
+        raise ConfigurationError(f"--out {out}: cannot write it ({exc.strerror})") from None
 
 
 _MARK_STYLE: dict[str, tuple[str, dict[str, str | bool]]] = {
@@ -296,11 +299,13 @@ def diff_command(
     result = diff_conversations(replays[0].events, replays[1].events, ignore=ignore)
     if output == "json":
         click.echo(_diff_json(replays, result))
-        return
-    coloured = color if color is not None else sys.stdout.isatty()
-    style = click.style if coloured else plain
-    for text in _diff_lines(replays, result, style, brief=brief):
-        click.echo(text, color=coloured)
+    else:
+        coloured = color if color is not None else sys.stdout.isatty()
+        style = click.style if coloured else plain
+        for text in _diff_lines(replays, result, style, brief=brief):
+            click.echo(text, color=coloured)
+    if not result.identical:
+        raise SystemExit(1)  # as diff(1) does: a script or CI step can gate on it
 
 
 def _position(event: RecordedEvent | None) -> str:
@@ -313,7 +318,7 @@ def _values(left: object, right: object, width: int = 70) -> str:
     common = len(os.path.commonprefix([a, b]))
     if common > 30 and max(len(a), len(b)) > width:
         a, b = "…" + a[common - 20 :], "…" + b[common - 20 :]
-    return f"{short(a, width)} -> {short(b, width)}"
+    return visible(f"{short(a, width)} -> {short(b, width)}")
 
 
 def _diff_lines(
@@ -321,11 +326,17 @@ def _diff_lines(
 ) -> Iterator[str]:
     a, b = replays
     yield style(
-        f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on {a.topic}[{a.partition}]",
+        visible(
+            f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on "
+            f"{a.topic}[{a.partition}]"
+        ),
         fg="red",
     )
     yield style(
-        f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on {b.topic}[{b.partition}]",
+        visible(
+            f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on "
+            f"{b.topic}[{b.partition}]"
+        ),
         fg="green",
     )
     width = max([len(_position(s.a)) for s in result.steps] + [1])
@@ -463,15 +474,15 @@ def projections_command(
             *(f"  differs:      {_key(k)} ({', '.join(c)})" for k, c in table.differing),
         ]
         for text in shown[:20]:
-            click.echo(text)
+            click.echo(visible(text))
         if len(shown) > 20:
             click.echo(f"  ... and {len(shown) - 20} more")
     if result.moved:
         click.echo(f"note: {result.moved}", err=True)
     if result.differences:
-        click.echo(f"{counted(result.differences, 'row')} differ from {settings.sink_url}")
+        click.echo(f"{counted(result.differences, 'row')} differ from {settings.sink_shown}")
     else:
-        click.echo(f"no differences: the rebuilt projections equal those in {settings.sink_url}")
+        click.echo(f"no differences: the rebuilt projections equal those in {settings.sink_shown}")
 
 
 def _key(key: Key) -> str:
@@ -480,16 +491,7 @@ def _key(key: Key) -> str:
 
 def _load_function(spec: str, what: str) -> Callable[..., Any]:
     """`package.module:function`, or a one-line error naming it."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise ConfigurationError(f"{what} {spec!r} must be written module:function")
-    try:
-        found: object = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load {what} {spec!r}: {exc}") from None
-    if not callable(found):
-        raise ConfigurationError(f"{what} {spec!r} is not callable")
-    return found
+    return load_callable(spec, what)
 
 
 @replay.command("rerun")
@@ -526,6 +528,7 @@ def _load_function(spec: str, what: str) -> Callable[..., Any]:
     help="answers session.call_tool after the fork: f(name, arguments, agent=...) -> result",
 )
 @click.option("--no-record", is_flag=True, help="do not write the re-run to the log")
+@click.option("--json", "as_json", is_flag=True, help="the report as one JSON document")
 @sink_option
 @pass_app
 def rerun_command(
@@ -537,15 +540,17 @@ def rerun_command(
     llm_spec: str | None,
     tools_spec: str | None,
     no_record: bool,
+    as_json: bool,
     sink: str | None,
 ) -> None:
     """Re-run agent code on the recording of CONVERSATION: its tool and LLM calls are
     answered from the log, and the report names where it diverges. The re-run is
-    recorded as a new conversation that names the original (unless --no-record)."""
-    settings = app.kafka_settings().with_overrides(sink=sink)
+    recorded as a new conversation that names the original (unless --no-record).
+    Exits 1 when it diverged or left recorded calls unmade."""
     agent = _load_function(agent_spec, "agent")
     live_llm = _load_function(llm_spec, "LLM function") if llm_spec else None
     live_tool = _load_function(tools_spec, "tool function") if tools_spec else None
+    settings = app.kafka_settings().with_overrides(sink=sink)
     run = functools.partial(
         rerun,
         settings,
@@ -562,10 +567,47 @@ def rerun_command(
     else:
         with Recorder(settings, service="agentlog-rerun") as recorder:
             report = run(recorder=recorder)
-    for text in report.lines():
-        click.echo(text)
-    if report.recorded:
-        click.echo(
-            f"recorded as {report.new_conversation_id}: "
-            f"agentlog replay diff {conversation_id} {report.new_conversation_id}"
-        )
+    if as_json:
+        click.echo(json.dumps(report_document(report), indent=2, ensure_ascii=False))
+    else:
+        for text in report.lines():  # the recorded and the re-run agents' words
+            click.echo(visible(text))
+        if report.recorded:
+            click.echo(
+                f"recorded as {report.new_conversation_id}: "
+                f"agentlog replay diff {conversation_id} {report.new_conversation_id}"
+            )
+    if not report.matched:
+        raise SystemExit(1)  # a divergence, or recorded calls not made: CI can gate on it
+
+
+def report_document(report: RerunReport) -> dict[str, Any]:
+    """`replay rerun --json`: what a script needs to judge a re-run."""
+
+    def call(recorded: RecordedCall | None) -> dict[str, Any] | None:
+        if recorded is None:
+            return None
+        return {
+            "kind": recorded.kind,
+            "name": recorded.name,
+            "partition": recorded.request.partition,
+            "offset": recorded.request.offset,
+        }
+
+    divergence = report.divergence
+    return {
+        "original": report.original,
+        "rerun": report.new_conversation_id if report.recorded else None,
+        "mode": report.mode,
+        "matched": report.matched,
+        "served": len(report.served),
+        "live_calls": len(report.live_calls),
+        "divergence": None
+        if divergence is None
+        else {
+            "kind": divergence.kind,
+            "message": divergence.message,
+            "recorded": call(divergence.recorded),
+        },
+        "not_called": [call(c) for c in report.unconsumed],
+    }

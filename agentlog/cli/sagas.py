@@ -6,6 +6,7 @@ import click
 
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.consumers.sagas import read_saga_history, saga_states
+from agentlog.display import visible
 from agentlog.replay.errors import ConversationNotFound
 
 
@@ -41,4 +42,4 @@ def show(app: AppContext, conversation_id: str, saga_id: str | None, timeout: fl
         click.echo(f"no {which} recorded in conversation {conversation_id}")
         return
     for state in states.values():
-        click.echo(state.summary())
+        click.echo(visible(state.summary()))

@@ -16,6 +16,7 @@ import orjson
 
 from agentlog.analytics.views import is_vanished_file, open_views
 from agentlog.cli._app import AppContext, cli, pass_app, sink_option
+from agentlog.display import visible
 from agentlog.errors import ExportError
 
 # A query that met a file compaction had just deleted runs again on a fresh listing.
@@ -107,7 +108,7 @@ def _cell(value: Any, limit: int = 60) -> str:
     if value is None:
         return ""
     text = _csv_value(value)
-    text = " ".join(str(text).split())
+    text = visible(" ".join(str(text).split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

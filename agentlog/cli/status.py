@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import orjson
@@ -19,9 +20,13 @@ from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_opti
 from agentlog.cli.metrics import MetricsPage, exposition, metrics_server
 from agentlog.cli.sql import table
 from agentlog.consumers import open_sink
+from agentlog.consumers.consumer_groups import groups_on_broker
+from agentlog.consumers.group_activity import GroupActivity
 from agentlog.consumers.group_status import StatusReport, collect_status
 from agentlog.consumers.sinks import Sink
+from agentlog.display import visible
 from agentlog.errors import AgentlogError, ConfigurationError
+from agentlog.secret_redaction import without_secrets
 from agentlog.settings import Settings
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -73,6 +78,14 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
     show_default=True,
     help="with --serve: seconds between collections",
 )
+@click.option(
+    "--forget",
+    "forget",
+    multiple=True,
+    metavar="GROUP",
+    help="leave this group (which has no members) out from now on, until it consumes again; "
+    "repeatable",
+)
 @pass_app
 def status(
     app: AppContext,
@@ -84,6 +97,7 @@ def status(
     port: int | None,
     host: str,
     interval: float,
+    forget: tuple[str, ...],
 ) -> None:
     """Per consumer group and partition: committed offset, end, lag and the age of the
     oldest unprocessed record; per group: members, redelivery rate, dead letters and
@@ -92,12 +106,32 @@ def status(
     settings = app.kafka_settings().with_overrides(sink=sink)
     sink_url = _sink_url(settings)
 
+    activity = GroupActivity(settings.state_dir / "status-groups.json")
+
     def collect(quiet: bool) -> StatusReport:
         with _sink_for_reading(sink_url, quiet) as opened:
-            return collect_status(
-                settings, groups=groups, sink=opened, timeout=timeout, window=window
+            report = collect_status(
+                settings,
+                groups=groups,
+                sink=opened,
+                timeout=timeout,
+                window=window,
+                activity=activity,
+                forget=forget,
             )
+        _save(activity)
+        return report
 
+    if forget:
+        missing = set(forget) - {g.group for g in collect_forgetting(settings, forget, timeout)}
+        if missing:
+            raise ConfigurationError(
+                f"no consumer group {sorted(missing)[0]!r} committed offsets on "
+                f"{settings.events_topic} or {settings.tool_requests_topic}"
+            )
+        click.echo(
+            f"forgotten until they consume again: {', '.join(sorted(set(forget)))}", err=True
+        )
     if port is not None:
         _serve(collect, host, port, interval)
         return
@@ -160,11 +194,25 @@ def otlp_receiver_line(receiver: dict[str, object]) -> str:
     return line
 
 
+def collect_forgetting(settings: Settings, forget: tuple[str, ...], timeout: float) -> list[Any]:
+    """The groups named by --forget as the broker knows them."""
+    return groups_on_broker(
+        settings, [settings.events_topic, settings.tool_requests_topic], timeout=timeout
+    )
+
+
+def _save(activity: GroupActivity) -> None:
+    try:
+        activity.save()
+    except OSError as exc:  # observations only: status goes on without them
+        click.echo(f"note: cannot keep group activity in {activity.path}: {exc}", err=True)
+
+
 def _sink_url(settings: Settings) -> str | None:
     """The sink to read projectors' offsets from: the one configured, else the default
     file if a projector made it; None: Kafka's offsets only."""
     if settings.sink is not None:
-        return settings.sink
+        return settings.sink_url
     return settings.sink_url if settings.default_sink_file.exists() else None
 
 
@@ -207,10 +255,10 @@ def as_table(report: StatusReport, settings: Settings) -> str:
         (
             g.group,
             g.kind,
-            g.state,
+            f"idle {_age(g.idle_for_s)}" if g.idle_for_s is not None else g.state,
             _known(g.members),
-            _known(g.lag),
-            _age(g.oldest_unprocessed_age_s),
+            "-" if g.idle else _known(g.lag),
+            "-" if g.idle else _age(g.oldest_unprocessed_age_s),
             "n/a" if g.redelivery_rate is None else f"{g.redelivery_rate:.1%}",
             g.dlq_depth,
             g.parked_conversations,
@@ -239,6 +287,12 @@ def as_table(report: StatusReport, settings: Settings) -> str:
     ]
     notes = [f"{g.group}: {note}" for g in report.groups for note in g.notes]
     notes += [
+        f"{g.group}: idle (no members, offsets unchanged for {_age(g.idle_for_s)}): no lag "
+        f"metrics; `agentlog status --forget {g.group}` leaves it out"
+        for g in report.groups
+        if g.idle
+    ]
+    notes += [
         f"{g.group}: redelivery {g.redelivery_basis}"
         for g in report.groups
         if g.redelivery_rate is not None
@@ -252,6 +306,7 @@ def as_json(report: StatusReport) -> dict[str, object]:
         entry = asdict(g)
         entry["lag"] = g.lag
         entry["oldest_unprocessed_age_s"] = g.oldest_unprocessed_age_s
+        entry["idle"] = g.idle
         groups.append(entry)
     return {
         "taken_at": datetime.fromtimestamp(report.taken_at, UTC).isoformat(),
@@ -284,7 +339,8 @@ def _serve(collect: Callable[[bool], StatusReport], host: str, port: int, interv
                 page.set(exposition(collect(True)))
             except AgentlogError as exc:
                 page.set(exposition(None))
-                click.echo(f"error: {exc} (serving agentlog_status_collect_success 0)", err=True)
+                line = f"error: {exc} (serving agentlog_status_collect_success 0)"
+                click.echo(visible(without_secrets(line)), err=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -15,6 +15,7 @@ from confluent_kafka import Message
 
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.consumers import dead_letters as dl
+from agentlog.display import visible
 from agentlog.errors import DecodeError
 from agentlog.events import EVENT_TYPES
 from agentlog.partitioner import partition_for
@@ -60,7 +61,9 @@ class Letter:
         if self.attempts is not None:
             facts.append(f"{self.attempts} attempt" + ("" if self.attempts == "1" else "s"))
         told = ", ".join(facts)
-        return f"dead letter of {where}" + (f" ({told})" if told else "") + f": {self.error}"
+        # The headers are whoever produced the letter's words: shown, never emitted.
+        told = f" ({told})" if told else ""
+        return visible(f"dead letter of {where}{told}: {self.error}")
 
     def as_dict(self) -> dict[str, str | int | None]:
         return {
@@ -179,13 +182,14 @@ def tail(
         nonlocal undecodable, printed
         printed += 1
         if shown.note is not None:
-            click.echo(f"p{shown.partition}@{shown.offset} {shown.note}")
+            click.echo(f"p{shown.partition}@{shown.offset} {visible(shown.note)}")
         elif shown.letter is not None:
             emit_letter(shown, shown.letter)
         elif shown.record is None:
             undecodable += 1
             click.echo(
-                f"warning: p{shown.partition}@{shown.offset}, {shown.size} bytes: {shown.problem}",
+                f"warning: p{shown.partition}@{shown.offset}, {shown.size} bytes: "
+                f"{visible(shown.problem)}",
                 err=True,
             )
         elif as_json_lines:

@@ -8,8 +8,9 @@ import sys
 
 import click
 
-from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
 from agentlog.consumers import DEFAULT_TOOL_GROUP, ToolWorker, WorkerProgress, load_registry
+from agentlog.start_from import EARLIEST
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -41,19 +42,24 @@ def _report(progress: WorkerProgress) -> None:
     show_default=True,
     help="consumer group of the worker pool (every member runs the same registry)",
 )
+@from_option("earliest", "open calls are run, ended ones are not run again")
 @click.option("--once", is_flag=True, help="stop when every request so far has ended")
 @click.option("--quiet", is_flag=True, help="no progress lines on stderr")
 @pass_app
 def work(
-    app: AppContext, registry: str, concurrency: int, group: str, once: bool, quiet: bool
+    app: AppContext,
+    registry: str,
+    concurrency: int,
+    group: str,
+    start_from: str | None,
+    once: bool,
+    quiet: bool,
 ) -> None:
     """Run the tools of MODULE:REGISTRY (a ToolRegistry) for the requests on the
     tool-requests topic, as one member of the group; start as many as you need.
     SIGINT/SIGTERM finish the calls in flight, then stop."""
-    # Like `python -m`, find the registry's module in the current directory too.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     tool_registry = load_registry(registry)
+    start, asked = chosen_start(start_from, EARLIEST)
     settings = app.kafka_settings()
     worker = ToolWorker(
         settings,
@@ -61,8 +67,17 @@ def work(
         group=group,
         concurrency=concurrency,
         on_progress=None if quiet else _report,
+        start=start,
+        start_asked=asked,
+        notice=notice,
     )
-    previous = {s: signal.signal(s, lambda *_: worker.stop()) for s in _STOP_SIGNALS}
+    received: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        worker.stop()
+
+    previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
     try:
         progress = worker.run(once=once)
     finally:
@@ -80,4 +95,6 @@ def work(
         )
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(130 if signal.SIGINT in received else 0)
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt  # Ctrl-C: the calls in flight finished; exit 130

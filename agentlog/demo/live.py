@@ -50,6 +50,7 @@ from agentlog.consumers.agents import Agents, trigger_event_ids
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
+    RESOLVED,
     TRIGGER,
     LetterState,
     dead_letter_states,
@@ -403,6 +404,7 @@ def run_live(
             answer_replies()
             return len(conversations.outcomes) == count
 
+        opened: LetterState | None = None  # the dead letter, once there is one
         try:
             for cid, world in worlds.items():
                 customer = world.customer
@@ -415,7 +417,7 @@ def run_live(
             step(f"{count} customers wrote in; agents {group}, {workers} tool workers")
 
             wait(dead_lettered, "dead-letter the refund")
-            letter = _open_letter(settings, group, set(ids), until)
+            letter = opened = _open_letter(settings, group, set(ids), until)
             conversation = letter.conversation or ""
             step(
                 f"dead letter {letter.id}: {letter.handler} failed {letter.attempts} times "
@@ -434,6 +436,11 @@ def run_live(
             step(redrive)
             wait(all_ended, "end every conversation")
             wait(lambda: runtime.progress.redriven >= 1, "resolve the redriven letter")
+        except KeyboardInterrupt:
+            # Ctrl-C: leave no open letter or parked conversation behind (status would
+            # report them for ever), or say which and how to finish them.
+            _finish_on_interrupt(settings, group, opened, backend, step)
+            raise
         finally:
             runtime.stop()
             running.join()
@@ -457,6 +464,50 @@ def run_live(
         seconds=time.monotonic() - started,
         log=steps,
     )
+
+
+def _finish_on_interrupt(
+    settings: Settings,
+    group: str,
+    letter: LetterState | None,
+    backend: Backend,
+    step: Callable[[str], None],
+) -> None:
+    """The live phase was interrupted: redrive the dead letter it made (the service is
+    back) and let the runtime, still running, resolve it, for up to FINISH_S seconds."""
+    states = dead_letter_states(settings, idle_timeout=5.0)
+    found = letter or next(
+        (lt for lt in states.visible() if lt.group == group and lt.parks_conversation), None
+    )
+    if found is None:
+        step("interrupted: no dead letter was left open")
+        return
+    step(f"interrupted: resolving dead letter {found.id} first (Ctrl-C again to leave it)")
+    try:
+        backend.payments_up.set()
+        if states.find(found.id, group).state == OPEN:
+            act_on_letter(settings, states, found.id, group, REDRIVEN)
+        deadline = time.monotonic() + FINISH_S
+        while time.monotonic() < deadline:
+            if (
+                dead_letter_states(settings, idle_timeout=5.0).find(found.id, group).state
+                == RESOLVED
+            ):
+                step(f"dead letter {found.id} resolved: {found.conversation} is no longer parked")
+                return
+            time.sleep(0.2)  # the runtime's answer is a record on the dead-letter topic
+    except KeyboardInterrupt:
+        pass
+    step(
+        f"dead letter {found.id} of group {group} is left unresolved with "
+        f"{found.conversation} parked behind it (the demo's agents no longer run to finish "
+        f"it): `agentlog dlq list --all` shows it, `agentlog status --forget {group}` "
+        "leaves the group out of status"
+    )
+
+
+# How long an interrupted live phase waits for its dead letter to be resolved.
+FINISH_S = 15.0
 
 
 def demo_group(settings: Settings, name: str) -> str:

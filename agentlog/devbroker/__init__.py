@@ -11,11 +11,15 @@ command and recorder on this machine finds it.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+
 from agentlog.dev_state import DevBrokerRecord, running_record, write_record
 from agentlog.devbroker import kafka, tansu
 from agentlog.devbroker._process import terminate
+from agentlog.devbroker.derived import forget_log, switch_log
 from agentlog.errors import DevBrokerError
-from agentlog.private_files import private_dir, replaced_whole
+from agentlog.private_files import private_dir
 from agentlog.settings import Settings
 
 ENGINES = ("tansu", "kafka")
@@ -35,8 +39,10 @@ def start(
     engine: str | None = None,
     port: int | None = None,
     wait_seconds: float = 60,
+    say: Callable[[str], None] | None = None,
 ) -> DevBrokerRecord:
-    """Start the dev broker unless one is already running; returns the running one."""
+    """Start the dev broker unless one is already running; returns the running one.
+    `say` hears where what was built from the previous log was moved."""
     engine = engine or settings.dev_engine
     if engine not in ENGINES:
         raise DevBrokerError(f"unknown dev broker engine {engine!r}; choose one of {ENGINES}")
@@ -53,29 +59,25 @@ def start(
             )
         return existing
     private_dir(settings.state_dir, tighten=True)
-    # The default projection file belongs to the log last started here: a new log (every
-    # Tansu start, a Kafka log not yet formatted) or the other engine's makes it stale.
-    last_engine = settings.state_dir / "dev-broker.engine"
-    try:
-        previous = last_engine.read_text().strip()
-    except OSError:
-        previous = engine
-    new_log = engine == "tansu" or not kafka.formatted(settings)
-    if new_log or previous != engine:
-        _forget_default_projections(settings)
     if engine == "tansu":
         record = tansu.start(settings, port, wait_seconds)
+        log_id = f"tansu-{uuid.uuid4().hex[:12]}"  # memory only: a new log every start
     else:
         private_dir(settings.state_dir / "kafka", tighten=True)
         record = kafka.start(settings, port, wait_seconds)
-    with replaced_whole(last_engine) as out:
-        out.write(engine.encode())
+        log_id = f"kafka-{kafka.cluster_id_of(settings)}"
+    # The default projections, archive and demo outputs are this log's from now on.
+    switch_log(settings, log_id, say or (lambda _: None))
     write_record(settings, record)
     return record
 
 
 def stop(
-    settings: Settings, *, wipe: bool = False, wait_seconds: float = 30
+    settings: Settings,
+    *,
+    wipe: bool = False,
+    wait_seconds: float = 30,
+    say: Callable[[str], None] | None = None,
 ) -> DevBrokerRecord | None:
     """Stop the dev broker if one is recorded (and delete Kafka's on-disk log with
     `wipe`); returns what was stopped."""
@@ -88,16 +90,5 @@ def stop(
     settings.dev_state_file.unlink(missing_ok=True)
     if wipe:
         kafka.wipe(settings)
-        _forget_default_projections(settings)  # built from the log just deleted
+        forget_log(settings, say or (lambda _: None))  # built from the log just deleted
     return record
-
-
-def _forget_default_projections(settings: Settings) -> None:
-    """Delete the default projection file: the log it was built from is gone, and the
-    projector refuses to apply another log on top of it."""
-    for stale in (
-        settings.default_sink_file,
-        settings.default_sink_file.with_suffix(".duckdb.wal"),
-        settings.default_sink_file.with_suffix(".duckdb.snapshot"),
-    ):
-        stale.unlink(missing_ok=True)

@@ -195,6 +195,18 @@ def _cluster_id() -> str:
             return cluster_id
 
 
+def cluster_id_of(settings: Settings) -> str:
+    """The cluster id the on-disk log was formatted with: which log it is."""
+    try:
+        for line in (data_dir(settings) / "meta.properties").read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == "cluster.id":
+                return value.strip()
+    except OSError:
+        pass
+    return "unformatted"
+
+
 def formatted(settings: Settings) -> bool:
     """Whether the on-disk log exists (a start keeps it; a start without it makes one)."""
     return (data_dir(settings) / "meta.properties").exists()

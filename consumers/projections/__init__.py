@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 from agentlog.consumers.projection import Projection
 from agentlog.consumers.projections.conversation_index import ConversationIndex
 from agentlog.consumers.projections.conversations import Conversations
 from agentlog.consumers.projections.tool_calls import ToolCalls
 from agentlog.errors import ConfigurationError
+from agentlog.loading import load_class
 
 BUILT_IN: dict[str, type[Projection]] = {
     p.name: p for p in (Conversations, ToolCalls, ConversationIndex)
@@ -23,13 +22,7 @@ def load_projection(name: str) -> Projection:
         raise ConfigurationError(
             f"unknown projection {name!r}: use one of {', '.join(BUILT_IN)} or module:Class"
         )
-    module_name, _, class_name = name.partition(":")
-    try:
-        found = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load projection {name!r}: {exc}") from None
-    if not (isinstance(found, type) and issubclass(found, Projection)):
-        raise ConfigurationError(f"{name!r} is not a Projection subclass")
+    found = load_class(name, Projection, "projection", "myprojections:Refunds")
     return found()
 
 

@@ -13,6 +13,7 @@ from agentlog.consumers.sinks.base import (
     Where,
 )
 from agentlog.errors import ConfigurationError
+from agentlog.secret_redaction import without_secrets
 
 
 def open_sink(url: str, *, read_only: bool = False) -> Sink:
@@ -33,8 +34,8 @@ def open_sink(url: str, *, read_only: bool = False) -> Sink:
 
         return PostgresSink(url)
     raise ConfigurationError(
-        f"unknown sink {url!r}: use duckdb:PATH, postgresql://user@host:port/database or "
-        "memory:[NAME]"
+        f"unknown sink {without_secrets(url)!r}: use duckdb:PATH, "
+        "postgresql://user@host:port/database or memory:[NAME]"
     )
 
 

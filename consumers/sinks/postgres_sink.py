@@ -20,6 +20,7 @@ from agentlog.consumers.sinks.sql import (
     upsert_assignments,
 )
 from agentlog.errors import SinkError
+from agentlog.secret_redaction import without_secrets
 
 
 class PostgresDialect(Dialect):
@@ -73,7 +74,7 @@ class PostgresTransaction(SqlTransaction):
 class PostgresSink(Sink):
     def __init__(self, url: str) -> None:
         self.url = url
-        self.description = _redacted(url)
+        self.description = without_secrets(url)
         self.dialect = PostgresDialect()
         self.connection = self._connect()
         self._reader_connection: psycopg.Connection | None = None
@@ -84,6 +85,8 @@ class PostgresSink(Sink):
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # psycopg quotes a DSN it cannot parse, password and all.
+            first = without_secrets(first)
             raise SinkError(
                 f"cannot connect to PostgreSQL at {self.description}: {first}"
             ) from None
@@ -189,13 +192,3 @@ class PostgresSink(Sink):
             if connection is not None:
                 connection.close()
         self.connection.close()
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
