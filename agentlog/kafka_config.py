@@ -53,6 +53,11 @@ def producer_config(settings: Settings, *, report_successes: bool = False) -> di
             "partitioner": "murmur2_random",
             "compression.type": settings.compression,
             "linger.ms": settings.linger_ms,
+            # Long enough to ride out a leader election: measured on the three-broker dev
+            # cluster, a SIGKILLed leader is replaced after 8-12 s (the controller fences
+            # it after broker.session.timeout.ms, 9 s); the 120 s default leaves room for a
+            # broker that vanishes without closing its sockets (request.timeout.ms, 30 s,
+            # then a retry to the new leader, idempotently).
             "delivery.timeout.ms": settings.delivery_timeout_ms,
             # Successes need no Python callback (unless asked for); failures always reach one.
             "delivery.report.only.error": not report_successes,

@@ -6,8 +6,9 @@ which Tansu answers wrongly after batched produce; this is correct on Kafka too.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import (
@@ -24,6 +25,8 @@ from agentlog.errors import BrokerUnavailable
 from agentlog.kafka_config import reader_config
 from agentlog.settings import Settings
 from agentlog.topics import partition_count
+
+LOG = logging.getLogger("agentlog.reader")
 
 
 def reading_consumer(settings: Settings, **extra: object) -> Consumer:
@@ -86,7 +89,7 @@ def read_partitions(
     start_offsets: dict[int, int] | None = None,
     follow: bool = False,
     idle_timeout: float = 30.0,
-) -> Iterator[Message]:
+) -> Generator[Message, None, None]:
     """Yield every record of the partitions (all by default), from `start_offsets`
     (default: the beginning), in offset order per partition; stop when every
     partition has reached its end, unless `follow`.
@@ -179,6 +182,63 @@ def partition_ends(
         return ends
     finally:
         consumer.close()
+
+
+def read_range(
+    settings: Settings, topic: str, partition: int, start: int, stop: int
+) -> list[Message]:
+    """The records of one partition from offset `start` up to (not including) `stop`."""
+    found = []
+    records = read_partitions(
+        settings, topic, partitions=[partition], start_offsets={partition: start}
+    )
+    try:
+        for message in records:
+            if partition_offset(message)[1] >= stop:
+                break
+            found.append(message)
+    finally:
+        records.close()
+    return found
+
+
+# A gap in the offsets a consumer is handed is read again up to this many times, until
+# two reads agree (a gap the log really has) or the gap is filled, pausing in between.
+_GAP_READS = 4
+_GAP_READ_PAUSE_S = 0.1
+
+
+def read_gap(
+    settings: Settings, topic: str, partition: int, start: int, stop: int
+) -> list[Message]:
+    """The records a consumer was not handed: it expected offset `start` next and was
+    handed `stop`. agentlog's topics have no transactions and no compaction, so Kafka
+    hands every offset; a fetch answered without some (seen on Tansu 0.6 under load: a
+    batch one client produced is not yet readable while a later batch of another client
+    already is) must not make a reader pass over them. Read again until the gap is filled
+    or two reads agree that the log has no more there."""
+    previous: list[int] | None = None
+    found: list[Message] = []
+    for attempt in range(_GAP_READS):
+        found = read_range(settings, topic, partition, start, stop)
+        offsets = [partition_offset(m)[1] for m in found]
+        if offsets == list(range(start, stop)) or offsets == previous:
+            break
+        previous = offsets
+        time.sleep(_GAP_READ_PAUSE_S * (attempt + 1))
+    level = logging.WARNING if found else logging.INFO
+    LOG.log(
+        level,
+        "%s[%d]: Kafka handed offset %d after %d; read again, offsets %d..%d hold %d record(s)",
+        topic,
+        partition,
+        stop,
+        start - 1,
+        start,
+        stop - 1,
+        len(found),
+    )
+    return found
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,26 @@ class Settings(BaseSettings):
         default=None,
         description="where the kafka engine caches Apache Kafka's jars (default under state_dir)",
     )
-    kafka_heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$")
+    kafka_heap: str | None = Field(
+        default=None,
+        pattern=r"^\d+[mMgG]$",
+        description="JVM heap of each kafka engine broker (default 512m for one broker, "
+        "384m each in a cluster)",
+    )
+    dev_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="brokers of the kafka dev engine on loopback: 3 is a replicated cluster",
+    )
 
     partitions: int = Field(default=6, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="replicas of each topic `topics create` makes (default: as many as the "
+        "cluster has brokers, at most 3)",
+    )
     tool_requests_retention_ms: int = 7 * 24 * 3600 * 1000
     dlq_retention_ms: int = 28 * 24 * 3600 * 1000
 
@@ -169,6 +185,12 @@ class Settings(BaseSettings):
         gt=0,
         description="how long a reader (tail --follow, replay, exports) keeps trying once no "
         "broker answers before it gives up; a shorter hiccup goes unnoticed",
+    )
+    broker_outage_tolerance_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long a service (project run, archive run, tools work, agents run) "
+        "rides out a broker that does not answer before it exits",
     )
     assignment_timeout_s: float = Field(
         default=30.0,

@@ -6,12 +6,18 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    BrokerMetadata,
+    ConfigResource,
+    NewTopic,
+    TopicMetadata,
+)
 
 from agentlog.connection import anyone_listening, cluster_metadata
 from agentlog.dev_state import running_record
 from agentlog.errors import AgentlogError, BrokerUnavailable, TopicError
-from agentlog.kafka_config import admin_client
+from agentlog.kafka_config import admin_client, client_config
 from agentlog.settings import Settings
 
 
@@ -31,28 +37,53 @@ class TopicDescription:
     config: dict[str, str]
 
 
-def topic_specs(settings: Settings, partitions: int | None = None) -> list[TopicSpec]:
+def replication_for(settings: Settings, brokers: int) -> tuple[int, int]:
+    """The replication factor of new topics (the setting, else as many replicas as the
+    cluster has brokers, at most 3) and their min.insync.replicas: with three replicas an
+    acks=all write is acknowledged once two have it, so one broker may be down and no
+    acknowledged write lives on one disk only."""
+    replicas = settings.replication_factor or max(1, min(3, brokers))
+    return replicas, 2 if replicas >= 3 else 1
+
+
+def topic_specs(
+    settings: Settings, partitions: int | None = None, brokers: int = 1
+) -> list[TopicSpec]:
     count = partitions or settings.partitions
-    rf = settings.replication_factor
+    rf, min_insync = replication_for(settings, brokers)
+    # Stated on each topic of a cluster, not left to the broker default: the dev cluster's
+    # default (2) is more in-sync replicas than a topic of one or two replicas can have.
+    # A single broker (Tansu included) needs no setting.
+    replicated = {"min.insync.replicas": str(min_insync)} if rf > 1 or brokers > 1 else {}
     return [
         TopicSpec(
-            settings.events_topic, count, rf, {"retention.ms": "-1", "cleanup.policy": "delete"}
+            settings.events_topic,
+            count,
+            rf,
+            {"retention.ms": "-1", "cleanup.policy": "delete", **replicated},
         ),
         TopicSpec(
             settings.tool_requests_topic,
             count,
             rf,
-            {"retention.ms": str(settings.tool_requests_retention_ms)},
+            {"retention.ms": str(settings.tool_requests_retention_ms), **replicated},
         ),
-        TopicSpec(settings.dlq_topic, count, rf, {"retention.ms": str(settings.dlq_retention_ms)}),
+        TopicSpec(
+            settings.dlq_topic,
+            count,
+            rf,
+            {"retention.ms": str(settings.dlq_retention_ms), **replicated},
+        ),
     ]
 
 
 def create_topics(settings: Settings, partitions: int | None = None) -> dict[str, str]:
-    """Create missing topics; returns name -> "created" or "exists"."""
+    """Create missing topics, replicated as the cluster found allows; returns name ->
+    "created" or "exists"."""
     admin = admin_client(settings)
-    existing = cluster_metadata(admin, settings).topics
-    specs = topic_specs(settings, partitions)
+    metadata = cluster_metadata(admin, settings)
+    existing = metadata.topics
+    specs = topic_specs(settings, partitions, brokers=len(metadata.brokers))
     outcome = {s.name: "exists" for s in specs if s.name in existing}
     missing = [s for s in specs if s.name not in existing]
     if not missing:
@@ -77,23 +108,36 @@ def create_topics(settings: Settings, partitions: int | None = None) -> dict[str
 
 def _wait_until_listed(admin: AdminClient, settings: Settings, specs: list[TopicSpec]) -> None:
     """Kafka answers CreateTopics before every broker's metadata lists the new topics;
-    wait (bounded) so that whoever uses them next finds them."""
+    wait (bounded) until each broker of the cluster lists them, so that whoever uses them
+    next finds them whichever broker it asks."""
     deadline = time.monotonic() + 30
-    while True:
-        topics = cluster_metadata(admin, settings).topics
-        if all(
-            s.name in topics
-            and topics[s.name].error is None
-            and len(topics[s.name].partitions) >= s.partitions
-            for s in specs
-        ):
-            return
-        if time.monotonic() > deadline:
-            raise TopicError(
-                f"topics {[s.name for s in specs]} were created but Kafka at "
-                f"{settings.bootstrap_servers} did not list them within 30s"
-            )
-        time.sleep(0.1)
+    brokers = cluster_metadata(admin, settings).brokers.values()
+    askers = [admin] if len(brokers) < 2 else [_admin_of(settings, b) for b in brokers]
+    for asker in askers:
+        while not _lists(cluster_metadata(asker, settings).topics, specs):
+            if time.monotonic() > deadline:
+                raise TopicError(
+                    f"topics {[s.name for s in specs]} were created but Kafka at "
+                    f"{settings.bootstrap_servers} did not list them within 30s"
+                )
+            time.sleep(0.1)
+
+
+def _admin_of(settings: Settings, broker: BrokerMetadata) -> AdminClient:
+    """An admin client whose only bootstrap address is this broker (that is the broker
+    its metadata requests go to first)."""
+    return AdminClient(
+        {**client_config(settings), "bootstrap.servers": f"{broker.host}:{broker.port}"}
+    )
+
+
+def _lists(topics: dict[str, TopicMetadata], specs: list[TopicSpec]) -> bool:
+    return all(
+        s.name in topics
+        and topics[s.name].error is None
+        and len(topics[s.name].partitions) >= s.partitions
+        for s in specs
+    )
 
 
 def ensure_topics(settings: Settings, *, answer_within: float = 2.0) -> None:
@@ -171,7 +215,7 @@ def describe_topics(settings: Settings) -> list[TopicDescription]:
     admin = admin_client(settings)
     metadata = cluster_metadata(admin, settings)
     found = []
-    for spec in topic_specs(settings):
+    for spec in topic_specs(settings, brokers=len(metadata.brokers)):
         topic = metadata.topics.get(spec.name)
         if topic is None or topic.error is not None:
             raise TopicError(f"topic {spec.name} does not exist: run `agentlog topics create`")

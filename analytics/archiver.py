@@ -32,7 +32,8 @@ from agentlog.analytics.archive_files import (
 from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
 from agentlog.errors import ArchiveError, BrokerUnavailable
-from agentlog.reader import partition_ends, reading_consumer
+from agentlog.outage import OutageWatch, close_within
+from agentlog.reader import partition_ends, partition_offset, read_gap, reading_consumer
 from agentlog.settings import Settings
 from agentlog.topics import partition_count
 
@@ -76,6 +77,7 @@ class Archiver:
     ) -> None:
         self.settings = settings
         self.topic = settings.events_topic
+        self._outage = OutageWatch(settings, f"archiver of {self.topic}")
         self.root = topic_root(archive or settings.archive_root, self.topic)
         self.idle_timeout = idle_timeout
         self.on_progress = on_progress
@@ -106,7 +108,7 @@ class Archiver:
                 self.settings, self.topic, self.root, files, count
             )
             self.written = next_offsets(files)
-            consumer = reading_consumer(self.settings)
+            consumer = reading_consumer(self.settings, error_cb=self._outage.on_error)
             try:
                 self._assign(consumer, range(count))
                 self._loop(consumer, once)
@@ -118,7 +120,7 @@ class Archiver:
                         self.compactor.delete_due(0, all_of_them=True)
                 finally:
                     self.progress.lag = self._lag(consumer)
-                    consumer.close()
+                    close_within(consumer, f"archiver of {self.topic}")
         return self.progress
 
     def _assign(self, consumer: Consumer, partitions: range | list[int]) -> None:
@@ -137,8 +139,11 @@ class Archiver:
             messages = consumer.consume(10_000, 0.2)
             now = time.monotonic()
             if messages:
+                self._outage.answered()
                 last_activity = now
                 self._take(consumer, messages)
+            if not once:
+                self._outage.check(consumer, self.topic)
             if self.buffered and (
                 self.buffered >= self.settings.archive_batch_records
                 or now - (self.first_buffered_at or now) >= self.settings.archive_flush_seconds
@@ -162,7 +167,12 @@ class Archiver:
                 )
             if not once and now - last_partition_check >= _PARTITION_CHECK_SECONDS:
                 last_partition_check = now
-                self._assign(consumer, range(partition_count(self.settings, self.topic)))
+                try:
+                    count = partition_count(self.settings, self.topic)
+                except BrokerUnavailable as exc:
+                    self._outage.lost(str(exc))  # checked again in a minute
+                else:
+                    self._assign(consumer, range(count))
 
     def _take(self, consumer: Consumer, messages: list[Message]) -> None:
         for message in messages:
@@ -183,29 +193,38 @@ class Archiver:
                     f"{expected} already archived in {self.root}: the topic was recreated (a "
                     "restarted dev broker?); archive this log into a new --dir"
                 )
-            if expected is not None and offset > expected and not self.buffers[partition]:
-                # Deleted by retention before they were archived (or transaction markers).
-                self.progress.notes.append(
-                    f"{self.topic}[{partition}]: offsets {expected}..{offset - 1} were not in "
-                    "the log any more when the archiver reached them"
-                )
-            self.ends_seen.discard(partition)
-            if partition not in self.targets:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), cached=True
-                )
-                if high >= 0:
-                    self.targets[partition] = high
-            kind, stamp = message.timestamp()
-            self.buffers[partition].append(
-                RawRecord(partition, offset, stamp if kind else None, message.value())
+            if expected is not None and offset > expected:
+                # Offsets not handed: read them again (a broker may answer a fetch short);
+                # only what the log really lacks is left out.
+                missing = read_gap(self.settings, self.topic, partition, expected, offset)
+                for record in missing:
+                    self._buffer(consumer, record, partition, partition_offset(record)[1])
+                if not missing:
+                    # Deleted by retention before they were archived (or transaction markers).
+                    self.progress.notes.append(
+                        f"{self.topic}[{partition}]: offsets {expected}..{offset - 1} were not "
+                        "in the log any more when the archiver reached them"
+                    )
+            self._buffer(consumer, message, partition, offset)
+
+    def _buffer(self, consumer: Consumer, message: Message, partition: int, offset: int) -> None:
+        self.ends_seen.discard(partition)
+        if partition not in self.targets:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), cached=True
             )
-            self.positions[partition] = offset + 1
-            self.buffered += 1
-            if self.first_buffered_at is None:
-                self.first_buffered_at = time.monotonic()
-            if self.progress.first_record_at is None:
-                self.progress.first_record_at = time.monotonic()
+            if high >= 0:
+                self.targets[partition] = high
+        kind, stamp = message.timestamp()
+        self.buffers[partition].append(
+            RawRecord(partition, offset, stamp if kind else None, message.value())
+        )
+        self.positions[partition] = offset + 1
+        self.buffered += 1
+        if self.first_buffered_at is None:
+            self.first_buffered_at = time.monotonic()
+        if self.progress.first_record_at is None:
+            self.progress.first_record_at = time.monotonic()
 
     def _done(self, partition: int) -> bool:
         position = self.positions.get(partition)

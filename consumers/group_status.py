@@ -15,7 +15,7 @@ the ones shown, and the report says where each group's offsets came from.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING
@@ -27,6 +27,7 @@ from agentlog.consumers.group_activity import GroupActivity, offsets_key
 from agentlog.consumers.log_check import NotTheAppliedLog, check_identity
 from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks.base import Sink
+from agentlog.consumers.tool_ledger import pending_requests
 from agentlog.consumers.tool_restarts import tool_call_restarts
 from agentlog.errors import ConfigurationError
 from agentlog.reader import Found, partition_ends, partition_offset, records_at
@@ -65,6 +66,9 @@ class GroupStatus:
     dlq_depth: int
     parked_conversations: int
     notes: list[str] = field(default_factory=list)
+    # Tool workers: requests past the committed offset with no ending for longer than
+    # the bound asked for (a caller waiting on them has likely timed out); None: n/a.
+    overdue_requests: int | None = None
     # Seconds the group has had no member and the same offsets, once that is longer than
     # `status_idle_after` (None: not idle): shown as idle, left out of alerting figures.
     idle_for_s: float | None = None
@@ -119,6 +123,7 @@ def collect_status(
     sink: Sink | None = None,
     timeout: float = 5.0,
     window: int = 10_000,
+    pending_after: float = 60.0,
     activity: GroupActivity | None = None,
     forget: Iterable[str] = (),
 ) -> StatusReport:
@@ -127,7 +132,8 @@ def collect_status(
 
     With `activity`, a group without members whose offsets have not moved for
     `settings.status_idle_after` is idle; the groups in `forget` (which must have no
-    member) and those forgotten before are left out until their offsets move."""
+    member) and those forgotten before are left out until their offsets move. Tool
+    worker groups count their requests without an ending for over `pending_after` s."""
     forgetting = set(forget)
     topics = [settings.events_topic, settings.tool_requests_topic]
     found = groups_on_broker(settings, topics, named=groups, timeout=timeout)
@@ -183,6 +189,10 @@ def collect_status(
             )
         else:
             rate, basis = None, f"{REDELIVERY_NOT_OBSERVABLE}: not observable from the log"
+        overdue = None
+        if kind == TOOL_WORKERS:
+            overdue, said = _overdue(settings, committed, ends_of, taken_at, pending_after)
+            notes = notes + said
         statuses.append(
             GroupStatus(
                 group=group.group,
@@ -196,10 +206,33 @@ def collect_status(
                 dlq_depth=dead[group.group].depth,
                 parked_conversations=dead[group.group].parked_conversations,
                 notes=notes,
+                overdue_requests=overdue,
                 idle_for_s=idle_for,
             )
         )
     return StatusReport(statuses, taken_at, window)
+
+
+def _overdue(
+    settings: Settings,
+    committed: dict[str, dict[int, int]],
+    ends_of: Callable[[str], dict[int, int]],
+    now: float,
+    pending_after: float,
+) -> tuple[int, list[str]]:
+    """How many requests have waited for an ending longer than `pending_after`, and a
+    note naming the oldest (a worker that passed over a request shows here)."""
+    topic = settings.tool_requests_topic
+    pending = pending_requests(settings, committed.get(topic, {}), sorted(ends_of(topic)), now)
+    overdue = [r for r in pending if r.age_s > pending_after]
+    if not overdue:
+        return 0, []
+    oldest = overdue[0]
+    return len(overdue), [
+        f"{len(overdue)} tool request(s) pending longer than {pending_after:g}s; oldest "
+        f"{oldest.tool_call_id} ({oldest.tool_name}), {oldest.age_s:.0f}s, at "
+        f"{topic}[{oldest.partition}]@{oldest.offset}"
+    ]
 
 
 # Group states in which nobody consumes.

@@ -56,7 +56,8 @@ from agentlog.consumers.projection import Position, Projection, RecordedEvent, r
 from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentDeadLetter, Sink
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.kafka_config import group_consumer_config
-from agentlog.reader import partition_offset, records_at
+from agentlog.outage import OutageWatch, close_within
+from agentlog.reader import partition_offset, read_gap, records_at
 from agentlog.serde import claim_check_store, decode
 from agentlog.settings import Settings
 from agentlog.topics import TopicIdentity, topic_identity
@@ -145,6 +146,8 @@ class ProjectionRunner:
         # partition -> the offset a seek asked for, until its first record arrives: a
         # later first record means retention deleted records never applied
         self.floors: dict[int, int] = {}
+        # partition -> the offset the next record handed should have
+        self._next_seen: dict[int, int] = {}
         # partition -> end reported at end-of-partition, to store if no record reached it
         self.eofs: dict[int, int] = {}
         self.assigned = False
@@ -160,7 +163,10 @@ class ProjectionRunner:
         self._stop = False
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="agentlog-sink")
         self._pending: tuple[Batch, Future[None]] | None = None
-        self.consumer = Consumer(group_consumer_config(settings, group))
+        self._outage = OutageWatch(settings, f"projector {group}")
+        config = group_consumer_config(settings, group)
+        config["error_cb"] = self._outage.on_error
+        self.consumer = Consumer(config)
         sink.prepare(self.tables.values(), group)
 
     # -- group membership -------------------------------------------------------------
@@ -194,6 +200,7 @@ class ProjectionRunner:
         """Forget what was learnt reading the partition before a seek to `offset`."""
         self.ends_seen.discard(partition)
         self.eofs.pop(partition, None)
+        self._next_seen.pop(partition, None)
         if offset is None:
             self.floors.pop(partition, None)
         else:
@@ -285,6 +292,12 @@ class ProjectionRunner:
             )
             while not self._stop:
                 messages = self.consumer.consume(self.batch_size, 0.5)
+                was_down = self._outage.down
+                if messages:
+                    self._outage.answered()
+                self._outage.check(self.consumer, self.topic)
+                if was_down and not self._outage.down:  # the group forms again from now
+                    self._assign_by = time.monotonic() + self.settings.assignment_timeout_s
                 records = self._records_of(messages)
                 if records:
                     if self.progress.first_batch_at is None:
@@ -297,6 +310,8 @@ class ProjectionRunner:
                 if now - self._partitions_checked_at >= PARTITION_CHECK_SECONDS:
                     self._partitions_checked_at = now
                     self._check_partition_count()
+                if not self.assigned and now > self._assign_by and self._outage.down:
+                    self._assign_by = now + self.settings.assignment_timeout_s  # no broker
                 if not self.assigned and now > self._assign_by:
                     raise NotAssigned(
                         f"consumer group {self.group} assigned this member no partitions of "
@@ -318,7 +333,7 @@ class ProjectionRunner:
             finally:
                 self._writer.shutdown()
                 self.progress.lag = self._lag()
-                self.consumer.close()
+                close_within(self.consumer, f"projector {self.group}")
         return self.progress
 
     def _records_of(self, messages: list[Message]) -> list[Message]:
@@ -329,8 +344,15 @@ class ProjectionRunner:
                 partition = message.partition()
                 if partition in self.positions:
                     self.ends_seen.discard(partition)
+                    offset = partition_offset(message)[1]
+                    expected = self._next_seen.get(partition)
                     if self.floors and partition in self.floors:
-                        self._check_floor(partition, partition_offset(message)[1])
+                        expected = self._check_floor(partition, offset)
+                    if expected is not None and offset > expected:
+                        # Offsets not handed (a broker may answer a fetch short; the topic
+                        # has no transactions or compaction): read them again.
+                        records += read_gap(self.settings, self.topic, partition, expected, offset)
+                    self._next_seen[partition] = offset + 1
                     records.append(message)
                     if partition not in self.targets:
                         self._note_target(partition)
@@ -345,12 +367,13 @@ class ProjectionRunner:
                 log.warning("consumer: %s", error.str())
         return records
 
-    def _check_floor(self, partition: int, offset: int) -> None:
+    def _check_floor(self, partition: int, offset: int) -> int:
         """The first record after a seek: if it lies past the offset sought, and the log
-        now starts past it too, retention deleted records this group never applied."""
+        now starts past it too, retention deleted records this group never applied.
+        Returns the first offset the log still holds from the one sought."""
         floor = self.floors.pop(partition)
         if offset <= floor:
-            return
+            return floor
         start, _ = self.consumer.get_watermark_offsets(
             TopicPartition(self.topic, partition), cached=True
         )
@@ -369,6 +392,8 @@ class ProjectionRunner:
                 self.sink.description,
                 start,
             )
+            return start
+        return floor
 
     def _store_ends_past_markers(self) -> None:
         """A partition whose end lies past its last record (a transaction's commit marker,

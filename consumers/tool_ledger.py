@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING
 
+from agentlog.errors import DecodeError
 from agentlog.reader import partition_offset, read_partitions
+from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.tool_protocol import (
     REQUESTED_OFFSET,
@@ -83,3 +85,63 @@ def read_ledgers(settings: Settings, starts: dict[int, int]) -> dict[int, CallLe
             if call_id is not None:
                 ledgers[partition_offset(message)[0]].ended.add(call_id.decode())
     return ledgers
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A request at or after its group's committed offset whose call has no ending."""
+
+    partition: int
+    offset: int
+    tool_call_id: str
+    tool_name: str
+    age_s: float
+
+
+def pending_requests(
+    settings: Settings, committed: dict[int, int], partitions: list[int], now: float
+) -> list[PendingRequest]:
+    """The requests of `partitions` from the group's `committed` offsets (the log start
+    where it committed nothing) to the end whose call has no ending on the events topic,
+    oldest first; `now` (UNIX seconds) gives their age."""
+    starts = {p: committed.get(p, OFFSET_BEGINNING) for p in partitions}
+    requests: dict[str, tuple[int, int, str, float]] = {}
+    scan_from: dict[int, int] = {}
+    for message in read_partitions(
+        settings, settings.tool_requests_topic, partitions=partitions, start_offsets=starts
+    ):
+        headers = message.headers()
+        if header(headers, TOOL_CALL_STARTED) is not None:
+            continue
+        partition, offset = partition_offset(message)
+        try:
+            record = decode(
+                message.value(),
+                topic=settings.tool_requests_topic,
+                partition=partition,
+                offset=offset,
+            )
+        except DecodeError:
+            continue  # dead-lettered by the workers, not pending
+        name, body = record["payload"]
+        if name != "agentlog.ToolCallRequested":
+            continue
+        kind, millis = message.timestamp()
+        age = max(0.0, now - millis / 1000) if kind and millis >= 0 else 0.0
+        requests[body["tool_call_id"]] = (partition, offset, body["tool_name"], age)
+        raw = header(headers, REQUESTED_OFFSET)
+        requested = int(raw) if raw is not None and raw.isdigit() else OFFSET_BEGINNING
+        scan_from[partition] = min(requested, scan_from.get(partition, requested))
+    if scan_from:
+        for message in read_partitions(
+            settings, settings.events_topic, partitions=list(scan_from), start_offsets=scan_from
+        ):
+            headers = message.headers()
+            if headers and header(headers, TOOL_CALL_ENDED) is not None:
+                call_id = header(headers, TOOL_CALL_ID)
+                if call_id is not None:
+                    requests.pop(call_id.decode(), None)
+    pending = [
+        PendingRequest(p, o, call, name, age) for call, (p, o, name, age) in requests.items()
+    ]
+    return sorted(pending, key=lambda r: -r.age_s)

@@ -37,7 +37,8 @@ from agentlog.consumers.tool_registry import ToolRegistry
 from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import low_latency_group_consumer_config
-from agentlog.reader import partition_offset
+from agentlog.outage import OutageWatch, close_within
+from agentlog.reader import partition_offset, read_gap
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.tool_protocol import TOOL_CALL_STARTED, header, tool_partitions
@@ -72,31 +73,50 @@ class WorkerProgress:
 ProgressCallback = Callable[[WorkerProgress], None]
 
 
+class CommitPastUnfinished(AssertionError):
+    """A bug: the worker was about to commit past a request it has not finished (or has
+    never been handed), which would leave that call with no ending, for good."""
+
+
 @dataclass
 class _Partition:
     """One assigned tool-requests partition: the calls in flight and what may be
-    committed (every offset below the lowest call not yet acknowledged)."""
+    committed (every offset below the lowest call not yet acknowledged, and never past an
+    offset this worker was not handed)."""
 
     number: int
     # Which assignment of the partition this is: work of an earlier one is stale.
     generation: int
     ledger: CallLedger | None
     committed: int
+    # The next offset expected from Kafka: every offset below it was handed to this
+    # worker (a gap is read again before anything after it is taken).
+    next_offset: int
     in_flight: set[int] = field(default_factory=set)
     # Offsets taken from Kafka, waiting for a free slot.
     waiting: set[int] = field(default_factory=set)
     # Offsets whose ending Kafka refused: never committed past.
     undelivered: set[int] = field(default_factory=set)
-    next_offset: int | None = None
     at_end: bool = False
 
-    def committable(self) -> int | None:
+    def committable(self) -> int:
         blocked = self.in_flight | self.waiting | self.undelivered
         return min(blocked) if blocked else self.next_offset
 
     def committed_all(self) -> bool:
-        position = self.committable()
-        return position is None or position == self.committed
+        return self.committable() == self.committed
+
+    def check_commit(self, position: int) -> None:
+        """The guard: committing `position` must leave no request behind unfinished."""
+        unfinished = sorted(
+            o for o in self.in_flight | self.waiting | self.undelivered if o < position
+        )
+        if unfinished or position > self.next_offset:
+            raise CommitPastUnfinished(
+                f"refusing to commit offset {position} of tool-requests partition "
+                f"{self.number}: requests {unfinished[:5]} are unfinished and offsets from "
+                f"{self.next_offset} on were never handed to this worker"
+            )
 
 
 class ToolWorker:
@@ -139,7 +159,10 @@ class ToolWorker:
         self._last_poll = 0.0
         self._last_commit = 0.0
         self._dead_letters = DeadLetters(settings, group)
-        self.consumer = Consumer(low_latency_group_consumer_config(settings, group))
+        self._outage = OutageWatch(settings, f"tool worker of group {group}")
+        config = low_latency_group_consumer_config(settings, group)
+        config["error_cb"] = self._outage.on_error
+        self.consumer = Consumer(config)
         # A new group starts from the oldest request by default: calls that ended are
         # not run again, open ones are.
         self._start = GroupStart(
@@ -198,7 +221,11 @@ class ToolWorker:
                     break
                 if not self._assigned_once and now - started > assignment_timeout:
                     raise never_assigned(self.settings, self.topic, self.group, assignment_timeout)
-                for message in self._poll():
+                messages = self._poll()
+                if messages:
+                    self._outage.answered()
+                self._outage.check(self.consumer, self.topic)
+                for message in messages:
                     self._take(message)
         finally:
             self._shut_down()
@@ -240,6 +267,17 @@ class ToolWorker:
         if part is None:
             return  # revoked while the record was on its way
         part.at_end = False
+        if offset < part.next_offset:
+            return  # handed again: taken already
+        if offset > part.next_offset:
+            # Offsets Kafka did not hand over: read them again, never pass over a request.
+            gap = read_gap(self.settings, self.topic, partition, part.next_offset, offset)
+            for missing in gap:
+                self._take_record(part, missing, partition_offset(missing)[1])
+        self._take_record(part, message, offset)
+
+    def _take_record(self, part: _Partition, message: Message, offset: int) -> None:
+        partition = part.number
         part.next_offset = offset + 1
         if header(message.headers(), TOOL_CALL_STARTED) is not None:
             return  # a worker's start marker, for the ledger
@@ -314,8 +352,9 @@ class ToolWorker:
         for tp in partitions:
             self._generations += 1
             tp.offset = starts[tp.partition]
+            start = max(0, tp.offset)
             self._parts[tp.partition] = _Partition(
-                tp.partition, self._generations, ledgers[tp.partition], max(0, tp.offset)
+                tp.partition, self._generations, ledgers[tp.partition], start, start
             )
         consumer.assign(partitions)
         log.info("assigned %s", starts)
@@ -374,7 +413,8 @@ class ToolWorker:
             if part is None:
                 continue
             position = part.committable()
-            if position is not None and position != part.committed:
+            if position != part.committed:
+                part.check_commit(position)
                 offsets.append(TopicPartition(self.topic, number, position))
                 part.committed = position
         if not offsets:
@@ -403,6 +443,8 @@ class ToolWorker:
             while self._in_flight:
                 self._apply_answers(wait=True)
             self._commit(set(self._parts), asynchronous=False)
-            self.consumer.close()  # revokes (nothing left in flight) and leaves the group
+            # Revokes (nothing left in flight) and leaves the group; bounded, for a broker
+            # that is gone.
+            close_within(self.consumer, f"tool worker of group {self.group}")
         finally:
             self._runner.close()

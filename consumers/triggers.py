@@ -62,6 +62,7 @@ from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
+from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, reading_consumer
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -191,7 +192,10 @@ class TriggerRuntime:
         self._dlq_lock = threading.Lock()  # one round of dead-letter writes at a time
         self._states = DeadLetterStates()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"agents-{agents.name}")
-        self.consumer = Consumer(group_consumer_config(settings, self.group))
+        self._outage = OutageWatch(settings, f"agents of group {self.group}")
+        config = group_consumer_config(settings, self.group)
+        config["error_cb"] = self._outage.on_error
+        self.consumer = Consumer(config)
         # Where a new group starts (a group with commits resumes from them).
         self._start = GroupStart(
             settings, self.topic, self.group, start, asked=start_asked, notice=notice
@@ -234,7 +238,11 @@ class TriggerRuntime:
                     break
                 if not self._assigned_once and now - started > timeout:
                     raise never_assigned(self.settings, self.topic, self.group, timeout)
-                for message in self.consumer.consume(500, _IDLE_WAIT):
+                messages = self.consumer.consume(500, _IDLE_WAIT)
+                if messages:
+                    self._outage.answered()
+                self._outage.check(self.consumer, self.topic)
+                for message in messages:
                     self._take(message)
             self._raise_failure()
             # Shutting down gives the partitions up, and with them the parked conversations
@@ -696,9 +704,9 @@ class TriggerRuntime:
         try:
             self._commit(set(self._parts), asynchronous=False)
         finally:
-            self.consumer.close()
+            close_within(self.consumer, f"agents of group {self.group}")
             if self._follower is not None:
-                self._follower.close()
+                close_within(self._follower, f"agents of group {self.group} (dead letters)")
             self._dead_letters.close()
 
 

@@ -295,7 +295,7 @@ class Shipper:
             raise BrokerUnavailable(f"the producer hit a fatal error: {self._fatal.str()}")
         if unfinished is not None:
             raise BrokerUnavailable(f"delivery failed: {unfinished.str()}")
-        self._spool.commit(end)
-        self._cursor = end
-        self._skip = {p for p in self._skip if p >= end}
+        self._cursor = self._spool.commit(end)
+        # Past an emptied segment positions start again: nothing refused is left there.
+        self._skip = {p for p in self._skip if p >= end and p >= self._cursor}
         return True

@@ -700,15 +700,8 @@ class SpooledWire(EventWire):
             raise ConfigurationError("this recorder is closed; create a new one to record")
         try:
             return self._spool.append(key, value, timestamp)
-        except OSError as exc:
-            self._report(
-                UndeliveredEvent(
-                    self.topic,
-                    key,
-                    value,
-                    f"cannot write to the spool at {self._spool.directory}: {exc.strerror or exc}",
-                )
-            )
+        except SpoolError as exc:
+            self._report(UndeliveredEvent(self.topic, key, value, str(exc)))
             return True
 
     def flush(self, timeout: float | None = None) -> None:
@@ -775,7 +768,9 @@ class SpooledWire(EventWire):
         # Nothing left to ship (or no broker to ship to): no reason to wait for the
         # shipper to end a connection attempt.
         self._shipper.stop(timeout=1.0 if drained else 0.0)
-        self._spool.close()
+        problem = self._spool.close()
+        if problem is not None:
+            _say(f"closing the spool: {problem}")
         self._forget()
 
     def close_at_exit(self) -> None:

@@ -41,7 +41,7 @@ from agentlog.errors import (
     UndeliveredEvent,
 )
 from agentlog.kafka_config import low_latency_producer_config, low_latency_reader_config
-from agentlog.reader import partition_offset
+from agentlog.reader import partition_offset, read_gap
 from agentlog.serde import EventEncoder, decode
 from agentlog.settings import Settings
 from agentlog.tool_protocol import (
@@ -176,6 +176,8 @@ class ToolClient:
         self._encode = EventEncoder().encode_fields
         self._pending: dict[str, PendingToolCall] = {}
         self._followed: set[int] = set()
+        # The next offset expected of each followed partition (results thread only).
+        self._next_offsets: dict[int, int] = {}
         self._to_follow: deque[TopicPartition] = deque()
         self._fatal: str | None = None
         # Requests the producer's full queue refused inside a delivery callback, where
@@ -367,6 +369,8 @@ class ToolClient:
                 start = []
                 while self._to_follow:
                     start.append(self._to_follow.popleft())
+                for tp in start:
+                    self._next_offsets[tp.partition] = tp.offset
                 self._reader.incremental_assign(start)
             first = self._reader.poll(_RESULTS_WAIT)
             if first is None:
@@ -383,6 +387,19 @@ class ToolClient:
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("reading tool results: %s", error.str())
             return
+        partition, offset = partition_offset(message)
+        expected = self._next_offsets.get(partition, offset)
+        if offset < expected:
+            return  # handed again: read already
+        if offset > expected:
+            # Offsets Kafka did not hand over: read them again, an ending may be there.
+            gap = read_gap(self.settings, self.events_topic, partition, expected, offset)
+            for missing in gap:
+                self._take_ending(missing)
+        self._next_offsets[partition] = offset + 1
+        self._take_ending(message)
+
+    def _take_ending(self, message: Message) -> None:
         headers = message.headers()
         if not headers or header(headers, TOOL_CALL_ENDED) is None:
             return

@@ -2,14 +2,15 @@
 off or let it exit without closing. Configured by AGENTLOG_* variables (Settings()).
 
     python recording_agent.py --count N [--start I] [--rate R] [--progress FILE]
-        [--id-prefix P] [--no-close] [--on-error]
+        [--id-prefix P] [--no-close] [--on-error] [--until FILE]
 
 Event ids are `<P>-0000-4000-8000-<index>`, conversations `conv-<index % 10>`, texts
 `turn <index>`. After each recording call returns, `<index> <microseconds>` is written to
 the progress file with one write(2), so the line survives a SIGKILL of this process.
 With --on-error, the number of events passed to on_error is printed at exit, after the
 recorder's own exit flush (this handler is registered before agentlog is imported, and
-atexit runs handlers last-registered first).
+atexit runs handlers last-registered first). With --until, recording stops early once
+FILE exists (tests that end a recording when their faults are over).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--id-prefix", default="00000000")
     parser.add_argument("--no-close", action="store_true")
     parser.add_argument("--on-error", action="store_true")
+    parser.add_argument("--until")
     args = parser.parse_args()
     if args.on_error:
         atexit.register(_print_reported)
@@ -59,7 +61,10 @@ def main() -> None:
     if args.progress:
         progress = os.open(args.progress, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     began = time.monotonic()
+    recorded = 0
     for index in range(args.start, args.start + args.count):
+        if args.until and os.path.exists(args.until):
+            break
         if args.rate:
             pause = began + (index - args.start) / args.rate - time.monotonic()
             if pause > 0:
@@ -69,7 +74,8 @@ def main() -> None:
         took = (time.perf_counter_ns() - started) // 1000
         if progress is not None:
             os.write(progress, f"{index} {took}\n".encode())
-    print(f"recorded {args.count} event(s)", flush=True)
+        recorded += 1
+    print(f"recorded {recorded} event(s)", flush=True)
     if not args.no_close:
         recorder.close()
     sys.stdout.flush()

@@ -157,3 +157,52 @@ def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
         assert wiped.code == 0, wiped.err
     finally:
         agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
+
+
+def _closed_by_the_server_first(port_holder: socket.socket) -> None:
+    """A connection to `port_holder` that the listening side closes first, as a stopped
+    broker does: it leaves a TIME_WAIT socket on the listener's port."""
+    client = socket.create_connection(port_holder.getsockname())
+    accepted, _ = port_holder.accept()
+    accepted.close()
+    client.recv(1)  # the server's FIN has arrived
+    client.close()
+
+
+def test_a_port_whose_connections_linger_in_time_wait_is_free() -> None:
+    from agentlog.devbroker._process import port_is_free
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as brokers listen
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    _closed_by_the_server_first(listener)
+    assert not port_is_free(port)  # still listened on
+    listener.close()
+    assert port_is_free(port)  # only TIME_WAIT is left: a broker can bind it
+
+
+def test_dev_up_after_down_comes_back_on_its_port(dev_broker_engine, tmp_path) -> None:
+    """Clients connected while the broker stops leave TIME_WAIT sockets on its port; the
+    broker must come back on that port all the same, where running clients look for it."""
+    from kafka import KafkaConsumer
+
+    env = dev_broker_engine.env
+    up = agentlog("dev", "up", state_dir=tmp_path, env=env)
+    assert up.code == 0, up.err
+    first = up.out.strip().splitlines()[-1]
+    try:
+        created = agentlog("topics", "create", "--partitions", "1", state_dir=tmp_path)
+        assert created.code == 0, created.err
+        # A connected client during `dev down`: the broker closes its side first.
+        client = KafkaConsumer(bootstrap_servers=first)
+        assert client.topics()
+        down = agentlog("dev", "down", state_dir=tmp_path, env=env)
+        assert down.code == 0, down.err
+        up = agentlog("dev", "up", state_dir=tmp_path, env=env)
+        assert up.code == 0, up.err
+        assert up.out.strip().splitlines()[-1] == first
+        client.close()
+    finally:
+        agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)

@@ -64,6 +64,14 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
     help="redelivery rate: records of each tool-requests partition looked at (the latest)",
 )
 @click.option(
+    "--pending-after",
+    type=click.FloatRange(0, 86_400),
+    default=60.0,
+    show_default=True,
+    help="tool requests without an ending for longer than this many seconds are counted "
+    "as overdue (a caller waiting on them has likely given up)",
+)
+@click.option(
     "--serve",
     "port",
     type=click.IntRange(0, 65535),
@@ -94,6 +102,7 @@ def status(
     output: str,
     timeout: float,
     window: int,
+    pending_after: float,
     port: int | None,
     host: str,
     interval: float,
@@ -116,6 +125,7 @@ def status(
                 sink=opened,
                 timeout=timeout,
                 window=window,
+                pending_after=pending_after,
                 activity=activity,
                 forget=forget,
             )

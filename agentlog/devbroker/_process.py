@@ -24,7 +24,12 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a broker could listen on `port` now. The probe binds as the brokers do,
+    with SO_REUSEADDR: the connections of a broker just stopped linger in TIME_WAIT on
+    its port for a minute, and must not make the port look taken (the broker would come
+    back on another port, and every client that kept the address would lose it)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -32,7 +37,8 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _answers_metadata(bootstrap: str) -> bool:
+def brokers_listed(bootstrap: str) -> int:
+    """How many brokers the metadata from `bootstrap` lists; 0 if nothing answers."""
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "socket.timeout.ms": 1000,
@@ -42,8 +48,12 @@ def _answers_metadata(bootstrap: str) -> bool:
     try:
         metadata = admin.list_topics(timeout=1)
     except Exception:
-        return False
-    return bool(metadata.brokers)
+        return 0
+    return len(metadata.brokers)
+
+
+def _answers_metadata(bootstrap: str) -> bool:
+    return brokers_listed(bootstrap) > 0
 
 
 def log_tail(log_file: Path, lines: int = 1) -> str:
@@ -78,15 +88,19 @@ def wait_until_answering(
 
 
 def terminate(record: DevBrokerRecord, wait_seconds: float) -> None:
-    """SIGTERM (a clean shutdown), then SIGKILL once `wait_seconds` have passed."""
+    """SIGTERM (a clean shutdown) to the broker, or to every broker of a cluster at once
+    (each needs the others' votes to shut down cleanly), then SIGKILL to those still
+    running once `wait_seconds` have passed."""
     marker = process_marker(record)
-    if not process_alive(record.pid, marker):
-        return
-    os.kill(record.pid, signal.SIGTERM)
+    pids = [node.pid for node in record.nodes] or [record.pid]
+    running = [pid for pid in pids if process_alive(pid, marker)]
+    for pid in running:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_seconds
-    while process_alive(record.pid, marker) and time.monotonic() < deadline:
+    while any(process_alive(pid, marker) for pid in running) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if process_alive(record.pid, marker):
-        os.kill(record.pid, signal.SIGKILL)
-        while process_alive(record.pid, marker) and time.monotonic() < deadline + 5:
-            time.sleep(0.05)
+    for pid in running:
+        if process_alive(pid, marker):
+            os.kill(pid, signal.SIGKILL)
+    while any(process_alive(pid, marker) for pid in running) and time.monotonic() < deadline + 5:
+        time.sleep(0.05)

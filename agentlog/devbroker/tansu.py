@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from agentlog.dev_state import DevBrokerRecord
-from agentlog.devbroker._process import free_port, wait_until_answering
+from agentlog.devbroker._process import free_port, port_is_free, wait_until_answering
 from agentlog.devbroker.tansu_binary import checked_binary, describe
 from agentlog.private_files import open_private_append
 from agentlog.settings import Settings
@@ -17,9 +17,23 @@ MEMORY_ONLY_WARNING = (
 )
 
 
+def _port(settings: Settings, port: int | None) -> int:
+    """The port asked for, else the last run's while it is free (clients that remember the
+    address find the broker again, on a new log), else a free one."""
+    remembered = settings.state_dir / "tansu.port"
+    if port is None:
+        try:
+            previous = int(remembered.read_text())
+        except (OSError, ValueError):
+            previous = 0
+        port = previous if 0 < previous < 65536 and port_is_free(previous) else free_port()
+    remembered.write_text(str(port))
+    return port
+
+
 def start(settings: Settings, port: int | None, wait_seconds: float) -> DevBrokerRecord:
     binary = str(checked_binary())
-    port = port or free_port()
+    port = _port(settings, port)
     url = f"tcp://127.0.0.1:{port}"
     log_file = settings.state_dir / "dev-broker.log"
     with open_private_append(log_file) as log:

@@ -181,12 +181,16 @@ class DuckDBSink(Sink):
             create_all(connection, self.dialect, tables, group)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        # On a cursor of its own (what is committed): the projector asks when the group
+        # gives it partitions, which may be while the snapshot timer copies on the main
+        # connection, and DuckDB refuses a second call on a busy connection.
         try:
-            rows = self.connection.execute(
-                'SELECT "partition", next_offset FROM agentlog_offsets '
-                "WHERE group_id = ? AND topic = ?",
-                [group, topic],
-            ).fetchall()
+            with self.connection.cursor() as reader:
+                rows = reader.execute(
+                    'SELECT "partition", next_offset FROM agentlog_offsets '
+                    "WHERE group_id = ? AND topic = ?",
+                    [group, topic],
+                ).fetchall()
         except duckdb.CatalogException:  # nothing projected into this file yet
             return {}
         return {int(p): int(o) for p, o in rows}
