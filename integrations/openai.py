@@ -19,21 +19,38 @@ caller gets and never raises into it.
 The client itself is returned, recording (its `chat.completions.create` and
 `responses.create` are wrapped on this instance; `client.with_options(...)` makes a copy
 that does not record). Needs `pip install 'agentlog[openai]'`.
+
+Re-running the same code on its recording (docs/rerun.md): `serve(client, recording)`
+gives a copy of the client whose requests are answered from the recorded calls (the
+SDK parses the recorded bodies, and streams them again as chunks), nothing sent:
+
+    serving = Serving(replay_conversation(settings, "conv-42"))
+    client = serve(OpenAI(), serving)
+    ...the agent code...
+    report = serving.finish()
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from agentlog.errors import ConfigurationError
 from agentlog.integrations import _openai_shapes as shapes
 from agentlog.integrations._calls import Endpoint, wrap_async, wrap_sync
 from agentlog.integrations._recording import require, sync_recorder
+from agentlog.integrations._serving import (
+    AsyncServingTransport,
+    Serving,
+    ServingTransport,
+    sse,
+)
+from agentlog.integrations._serving import Endpoint as ServedEndpoint
 
 _openai = require("openai", "openai")
+_httpx = require("httpx", "openai")  # the openai SDK's own HTTP client
 
-__all__ = ["record"]
+__all__ = ["Serving", "record", "serve"]
 
 Client = TypeVar("Client")
 _MARK = "__agentlog_recorded__"
@@ -79,3 +96,65 @@ def _chat_stream() -> tuple[Any, Callable[[], dict[str, Any] | None]]:
 def _responses_stream() -> tuple[Any, Callable[[], dict[str, Any] | None]]:
     events = shapes.ResponseEvents()
     return events, lambda: events.final
+
+
+def serve(client: Client, serving: Serving, *, live: bool = False) -> Client:
+    """A copy of `client` (OpenAI or AsyncOpenAI) whose Chat Completions and (unstreamed)
+    Responses requests are answered by `serving` from the recording. `live`: requests
+    the recording does not serve (after its fork) go to the client's own `base_url`;
+    without it such a request is an error. Nothing else of the client changes: wrap the
+    copy with `record` to record the re-run."""
+    is_async = isinstance(client, _openai.AsyncOpenAI)
+    if not is_async and not isinstance(client, _openai.OpenAI):
+        raise ConfigurationError(
+            f"agentlog.integrations.openai.serve serves an OpenAI or AsyncOpenAI client, "
+            f"not {type(client).__name__}"
+        )
+    endpoints = [
+        ServedEndpoint("/chat/completions", shapes.chat_request, _chat_chunks),
+        ServedEndpoint("/responses", shapes.responses_request, None),
+    ]
+    sdk: Any = client
+    if is_async:
+        transport: Any = AsyncServingTransport(
+            serving, endpoints, _httpx.AsyncHTTPTransport() if live else None
+        )
+        return sdk.with_options(http_client=_httpx.AsyncClient(transport=transport))  # type: ignore[no-any-return]
+    transport = ServingTransport(serving, endpoints, _httpx.HTTPTransport() if live else None)
+    return sdk.with_options(http_client=_httpx.Client(transport=transport))  # type: ignore[no-any-return]
+
+
+def _chat_chunks(completion: dict[str, Any]) -> Iterator[str]:
+    """A recorded ChatCompletion as the chunks of its stream: per choice, the role, the
+    text and the tool calls, then its finish reason; the usage on the last chunk."""
+    head = {
+        "id": completion.get("id") or "",
+        "object": "chat.completion.chunk",
+        "created": completion.get("created") or 0,
+        "model": completion.get("model") or "",
+    }
+    choices = [c for c in completion.get("choices") or () if isinstance(c, dict)]
+    for choice in choices:
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        if message.get("refusal"):
+            delta["refusal"] = message["refusal"]
+        calls = message.get("tool_calls") or []
+        if calls:
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+        yield sse(None, {**head, "choices": [{"index": choice.get("index", 0), "delta": delta}]})
+    for n, choice in enumerate(choices):
+        chunk: dict[str, Any] = {
+            **head,
+            "choices": [
+                {
+                    "index": choice.get("index", 0),
+                    "delta": {},
+                    "finish_reason": choice.get("finish_reason"),
+                }
+            ],
+        }
+        if n == len(choices) - 1 and completion.get("usage") is not None:
+            chunk["usage"] = completion["usage"]
+        yield sse(None, chunk)
+    yield "data: [DONE]\n\n"

@@ -295,6 +295,10 @@ class _Script:
         ]
 
 
+# The recorded calls and which are used, for the client integrations' serving too.
+CallScript = _Script
+
+
 @dataclass
 class _Call:
     """What `tool_call` yields: set `result` (or call `complete`) in a live call; a
@@ -628,7 +632,9 @@ class Session(SessionRecording):
         if name.startswith("_"):
             raise AttributeError(name)
         if self._recorder is None:
-            return lambda *args, **kwargs: None
+            # Every session method is defined above: a misspelt one (`agnet_message`)
+            # raises here as it does in production, never records nothing silently.
+            raise AttributeError(f"a session has no method {name!r}")
         method = getattr(self._recorder, name)
         return functools.partial(method, self.conversation_id)
 

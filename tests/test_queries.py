@@ -3,6 +3,7 @@ a simulated log folded offline into a sink, read back through the queries and th
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -121,3 +122,19 @@ def test_the_cli_lists_by_status_and_outcome(folded, tmp_path: Path) -> None:
         "conversations", "list", *sink_args, "--status", "escalated", state_dir=tmp_path
     )
     assert wrong.code == 2 and "'escalated' is not one of 'active', 'ended'" in wrong.err
+
+
+def test_the_cli_shows_tool_latency_in_whole_milliseconds(folded, tmp_path: Path) -> None:
+    # A recorded duration is a float (0.006391999704646878): shown as replay does, "0 ms".
+    path = tmp_path / "cli.duckdb"
+    with open_sink(f"duckdb:{path}") as sink:
+        store(sink, folded)
+    calls = folded.changed["agentlog_tool_calls"].values()
+    done = next(c for c in calls if c["status"] == "completed" and c["latency_ms"] % 1)
+    cid = done["conversation_id"]
+    shown = agentlog("conversations", "show", cid, "--sink", f"duckdb:{path}", state_dir=tmp_path)
+    assert shown.code == 0, shown.err
+    line = next(t for t in shown.out.splitlines() if f"  tool {done['tool_name']}" in t)
+    assert re.search(r" attempts \d+ \d[\d,]* ms  ", line), line
+    assert f"{round(done['latency_ms']):,} ms" in shown.out
+    assert str(done["latency_ms"]) not in shown.out

@@ -20,7 +20,7 @@ from rerun_agent import (
 from agentlog.producers import Recorder
 from agentlog.replay import ReplayError, replay_conversation
 from agentlog.replay.diff import diff_conversations
-from agentlog.replay.rerun import rerun, run_live
+from agentlog.replay.rerun import rerun, rerun_recording, run_live
 from agentlog.replay.testing import assert_rerun
 from agentlog.settings import Settings
 
@@ -172,3 +172,15 @@ def test_rerun_command(recorded, tmp_path) -> None:
         "--fork-at", "nope", state_dir=tmp_path,
     )  # fmt: skip
     assert fork.code == 1 and "--fork-at 'nope'" in fork.err
+
+
+def _misspelt(session) -> None:
+    session.agnet_message("billing", "hello")
+
+
+def test_a_misspelt_session_method_raises_with_or_without_a_recorder(recorded) -> None:
+    original = replay_conversation(recorded, ORIGINAL)
+    with pytest.raises(AttributeError, match="agnet_message"):
+        rerun_recording(original.events, _misspelt)
+    with Recorder(recorded) as recorder, pytest.raises(AttributeError, match="agnet_message"):
+        rerun_recording(original.events, _misspelt, recorder=recorder)

@@ -18,6 +18,11 @@ def _time(micros: int | None) -> str:
     return "-" if micros is None else datetime_of(micros).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _latency(latency_ms: float | None) -> str:
+    # Whole milliseconds, as `replay` shows them (the column keeps the float's noise).
+    return "-" if latency_ms is None else f"{latency_ms:,.0f} ms"
+
+
 def _micros(moment: datetime | None) -> int | None:
     if moment is None:
         return None
@@ -118,7 +123,7 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
             f"({counted(index['event_count'], 'event')})"
         )
     for call in calls:
-        detail = call["error_type"] if call["status"] == "failed" else f"{call['latency_ms']} ms"
+        detail = call["error_type"] if call["status"] == "failed" else _latency(call["latency_ms"])
         click.echo(
             visible(
                 f"  tool {call['tool_name']:<20} {call['status']:<10} attempts "
