@@ -158,3 +158,12 @@ class ExportError(AgentlogError):
 
 class DemoError(AgentlogError):
     """`agentlog demo`'s live agents did not come to the end of their story in time."""
+
+
+class OtlpRejected(AgentlogError):
+    """An OTLP export request the receiver refuses whole (`status`: the HTTP answer):
+    not OTLP (400), too large (413)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     debug: bool = Field(
         default=False, description="the CLI shows the traceback of an error (like --traceback)"
     )
+    otlp_token: SecretStr | None = Field(
+        default=None,
+        description="the bearer token `agentlog ingest otlp` demands (Authorization: Bearer)",
+    )
 
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
 
@@ -261,6 +265,10 @@ class Settings(BaseSettings):
     @property
     def claim_check_store(self) -> Path:
         return self.claim_check_dir or self.state_dir / "claim-check"
+
+    @property
+    def otlp_status_file(self) -> Path:
+        return self.state_dir / "otlp-receiver.json"
 
     @property
     def dev_state_file(self) -> Path:

@@ -19,6 +19,7 @@ from agentlog.cli import (  # noqa: F401  (they register commands)
     dlq,
     export,
     importing,
+    ingest,
     project,
     replay,
     sagas,

@@ -146,10 +146,62 @@ def status(
         _serve(collect, host, port, interval)
         return
     report = collect(False)
+    receiver = otlp_receiver(settings)
     if output == "json":
-        click.echo(orjson.dumps(as_json(report), option=orjson.OPT_INDENT_2).decode())
+        data = as_json(report)
+        if receiver is not None:
+            data["otlp_receiver"] = receiver
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(as_table(report, settings))
+        if receiver is not None:
+            click.echo("\n" + otlp_receiver_line(receiver))
+
+
+_OTLP_FIGURES = (
+    "requests",
+    "spans_received",
+    "spans_accepted",
+    "spans_dropped",
+    "spans_rejected",
+    "log_records_received",
+    "log_records_rejected",
+    "events_produced",
+    "unavailable",
+)
+
+
+def otlp_receiver(settings: Settings) -> dict[str, object] | None:
+    """The counters `agentlog ingest otlp` last wrote (its state file), if any: only
+    the known figures, as integers, and the last rejection as printable text."""
+    path = settings.otlp_status_file
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(65_537)
+        data = orjson.loads(raw) if len(raw) <= 65_536 else None
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, object] = {
+        name: data[name]
+        for name in _OTLP_FIGURES
+        if isinstance(data.get(name), int) and not isinstance(data.get(name), bool)
+    }
+    for text in ("url", "last_rejection"):
+        if isinstance(data.get(text), str):
+            out[text] = "".join(c if c.isprintable() else "?" for c in data[text][:300])
+    return out
+
+
+def otlp_receiver_line(receiver: dict[str, object]) -> str:
+    figures = ", ".join(
+        f"{name.replace('_', ' ')} {receiver[name]}" for name in _OTLP_FIGURES if name in receiver
+    )
+    line = f"OTLP receiver {receiver.get('url', '?')}: {figures}"
+    if receiver.get("last_rejection"):
+        line += f"\n  last rejection: {receiver['last_rejection']}"
+    return line
 
 
 def collect_forgetting(settings: Settings, forget: tuple[str, ...], timeout: float) -> list[Any]:

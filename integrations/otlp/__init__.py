@@ -1,0 +1,41 @@
+"""An OTLP/HTTP receiver that puts any OpenTelemetry-instrumented agent on the log:
+`agentlog ingest otlp` (docs/otlp.md).
+
+    from agentlog.integrations.otlp import serve
+    with serve(recorder, port=4318) as receiver: ...
+
+Needs `pip install 'agentlog[otlp]'` (opentelemetry-proto).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agentlog.integrations._recording import require
+
+require("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "otlp")
+
+from agentlog.integrations.otlp._ingest import Counters, Ingest, Unavailable  # noqa: E402
+from agentlog.integrations.otlp._server import DEFAULT_MAX_BODY, Receiver  # noqa: E402
+
+__all__ = ["Counters", "Ingest", "Receiver", "Unavailable", "serve"]
+
+
+def serve(
+    recorder: Any,
+    *,
+    spooled: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    token: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    hold_s: float = 5.0,
+    flush_timeout_s: float = 10.0,
+    status_file: Path | None = None,
+) -> Receiver:
+    """A receiver recording through `recorder` (not started: `with` it, or `.start()`)."""
+    ingest = Ingest(recorder, spooled=spooled, hold_s=hold_s, flush_timeout_s=flush_timeout_s)
+    return Receiver(
+        ingest, host=host, port=port, token=token, max_body=max_body, status_file=status_file
+    )
