@@ -287,9 +287,10 @@ def test_a_5mb_tool_result_is_returned_and_kept_whole(recording: Settings) -> No
     assert len(expected_json) > 5_000_000
     # kafka-python, a client independent of librdkafka: the raw record is small and names
     # the blob; agentlog's decode of those bytes gives back the whole result.
-    raw = read_all(settings.bootstrap_servers, settings.events_topic, expect=2)
-    assert [len(r.value) < settings.claim_check_threshold_bytes for r in raw] == [True, True]
-    completed_raw = raw[1].value
+    # @recorder.tool declares the tool first (once per conversation), then the call.
+    raw = read_all(settings.bootstrap_servers, settings.events_topic, expect=3)
+    assert [len(r.value) < settings.claim_check_threshold_bytes for r in raw] == [True] * 3
+    completed_raw = raw[2].value
     blobs = list((settings.claim_check_store / "sha256").rglob("*"))
     blob_files = [b for b in blobs if b.is_file()]
     assert len(blob_files) == 1
@@ -301,8 +302,12 @@ def test_a_5mb_tool_result_is_returned_and_kept_whole(recording: Settings) -> No
     through_reader = [
         decode_event(m.value()) for m in read_partitions(settings, settings.events_topic)
     ]
-    assert [e.event_type for e in through_reader] == ["tool_call_requested", "tool_call_completed"]
-    assert through_reader[1] == from_raw
+    assert [e.event_type for e in through_reader] == [
+        "tools_declared",
+        "tool_call_requested",
+        "tool_call_completed",
+    ]
+    assert through_reader[2] == from_raw
     assert through_reader[1].causation_id == through_reader[0].event_id
 
 
@@ -329,8 +334,11 @@ def test_without_claim_check_a_too_large_event_is_reported_not_raised(
     kept = decode_event(failures[0].value)  # the encoded event travels with the report
     assert kept.event_type == "tool_call_completed"
     assert kept.payload.result_json == json.dumps(result, separators=(",", ":"))
-    on_topic = read_all(settings.bootstrap_servers, settings.events_topic, expect=1)
-    assert [decode_event(r.value).event_type for r in on_topic] == ["tool_call_requested"]
+    on_topic = read_all(settings.bootstrap_servers, settings.events_topic, expect=2)
+    assert [decode_event(r.value).event_type for r in on_topic] == [
+        "tools_declared",
+        "tool_call_requested",
+    ]
     assert not settings.claim_check_store.exists()
 
 

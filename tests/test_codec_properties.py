@@ -29,7 +29,7 @@ from agentlog import schema_versions as schemas
 from agentlog import serde
 from agentlog.avro_codec import Codec, compile_codec
 from agentlog.errors import DecodeError, SchemaError
-from agentlog.events import PAYLOAD_BY_RECORD_NAME, Event, Source
+from agentlog.events import NUMBER_LIMIT, PAYLOAD_BY_RECORD_NAME, Event, Source
 from agentlog.serde import EventEncoder, decode, decode_event, encode_event, event_to_avro
 from agentlog.settings import Settings
 
@@ -363,8 +363,24 @@ def model_events(payload_name: str) -> st.SearchStrategy[Event]:
         trace_id=optional_text,
         span_id=optional_text,
         causation_id=optional_text,
-        payload=values_of(payload_name, EVENT_NAMED).map(payload_type.model_validate),
+        payload=values_of(payload_name, EVENT_NAMED)
+        .map(_measures_a_model_takes)
+        .map(payload_type.model_validate),
     )
+
+
+def _measures_a_model_takes(fields: dict[str, Any]) -> dict[str, Any]:
+    """The models refuse NaN, infinities and numbers beyond NUMBER_LIMIT (the codec alone
+    still takes them, tested above): a model's floats are drawn finite and in range."""
+
+    def measure(value: Any) -> Any:
+        if not isinstance(value, float):
+            return value
+        if not math.isfinite(value):
+            return 0.0
+        return max(-NUMBER_LIMIT, min(NUMBER_LIMIT, value))
+
+    return {name: measure(value) for name, value in fields.items()}
 
 
 @pytest.mark.parametrize("payload_name", PAYLOAD_NAMES)

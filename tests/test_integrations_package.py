@@ -82,8 +82,10 @@ def test_with_no_broker_the_caller_gets_exactly_what_the_bare_client_gets(tmp_pa
     """Nothing listens on the broker's port: recording reports its events to on_error,
     and the calls, streamed or not, return what they return without the wrapper."""
     undelivered: list[object] = []
+    # No spool: the events are reported, not kept to ship later (the spool's own tests
+    # show what waits there).
     settings = Settings(
-        bootstrap_servers="127.0.0.1:9", state_dir=tmp_path, delivery_timeout_ms=1000
+        bootstrap_servers="127.0.0.1:9", state_dir=tmp_path, delivery_timeout_ms=1000, spool=False
     )
     recorder = Recorder(settings, on_error=undelivered.append)
     messages = [{"role": "user", "content": SCRIPT.question}]
