@@ -41,7 +41,14 @@ def test_tool_decorator_records_results_and_failures(settings: Settings) -> None
 
     asyncio.run(agent())
 
-    events = _events(settings, expect=4)
+    recorded = _events(settings, expect=6)
+    # Each tool is declared once in the conversation, before its first call.
+    declared = [e for e in recorded if e.event_type == "tools_declared"]
+    assert [[t.name for t in e.payload.tools] for e in declared] == [
+        ["lookup_invoice"],
+        ["issue_refund"],
+    ]
+    events = [e for e in recorded if e.event_type != "tools_declared"]
     assert [(e.event_type, e.payload.tool_name) for e in events] == [
         ("tool_call_requested", "lookup_invoice"),
         ("tool_call_completed", "lookup_invoice"),
