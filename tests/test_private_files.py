@@ -94,7 +94,10 @@ def test_training_export_does_not_follow_a_link_planted_at_a_temporary_name(
     assert mode(out_dir / "out.jsonl") == mode(out_dir / "out.provenance.jsonl") == 0o600
     # The archive the export read was written private too.
     assert open_to_others(archive) == []
-    # A folder the export made for its output is private; leftovers are only the links.
+    # A Parquet export is private too (the export makes no folder: --out's must exist);
+    # leftovers are only the links.
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new").chmod(0o700)
     fresh = export_training(archive, TOPIC, TrainingOptions(out=tmp_path / "new" / "o.parquet"))
     assert fresh.examples["all"] == 2
     assert open_to_others(tmp_path / "new") == []
