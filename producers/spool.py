@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlog.errors import SpoolError
+from agentlog.private_files import private_dir
 from agentlog.producers._position_file import PositionFile, StateTooLarge
 
 LOG = logging.getLogger("agentlog.producers.spool")
@@ -148,7 +149,7 @@ class Spool:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)  # events wait here: the user's alone (0700)
             self._lock_file = self._take_lock()
         except OSError as exc:
             raise SpoolError(
@@ -205,7 +206,8 @@ class Spool:
     # -- opening ------------------------------------------------------------------------
 
     def _take_lock(self) -> Any:
-        handle = open(self.directory / "lock", "a+")  # noqa: SIM115 - held while open
+        descriptor = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        handle = os.fdopen(descriptor, "a+")  # held while the spool is open
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

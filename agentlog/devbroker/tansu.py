@@ -8,7 +8,7 @@ import subprocess
 from agentlog.dev_state import DevBrokerRecord
 from agentlog.devbroker._process import free_port, port_is_free, wait_until_answering
 from agentlog.devbroker.tansu_binary import checked_binary, describe
-from agentlog.private_files import open_private_append
+from agentlog.private_files import open_private_append, replaced_whole
 from agentlog.settings import Settings
 
 MEMORY_ONLY_WARNING = (
@@ -27,7 +27,8 @@ def _port(settings: Settings, port: int | None) -> int:
         except (OSError, ValueError):
             previous = 0
         port = previous if 0 < previous < 65536 and port_is_free(previous) else free_port()
-    remembered.write_text(str(port))
+    with replaced_whole(remembered) as out:  # 0600, like the rest of the state folder
+        out.write(str(port).encode())
     return port
 
 
