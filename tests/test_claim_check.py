@@ -295,12 +295,14 @@ def test_a_5mb_tool_result_is_returned_and_kept_whole(recording: Settings) -> No
     blob_files = [b for b in blobs if b.is_file()]
     assert len(blob_files) == 1
     assert blob_files[0].name.encode() in completed_raw  # the SHA-256, in the reference
-    from_raw = decode_event(completed_raw)
+    store = BlobStore(settings.claim_check_store)
+    from_raw = decode_event(completed_raw, blobs=store)
     assert from_raw.event_type == "tool_call_completed"
     assert from_raw.payload.result_json == expected_json
     # confluent-kafka through agentlog's reader: the same.
     through_reader = [
-        decode_event(m.value()) for m in read_partitions(settings, settings.events_topic)
+        decode_event(m.value(), blobs=store)
+        for m in read_partitions(settings, settings.events_topic)
     ]
     assert [e.event_type for e in through_reader] == [
         "tools_declared",
