@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import Capabilities, capabilities_of
 from postgres_server import private_cluster, server_binaries
 
 from agentlog import devbroker
@@ -43,6 +44,10 @@ def absent(what: str, reason: str) -> None:
 class Broker:
     engine: str
     bootstrap: str
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.engine)
 
 
 def _docker_answers() -> bool:
@@ -82,7 +87,16 @@ def broker(
             absent(engine, "Kafka via testcontainers needs a Docker engine; none answers here")
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft() as container:
+        # Configured as the dev engine configures Kafka (devbroker/kafka.py), so that it
+        # has the capabilities of Kafka in helpers/engines.py.
+        container = (
+            KafkaContainer("confluentinc/cp-kafka:7.7.1")
+            .with_kraft()
+            .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+            .with_env("KAFKA_LOG_RETENTION_CHECK_INTERVAL_MS", "2000")
+            .with_env("KAFKA_LOG_SEGMENT_DELETE_DELAY_MS", "1000")
+        )
+        with container:
             yield Broker(engine, container.get_bootstrap_server())
         return
     state, record = start_dev_broker(engine, tmp_path_factory.mktemp(f"{engine}-state"))
@@ -104,7 +118,14 @@ def bootstrap(broker: Broker) -> str:
 
 @pytest.fixture
 def engine(broker: Broker) -> str:
+    """The engine's name, to name it in a message; branch on `capabilities` instead."""
     return broker.engine
+
+
+@pytest.fixture
+def capabilities(broker: Broker) -> Capabilities:
+    """What this test's broker can do (helpers/engines.py): tests ask this, not the name."""
+    return broker.capabilities
 
 
 @pytest.fixture
@@ -194,6 +215,10 @@ class DevEngine:
 
     name: str
     env: dict[str, str]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.name)
 
     def settings(self, state_dir: Path) -> Settings:
         return engine_settings(self.name, state_dir)

@@ -7,6 +7,7 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
 from cli import agentlog
 from kafka_python_reader import read_all
 
@@ -19,7 +20,7 @@ def test_dev_up_status_down_and_commands_find_it(dev_broker_engine, tmp_path) ->
     assert up.code == 0, up.err
     bootstrap = up.out.strip().splitlines()[-1]
     assert bootstrap.startswith("127.0.0.1:")
-    if dev_broker_engine.name == "tansu":
+    if not dev_broker_engine.capabilities.keeps_log_across_restart:
         assert "memory only" in up.out
     else:
         assert "Apache Kafka 4." in up.out and f"data in {tmp_path}" in up.out
@@ -68,9 +69,9 @@ def _demo_events(bootstrap: str) -> list:
     return [decode_event(r.value) for r in read_all(bootstrap, "agentlog.events")]
 
 
+# The kafka engine alone: Tansu is memory only by design, nothing survives `dev down`.
+@pytest.mark.parametrize("dev_broker_engine", ["kafka"], indirect=True)
 def test_kafka_engine_log_survives_down_and_up_until_wiped(dev_broker_engine, tmp_path) -> None:
-    if dev_broker_engine.name != "kafka":
-        return  # Tansu is memory only by design: nothing survives `dev down`.
     env = dev_broker_engine.env
     up = agentlog("dev", "up", state_dir=tmp_path, env=env)
     assert up.code == 0, up.err
@@ -113,13 +114,13 @@ def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
     assert all(len(i) == 22 for i in ids)
 
 
+# The path under test goes from Tansu to Kafka: the kafka engine's fixture (its jars).
+@pytest.mark.parametrize("dev_broker_engine", ["kafka"], indirect=True)
 def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
     dev_broker_engine, tmp_path
 ) -> None:
     """Quick start on Tansu, then the README's Kafka steps: the default projection file
     built from the Tansu log must not block the demo on Kafka (nor after a wipe)."""
-    if dev_broker_engine.name != "kafka":
-        return  # the path under test goes from Tansu to Kafka
     env = dev_broker_engine.env
     tansu_env = {**env, "AGENTLOG_DEV_ENGINE": "tansu"}
     try:

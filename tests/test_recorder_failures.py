@@ -191,7 +191,7 @@ def test_a_broker_that_forgot_the_producer_does_not_leave_the_recorder_stuck(
 
 
 def _kafka_engine_only(engine) -> None:
-    if engine.name != "kafka":
+    if not engine.capabilities.enforces_max_message_bytes:
         pytest.skip("Tansu does not enforce a topic's max.message.bytes")
 
 

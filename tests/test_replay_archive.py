@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cli import agentlog
 from confluent_kafka import TopicPartition
+from helpers import Capabilities
 from offline_archive import archive_offline
 from offline_log import TOPIC, events_of, simulated_log
 from test_archive import record
@@ -116,10 +117,10 @@ def _recorded_conversations(settings: Settings, archive: Path) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _lose_the_log(settings: Settings, engine: str) -> None:
+def _lose_the_log(settings: Settings, capabilities: Capabilities) -> None:
     """Kafka no longer holds any record: a dev broker restarted (Tansu: its topic created
     again, empty) or retention passed (Kafka: every record deleted)."""
-    if engine == "tansu":  # Tansu crashes the connection on delete_records
+    if not capabilities.deletes_records:  # Tansu crashes the connection on delete_records
         created_again(settings)
         return
     topic = settings.events_topic
@@ -130,7 +131,7 @@ def _lose_the_log(settings: Settings, engine: str) -> None:
 
 
 def test_replay_reads_the_archive_once_kafka_lost_the_conversation(
-    settings: Settings, engine: str, tmp_path: Path
+    settings: Settings, capabilities: Capabilities, tmp_path: Path
 ) -> None:
     archive = tmp_path / "archive"
     conversation_id = _recorded_conversations(settings, archive)[0]
@@ -140,7 +141,7 @@ def test_replay_reads_the_archive_once_kafka_lost_the_conversation(
     before = replay_conversation(settings, conversation_id)
     assert before.location.method == "scan"
     assert replay_conversation(settings, conversation_id, sink_url=sink).events == before.events
-    _lose_the_log(settings, engine)
+    _lose_the_log(settings, capabilities)
 
     for sink_url in (None, sink):  # a scan finds nothing; the index names offsets gone
         notes: list[str] = []
@@ -189,9 +190,9 @@ def test_replay_reads_the_archive_once_kafka_lost_the_conversation(
 
 
 def test_replay_takes_records_retention_deleted_from_the_archive(
-    settings: Settings, engine: str, tmp_path: Path
+    settings: Settings, capabilities: Capabilities, tmp_path: Path
 ) -> None:
-    if engine == "tansu":
+    if not capabilities.enforces_retention:
         pytest.skip("Tansu stores retention settings but never deletes records")
     archive = tmp_path / "archive"
     conversation_id = _recorded_conversations(settings, archive)[0]

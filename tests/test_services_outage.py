@@ -11,12 +11,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cli import agentlog_process
 from conftest import DevEngine
+from helpers import wait_for
 
 from agentlog import devbroker
 from agentlog.analytics import archiver as archiver_module
@@ -28,14 +28,6 @@ from agentlog.settings import Settings
 from agentlog.topics import create_topics
 
 OUTAGE_S = 15
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _record(settings: Settings, count: int, start: int = 0) -> None:
@@ -82,13 +74,13 @@ def test_project_run_rides_out_a_broker_restart(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        _wait(lambda: _applied(log) >= 100, 120, "the first 100 events applied")
+        wait_for(lambda: _applied(log) >= 100, 120, "the first 100 events applied")
         devbroker.stop(state)
-        _wait(lambda: "does not answer" in log.read_text(), 60, "the projector's outage line")
+        wait_for(lambda: "does not answer" in log.read_text(), 60, "the projector's outage line")
         time.sleep(OUTAGE_S)  # the outage itself: nothing to await but time
         assert projector.poll() is None, log.read_text()
         devbroker.start(state, port=broker.port)
-        if dev_broker_engine.name == "tansu":
+        if not dev_broker_engine.capabilities.keeps_log_across_restart:
             # A new, empty log on the same address (its topics made again, as after
             # `dev up`): refused in one line, never mixed in.
             create_topics(settings)
@@ -98,9 +90,9 @@ def test_project_run_rides_out_a_broker_restart(
             assert len(errors) == 1 and "restarted dev broker" in errors[0], log.read_text()
             assert "Traceback" not in log.read_text()
             return
-        _wait(lambda: "answers again" in log.read_text(), 120, "the projector's resume line")
+        wait_for(lambda: "answers again" in log.read_text(), 120, "the projector's resume line")
         _record(settings, 50, start=100)
-        _wait(lambda: _applied(log) >= 150, 120, "the 50 events recorded after the outage")
+        wait_for(lambda: _applied(log) >= 150, 120, "the 50 events recorded after the outage")
         assert projector.poll() is None, log.read_text()
         projector.send_signal(signal.SIGTERM)
         assert projector.wait(timeout=60) == 0, log.read_text()
@@ -142,7 +134,7 @@ def test_project_run_gives_up_past_the_tolerance_naming_the_cause(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        _wait(lambda: _applied(log) >= 10, 120, "the events applied")
+        wait_for(lambda: _applied(log) >= 10, 120, "the events applied")
     finally:
         devbroker.stop(state, wipe=True)
     try:
@@ -160,7 +152,7 @@ def test_project_run_gives_up_past_the_tolerance_naming_the_cause(
 def test_archive_run_survives_its_partition_check_inside_an_outage(
     dev_broker_engine: DevEngine, tmp_path: Path, monkeypatch
 ) -> None:
-    if dev_broker_engine.name != "kafka":
+    if not dev_broker_engine.capabilities.keeps_log_across_restart:
         pytest.skip("a restarted Tansu has a new, empty log: nothing to ride out to")
     monkeypatch.setattr(archiver_module, "_PARTITION_CHECK_SECONDS", 1.0)
     state = dev_broker_engine.settings(tmp_path / "broker")
@@ -185,14 +177,14 @@ def test_archive_run_survives_its_partition_check_inside_an_outage(
         create_topics(settings)
         _record(settings, 30)
         thread.start()
-        _wait(lambda: archiver.progress.archived >= 30 or bool(failure), 120, "30 archived")
+        wait_for(lambda: archiver.progress.archived >= 30 or bool(failure), 120, "30 archived")
         devbroker.stop(state)
         # Partition checks fall inside the outage; the archiver stays.
         time.sleep(OUTAGE_S)  # the outage itself: nothing to await but time
         assert thread.is_alive() and not failure, failure
         devbroker.start(state, port=broker.port)
         _record(settings, 20, start=30)
-        _wait(lambda: archiver.progress.archived >= 50 or bool(failure), 120, "50 archived")
+        wait_for(lambda: archiver.progress.archived >= 50 or bool(failure), 120, "50 archived")
         assert not failure, failure
     finally:
         archiver.stop()

@@ -237,7 +237,7 @@ def test_a_record_kafka_refuses_is_reported_and_shipping_goes_on(
 ) -> None:
     """With enable.gapless.guarantee the refusal is also a fatal producer error: the
     shipper reports the record, replaces the producer and goes on."""
-    if dev_broker_engine.name != "kafka":
+    if not dev_broker_engine.capabilities.enforces_max_message_bytes:
         pytest.skip("Tansu does not enforce a topic's max.message.bytes")
     state = dev_broker_engine.settings(tmp_path / "broker")
     record = devbroker.start(state)
