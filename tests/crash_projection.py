@@ -35,7 +35,7 @@ class Slow(Projection):
 
     @handles(*EVENT_TYPES)
     def wait(self, event, state) -> None:
-        time.sleep(0.001)
+        time.sleep(0.001)  # the scenario: a slow projection
 
 
 class FailsOnRefunds(Projection):

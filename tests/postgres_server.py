@@ -14,10 +14,11 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from helpers import wait_for
 
 
 def server_binaries() -> Path | None:
@@ -88,18 +89,17 @@ def private_cluster(root: Path, wait_seconds: float = 60) -> Iterator[str]:
     )
     try:
         url = f"postgresql://postgres@127.0.0.1:{port}"
-        deadline = time.monotonic() + wait_seconds
         import psycopg
 
-        while True:
+        def created() -> bool:
             try:
                 with psycopg.connect(f"{url}/postgres", autocommit=True, connect_timeout=3) as c:
                     c.execute("CREATE DATABASE test")
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+                return True
+            except psycopg.OperationalError:  # not accepting connections yet
+                return False
+
+        wait_for(created, wait_seconds, "the private PostgreSQL cluster to take a database")
         yield f"{url}/test"
     finally:
         subprocess.run(

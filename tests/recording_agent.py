@@ -68,7 +68,7 @@ def main() -> None:
         if args.rate:
             pause = began + (index - args.start) / args.rate - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                time.sleep(pause)  # the scenario: an agent recording at --rate
         started = time.perf_counter_ns()
         recorder.user_message(f"conv-{index % 10}", f"turn {index}")
         took = (time.perf_counter_ns() - started) // 1000

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import orjson
@@ -14,6 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 from cli import agentlog, agentlog_process
 from confluent_kafka import Producer
+from helpers import wait_for
 from kafka_python_reader import read_all
 
 from agentlog.analytics.archive_files import archive_files, topic_root
@@ -120,10 +120,7 @@ def test_a_killed_archiver_resumes_without_loss_or_repeat(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while len(archive_files(root)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert archive_files(root), "the archiver wrote nothing"
+        wait_for(lambda: len(archive_files(root)) >= 3, 60, "the archiver's first 3 files")
     finally:
         follower.send_signal(signal.SIGKILL)
         follower.wait(timeout=30)

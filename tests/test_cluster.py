@@ -30,6 +30,7 @@ import pytest
 import tool_fixtures
 from cli import TESTS, agentlog_process, clean_environment
 from conftest import absent, engine_settings
+from helpers import wait_for
 from independent_fold import assert_sink_matches, decode_plain, fold
 from kafka_python_reader import read_all
 
@@ -52,16 +53,6 @@ ENDINGS = ("ToolCallCompleted", "ToolCallFailed")
 
 # Figures for the report, printed at the end of the module (pytest -s, or -rA).
 FIGURES: list[str] = []
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> float:
-    """Seconds until `condition()` held; AssertionError naming `what` past `timeout`."""
-    began = time.monotonic()
-    while not condition():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-    return time.monotonic() - began
 
 
 @dataclass
@@ -89,7 +80,9 @@ class Cluster:
         signalled = time.monotonic()
         assert node.running, f"broker {node.node_id} is already down"
         subprocess.run(["kill", f"-{sig.name}", str(node.pid)], check=True, timeout=10)
-        wait_for(lambda: not process_alive(node.pid, b"kafka.Kafka"), f"broker {node.node_id}")
+        wait_for(
+            lambda: not process_alive(node.pid, b"kafka.Kafka"), WAIT_S, f"broker {node.node_id}"
+        )
         if sig == signal.SIGKILL:
             self.kills += 1
         return signalled
@@ -99,7 +92,7 @@ class Cluster:
         every partition has all its replicas in sync. Returns how long that took."""
         began = time.monotonic()
         self.record = devbroker.start(self.state, wait_seconds=WAIT_S)
-        wait_for(self.fully_in_sync, "every replica back in sync")
+        wait_for(self.fully_in_sync, WAIT_S, "every replica back in sync")
         took = time.monotonic() - began
         self.restarts.append(took)
         return took
@@ -211,7 +204,7 @@ class Agent:
             assert self.process.poll() is None, self.out.read_text()
             return self.recorded() >= count
 
-        wait_for(reached, f"the agent to record {count} events")
+        wait_for(reached, WAIT_S, f"the agent to record {count} events")
 
     def finish(self) -> set[str]:
         """Stops the recording (still running: it recorded through every fault), waits for
@@ -260,7 +253,7 @@ def kill_leader_while(cluster: Cluster, settings: Settings, topic: str, what: st
         except Exception:
             return False
 
-    wait_for(new_leader, f"a new leader of {topic}[0]")
+    wait_for(new_leader, WAIT_S, f"a new leader of {topic}[0]")
     elected = time.monotonic() - killed_at
     back = cluster.restart_stopped()
     FIGURES.append(
@@ -340,11 +333,13 @@ def test_recording_and_projecting_through_a_leader_killed_lose_nothing(
     running = projector(settings, log)
     try:
         agents = {spool: Agent(settings, tmp_path, spool=spool) for spool in (False, True)}
-        wait_for(caught_up(running, log, settings, 1_000), "the projector to apply 1,000")
+        wait_for(caught_up(running, log, settings, 1_000), WAIT_S, "the projector to apply 1,000")
         kill_leader_while(cluster, settings, settings.events_topic, "recording and projecting")
         delivered = {spool: agent.finish() for spool, agent in agents.items()}
         written = sum(map(len, delivered.values()))
-        took = wait_for(caught_up(running, log, settings, written), "the projector to catch up")
+        finished = time.monotonic()
+        wait_for(caught_up(running, log, settings, written), WAIT_S, "the projector to catch up")
+        took = time.monotonic() - finished
         FIGURES.append(f"projection: caught up {took:.1f}s after the agents finished")
         assert_running_then_stop(running, log, "project run")
     finally:
@@ -418,7 +413,9 @@ def test_tool_calls_through_a_leader_killed_end_once_each(
                 tools.request(f"conv-{n % 31}", "record_effect", {"n": n, "sleep_ms": 2})
                 for n in range(600)
             ]
-            wait_for(lambda: len(tool_fixtures.lines("effects")) >= 100, "the first 100 calls")
+            wait_for(
+                lambda: len(tool_fixtures.lines("effects")) >= 100, WAIT_S, "the first 100 calls"
+            )
             kill_leader_while(cluster, settings, settings.tool_requests_topic, "tool calls")
             results = [call.result() for call in calls]
         assert [result["n"] for result in results] == list(range(600))
@@ -454,7 +451,7 @@ def test_a_rolling_restart_under_load_loses_nothing_and_stops_no_service(
         assert [result["n"] for result in results] == list(range(len(calls)))
         delivered = agent.finish()
         total = len(delivered) + 2 * len(calls)
-        wait_for(caught_up(services[0], projector_log, settings, total), "the projector")
+        wait_for(caught_up(services[0], projector_log, settings, total), WAIT_S, "the projector")
         assert_running_then_stop(services[0], projector_log, "project run")
         assert_running_then_stop(services[1], worker_log, "tools work")
     finally:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 from cli import agentlog_process
+from helpers import wait_for
 from independent_fold import assert_sink_matches, fold
 from kafka_python_reader import read_all
 from test_projections import record_workload
@@ -93,14 +93,6 @@ def test_sigkill_mid_batch_then_restart_is_exact(
         assert_sink_matches(sink, expected)
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def test_three_projectors_on_postgres_one_killed_mid_stream(
     bootstrap: str, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -117,12 +109,12 @@ def test_three_projectors_on_postgres_one_killed_mid_stream(
     group = ("--group", "trio", "--batch-size", "200", "--projection", "crash_projection:Slow")
     processes = [projector(settings, *BUILT_INS, *group, log=log) for log in logs]
     try:
-        _wait_for(lambda: applied_offsets(settings, "trio") > written // 5, 120, "progress")
+        wait_for(lambda: applied_offsets(settings, "trio") > written // 5, 120, "a fifth applied")
         assert applied_offsets(settings, "trio") < written, "too late to kill mid-stream"
         processes[1].send_signal(signal.SIGKILL)
         processes[1].wait(timeout=30)
         # The survivors take over the victim's partitions from the offsets in PostgreSQL.
-        _wait_for(lambda: applied_offsets(settings, "trio") == written, 240, "catch-up")
+        wait_for(lambda: applied_offsets(settings, "trio") == written, 240, "every event applied")
     finally:
         for process in processes:
             if process.poll() is None:

@@ -170,7 +170,7 @@ def test_once_stops_at_the_ends_seen_at_start_while_producers_keep_writing(
             while not stop.is_set():
                 late.user_message(f"conv-{n % 40}", f"during {n}")
                 n += 1
-                time.sleep(0.001)
+                time.sleep(0.001)  # the scenario: a writer that keeps going, paced
 
     writer = threading.Thread(target=keep_writing)
     writer.start()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
 from cli import agentlog, agentlog_process
+from helpers import wait_for
 
 from agentlog.producers import Recorder
 from agentlog.settings import Settings
@@ -18,15 +18,6 @@ def _record(settings: Settings, first: int, count: int) -> None:
         for n in range(first, first + count):
             recorder.start_conversation(f"conv-{n}", channel="web_chat", user_id="u")
             recorder.user_message(f"conv-{n}", "hello")
-
-
-def _eventually(check, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.3)
 
 
 def test_list_and_status_answer_while_the_projector_runs(settings: Settings, tmp_path) -> None:
@@ -52,20 +43,19 @@ def test_list_and_status_answer_while_the_projector_runs(settings: Settings, tmp
             rows = run.out.strip().splitlines()[1:] if run.code == 0 else []
             return run if len(rows) == expected else None
 
-        first = _eventually(lambda: listed(20))
-        assert first is not None, "the conversations never showed while the projector ran"
+        first = wait_for(lambda: listed(20), 60, "the 20 conversations listed while projecting")
         assert "note: a projector holds" in first.err and "snapshot of" in first.err
         assert projector.poll() is None, "the projector must still be running"
 
         _record(settings, 20, 10)
-        assert _eventually(lambda: listed(30)) is not None
+        wait_for(lambda: listed(30), 60, "the 30 conversations listed while projecting")
 
         def caught_up():
             run = agentlog(*base, "project", "status", "--sink", sink, state_dir=tmp_path)
             return run if run.code == 0 and "total lag: 0 events" in run.out else None
 
-        status = _eventually(caught_up)
-        assert status is not None and "snapshot of" in status.err
+        status = wait_for(caught_up, 60, "project status to show lag 0")
+        assert "snapshot of" in status.err
     finally:
         projector.send_signal(signal.SIGINT)
         projector.communicate(timeout=60)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 import tool_fixtures
 from cli import agentlog
+from helpers import wait_for
 from kafka_python_reader import read_all
 from saga_agent import STEPS, effects, refund_saga
 from test_tool_workers import worker_thread
@@ -47,14 +48,6 @@ from agentlog.serde import decode_event
 from agentlog.settings import Settings
 
 TESTS = Path(__file__).parent
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 T0 = 1_700_000_000_000_000  # microseconds

@@ -8,22 +8,13 @@ import io
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from cli import agentlog, agentlog_process
+from helpers import wait_for
 from test_archive import record
 
 from agentlog.settings import Settings
-
-
-def _eventually(check, seconds: float = 90):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.3)
 
 
 def _base(settings: Settings) -> tuple[str, ...]:
@@ -63,11 +54,12 @@ def test_sql_answers_while_the_archiver_and_the_projector_run(
         )
 
     try:
-        first = _eventually(lambda: counts(written, 10))
-        assert first is not None, "sql never saw the archived events and projected rows"
+        first = wait_for(
+            lambda: counts(written, 10), 90, "sql to see the archived events and projected rows"
+        )
         assert "snapshot of" in first.err  # the projector holds its file
         more = record(settings, 5, seed=2)
-        assert _eventually(lambda: counts(written + more, 15)) is not None
+        wait_for(lambda: counts(written + more, 15), 90, "sql to see the events recorded later")
         assert all(p.poll() is None for p in running), "archiver and projector keep running"
         joined = agentlog(
             *base, "sql",

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import tool_fixtures
 from cli import agentlog, agentlog_process
+from helpers import wait_for
 from kafka_python_reader import read_all
 from tool_fixtures import BACKOFF, SLEEPY_TIMEOUT, invocations, lines
 
@@ -108,14 +109,6 @@ def worker_process(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def already_ended(log: Path) -> int:

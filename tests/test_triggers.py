@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli import agentlog
+from helpers import wait_for
 
 from agentlog.consumers.agents import Agents, load_agents, trigger_event_ids
 from agentlog.consumers.dead_letters import (
@@ -161,11 +162,21 @@ def test_a_redrive_reaches_a_running_runtime(settings: Settings) -> None:
     thread = threading.Thread(target=runtime.run)
     thread.start()
     try:
-        letter = wait_for(lambda: next(iter(dead_letter_states(settings).visible()), None))
+        letter = wait_for(
+            lambda: next(iter(dead_letter_states(settings).visible()), None), 60, "a dead letter"
+        )
         broken.clear()
         DeadLetters(settings, letter.group).control(letter, REDRIVEN, 10)
-        wait_for(lambda: seen.by_conversation["bad"] == ["boom", "after"] or None)
-        wait_for(lambda: dead_letter_states(settings).find(letter.id).state == RESOLVED or None)
+        wait_for(
+            lambda: seen.by_conversation["bad"] == ["boom", "after"],
+            60,
+            "the redriven conversation handled in order",
+        )
+        wait_for(
+            lambda: dead_letter_states(settings).find(letter.id).state == RESOLVED,
+            60,
+            "the letter resolved",
+        )
     finally:
         runtime.stop()
         thread.join(30)
@@ -413,18 +424,6 @@ def test_load_agents_says_what_is_wrong() -> None:
         load_agents("cli:nope")
 
 
-def wait_for(found, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = found()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def echoes_on_the_log(settings: Settings) -> list[tuple[str, str]]:
     return [
         (event["conversation_id"], event["payload"][1]["text"])
@@ -467,8 +466,8 @@ def test_from_is_for_a_new_group_only_and_says_so(settings: Settings, tmp_path: 
 def test_a_new_trigger_group_can_start_at_a_time(settings: Settings, tmp_path: Path) -> None:
     record(settings, {"c1": ["early"]})
     cut = time.time()
-    while time.time() < cut + 0.01:  # record times have millisecond resolution
-        time.sleep(0.002)
+    # Record times have millisecond resolution: the late records come 10 ms after the cut.
+    wait_for(lambda: time.time() >= cut + 0.01, 5, "the clock to pass the cut by 10 ms")
     record(settings, {"c1": ["late"], "c2": ["later"]})
     from datetime import UTC, datetime
 
@@ -503,7 +502,9 @@ def test_dlq_redrive_says_when_the_handler_failed_again_and_exits_1(
     thread = threading.Thread(target=runtime.run)
     thread.start()
     try:
-        letter = wait_for(lambda: next(iter(dead_letter_states(settings).visible()), None))
+        letter = wait_for(
+            lambda: next(iter(dead_letter_states(settings).visible()), None), 60, "a dead letter"
+        )
         # Not fixed yet: the runtime runs the handler again, it raises, the letter reopens.
         failed = cli(settings, tmp_path, "dlq", "redrive", letter.id, "--wait", "60")
         assert failed.code == 1, failed.out + failed.err

@@ -51,7 +51,7 @@ def _invoked(tool_call_id: str) -> None:
 def record_effect(n: int, sleep_ms: int = 0, *, tool_call_id: str) -> dict:
     """A side effect made once per call id: the call id as the idempotency key."""
     _invoked(tool_call_id)
-    time.sleep(sleep_ms / 1000)
+    time.sleep(sleep_ms / 1000)  # the scenario: a tool that takes its time
     with open(_dir() / "effects.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if tool_call_id not in lines("effects"):
@@ -109,4 +109,4 @@ def crash_always(*, tool_call_id: str) -> None:
 def hang(*, tool_call_id: str) -> None:
     """A sync tool that never returns (its thread cannot be cancelled)."""
     _invoked(tool_call_id)
-    time.sleep(3600)
+    time.sleep(3600)  # the scenario: a tool that never returns
