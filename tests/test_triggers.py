@@ -219,16 +219,24 @@ def test_two_members_share_the_conversations_and_keep_each_ones_order(
     settings: Settings,
 ) -> None:
     messages = {f"conv-{n}": [f"{n}-{i}" for i in range(30)] for n in range(30)}
+    total = sum(len(texts) for texts in messages.values())
     record(settings, messages)
     seen = Seen()
-    agents = Agents("pair")
+    by_member = [Seen(), Seen()]
 
-    @agents.on("user_message")
-    def note(event, session) -> None:  # type: ignore[no-untyped-def]
-        time.sleep(0.001)  # slow enough that the second member joins mid-run
-        seen.add(event.conversation_id, event.payload["text"])
+    def member_agents(mine: Seen) -> Agents:
+        """The same group ("pair") for both members; each notes what it handled."""
+        agents = Agents("pair")
 
-    members = [TriggerRuntime(settings, agents, lambda t: None) for _ in range(2)]
+        @agents.on("user_message")
+        def note(event, session) -> None:  # type: ignore[no-untyped-def]
+            time.sleep(0.001)  # the scenario: slow enough that the members overlap
+            seen.add(event.conversation_id, event.payload["text"])
+            mine.add(event.conversation_id, event.payload["text"])
+
+        return agents
+
+    members = [TriggerRuntime(settings, member_agents(mine), lambda t: None) for mine in by_member]
     threads = [threading.Thread(target=m.run, kwargs={"once": True}) for m in members]
     for thread in threads:
         thread.start()
@@ -239,6 +247,9 @@ def test_two_members_share_the_conversations_and_keep_each_ones_order(
     assert {c: list(dict.fromkeys(texts)) for c, texts in seen.by_conversation.items()} == (
         messages
     )
+    # Shared: each member handled some of the events, neither handled them all.
+    handled = [sum(len(texts) for texts in mine.by_conversation.values()) for mine in by_member]
+    assert all(0 < count < total for count in handled), handled
 
 
 def test_handlers_are_chosen_by_event_type_and_condition(settings: Settings) -> None:
