@@ -49,9 +49,70 @@ def test_earlier_schema_is_backward_compatible_by_avro_resolution(version: int) 
     writer = parse_schema(
         json.loads((SCHEMA_DIR / f"v{version}" / schemas.SCHEMA_FILE).read_text())
     )
-    reader = parse_schema(schemas.current().schema)
+    current = schemas.current().schema
+    reader = parse_schema(current)
+    named = _records_by_name(current)
     for record in _sample_records(version):
-        schemaless_reader(io.BytesIO(record[10:]), writer, reader)
+        body = record[10:]
+        as_written = schemaless_reader(io.BytesIO(body), writer, return_record_name=True)
+        resolved = schemaless_reader(io.BytesIO(body), writer, reader, return_record_name=True)
+        _assert_kept(current, named, as_written, resolved, "event")
+
+
+def _records_by_name(schema: object, found: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every record type declared in `schema`, by its full name (the .avsc files name
+    them fully: `agentlog.UserMessage`)."""
+    found = {} if found is None else found
+    if isinstance(schema, list):
+        for branch in schema:
+            _records_by_name(branch, found)
+    elif isinstance(schema, dict):
+        if schema.get("type") == "record":
+            found[schema["name"]] = schema
+            for field in schema["fields"]:
+                _records_by_name(field["type"], found)
+        for inner in ("items", "values"):
+            if inner in schema:
+                _records_by_name(schema[inner], found)
+    return found
+
+
+def _assert_kept(schema, named, written, resolved, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Every value the old version wrote reads back unchanged under the current schema,
+    and each field the old version did not have reads as the current schema's default:
+    a field renamed or dropped (which Avro resolution accepts without a word) fails."""
+    if isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    if isinstance(schema, list):  # a union: the branch the value took
+        if isinstance(written, tuple):  # a record branch, named
+            assert isinstance(resolved, tuple) and resolved[0] == written[0], path
+            _assert_kept(written[0], named, written[1], resolved[1], f"{path}<{written[0]}>")
+            return
+        records = [b for b in schema if (b if isinstance(b, str) else b.get("name")) in named]
+        if isinstance(written, dict) and len(records) == 1:
+            _assert_kept(records[0], named, written, resolved, path)
+            return
+        assert resolved == written, path
+        return
+    kind = schema.get("type") if isinstance(schema, dict) else schema
+    if kind == "record":
+        fields = {field["name"]: field for field in schema["fields"]}
+        assert isinstance(resolved, dict), path
+        for name, value in written.items():
+            assert name in fields, f"{path}.{name}: written, but no longer read"
+            _assert_kept(fields[name]["type"], named, value, resolved[name], f"{path}.{name}")
+        for name in fields.keys() - written.keys():
+            assert resolved[name] == fields[name]["default"], f"{path}.{name}: not its default"
+    elif kind == "array":
+        assert len(resolved) == len(written), path
+        for n, (old, new) in enumerate(zip(written, resolved, strict=True)):
+            _assert_kept(schema["items"], named, old, new, f"{path}[{n}]")
+    elif kind == "map":
+        assert resolved.keys() == written.keys(), path
+        for key in written:
+            _assert_kept(schema["values"], named, written[key], resolved[key], f"{path}[{key}]")
+    else:
+        assert resolved == written, path
 
 
 def test_a_standard_avro_reader_decodes_with_the_avsc_file_alone() -> None:
