@@ -151,9 +151,7 @@ def test_small_files_are_compacted_and_readers_see_each_record_once(
     assert_archive_is_the_log(settings, root)
 
 
-def test_another_log_under_the_same_name_is_refused(
-    settings: Settings, tmp_path: Path, engine: str
-) -> None:
+def test_another_log_under_the_same_name_is_refused(settings: Settings, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     record(settings, 6)
     Archiver(settings, archive=archive).run(once=True)
