@@ -223,20 +223,25 @@ def test_two_members_share_the_conversations_and_keep_each_ones_order(
     record(settings, messages)
     seen = Seen()
     by_member = [Seen(), Seen()]
+    working = [threading.Event(), threading.Event()]
 
-    def member_agents(mine: Seen) -> Agents:
+    def member_agents(me: int) -> Agents:
         """The same group ("pair") for both members; each notes what it handled."""
         agents = Agents("pair")
 
         @agents.on("user_message")
         def note(event, session) -> None:  # type: ignore[no-untyped-def]
-            time.sleep(0.001)  # the scenario: slow enough that the members overlap
+            working[me].set()
+            if not working[1 - me].is_set():
+                # The scenario: a member alone goes slowly (a bounded pause per event,
+                # which a rebalance waits out), so that the other joins before the end.
+                time.sleep(0.1)
             seen.add(event.conversation_id, event.payload["text"])
-            mine.add(event.conversation_id, event.payload["text"])
+            by_member[me].add(event.conversation_id, event.payload["text"])
 
         return agents
 
-    members = [TriggerRuntime(settings, member_agents(mine), lambda t: None) for mine in by_member]
+    members = [TriggerRuntime(settings, member_agents(me), lambda t: None) for me in (0, 1)]
     threads = [threading.Thread(target=m.run, kwargs={"once": True}) for m in members]
     for thread in threads:
         thread.start()
