@@ -17,19 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import Message
 
-from agentlog.consumers.consumer_groups import never_assigned
+from agentlog.consumers.committing_member import CommittingMember, Handed
 from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
 from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
@@ -37,8 +31,6 @@ from agentlog.consumers.tool_registry import ToolRegistry
 from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import low_latency_group_consumer_config
-from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import partition_offset, read_gap
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.tool_protocol import TOOL_CALL_STARTED, header, tool_partitions
@@ -73,52 +65,6 @@ class WorkerProgress:
 ProgressCallback = Callable[[WorkerProgress], None]
 
 
-class CommitPastUnfinished(AssertionError):
-    """A bug: the worker was about to commit past a request it has not finished (or has
-    never been handed), which would leave that call with no ending, for good."""
-
-
-@dataclass
-class _Partition:
-    """One assigned tool-requests partition: the calls in flight and what may be
-    committed (every offset below the lowest call not yet acknowledged, and never past an
-    offset this worker was not handed)."""
-
-    number: int
-    # Which assignment of the partition this is: work of an earlier one is stale.
-    generation: int
-    ledger: CallLedger | None
-    committed: int
-    # The next offset expected from Kafka: every offset below it was handed to this
-    # worker (a gap is read again before anything after it is taken).
-    next_offset: int
-    in_flight: set[int] = field(default_factory=set)
-    # Offsets taken from Kafka, waiting for a free slot.
-    waiting: set[int] = field(default_factory=set)
-    # Offsets whose ending Kafka refused: never committed past.
-    undelivered: set[int] = field(default_factory=set)
-    at_end: bool = False
-
-    def committable(self) -> int:
-        blocked = self.in_flight | self.waiting | self.undelivered
-        return min(blocked) if blocked else self.next_offset
-
-    def committed_all(self) -> bool:
-        return self.committable() == self.committed
-
-    def check_commit(self, position: int) -> None:
-        """The guard: committing `position` must leave no request behind unfinished."""
-        unfinished = sorted(
-            o for o in self.in_flight | self.waiting | self.undelivered if o < position
-        )
-        if unfinished or position > self.next_offset:
-            raise CommitPastUnfinished(
-                f"refusing to commit offset {position} of tool-requests partition "
-                f"{self.number}: requests {unfinished[:5]} are unfinished and offsets from "
-                f"{self.next_offset} on were never handed to this worker"
-            )
-
-
 class ToolWorker:
     """Runs the registry's tools for the requests of the partitions the group gives it."""
 
@@ -145,28 +91,32 @@ class ToolWorker:
         tool_partitions(settings)  # refuses topics whose partition counts differ
         self._skipped = 0
         self._dead_lettered = 0
-        self._parts: dict[int, _Partition] = {}
-        self._generations = 0
         self._stop = False
-        self._assigned_once = False
+        # Which calls of an earlier owner each partition's first requests may have ended.
+        self._ledgers: dict[int, CallLedger | None] = {}
         # Requests taken from Kafka that wait for one of the `concurrency` slots.
         self._waiting: deque[tuple[Work, int]] = deque()
         self._in_flight = 0
+        self._in_flight_of: Counter[int] = Counter()  # partition -> calls running
         # Calls whose ending Kafka answered for, and whether it took it: the runner's
         # delivery thread appends, the consumer loop applies.
         self._answered: deque[tuple[Work, bool]] = deque()
         self._wake = threading.Condition()
         self._last_poll = 0.0
-        self._last_commit = 0.0
         self._dead_letters = DeadLetters(settings, group)
-        self._outage = OutageWatch(settings, f"tool worker of group {group}")
-        config = low_latency_group_consumer_config(settings, group)
-        config["error_cb"] = self._outage.on_error
-        self.consumer = Consumer(config)
         # A new group starts from the oldest request by default: calls that ended are
         # not run again, open ones are.
-        self._start = GroupStart(
-            settings, self.topic, group, start, asked=start_asked, notice=notice
+        self.member = CommittingMember(
+            settings,
+            self.topic,
+            group,
+            low_latency_group_consumer_config(settings, group),
+            GroupStart(settings, self.topic, group, start, asked=start_asked, notice=notice),
+            service="tool worker",
+            what="requests",
+            assigned=self._assigned,
+            settle=self._settle,
+            forget=self._forget,
         )
         self._runner = CallRunner(
             settings,
@@ -200,32 +150,25 @@ class ToolWorker:
 
     # -- the consumer loop ------------------------------------------------------------
 
-    def run(self, *, once: bool = False, assignment_timeout: float = 60.0) -> WorkerProgress:
+    def run(self, *, once: bool = False) -> WorkerProgress:
         """Run calls until stopped; with `once`, until every assigned partition is read
-        to its end and its calls have ended."""
-        self.consumer.subscribe(
-            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
-        )
-        started = last_report = time.monotonic()
+        to its end and its calls have ended. Raises when no partition is assigned within
+        `settings.assignment_timeout_s`."""
+        self.member.subscribe()
+        last_report = time.monotonic()
         try:
             while not self._stop:
                 self._apply_answers()
                 self._raise_failure()
                 self._start_waiting()
-                self._commit_due()
+                self.member.commit_due(self.settings.tool_commit_interval_ms / 1000)
                 now = time.monotonic()
                 if self.on_progress is not None and now - last_report >= 1.0:
                     last_report = now
                     self.on_progress(self.progress)
                 if once and self._caught_up():
                     break
-                if not self._assigned_once and now - started > assignment_timeout:
-                    raise never_assigned(self.settings, self.topic, self.group, assignment_timeout)
-                messages = self._poll()
-                if messages:
-                    self._outage.answered()
-                self._outage.check(self.consumer, self.topic)
-                for message in messages:
+                for message in self._poll():
                     self._take(message)
         finally:
             self._shut_down()
@@ -239,46 +182,21 @@ class ToolWorker:
         room = 2 * self.concurrency - len(self._waiting)
         if room <= 0:
             if time.monotonic() - self._last_poll < _POLL_WHILE_FULL:
+                self.member.check_assigned()
                 with self._wake:
                     if not self._answered:
                         self._wake.wait(_IDLE_WAIT)
                 return []
             room = 1
         self._last_poll = time.monotonic()
-        first = self.consumer.poll(_IDLE_WAIT)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(room - 1, 0)] if room > 1 else [first]
+        return self.member.poll(room, _IDLE_WAIT)
 
     def _take(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                part = self._parts.get(partition_offset(message)[0])
-                if part is not None:
-                    part.at_end = True
-            elif error.fatal():
-                raise BrokerUnavailable(f"tool worker consumer failed: {error.str()}")
-            else:
-                log.warning("tool worker consumer: %s", error.str())
-            return
-        partition, offset = partition_offset(message)
-        part = self._parts.get(partition)
-        if part is None:
-            return  # revoked while the record was on its way
-        part.at_end = False
-        if offset < part.next_offset:
-            return  # handed again: taken already
-        if offset > part.next_offset:
-            # Offsets Kafka did not hand over: read them again, never pass over a request.
-            gap = read_gap(self.settings, self.topic, partition, part.next_offset, offset)
-            for missing in gap:
-                self._take_record(part, missing, partition_offset(missing)[1])
-        self._take_record(part, message, offset)
+        for handed in self.member.take(message):
+            self._take_request(handed)
 
-    def _take_record(self, part: _Partition, message: Message, offset: int) -> None:
-        partition = part.number
-        part.next_offset = offset + 1
+    def _take_request(self, handed: Handed) -> None:
+        message, partition, offset = handed.message, handed.partition, handed.offset
         if header(message.headers(), TOOL_CALL_STARTED) is not None:
             return  # a worker's start marker, for the ledger
         try:
@@ -298,85 +216,57 @@ class ToolWorker:
             self._dead_lettered += 1
             return
         first_attempt = 1
-        if part.ledger is not None:
-            if part.ledger.needs_check(offset):
-                if request.tool_call_id in part.ledger.ended:
+        ledger = self._ledgers.get(partition)
+        if ledger is not None:
+            if ledger.needs_check(offset):
+                if request.tool_call_id in ledger.ended:
                     self._skipped += 1
                     log.info("tool call %s ended before; not run again", request.tool_call_id)
                     return
-                first_attempt = part.ledger.attempts.get(request.tool_call_id, 0) + 1
+                first_attempt = ledger.attempts.get(request.tool_call_id, 0) + 1
             else:
-                part.ledger = None  # past what an earlier owner could have run
-        part.waiting.add(offset)
-        self._waiting.append((Work(partition, part.generation, offset, request), first_attempt))
+                self._ledgers[partition] = None  # past what an earlier owner could have run
+        if not self.member.hold(handed):
+            return
+        self._waiting.append((Work(partition, handed.generation, offset, request), first_attempt))
         self._start_waiting()
 
     def _start_waiting(self) -> None:
         while self._waiting and self._in_flight < self.concurrency:
             work, first_attempt = self._waiting.popleft()
-            part = self._part_of(work)
-            if part is None:
+            if not self._owns(work):
                 continue  # revoked before it started: the next owner runs it
-            part.waiting.discard(work.offset)
-            part.in_flight.add(work.offset)
             self._in_flight += 1
+            self._in_flight_of[work.partition] += 1
             self._runner.start(work, first_attempt)
 
     def _caught_up(self) -> bool:
         return (
-            self._assigned_once
-            and self._in_flight == 0
+            self._in_flight == 0
             and not self._waiting
             and not self._answered
-            and all(p.at_end and p.committed_all() for p in self._parts.values())
+            and self.member.caught_up()
         )
-
-    def _part_of(self, work: Work) -> _Partition | None:
-        part = self._parts.get(work.partition)
-        return part if part is not None and part.generation == work.generation else None
 
     def _owns(self, work: Work) -> bool:
         """Whether the work's partition is still this worker's (asked from the runner's
         thread before an ending is recorded)."""
-        return self._part_of(work) is not None
+        return self.member.owns(work.partition, work.generation)
 
     # -- rebalances -------------------------------------------------------------------
 
-    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned_once = True
-        if not partitions:  # more workers than partitions: this one waits as a spare
-            consumer.assign(partitions)
-            return
-        starts = self._start.offsets(consumer, sorted(tp.partition for tp in partitions))
-        ledgers = read_ledgers(self.settings, starts)
-        for tp in partitions:
-            self._generations += 1
-            tp.offset = starts[tp.partition]
-            start = max(0, tp.offset)
-            self._parts[tp.partition] = _Partition(
-                tp.partition, self._generations, ledgers[tp.partition], start, start
-            )
-        consumer.assign(partitions)
-        log.info("assigned %s", starts)
+    def _assigned(self, partitions: list[int], starts: dict[int, int]) -> None:
+        if partitions:
+            self._ledgers.update(read_ledgers(self.settings, starts))
 
-    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Finish the calls in flight of the partitions going away and commit them, so
-        that their next owner starts where this worker ended."""
-        numbers = {tp.partition for tp in partitions}
-        while any(self._parts[n].in_flight for n in numbers if n in self._parts):
+    def _settle(self, partitions: set[int]) -> None:
+        """Partitions going away: their calls in flight end first (and are committed)."""
+        while any(self._in_flight_of[n] for n in partitions):
             self._apply_answers(wait=True)
-        self._commit(numbers, asynchronous=False)
-        for number in numbers:
-            self._parts.pop(number, None)
-        consumer.unassign()
 
-    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """The group moved the partitions on without this worker (it was too slow to
-        answer): their calls in flight end unrecorded, left to the new owner."""
-        for tp in partitions:
-            self._parts.pop(tp.partition, None)
-        log.warning("partitions %s were lost to the group", [tp.partition for tp in partitions])
-        consumer.unassign()
+    def _forget(self, partitions: set[int]) -> None:
+        for number in partitions:
+            self._ledgers.pop(number, None)
 
     # -- endings and commits ----------------------------------------------------------
 
@@ -386,7 +276,8 @@ class ToolWorker:
             self._wake.notify_all()
 
     def _apply_answers(self, wait: bool = False) -> None:
-        """Take the endings Kafka answered for (waiting briefly for one if `wait`)."""
+        """Take the endings Kafka answered for (waiting briefly for one if `wait`). An
+        ending Kafka refused leaves its request unfinished: never committed past."""
         if wait:
             with self._wake:
                 if not self._answered:
@@ -394,39 +285,9 @@ class ToolWorker:
         while self._answered:
             work, delivered = self._answered.popleft()
             self._in_flight -= 1
-            part = self._part_of(work)
-            if part is not None:
-                part.in_flight.discard(work.offset)
-                if not delivered:
-                    part.undelivered.add(work.offset)
-
-    def _commit_due(self) -> None:
-        now = time.monotonic()
-        if now - self._last_commit >= self.settings.tool_commit_interval_ms / 1000:
-            self._last_commit = now
-            self._commit(set(self._parts), asynchronous=True)
-
-    def _commit(self, numbers: set[int], *, asynchronous: bool) -> None:
-        offsets = []
-        for number in numbers:
-            part = self._parts.get(number)
-            if part is None:
-                continue
-            position = part.committable()
-            if position != part.committed:
-                part.check_commit(position)
-                offsets.append(TopicPartition(self.topic, number, position))
-                part.committed = position
-        if not offsets:
-            return
-        try:
-            if asynchronous:
-                self.consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # The requests are handed out again and found ended in the log: no harm.
-            log.warning("commit of %s failed: %s", offsets, exc.args[0].str())
+            self._in_flight_of[work.partition] -= 1
+            if delivered:
+                self.member.finish(work.partition, work.generation, work.offset)
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -442,9 +303,8 @@ class ToolWorker:
         try:
             while self._in_flight:
                 self._apply_answers(wait=True)
-            self._commit(set(self._parts), asynchronous=False)
             # Revokes (nothing left in flight) and leaves the group; bounded, for a broker
             # that is gone.
-            close_within(self.consumer, f"tool worker of group {self.group}")
+            self.member.close()
         finally:
             self._runner.close()

@@ -33,13 +33,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from agentlog.consumers.agents import Agents, Reaction, Trigger, invoke
-from agentlog.consumers.consumer_groups import never_assigned
+from agentlog.consumers.committing_member import CommittingMember, Handed
 from agentlog.consumers.dead_letters import (
     DEAD_LETTER_ID,
     OPEN,
@@ -62,7 +62,7 @@ from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
-from agentlog.outage import OutageWatch, close_within
+from agentlog.outage import close_within
 from agentlog.reader import partition_offset, reading_consumer
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -107,6 +107,7 @@ class _Event:
 
     message: Message
     event: RecordedEvent
+    generation: int  # which assignment of its partition handed it
 
 
 @dataclass
@@ -122,18 +123,6 @@ class _Failure:
     reaction: Reaction
     error: BaseException
     attempts: int
-
-
-@dataclass
-class _Partition:
-    number: int
-    unfinished: set[int] = field(default_factory=set)
-    next_offset: int | None = None
-    committed: int | None = None
-    at_end: bool = False
-
-    def committable(self) -> int | None:
-        return min(self.unfinished) if self.unfinished else self.next_offset
 
 
 class _Stopping(Exception):  # noqa: N818  (a signal, not an error)
@@ -179,26 +168,29 @@ class TriggerRuntime:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
-        self._parts: dict[int, _Partition] = {}
         self._queues: dict[str, deque[_Event | _Redrive]] = {}
         self._running: set[str] = set()
         self._partition_of: dict[str, int] = {}
         # Conversation -> the letter it is parked behind (conversations of owned partitions).
         self._parked: dict[str, LetterState] = {}
-        self._paused = False
-        self._assigned_once = False
         self._dlq_pending: set[int] = set()
         self._dead_letters = DeadLetters(settings, self.group)
         self._dlq_lock = threading.Lock()  # one round of dead-letter writes at a time
         self._states = DeadLetterStates()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"agents-{agents.name}")
-        self._outage = OutageWatch(settings, f"agents of group {self.group}")
-        config = group_consumer_config(settings, self.group)
-        config["error_cb"] = self._outage.on_error
-        self.consumer = Consumer(config)
         # Where a new group starts (a group with commits resumes from them).
-        self._start = GroupStart(
-            settings, self.topic, self.group, start, asked=start_asked, notice=notice
+        self.member = CommittingMember(
+            settings,
+            self.topic,
+            self.group,
+            group_consumer_config(settings, self.group),
+            GroupStart(settings, self.topic, self.group, start, asked=start_asked, notice=notice),
+            service="agents",
+            what="events",
+            assigned=self._assigned,
+            settle=self._settle,
+            forget=self._forget,
+            flush=flush,
         )
         self._follower: Consumer | None = None
 
@@ -219,30 +211,24 @@ class TriggerRuntime:
         dead-letter topic are read to their ends and nothing is left to run."""
         self._states = dead_letter_states(self.settings)
         self._follow_dead_letters()
-        self.consumer.subscribe(
-            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
-        )
-        started = last_report = time.monotonic()
-        timeout = self.settings.assignment_timeout_s
+        self.member.subscribe()
+        last_report = time.monotonic()
         try:
             while not self._stopping.is_set():
                 self._raise_failure()
                 self._read_controls()
-                self._commit_due()
-                self._pause_when_full()
+                self.member.commit_due(_COMMIT_EVERY)
+                unfinished = self.member.unfinished()
+                self.member.pause_while(
+                    unfinished >= self.max_unfinished, unfinished < self.max_unfinished // 2
+                )
                 now = time.monotonic()
                 if self.on_progress is not None and now - last_report >= 1.0:
                     last_report = now
                     self.on_progress(self.progress)
                 if once and self._caught_up():
                     break
-                if not self._assigned_once and now - started > timeout:
-                    raise never_assigned(self.settings, self.topic, self.group, timeout)
-                messages = self.consumer.consume(500, _IDLE_WAIT)
-                if messages:
-                    self._outage.answered()
-                self._outage.check(self.consumer, self.topic)
-                for message in messages:
+                for message in self.member.poll(500, _IDLE_WAIT):
                     self._take(message)
             self._raise_failure()
             # Shutting down gives the partitions up, and with them the parked conversations
@@ -259,24 +245,11 @@ class TriggerRuntime:
             raise self._failure
 
     def _take(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                part = self._parts.get(partition_offset(message)[0])
-                if part is not None:
-                    part.at_end = True
-            elif error.fatal():
-                raise BrokerUnavailable(f"trigger runtime consumer failed: {error.str()}")
-            else:
-                log.warning("trigger runtime consumer: %s", error.str())
-            return
-        partition, offset = partition_offset(message)
-        with self._lock:
-            part = self._parts.get(partition)
-            if part is None:
-                return  # revoked while the record was on its way
-            part.at_end = False
-            part.next_offset = offset + 1
+        for handed in self.member.take(message):
+            self._take_event(handed)
+
+    def _take_event(self, handed: Handed) -> None:
+        message, partition, offset = handed.message, handed.partition, handed.offset
         try:
             event = recorded_event(
                 decode(message.value(), topic=self.topic, partition=partition, offset=offset),
@@ -288,12 +261,11 @@ class TriggerRuntime:
             decode_error = f"{DecodeError.__module__}.{DecodeError.__name__}"
             self._deliver(DeadLetter(message, str(exc), 1, decode_error, str(exc), kind=TRIGGER))
             return
-        if event.event_type not in self._types:
+        if event.event_type not in self._types or not self.member.hold(handed):
             return
         with self._lock:
             self._progress.events += 1
-            part.unfinished.add(offset)
-        self._enqueue(event.conversation_id, partition, _Event(message, event))
+        self._enqueue(event.conversation_id, partition, _Event(message, event, handed.generation))
 
     def _enqueue(self, conversation: str, partition: int, item: _Event | _Redrive) -> None:
         with self._lock:
@@ -330,12 +302,6 @@ class TriggerRuntime:
         with self._lock:
             self._running.discard(conversation)
 
-    def _finish(self, partition: int, offset: int) -> None:
-        with self._lock:
-            part = self._parts.get(partition)
-            if part is not None:
-                part.unfinished.discard(offset)
-
     # -- running events -----------------------------------------------------------------
 
     def _run_event(self, item: _Event) -> None:
@@ -347,14 +313,14 @@ class TriggerRuntime:
             if event.offset > letter.held.origin_offset:
                 self._park(item.message, letter)
             # else: the failed event itself, read again after a restart (it is the letter)
-            self._finish(event.partition, event.offset)
+            self.member.finish(event.partition, item.generation, event.offset)
             return
         # Not parked, or earlier than the failure (read again after a restart: it runs
         # again, at least once).
         failure = self._run_handlers(event)
         if failure is not None:
             self._dead_letter(item.message, event, failure)
-        self._finish(event.partition, event.offset)
+        self.member.finish(event.partition, item.generation, event.offset)
 
     def _run_handlers(
         self, event: RecordedEvent, after: str | None = None, redrive: int = 0
@@ -573,20 +539,18 @@ class TriggerRuntime:
 
     def _start_redrive(self, letter: LetterState) -> None:
         partition = letter.held.origin_partition
-        with self._lock:
-            owned = partition in self._parts and letter.held.origin_topic == self.topic
+        owned = partition in self.member.owned() and letter.held.origin_topic == self.topic
         if owned and letter.conversation is not None:
             self._enqueue(letter.conversation, partition, _Redrive(letter, letter.state))
 
     # -- rebalances ---------------------------------------------------------------------
 
-    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned_once = True
-        numbers = {tp.partition for tp in partitions}
+    def _assigned(self, partitions: list[int], starts: dict[int, int]) -> None:
+        """Rebuild which conversations of the partitions given are parked, and resume the
+        redrives and skips of theirs that did not finish."""
+        numbers = set(partitions)
         resume: list[LetterState] = []
         with self._lock:
-            for number in numbers:
-                self._parts[number] = _Partition(number)
             letters = sorted(
                 (
                     letter
@@ -604,28 +568,14 @@ class TriggerRuntime:
                 self._parked.setdefault(letter.conversation, letter)
                 if letter.state != OPEN:
                     resume.append(letter)  # a redrive or skip that did not finish
-        if partitions:
-            firsts = self._start.offsets(consumer, sorted(numbers))
-            for tp in partitions:
-                tp.offset = firsts[tp.partition]
-        consumer.assign(partitions)
         for letter in resume:
             self._start_redrive(letter)
         log.info("assigned %s; %d conversations parked", sorted(numbers), len(self._parked))
 
-    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Let the work of the partitions going away end, commit it, forget them."""
-        numbers = {tp.partition for tp in partitions}
+    def _settle(self, numbers: set[int]) -> None:
+        """Partitions going away: the work of their conversations ends first."""
         while not self._stopping.is_set() and self._busy(numbers):
             time.sleep(_IDLE_WAIT)
-        self._commit(numbers, asynchronous=False)
-        self._forget(numbers)
-        consumer.unassign()
-
-    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._forget({tp.partition for tp in partitions})
-        log.warning("partitions %s were lost to the group", [tp.partition for tp in partitions])
-        consumer.unassign()
 
     def _busy(self, numbers: set[int]) -> bool:
         with self._lock:
@@ -633,78 +583,29 @@ class TriggerRuntime:
 
     def _forget(self, numbers: set[int]) -> None:
         with self._lock:
-            for number in numbers:
-                self._parts.pop(number, None)
             for conversation, partition in list(self._partition_of.items()):
                 if partition in numbers and conversation not in self._running:
                     self._partition_of.pop(conversation)
                     self._parked.pop(conversation, None)
                     self._queues.pop(conversation, None)
 
-    # -- commits and flow ---------------------------------------------------------------
-
-    def _commit_due(self) -> None:
-        now = time.monotonic()
-        if now - getattr(self, "_last_commit", 0.0) >= _COMMIT_EVERY:
-            self._last_commit = now
-            self._commit(set(self._parts), asynchronous=True)
-
-    def _commit(self, numbers: set[int], *, asynchronous: bool) -> None:
-        moves: list[tuple[_Partition, int]] = []
-        with self._lock:
-            for number in numbers:
-                part = self._parts.get(number)
-                position = part.committable() if part is not None else None
-                if part is not None and position is not None and position != part.committed:
-                    moves.append((part, position))
-        if moves:
-            if self.flush is not None:
-                # What the handlers of these events recorded is on Kafka before they count
-                # as done (else a crash after the commit would lose it).
-                self.flush()
-            offsets = []
-            for part, position in moves:
-                part.committed = position
-                offsets.append(TopicPartition(self.topic, part.number, position))
-            try:
-                if asynchronous:
-                    self.consumer.commit(offsets=offsets, asynchronous=True)
-                else:
-                    self.consumer.commit(offsets=offsets, asynchronous=False)
-            except Exception as exc:  # a rebalance under way: the next owner reads again
-                log.warning("commit of %s failed: %s", offsets, exc)
-
-    def _pause_when_full(self) -> None:
-        with self._lock:
-            unfinished = sum(len(p.unfinished) for p in self._parts.values())
-            assigned = [TopicPartition(self.topic, n) for n in self._parts]
-        if not self._paused and unfinished >= self.max_unfinished:
-            self.consumer.pause(assigned)
-            self._paused = True
-        elif self._paused and unfinished < self.max_unfinished // 2:
-            self.consumer.resume(assigned)
-            self._paused = False
+    # -- stopping -----------------------------------------------------------------------
 
     def _caught_up(self) -> bool:
         with self._lock:
-            return (
-                self._assigned_once
-                and not self._running
+            idle = (
+                not self._running
                 and not self._dlq_pending
-                and all(
-                    p.at_end and not p.unfinished and p.committed == p.committable()
-                    for p in self._parts.values()
-                )
                 and not any(letter.state != OPEN for letter in self._parked.values())
             )
+        return idle and self.member.caught_up()
 
     def _shut_down(self) -> None:
         self._stopping.set()
         self._pool.shutdown(wait=True)
         try:
-            self._commit(set(self._parts), asynchronous=False)
+            self.member.close()
         finally:
-            close_within(self.consumer, f"agents of group {self.group}")
             if self._follower is not None:
                 close_within(self._follower, f"agents of group {self.group} (dead letters)")
             self._dead_letters.close()
