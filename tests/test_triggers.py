@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from cli import agentlog
 
-from agentlog.consumers.agents import Agents, load_agents, trigger_event_ids
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
@@ -22,7 +21,7 @@ from agentlog.consumers.dead_letters import (
     DeadLetters,
     dead_letter_states,
 )
-from agentlog.consumers.triggers import TriggerRuntime
+from agentlog.consumers.triggers import Agents, TriggerRuntime, load_agents, trigger_event_ids
 from agentlog.errors import ConfigurationError
 from agentlog.producers import Recorder
 from agentlog.reader import read_partitions

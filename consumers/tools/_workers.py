@@ -1,9 +1,9 @@
 """The tool worker: a consumer-group member on the tool-requests topic that has each
-requested call run (`tool_runs`) and commits a request only once Kafka acknowledged the
+requested call run (`_runs`) and commits a request only once Kafka acknowledged the
 call's ending.
 
 A worker given a partition first reads which of its calls ended already
-(`tool_ledger`), so a worker killed between an ending and its commit causes neither a
+(`_ledger`), so a worker killed between an ending and its commit causes neither a
 second run nor a second ending; one killed mid-call leaves the call to the next owner.
 A partition taken away by a rebalance is handed over after its calls in flight have
 ended and been committed.
@@ -26,9 +26,9 @@ from confluent_kafka import Message
 from agentlog.consumers.committing_member import CommittingMember, Handed
 from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
 from agentlog.consumers.group_start import GroupStart
-from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
-from agentlog.consumers.tool_registry import ToolRegistry
-from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
+from agentlog.consumers.tools._ledger import CallLedger, read_ledgers
+from agentlog.consumers.tools._registry import ToolRegistry
+from agentlog.consumers.tools._runs import CallRunner, ToolRequest, Work
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import low_latency_group_consumer_config
 from agentlog.settings import Settings

@@ -38,7 +38,6 @@ from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from agentlog.consumers.agents import Agents, Reaction, Trigger, invoke
 from agentlog.consumers.committing_member import CommittingMember, Handed
 from agentlog.consumers.dead_letters import (
     DEAD_LETTER_ID,
@@ -60,6 +59,7 @@ from agentlog.consumers.dead_letters import (
 )
 from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
+from agentlog.consumers.triggers._agents import Agents, Reaction, Trigger, invoke
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import close_within
