@@ -537,6 +537,6 @@ def test_events_a_fetch_left_out_are_read_again_and_handled(settings: Settings) 
             runtime._take(message)
         wait_for(lambda: runtime.member.unfinished() == 0 and not runtime._running)
     finally:
-        runtime._pool.shutdown(wait=True)
+        runtime._pool.shutdown()
         runtime.member.consumer.close()
     assert seen.by_conversation["conv-gap"] == texts

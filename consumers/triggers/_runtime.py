@@ -5,17 +5,14 @@ events topic. Each event with handlers goes to its conversation's queue; a bound
 of threads runs the queues, one task per conversation at a time, so one conversation's
 handlers run in log order while different conversations run concurrently. Offsets are
 committed up to the lowest record of each partition not yet finished (run, or held on
-the dead-letter topic and acknowledged there): at least once, never skipping.
+the dead-letter topic and acknowledged there) by the one committing group member
+(`CommittingMember`, which also reads again any offsets a fetch left out): at least
+once, never skipping.
 
 A handler that still raises after its attempts turns its event into a dead letter (kind
-`trigger`) and **parks** the conversation: its later events go to the dead-letter topic
-as parked records, in order, instead of running; other conversations go on. Parked
-conversations are rebuilt from the dead-letter topic at start (`DeadLetterStates`), and
-the runtime follows that topic for control records: `redriven` re-runs the failed
-handler, then the parked events in order, then writes `resolved` and unparks;
-`skipped` does the same without the failed event. A redrive that fails again writes
-`reopened` (the letter is open again, the conversation stays parked); a parked event
-that fails for good during a redrive becomes the letter the rest is parked behind.
+`trigger`) and **parks** the conversation (`_parking`): its later events go to the
+dead-letter topic instead of running, until the letter is redriven or skipped, which the
+runtime learns by following that topic (`_follower`); other conversations go on.
 
 What is guaranteed after a crash: every handler runs at least once per triggering event
 (an event finished but not yet committed runs again); a conversation parked stays
@@ -28,46 +25,34 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Message
 
 from agentlog.consumers.committing_member import CommittingMember, Handed
 from agentlog.consumers.dead_letters import (
-    DEAD_LETTER_ID,
-    OPEN,
-    REDRIVEN,
-    REOPENED,
-    RESOLVED,
-    SKIPPED,
     TRIGGER,
     DeadLetter,
-    DeadLetters,
-    DeadLetterStates,
-    Held,
     LetterState,
     dead_letter_id,
     dead_letter_states,
-    headers_of,
-    original_headers,
 )
 from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.consumers.triggers._agents import Agents, Reaction, Trigger, invoke
-from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
+from agentlog.consumers.triggers._follower import ControlFollower
+from agentlog.consumers.triggers._parking import Failure, Parking, Redrive
+from agentlog.errors import ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
-from agentlog.outage import close_within
-from agentlog.reader import partition_offset, reading_consumer
 from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
-from agentlog.topics import partition_count
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +86,7 @@ class TriggerProgress:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Event:
     """An event of the log waiting in its conversation's queue."""
 
@@ -110,23 +95,44 @@ class _Event:
     generation: int  # which assignment of its partition handed it
 
 
-@dataclass
-class _Redrive:
-    """A redrive or skip to carry out, in the conversation's queue."""
-
-    letter: LetterState
-    action: str
-
-
-@dataclass
-class _Failure:
-    reaction: Reaction
-    error: BaseException
-    attempts: int
-
-
 class _Stopping(Exception):  # noqa: N818  (a signal, not an error)
     """The runtime stops: leave the event unfinished (it runs again next time)."""
+
+
+class _ConversationPool:
+    """`size` threads that run `drain(conversation)` for the conversations handed to
+    `submit`. (A plain queue of names: a ThreadPoolExecutor's future per event cost a
+    fifth of the runtime's time with a no-op handler.)"""
+
+    def __init__(self, size: int, name: str, drain: Callable[[str], None]) -> None:
+        self._size = size
+        self._name = name
+        self._drain = drain
+        self._ready: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, conversation: str) -> None:
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._work, name=f"{self._name}-{n}", daemon=True)
+                for n in range(self._size)
+            ]
+            for thread in self._threads:
+                thread.start()
+        self._ready.put(conversation)
+
+    def _work(self) -> None:
+        while (conversation := self._ready.get()) is not None:
+            self._drain(conversation)
+
+    def shutdown(self) -> None:
+        """Run what was submitted (drains return at once once the runtime stops), then
+        end the threads."""
+        for _ in self._threads:
+            self._ready.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
 
 class TriggerRuntime:
@@ -163,21 +169,17 @@ class TriggerRuntime:
         self.max_unfinished = max_unfinished
         self.on_progress = on_progress
         self.flush = flush
-        self._types = agents.event_types()
+        # The handlers of each event type, in declaration order (declared before the run).
+        self._reactions = {t: agents.reactions_to(t) for t in agents.event_types()}
         self._progress = TriggerProgress()
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
-        self._queues: dict[str, deque[_Event | _Redrive]] = {}
+        self._queues: dict[str, deque[_Event | Redrive]] = {}
         self._running: set[str] = set()
         self._partition_of: dict[str, int] = {}
-        # Conversation -> the letter it is parked behind (conversations of owned partitions).
-        self._parked: dict[str, LetterState] = {}
-        self._dlq_pending: set[int] = set()
-        self._dead_letters = DeadLetters(settings, self.group)
-        self._dlq_lock = threading.Lock()  # one round of dead-letter writes at a time
-        self._states = DeadLetterStates()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"agents-{agents.name}")
+        self.parking = Parking(settings, self.group, self.topic, self._lock, self._progress)
+        self._pool = _ConversationPool(concurrency, f"agents-{agents.name}", self._drain)
         # Where a new group starts (a group with commits resumes from them).
         self.member = CommittingMember(
             settings,
@@ -192,12 +194,12 @@ class TriggerRuntime:
             forget=self._forget,
             flush=flush,
         )
-        self._follower: Consumer | None = None
+        self._follower: ControlFollower | None = None
 
     @property
     def progress(self) -> TriggerProgress:
         with self._lock:
-            self._progress.parked_conversations = len(self._parked)
+            self._progress.parked_conversations = len(self.parking.parked)
             return TriggerProgress(**vars(self._progress))
 
     def stop(self) -> None:
@@ -208,15 +210,17 @@ class TriggerRuntime:
 
     def run(self, *, once: bool = False) -> TriggerProgress:
         """Run handlers until stopped; with `once`, until every assigned partition and the
-        dead-letter topic are read to their ends and nothing is left to run."""
-        self._states = dead_letter_states(self.settings)
-        self._follow_dead_letters()
+        dead-letter topic are read to their ends and nothing is left to run. Raises when
+        no partition is assigned within `settings.assignment_timeout_s`."""
+        self.parking.states = dead_letter_states(self.settings)
+        self._follower = ControlFollower(self.settings, self.group, self.parking.states)
         self.member.subscribe()
         last_report = time.monotonic()
         try:
             while not self._stopping.is_set():
                 self._raise_failure()
-                self._read_controls()
+                for letter in self._follower.read(self._lock):
+                    self._start_redrive(letter)
                 self.member.commit_due(_COMMIT_EVERY)
                 unfinished = self.member.unfinished()
                 self.member.pause_while(
@@ -259,40 +263,48 @@ class TriggerRuntime:
             # Not an event: no handler can take it. Kept on the dead-letter topic; it
             # parks nothing (it names no conversation a handler saw).
             decode_error = f"{DecodeError.__module__}.{DecodeError.__name__}"
-            self._deliver(DeadLetter(message, str(exc), 1, decode_error, str(exc), kind=TRIGGER))
+            self.parking.deliver(
+                DeadLetter(message, str(exc), 1, decode_error, str(exc), kind=TRIGGER)
+            )
             return
-        if event.event_type not in self._types or not self.member.hold(handed):
+        if event.event_type not in self._reactions or not self.member.hold(handed):
             return
         with self._lock:
             self._progress.events += 1
         self._enqueue(event.conversation_id, partition, _Event(message, event, handed.generation))
 
-    def _enqueue(self, conversation: str, partition: int, item: _Event | _Redrive) -> None:
+    def _enqueue(self, conversation: str, partition: int, item: _Event | Redrive) -> None:
         with self._lock:
             self._partition_of[conversation] = partition
-            self._queues.setdefault(conversation, deque()).append(item)
+            waiting = self._queues.get(conversation)
+            if waiting is None:
+                waiting = self._queues[conversation] = deque()
+            waiting.append(item)
             if conversation in self._running:
                 return
             self._running.add(conversation)
-        self._pool.submit(self._drain, conversation)
+        self._pool.submit(conversation)
 
     def _drain(self, conversation: str) -> None:
-        """Run a conversation's queue in order (one pool thread at a time per conversation)."""
+        """Run a conversation's queue in order (one pool thread at a time per
+        conversation); what is left when the runtime stops stays unfinished."""
         try:
             while not self._stopping.is_set():
                 with self._lock:
-                    queue = self._queues.get(conversation)
-                    if not queue:
+                    waiting = self._queues.get(conversation)
+                    if not waiting:
                         self._queues.pop(conversation, None)
                         self._running.discard(conversation)
                         return
-                    item = queue[0]
-                if isinstance(item, _Event):
-                    self._run_event(item)
-                else:
-                    self._run_redrive(item)
-                with self._lock:
-                    queue.popleft()
+                    items = list(waiting)
+                    waiting.clear()
+                for item in items:
+                    if self._stopping.is_set():
+                        break
+                    if isinstance(item, _Event):
+                        self._run_event(item)
+                    else:
+                        self.parking.redrive(item, self._run_handlers)
         except _Stopping:
             pass
         except BaseException as exc:  # a dead-letter topic that does not answer, a bug
@@ -306,12 +318,12 @@ class TriggerRuntime:
 
     def _run_event(self, item: _Event) -> None:
         event = item.event
-        with self._lock:
-            letter = self._parked.get(event.conversation_id)
+        # Unparked conversations are the rule: no lock taken while none is parked.
+        letter = self.parking.behind(event.conversation_id) if self.parking.parked else None
         # One conversation is in one partition, so offsets order its events.
         if letter is not None and event.offset >= letter.held.origin_offset:
             if event.offset > letter.held.origin_offset:
-                self._park(item.message, letter)
+                self.parking.park(item.message, letter)
             # else: the failed event itself, read again after a restart (it is the letter)
             self.member.finish(event.partition, item.generation, event.offset)
             return
@@ -319,16 +331,21 @@ class TriggerRuntime:
         # again, at least once).
         failure = self._run_handlers(event)
         if failure is not None:
-            self._dead_letter(item.message, event, failure)
+            self.parking.dead_letter(item.message, event, failure)
         self.member.finish(event.partition, item.generation, event.offset)
 
     def _run_handlers(
         self, event: RecordedEvent, after: str | None = None, redrive: int = 0
-    ) -> _Failure | None:
+    ) -> Failure | None:
         """Run every handler of the event (from the one named `after` on), each with its
         retries; the first that fails for good stops the rest. `redrive`: which redrive of
         the event's letter this is (1 for the first; 0: not a redrive)."""
-        for reaction in self.agents.reactions_to(event.event_type, after):
+        reactions = (
+            self._reactions.get(event.event_type, [])
+            if after is None
+            else self.agents.reactions_to(event.event_type, after)
+        )
+        for reaction in reactions:
             failure = self._run_handler(reaction, event, redrive)
             if failure is not None:
                 return failure
@@ -336,7 +353,7 @@ class TriggerRuntime:
 
     def _run_handler(
         self, reaction: Reaction, event: RecordedEvent, redrive: int = 0
-    ) -> _Failure | None:
+    ) -> Failure | None:
         error: BaseException | None = None
         for attempt in range(1, self.agents.attempts + 1):
             if attempt > 1:
@@ -364,213 +381,24 @@ class TriggerRuntime:
                 self._progress.handled += 1
             return None
         assert error is not None
-        return _Failure(reaction, error, self.agents.attempts)
-
-    # -- dead letters and parking -------------------------------------------------------
-
-    def _deliver(self, letter: DeadLetter) -> None:
-        with self._dlq_lock:
-            delivery = self._dead_letters.deliver([letter], self.settings.dead_letter_timeout_s)
-        if delivery.failed:
-            raise BrokerUnavailable(
-                f"{self._dead_letters.topic} did not take the dead letter of {letter.id} "
-                f"({delivery.failed[0][1]}); its event stays uncommitted"
-            )
-        with self._lock:
-            self._progress.dead_lettered += 1
-
-    def _dead_letter(self, message: Message, event: RecordedEvent, failure: _Failure) -> None:
-        """Keep the event as a dead letter and park its conversation behind it."""
-        kind = type(failure.error)
-        letter = DeadLetter(
-            message,
-            f"{failure.reaction.name} raised {kind.__name__}: {failure.error}",
-            failure.attempts,
-            f"{kind.__module__}.{kind.__qualname__}",
-            str(failure.error),
-            kind=TRIGGER,
-            conversation=event.conversation_id,
-            handler=failure.reaction.name,
-        )
-        self._deliver(letter)
-        # Fold in what was sent now: the follower's copy of it will be a repeat.
-        record = self._as_dead_letter_record(message, letter)
-        with self._lock:
-            state = self._states.add(record) or self._states.letters[(self.group, letter.id)]
-            self._parked[event.conversation_id] = state
-
-    def _as_dead_letter_record(self, message: Message, letter: DeadLetter) -> Message:
-        headers = self._dead_letters.headers_of(letter)
-        return Message(
-            topic=self._dead_letters.topic,
-            key=message.key(),
-            value=message.value(),
-            headers=headers,
-        )
-
-    def _park(self, message: Message, letter: LetterState) -> None:
-        with self._dlq_lock:
-            self._dead_letters.park(message, letter.id, self.settings.dead_letter_timeout_s)
-        partition, offset = partition_offset(message)
-        held = Held(
-            message.key(),
-            message.value(),
-            headers_of(message),
-            message.topic() or "",
-            partition,
-            offset,
-            message.timestamp()[1],
-            -1,
-            -1,
-        )
-        with self._lock:
-            letter.add_parked(held)
-            self._progress.parked += 1
-
-    def _control(self, letter: LetterState, action: str, error: str | None = None) -> None:
-        with self._dlq_lock:
-            self._dead_letters.control(
-                letter, action, self.settings.dead_letter_timeout_s, error=error
-            )
-        with self._lock:
-            self._states.apply(letter, action, error=error)
-
-    # -- redrive and skip ---------------------------------------------------------------
-
-    def _run_redrive(self, item: _Redrive) -> None:
-        letter = item.letter
-        conversation = letter.conversation or ""
-        if item.action == REDRIVEN:
-            event = self._event_of(letter.held)
-            # Counted from the letter's history: a redrive resumed after a crash is the same.
-            redrive = letter.history.count(REDRIVEN)
-            failure = self._run_handlers(event, after=letter.handler, redrive=redrive)
-            if failure is not None:
-                error = f"{failure.reaction.name} raised {type(failure.error).__name__}: "
-                self._control(letter, REOPENED, error + str(failure.error))
-                with self._lock:
-                    self._progress.redrives_failed += 1
-                return
-        with self._lock:
-            parked = list(letter.parked)
-        for index, held in enumerate(parked):
-            event = self._event_of(held)
-            failure = self._run_handlers(event)
-            if failure is not None:
-                # The rest waits behind this one now.
-                self._dead_letter(held_record(held), event, failure)
-                with self._lock:
-                    successor = self._parked[conversation]
-                for later in parked[index + 1 :]:
-                    self._park(held_record(later), successor)
-                self._control(letter, RESOLVED)
-                self._count_done(item.action)
-                return
-        self._control(letter, RESOLVED)
-        with self._lock:
-            if self._parked.get(conversation) is letter:
-                del self._parked[conversation]
-        self._count_done(item.action)
-        log.info("%s %s: %d parked events ran", item.action, letter.id, len(parked))
-
-    def _count_done(self, action: str) -> None:
-        with self._lock:
-            if action == SKIPPED:
-                self._progress.skipped += 1
-            else:
-                self._progress.redriven += 1
-
-    def _event_of(self, held: Held) -> RecordedEvent:
-        return recorded_event(
-            decode(
-                held.value,
-                topic=held.origin_topic,
-                partition=held.origin_partition,
-                offset=held.origin_offset,
-            ),
-            Position(
-                held.origin_topic,
-                held.origin_partition,
-                held.origin_offset,
-                held.origin_timestamp_ms,
-            ),
-        )
-
-    # -- the dead-letter topic: control records -----------------------------------------
-
-    def _follow_dead_letters(self) -> None:
-        count = partition_count(self.settings, self.settings.dlq_topic)
-        self._follower = reading_consumer(self.settings)
-        starts = [
-            TopicPartition(self.settings.dlq_topic, p, self._states.ends.get(p, OFFSET_BEGINNING))
-            for p in range(count)
-        ]
-        self._follower.assign(starts)
-        self._dlq_pending = set(range(count))
-
-    def _read_controls(self) -> None:
-        """Fold in what the dead-letter topic got since; start redrives and skips of this
-        group's letters whose conversations this member owns."""
-        assert self._follower is not None
-        for record in self._follower.consume(100, 0):
-            error = record.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._dlq_pending.discard(partition_offset(record)[0])
-                elif error.fatal():
-                    raise BrokerUnavailable(f"reading the dead-letter topic: {error.str()}")
-                continue
-            self._dlq_pending.add(partition_offset(record)[0])
-            with self._lock:
-                before = self._state_of(record)
-                letter = self._states.add(record)
-                if letter is None or letter.group != self.group or before == letter.state:
-                    continue
-                started = letter.state in (REDRIVEN, SKIPPED) and before == OPEN
-            if started:
-                self._start_redrive(letter)
-
-    def _state_of(self, record: Message) -> str | None:
-        letter_id = dict(headers_of(record)).get(DEAD_LETTER_ID)
-        if letter_id is None:
-            return None
-        letter = self._states.letters.get((self.group, letter_id.decode()))
-        return letter.state if letter is not None else None
+        return Failure(reaction, error, self.agents.attempts)
 
     def _start_redrive(self, letter: LetterState) -> None:
         partition = letter.held.origin_partition
         owned = partition in self.member.owned() and letter.held.origin_topic == self.topic
         if owned and letter.conversation is not None:
-            self._enqueue(letter.conversation, partition, _Redrive(letter, letter.state))
+            self._enqueue(letter.conversation, partition, Redrive(letter, letter.state))
 
     # -- rebalances ---------------------------------------------------------------------
 
     def _assigned(self, partitions: list[int], starts: dict[int, int]) -> None:
-        """Rebuild which conversations of the partitions given are parked, and resume the
-        redrives and skips of theirs that did not finish."""
-        numbers = set(partitions)
-        resume: list[LetterState] = []
-        with self._lock:
-            letters = sorted(
-                (
-                    letter
-                    for letter in self._states.letters.values()
-                    if letter.group == self.group
-                    and letter.parks_conversation
-                    and letter.held.origin_topic == self.topic
-                    and letter.held.origin_partition in numbers
-                ),
-                key=lambda letter: letter.held.origin_offset,
-            )
-            for letter in letters:
-                assert letter.conversation is not None
-                # The oldest letter of a conversation is the one it waits behind.
-                self._parked.setdefault(letter.conversation, letter)
-                if letter.state != OPEN:
-                    resume.append(letter)  # a redrive or skip that did not finish
-        for letter in resume:
+        """Park again the conversations of the partitions given that are parked, and
+        resume their redrives and skips that did not finish."""
+        for letter in self.parking.restore(set(partitions)):
             self._start_redrive(letter)
-        log.info("assigned %s; %d conversations parked", sorted(numbers), len(self._parked))
+        log.info(
+            "assigned %s; %d conversations parked", sorted(partitions), len(self.parking.parked)
+        )
 
     def _settle(self, numbers: set[int]) -> None:
         """Partitions going away: the work of their conversations ends first."""
@@ -586,39 +414,28 @@ class TriggerRuntime:
             for conversation, partition in list(self._partition_of.items()):
                 if partition in numbers and conversation not in self._running:
                     self._partition_of.pop(conversation)
-                    self._parked.pop(conversation, None)
+                    self.parking.parked.pop(conversation, None)
                     self._queues.pop(conversation, None)
 
     # -- stopping -----------------------------------------------------------------------
 
     def _caught_up(self) -> bool:
         with self._lock:
-            idle = (
-                not self._running
-                and not self._dlq_pending
-                and not any(letter.state != OPEN for letter in self._parked.values())
-            )
-        return idle and self.member.caught_up()
+            idle = not self._running
+        return (
+            idle
+            and self._follower is not None
+            and self._follower.at_end
+            and not self.parking.redrives_under_way()
+            and self.member.caught_up()
+        )
 
     def _shut_down(self) -> None:
         self._stopping.set()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown()
         try:
             self.member.close()
         finally:
             if self._follower is not None:
-                close_within(self._follower, f"agents of group {self.group} (dead letters)")
-            self._dead_letters.close()
-
-
-def held_record(held: Held) -> Message:
-    """A record held on the dead-letter topic as it was on its own topic."""
-    return Message(
-        topic=held.origin_topic,
-        partition=held.origin_partition,
-        offset=held.origin_offset,
-        key=held.key,
-        value=held.value,
-        headers=cast(list[tuple[str, str | bytes | None]], original_headers(held.headers)),
-        timestamp=(1, held.origin_timestamp_ms or 0),
-    )
+                self._follower.close()
+            self.parking.close()
