@@ -127,6 +127,9 @@ class CommittingMember:
         self._generations = 0
         self._assigned_once = False
         self._subscribed_at: float | None = None
+        # When (time.monotonic()) the group first assigned this member its partitions:
+        # what joining took, for progress and benchmarks.
+        self.assigned_at: float | None = None
         self._last_commit = 0.0
         self._paused = False
         self.outage = OutageWatch(settings, self.name)
@@ -232,12 +235,11 @@ class CommittingMember:
             return sum(len(p.unfinished) for p in self._parts.values())
 
     def caught_up(self) -> bool:
-        """Assigned, every partition read to its end, and everything handed finished and
-        committed."""
+        """Assigned, every partition read to its end, and everything handed finished (what
+        is left to commit, `close` commits)."""
         with self._lock:
             return self._assigned_once and all(
-                p.at_end and not p.unfinished and p.committed == p.committable()
-                for p in self._parts.values()
+                p.at_end and not p.unfinished for p in self._parts.values()
             )
 
     # -- flow -----------------------------------------------------------------------------
@@ -303,6 +305,8 @@ class CommittingMember:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned_once = True
+        if self.assigned_at is None:
+            self.assigned_at = time.monotonic()
         numbers = sorted(tp.partition for tp in partitions)
         starts = self._start.offsets(consumer, numbers) if numbers else {}
         for tp in partitions:

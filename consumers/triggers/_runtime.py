@@ -101,17 +101,20 @@ class _Stopping(Exception):  # noqa: N818  (a signal, not an error)
 
 class _ConversationPool:
     """`size` threads that run `drain(conversation)` for the conversations handed to
-    `submit`. (A plain queue of names: a ThreadPoolExecutor's future per event cost a
-    fifth of the runtime's time with a no-op handler.)"""
+    `submit`. A plain queue of names, handed over a few at a time: a ThreadPoolExecutor's
+    future per event, and waking a thread per conversation, cost more than a no-op
+    handler; a few per hand-over still lets idle threads take the rest."""
 
     def __init__(self, size: int, name: str, drain: Callable[[str], None]) -> None:
         self._size = size
         self._name = name
         self._drain = drain
-        self._ready: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
-    def submit(self, conversation: str) -> None:
+    def submit(self, conversations: list[str]) -> None:
+        if not conversations:
+            return
         if not self._threads:
             self._threads = [
                 threading.Thread(target=self._work, name=f"{self._name}-{n}", daemon=True)
@@ -119,11 +122,14 @@ class _ConversationPool:
             ]
             for thread in self._threads:
                 thread.start()
-        self._ready.put(conversation)
+        step = max(1, len(conversations) // (4 * self._size))
+        for start in range(0, len(conversations), step):
+            self._ready.put(conversations[start : start + step])
 
     def _work(self) -> None:
-        while (conversation := self._ready.get()) is not None:
-            self._drain(conversation)
+        while (conversations := self._ready.get()) is not None:
+            for conversation in conversations:
+                self._drain(conversation)
 
     def shutdown(self) -> None:
         """Run what was submitted (drains return at once once the runtime stops), then
@@ -212,9 +218,12 @@ class TriggerRuntime:
         """Run handlers until stopped; with `once`, until every assigned partition and the
         dead-letter topic are read to their ends and nothing is left to run. Raises when
         no partition is assigned within `settings.assignment_timeout_s`."""
+        # The group forms in the client's background while the dead-letter topic is read:
+        # the assignment (which needs the parked conversations) is served by the first
+        # poll, after it.
+        self.member.subscribe()
         self.parking.states = dead_letter_states(self.settings)
         self._follower = ControlFollower(self.settings, self.group, self.parking.states)
-        self.member.subscribe()
         last_report = time.monotonic()
         try:
             while not self._stopping.is_set():
@@ -232,8 +241,7 @@ class TriggerRuntime:
                     self.on_progress(self.progress)
                 if once and self._caught_up():
                     break
-                for message in self.member.poll(500, _IDLE_WAIT):
-                    self._take(message)
+                self._take(self.member.poll(500, _IDLE_WAIT))
             self._raise_failure()
             # Shutting down gives the partitions up, and with them the parked conversations
             # this runtime held: they are still parked (on the dead-letter topic).
@@ -248,11 +256,30 @@ class TriggerRuntime:
         if self._failure is not None:
             raise self._failure
 
-    def _take(self, message: Message) -> None:
-        for handed in self.member.take(message):
-            self._take_event(handed)
+    def _take(self, messages: list[Message]) -> None:
+        """Take a batch: decode its events first, then queue them all at once (one lock,
+        one wake-up per conversation), so that the handler threads do not contend with
+        decoding for the interpreter event by event."""
+        taken: list[_Event] = []
+        for message in messages:
+            for handed in self.member.take(message):
+                item = self._event_of(handed)
+                if item is not None:
+                    taken.append(item)
+        if not taken:
+            return
+        ready: list[str] = []
+        with self._lock:
+            self._progress.events += len(taken)
+            for item in taken:
+                conversation = item.event.conversation_id
+                if self._queue(conversation, item.event.partition, item):
+                    ready.append(conversation)
+        self._pool.submit(ready)
 
-    def _take_event(self, handed: Handed) -> None:
+    def _event_of(self, handed: Handed) -> _Event | None:
+        """The event to run handlers for, held by the member until they ran; None for an
+        event no handler takes (or not an event: that goes to the dead-letter topic)."""
         message, partition, offset = handed.message, handed.partition, handed.offset
         try:
             event = recorded_event(
@@ -266,24 +293,29 @@ class TriggerRuntime:
             self.parking.deliver(
                 DeadLetter(message, str(exc), 1, decode_error, str(exc), kind=TRIGGER)
             )
-            return
+            return None
         if event.event_type not in self._reactions or not self.member.hold(handed):
-            return
-        with self._lock:
-            self._progress.events += 1
-        self._enqueue(event.conversation_id, partition, _Event(message, event, handed.generation))
+            return None
+        return _Event(message, event, handed.generation)
+
+    def _queue(self, conversation: str, partition: int, item: _Event | Redrive) -> bool:
+        """Append to the conversation's queue (holding the lock); whether the conversation
+        must be handed to a thread (none runs it)."""
+        self._partition_of[conversation] = partition
+        waiting = self._queues.get(conversation)
+        if waiting is None:
+            waiting = self._queues[conversation] = deque()
+        waiting.append(item)
+        if conversation in self._running:
+            return False
+        self._running.add(conversation)
+        return True
 
     def _enqueue(self, conversation: str, partition: int, item: _Event | Redrive) -> None:
         with self._lock:
-            self._partition_of[conversation] = partition
-            waiting = self._queues.get(conversation)
-            if waiting is None:
-                waiting = self._queues[conversation] = deque()
-            waiting.append(item)
-            if conversation in self._running:
-                return
-            self._running.add(conversation)
-        self._pool.submit(conversation)
+            ready = self._queue(conversation, partition, item)
+        if ready:
+            self._pool.submit([conversation])
 
     def _drain(self, conversation: str) -> None:
         """Run a conversation's queue in order (one pool thread at a time per
