@@ -10,6 +10,10 @@ ended and been committed.
 
 The number of calls in flight is bounded by `concurrency`, and at most as many
 requests again are taken from Kafka ahead of time.
+
+The group membership, order, gap re-reads, commits up to the lowest unfinished request
+and rebalances are the one committing group member's (`CommittingMember`): a request is
+finished once its ending is acknowledged (or it needs no run).
 """
 
 from __future__ import annotations
