@@ -26,8 +26,13 @@ FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 
 def bash_blocks(text: str) -> list[list[str]]:
+    """The command lines of each bash block (a line ending in `\\` joined to the next)."""
     return [
-        [line for line in block.splitlines()[1:-1] if line.strip()]
+        [
+            line
+            for line in "\n".join(block.splitlines()[1:-1]).replace("\\\n", " ").splitlines()
+            if line.strip()
+        ]
         for block in FENCE.findall(text)
         if block.startswith("```bash")
     ]
@@ -125,3 +130,34 @@ def test_the_check_names_a_stale_page(tmp_path: Path) -> None:
     stale = subprocess.run(check, capture_output=True, text=True)
     assert stale.returncode == 1 and "docs/errors.md" in stale.stderr
     assert "configuration.md" not in stale.stderr
+
+
+def parsed(line: str) -> list[str]:
+    """The command path of an `agentlog ...` line, its options parsed as the CLI would."""
+    import click
+
+    from agentlog.cli import cli
+
+    args = shlex.split(line.split("  #")[0])[1:]
+    command: click.Command = cli
+    path = ["agentlog"]
+    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
+        sub = command.get_command(click.Context(command), args[0])
+        if sub is None:
+            break  # a group whose default takes an argument (`agentlog replay conv-42`)
+        path.append(args.pop(0))
+        command = sub
+    command.make_context(" ".join(path), args)  # raises on an unknown option or command
+    return path
+
+
+def test_every_command_the_docs_show_is_a_command_with_those_options() -> None:
+    shown = []
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in bash_blocks(page.read_text(encoding="utf-8")):
+            for line in block:
+                # A synopsis (`[--group G]`, `redrive ID | skip ID`) is not a command line.
+                if line.startswith("agentlog ") and "[" not in line and " | " not in line:
+                    shown.append(parsed(line))
+    assert ["agentlog", "replay", "rerun"] in shown and ["agentlog", "export", "training"] in shown
+    assert len(shown) > 40
