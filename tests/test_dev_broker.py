@@ -119,7 +119,7 @@ def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
 def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
     dev_broker_engine, tmp_path
 ) -> None:
-    """Quick start on Tansu, then the README's Kafka steps: the default projection file
+    """Quick start on Tansu, then docs/dev-brokers.md's Kafka steps: the default projection file
     built from the Tansu log must not block the demo on Kafka (nor after a wipe)."""
     env = dev_broker_engine.env
     tansu_env = {**env, "AGENTLOG_DEV_ENGINE": "tansu"}
