@@ -66,3 +66,4 @@ def test_wheel_ships_every_schema_version_and_the_dev_broker_files(tmp_path: Pat
     assert top_level == {"agentlog"}
     assert "agentlog/producers/__init__.py" in shipped
     assert "agentlog/consumers/sinks/__init__.py" in shipped
+    assert "agentlog/runtime/__init__.py" in shipped
