@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self, get_args
 
@@ -377,17 +376,6 @@ class Event(AvroRecord):
     @property
     def event_type(self) -> str:
         return self.payload.event_type
-
-
-def canonical_event_id(value: object) -> str:
-    """An event id a caller chose (`event_id=`): a UUID, returned in its canonical
-    lowercase hyphenated form so that the same id always dedups as the same text."""
-    if value.__class__ is not str:
-        raise SchemaError(f"event_id must be a UUID string, got {type(value).__name__}")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise SchemaError(f"event_id must be a UUID string, got {value!r:.80}") from None
 
 
 EVENT_TYPE_BY_RECORD_NAME: dict[str, str] = {

@@ -17,8 +17,11 @@ uses up an attempt, so a call that kills every worker ends after its attempts.
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -63,6 +66,20 @@ def start_marker(headers: Headers | None) -> str | None:
 def new_tool_call_id() -> str:
     """A call id in the format the recorders use (`call_` and 24 hex digits)."""
     return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def bound_arguments(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """A call's arguments as `@recorder.tool` records them (and a re-run compares them):
+    by parameter name, defaults filled in; `{"args": [...], "kwargs": {...}}` when they
+    do not bind to the function's signature."""
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": kwargs}
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 _FALLBACK_JSON = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)

@@ -9,7 +9,7 @@ projections, training datasets, OpenAI JSONL import, compliance bundles.
 
 from agentlog.analytics.archive_reader import ParquetArchive
 from agentlog.analytics.archiver import ArchiveProgress, Archiver, bring_up_to_date
-from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
+from agentlog.analytics.compliance import ComplianceBundle, ComplianceRequest, verify_bundle
 from agentlog.analytics.importer import import_file
 from agentlog.analytics.training import TrainingOptions, TrainingReport, export_training
 from agentlog.analytics.views import open_views
@@ -17,12 +17,12 @@ from agentlog.analytics.views import open_views
 __all__ = [
     "ArchiveProgress",
     "Archiver",
+    "ComplianceBundle",
     "ComplianceRequest",
     "ParquetArchive",
     "TrainingOptions",
     "TrainingReport",
     "bring_up_to_date",
-    "export_compliance",
     "export_training",
     "import_file",
     "open_views",

@@ -6,8 +6,8 @@ a time range, in a form an auditor can check offline.
                                     per partition; SHA-256 and size of every other file
     BUNDLE/events.jsonl             the events, one per line, in log order
     BUNDLE/events.parquet           the same rows in the archive's columns
-    BUNDLE/transcripts/ID.*         what `render` makes of each conversation's events (the
-                                    CLI passes replay's transcript and HTML timeline:
+    BUNDLE/transcripts/ID.*         each conversation's transcript and HTML timeline
+                                    (`agentlog.runtime.export_compliance` adds replay's:
                                     analytics and replay do not import each other)
 
 Re-runs (`agentlog replay rerun`) are kept in every bundle, whether asked for by
@@ -26,7 +26,6 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -47,8 +46,6 @@ MANIFEST = "manifest.json"
 NOTHING_SELECTED = (
     "say what to export: --conversation ID, --user ID, or a time range (--since/--until)"
 )
-# A conversation's events -> transcript files: suffix -> text.
-Render = Callable[[str, list[RecordedEvent]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -159,60 +156,102 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_compliance(
-    archive: Path,
-    topic: str,
-    request: ComplianceRequest,
-    out: Path,
-    *,
-    render: Render,
-    command: str | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> BundleReport:
-    """Write the bundle to `out` (a directory, or a zip if it ends in .zip).
-    `on_progress(events done, events in all)` hears how far it is, conversation by
-    conversation (rendering transcripts is the long part)."""
-    if out.exists() and (out.is_file() or any(out.iterdir())):
-        raise ExportError(f"{out} exists already: a bundle is never written over another")
-    where, params = _selection(request)
-    with open_views(archive, topic, None) as views:
-        query = f"""SELECT *, epoch_us(occurred_at) AS occurred_micros FROM events
-                    WHERE {where} ORDER BY conversation_id, "partition", "offset" """
-        table = views.connection.sql(query, params=params).to_arrow_table()
-        reruns = rerun_originals(views)
-    if table.num_rows == 0:
-        raise ExportError(f"the archive {archive} holds no events for {request.in_words()}")
-    rows = table.to_pylist()
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as scratch:
-        folder = Path(scratch) / "bundle"
-        (folder / "transcripts").mkdir(parents=True)
-        with open(folder / "events.jsonl", "wb") as lines:
-            for row in sorted(rows, key=lambda r: (r["partition"], r["offset"])):
-                lines.write(orjson.dumps(_event_line(row)) + b"\n")
-        pq.write_table(table.drop_columns(["occurred_micros"]), folder / "events.parquet")
-        by_conversation: dict[str, list[RecordedEvent]] = {}
-        for row in rows:
-            by_conversation.setdefault(row["conversation_id"], []).append(archived_event(row))
-        done = 0
-        untranscribed: dict[str, str] = {}
-        for conversation_id, events in by_conversation.items():
-            name = _safe(conversation_id)
-            try:
-                texts = render(conversation_id, events)
-            except Exception as exc:
-                # Records of any producer, any version: one conversation that no renderer
-                # foresaw is named in the manifest, and the bundle goes on without it.
-                untranscribed[conversation_id] = f"{type(exc).__name__}: {exc}"[:500]
-                texts = {}
-            for suffix, text in texts.items():
-                (folder / "transcripts" / f"{name}.{suffix}").write_text(text)
-            done += len(events)
-            if on_progress is not None:
-                on_progress(done, len(rows))
-        reran = {cid: reruns[cid] for cid in by_conversation if cid in reruns}
-        manifest = _manifest(folder, request, rows, list(by_conversation), reran, command)
-        if untranscribed:
-            manifest["untranscribed"] = untranscribed
+class ComplianceBundle:
+    """A bundle being written: `with ComplianceBundle(archive, topic, request, out) as
+    bundle:` selects the events and writes `events.jsonl` and `events.parquet` into a
+    private scratch folder; `conversations` holds each conversation's events for the
+    caller to add its transcripts (`add_transcript`), or name it `untranscribed`; leaving
+    the block writes the manifest and puts the bundle at `out` (`report` says what it
+    holds). An exception inside the block leaves nothing at `out`.
+
+    `agentlog.runtime.export_compliance` fills it with replay's transcripts: analytics
+    and replay do not import each other."""
+
+    def __init__(
+        self,
+        archive: Path,
+        topic: str,
+        request: ComplianceRequest,
+        out: Path,
+        *,
+        command: str | None = None,
+    ) -> None:
+        self._archive, self._topic, self._request, self._out = archive, topic, request, out
+        self._command = command
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._rows: list[dict[str, Any]] = []
+        self._untranscribed: dict[str, str] = {}
+        self.conversations: dict[str, list[RecordedEvent]] = {}
+        self.report: BundleReport | None = None
+
+    @property
+    def events(self) -> int:
+        """How many events the bundle holds."""
+        return len(self._rows)
+
+    @property
+    def _folder(self) -> Path:
+        assert self._scratch is not None, "use the bundle in a with block"
+        return Path(self._scratch.name) / "bundle"
+
+    def __enter__(self) -> ComplianceBundle:
+        out = self._out
+        if out.exists() and (out.is_file() or any(out.iterdir())):
+            raise ExportError(f"{out} exists already: a bundle is never written over another")
+        where, params = _selection(self._request)
+        with open_views(self._archive, self._topic, None) as views:
+            query = f"""SELECT *, epoch_us(occurred_at) AS occurred_micros FROM events
+                        WHERE {where} ORDER BY conversation_id, "partition", "offset" """
+            table = views.connection.sql(query, params=params).to_arrow_table()
+            self._reruns = rerun_originals(views)
+        if table.num_rows == 0:
+            raise ExportError(
+                f"the archive {self._archive} holds no events for {self._request.in_words()}"
+            )
+        self._rows = table.to_pylist()
+        self._scratch = tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None)
+        try:
+            folder = self._folder
+            (folder / "transcripts").mkdir(parents=True)
+            with open(folder / "events.jsonl", "wb") as lines:
+                for row in sorted(self._rows, key=lambda r: (r["partition"], r["offset"])):
+                    lines.write(orjson.dumps(_event_line(row)) + b"\n")
+            pq.write_table(table.drop_columns(["occurred_micros"]), folder / "events.parquet")
+            for row in self._rows:
+                self.conversations.setdefault(row["conversation_id"], []).append(
+                    archived_event(row)
+                )
+        except BaseException:
+            self._scratch.cleanup()
+            raise
+        return self
+
+    def add_transcript(self, conversation_id: str, suffix: str, text: str) -> None:
+        """A document of the conversation (`txt`, `html`...), as
+        `transcripts/ID.SUFFIX`."""
+        name = _safe(conversation_id)
+        (self._folder / "transcripts" / f"{name}.{_safe(suffix)}").write_text(text)
+
+    def untranscribed(self, conversation_id: str, reason: str) -> None:
+        """No transcript of this conversation could be made: the manifest names it and
+        why; its events are in the bundle all the same."""
+        self._untranscribed[conversation_id] = reason[:500]
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        assert self._scratch is not None
+        try:
+            if exc_type is None:
+                self.report = self._finish()
+        finally:
+            self._scratch.cleanup()
+
+    def _finish(self) -> BundleReport:
+        folder, out = self._folder, self._out
+        conversations = list(self.conversations)
+        reran = {cid: self._reruns[cid] for cid in conversations if cid in self._reruns}
+        manifest = _manifest(folder, self._request, self._rows, conversations, reran, self._command)
+        if self._untranscribed:
+            manifest["untranscribed"] = self._untranscribed
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         private_tree(folder)
         private_dir(out.parent)
@@ -222,9 +261,14 @@ def export_compliance(
             if out.exists():
                 out.rmdir()
             shutil.move(str(folder), out)
-    return BundleReport(
-        out, len(rows), list(by_conversation), len(manifest["files"]), manifest, untranscribed
-    )
+        return BundleReport(
+            out,
+            len(self._rows),
+            conversations,
+            len(manifest["files"]),
+            manifest,
+            dict(self._untranscribed),
+        )
 
 
 def _manifest(

@@ -38,6 +38,7 @@ from agentlog import events as ev
 from agentlog.analytics.validate import problem
 from agentlog.claim_check import BlobStore
 from agentlog.errors import ConfigurationError, DeliveryFailed, ExportError, UndeliveredEvent
+from agentlog.event_ids import derived_event_id
 from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
 from agentlog.serde import (
     EventEncoder,
@@ -235,7 +236,7 @@ def conversation_events(
     payloads.append(ev.ConversationEnded(outcome="imported", reason=f"imported from {source}"))
     return [
         ev.Event(
-            event_id=str(uuid.uuid5(_NAMESPACE, f"{conversation_id}/{index}")),
+            event_id=derived_event_id(_NAMESPACE, f"{conversation_id}/{index}"),
             conversation_id=conversation_id,
             occurred_at=start + timedelta(milliseconds=index),
             source=ev.Source(service="agentlog-import", agent=agent),

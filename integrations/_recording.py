@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from agentlog.errors import ConfigurationError, MissingExtra
+from agentlog.event_ids import derived_event_id
 from agentlog.producers import AsyncRecorder, Recorder, current_conversation
 
 log = logging.getLogger("agentlog.integrations")
@@ -49,7 +50,7 @@ def sync_recorder(recorder: Any, what: str) -> Recorder:
 
 def event_id(*identity: object) -> str:
     """The same id for the same source event, however often it is delivered."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(str(part) for part in identity)))
+    return derived_event_id(EVENT_NAMESPACE, "\x1f".join(str(part) for part in identity))
 
 
 def conversation(explicit: str | None) -> str | None:

@@ -24,14 +24,14 @@ import orjson
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.llm_calls import json_text, structured_fields
-from agentlog.replay.conversation import Replay
-from agentlog.replay.errors import ReplayError
-from agentlog.replay.rerun import (
+from agentlog.replay import (
     MODES,
     CallScript,
     Diverged,
     Divergence,
     RecordedCall,
+    Replay,
+    ReplayError,
     RerunReport,
 )
 

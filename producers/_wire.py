@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import os
 import sys
 import threading
 import time
@@ -41,7 +40,7 @@ from agentlog.errors import (
     SpoolError,
     UndeliveredEvent,
 )
-from agentlog.events import canonical_event_id
+from agentlog.event_ids import RandomEventIds, canonical_event_id
 from agentlog.kafka_config import MAX_MESSAGE_BYTES, producer_config
 from agentlog.producers._kafka_errors import EVENT_REFUSED, kafka_error_in
 from agentlog.serde import EventEncoder, claim_check_payload, micros_of
@@ -59,43 +58,6 @@ _DEFAULT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES
 _NO_CLAIM_CHECK = sys.maxsize
 # How long replacing a dead producer may wait for it to hand back its events.
 _SALVAGE_WAIT_S = 0.5
-
-
-def random_uuid4s(count: int) -> list[str]:
-    """`count` random (version 4) UUID strings from one read of the OS random source."""
-    pool = int.from_bytes(os.urandom(16 * count))
-    # Set version 4 and the RFC 4122 variant in every 16-byte id at once.
-    pool = (pool & _clear_mask(count)) | _set_bits(count)
-    h = pool.to_bytes(16 * count).hex()
-    return [
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
-        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
-        for i in range(0, 32 * count, 32)
-    ]
-
-
-@functools.cache
-def _clear_mask(count: int) -> int:
-    one = ((1 << 128) - 1) ^ (0xF << 76) ^ (0x3 << 62)
-    return int.from_bytes(one.to_bytes(16) * count)
-
-
-@functools.cache
-def _set_bits(count: int) -> int:
-    return int.from_bytes(((0x4 << 76) | (0x2 << 62)).to_bytes(16) * count)
-
-
-class RandomEventIds:
-    """Event ids drawn in blocks: a third of the cost of str(uuid.uuid4()) each."""
-
-    def __init__(self, block: int = 1024) -> None:
-        self._block = block
-        self._ready: list[str] = []
-
-    def __call__(self) -> str:
-        if not self._ready:
-            self._ready = random_uuid4s(self._block)
-        return self._ready.pop()
 
 
 class LocalQueueFull(Exception):

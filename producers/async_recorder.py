@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -18,10 +17,10 @@ from agentlog.producers._tool_declaration import declaration
 from agentlog.producers._wire import LocalQueueFull
 from agentlog.producers.recorder import (
     ToolCall,
-    bound_arguments,
     conversation_in_context,
     current_conversation,
 )
+from agentlog.tool_protocol import bound_arguments, new_tool_call_id
 
 AsyncTool = TypeVar("AsyncTool", bound=Callable[..., Coroutine[Any, Any, Any]])
 
@@ -89,7 +88,7 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
         entry, then completed with `call.result`, or failed with the exception, which
         propagates (a cancelled call is recorded as failed with `CancelledError`)."""
         cid = conversation_in_context(conversation_id)
-        call_id = tool_call_id or f"call_{uuid.uuid4().hex[:24]}"
+        call_id = tool_call_id or new_tool_call_id()
         requested = await self.tool_call_requested(
             cid, call_id, tool_name, arguments, agent=agent, attempt=attempt
         )

@@ -6,7 +6,6 @@ import contextvars
 import functools
 import inspect
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 from agentlog.errors import ConfigurationError
 from agentlog.producers._base import BaseRecorder
 from agentlog.producers._tool_declaration import declaration
+from agentlog.tool_protocol import bound_arguments, new_tool_call_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,17 +66,6 @@ def conversation_in_context(explicit: str | None) -> str:
     return conversation_id
 
 
-def bound_arguments(
-    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    try:
-        bound = inspect.signature(function).bind(*args, **kwargs)
-    except TypeError:
-        return {"args": list(args), "kwargs": kwargs}
-    bound.apply_defaults()
-    return dict(bound.arguments)
-
-
 class Recorder(BaseRecorder[str]):
     """Records agent events to `agentlog.events`; every method returns the event id.
 
@@ -116,7 +105,7 @@ class Recorder(BaseRecorder[str]):
         """Record requested on entry, then completed with `call.result`, or failed with the
         exception (which propagates)."""
         cid = conversation_in_context(conversation_id)
-        call_id = tool_call_id or f"call_{uuid.uuid4().hex[:24]}"
+        call_id = tool_call_id or new_tool_call_id()
         requested = self.tool_call_requested(
             cid, call_id, tool_name, arguments, agent=agent, attempt=attempt
         )

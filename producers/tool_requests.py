@@ -23,7 +23,6 @@ import functools
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from typing import Any
 
@@ -40,6 +39,7 @@ from agentlog.errors import (
     ToolTimeout,
     UndeliveredEvent,
 )
+from agentlog.event_ids import new_event_id
 from agentlog.kafka_config import low_latency_producer_config, low_latency_reader_config
 from agentlog.reader import partition_offset, read_gap
 from agentlog.serde import EventEncoder, decode
@@ -230,7 +230,7 @@ class ToolClient:
         call_id = tool_call_id or new_tool_call_id()
         if call_id in self._pending:
             raise ConfigurationError(f"tool call {call_id} is already pending in this client")
-        event_id = str(uuid.uuid4())
+        event_id = new_event_id()
         micros = time.time_ns() // 1000
         body = {
             "tool_call_id": call_id,

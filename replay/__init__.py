@@ -8,8 +8,20 @@ projector's own fold, at any moment or offset.
     replay.state     # the built-in projections' rows, as the live projection holds them
 
     report = rerun(settings, "conv-42", my_agent)   # agent code re-run on the recording
+    # (recorded as a new conversation: agentlog.runtime.rerun(..., recorder=recorder))
 """
 
+from agentlog.replay._matching import (
+    MODES,
+    CallScript,
+    Diverged,
+    Divergence,
+    RecordedCall,
+    recorded_calls,
+)
+from agentlog.replay._report import RerunReport
+from agentlog.replay._rerun import RerunPlan, plan_rerun, rerun, rerun_recording, rerun_start
+from agentlog.replay._session import RecordedToolFailure, Session
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.conversation import (
     At,
@@ -24,24 +36,32 @@ from agentlog.replay.errors import (
     OffsetBeyondEnd,
     ReplayError,
 )
-from agentlog.replay.rerun import RerunReport, Session, rerun, rerun_recording, run_live
 from agentlog.replay.state import conversation_state
 
 __all__ = [
+    "MODES",
     "At",
     "BeforeFirstEvent",
+    "CallScript",
     "ConversationArchive",
     "ConversationNotFound",
+    "Diverged",
+    "Divergence",
     "OffsetBeyondEnd",
+    "RecordedCall",
+    "RecordedToolFailure",
     "Replay",
     "ReplayError",
+    "RerunPlan",
     "RerunReport",
     "Session",
     "Undecodable",
     "conversation_state",
     "parse_at",
+    "plan_rerun",
+    "recorded_calls",
     "replay_conversation",
     "rerun",
     "rerun_recording",
-    "run_live",
+    "rerun_start",
 ]

@@ -5,19 +5,26 @@ subsequence (difflib), so an extra or a missing event shifts nothing after it. A
 events are then compared field by field, leaving out what differs between any two runs
 by nature: ids (event, tool call, trace, span, causation), timings, the service
 that recorded them and a re-run's provenance (`metadata_json.rerun`).
+
+`diff_lines` and `diff_document` render the result (text, with colours if given a
+style; a JSON document): the CLI only prints them.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.display import visible
 from agentlog.events import RERUN_METADATA_KEY
 from agentlog.llm_calls import structured_fields
-from agentlog.replay.transcript import readable_payload
+from agentlog.replay.conversation import Replay
+from agentlog.replay.transcript import counted, plain, readable_payload, short, summary
 
 # Differ between any two runs, so they say nothing about behaviour.
 NATURALLY_DIFFERENT = frozenset(
@@ -191,3 +198,111 @@ def _pair(a: RecordedEvent, b: RecordedEvent, ignored: frozenset[str]) -> Step:
         if x.get(name) != y.get(name)
     )
     return Step("changed" if differences else "same", a, b, differences)
+
+
+# -- rendering (`agentlog replay diff` prints these) ------------------------------------
+
+# Each kind of step: its mark and its look (click.style's keywords).
+MARK_STYLE: dict[str, tuple[str, dict[str, str | bool]]] = {
+    "same": ("=", {"dim": True}),
+    "changed": ("~", {"fg": "yellow", "bold": True}),
+    "only_a": ("-", {"fg": "red", "bold": True}),
+    "only_b": ("+", {"fg": "green", "bold": True}),
+}
+
+
+def _position(event: RecordedEvent | None) -> str:
+    return "." if event is None else f"p{event.partition}@{event.offset}"
+
+
+def _values(left: object, right: object, width: int = 70) -> str:
+    """`left -> right` as JSON, long texts shown from a little before where they part."""
+    a, b = (json.dumps(v, ensure_ascii=False) for v in (left, right))
+    common = len(os.path.commonprefix([a, b]))
+    if common > 30 and max(len(a), len(b)) > width:
+        a, b = "…" + a[common - 20 :], "…" + b[common - 20 :]
+    return visible(f"{short(a, width)} -> {short(b, width)}")
+
+
+def diff_lines(
+    a: Replay,
+    b: Replay,
+    result: ConversationDiff,
+    *,
+    style: Callable[..., str] = plain,
+    brief: bool = False,
+) -> Iterator[str]:
+    """`replay diff`'s text: the two conversations, then each step of the alignment
+    (`=` same, `~` changed with the fields that differ, `-` only in A, `+` only in B;
+    `brief`: the steps that differ), then the counts. `style` is `click.style` for
+    colours, `plain` (the default) for none. Recorded text is shown visible (no
+    control characters)."""
+    yield style(
+        visible(
+            f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on "
+            f"{a.topic}[{a.partition}]"
+        ),
+        fg="red",
+    )
+    yield style(
+        visible(
+            f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on "
+            f"{b.topic}[{b.partition}]"
+        ),
+        fg="green",
+    )
+    width = max([len(_position(s.a)) for s in result.steps] + [1])
+    for step in result.steps:
+        if brief and step.kind == "same":
+            continue
+        mark, look = MARK_STYLE[step.kind]
+        event = step.a or step.b
+        assert event is not None
+        yield style(
+            f"{mark} {_position(step.a):<{width}} {_position(step.b):<{width}}  "
+            f"{event.event_type:<22} {summary(event)}",
+            **look,
+        )
+        for name, left, right in step.differences:
+            yield f"      {name}: {_values(left, right)}"
+    yield ""
+    yield (
+        f"{result.count('same')} same, {result.count('changed')} changed, "
+        f"{result.count('only_a')} only in {a.conversation_id}, "
+        f"{result.count('only_b')} only in {b.conversation_id}"
+        + (" (ignoring " + ", ".join(sorted(result.ignored)) + ")")
+    )
+
+
+def diff_document(a: Replay, b: Replay, result: ConversationDiff) -> dict[str, Any]:
+    """`replay diff --format json`: the alignment as a JSON document."""
+
+    def where(event: RecordedEvent | None) -> dict[str, Any] | None:
+        if event is None:
+            return None
+        return {
+            "partition": event.partition,
+            "offset": event.offset,
+            "event_type": event.event_type,
+            "event_id": event.event_id,
+        }
+
+    document: dict[str, Any] = {
+        "a": {"conversation_id": a.conversation_id, "topic": a.topic},
+        "b": {"conversation_id": b.conversation_id, "topic": b.topic},
+        "ignored": sorted(result.ignored),
+        "identical": result.identical,
+        "counts": {k: result.count(k) for k in MARK_STYLE},
+        "steps": [
+            {
+                "kind": step.kind,
+                "a": where(step.a),
+                "b": where(step.b),
+                "differences": [
+                    {"field": name, "a": left, "b": right} for name, left, right in step.differences
+                ],
+            }
+            for step in result.steps
+        ],
+    }
+    return document

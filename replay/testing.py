@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agentlog.replay.rerun import RerunReport, Session, rerun
+from agentlog.replay import RerunReport, Session, rerun
 from agentlog.settings import Settings
 
 

@@ -15,7 +15,7 @@ from agentlog.consumers import BUILT_IN
 from agentlog.consumers.fold import Folded, fold
 from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
-from agentlog.events import canonical_event_id
+from agentlog.event_ids import canonical_event_id
 from agentlog.partitioner import partition_for
 from agentlog.producers._payloads import EventMethods
 from agentlog.serde import EventEncoder, decode, micros_of

@@ -6,17 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cli import agentlog
 from offline_archive import archive_offline
 from offline_log import TOPIC, events_of, simulated_log
 from test_archive import record
 
-from agentlog.analytics.compliance import ComplianceRequest, export_compliance
+from agentlog.analytics.compliance import ComplianceBundle, ComplianceRequest
 from agentlog.demo.agents import support_team
 from agentlog.replay import replay_conversation
-from agentlog.replay.rerun import rerun_recording
+from agentlog.runtime import export_compliance, rerun_recording
 from agentlog.settings import Settings
 
 
@@ -152,7 +154,7 @@ def test_a_bundle_keeps_the_users_reruns_and_names_them(tmp_path: Path) -> None:
 
     def bundle(name: str, request: ComplianceRequest) -> dict:
         out = tmp_path / name
-        export_compliance(archive, TOPIC, request, out, render=lambda cid, events: {})
+        export_compliance(archive, TOPIC, request, out)
         return json.loads((out / "manifest.json").read_text())
 
     for_user = bundle("user", ComplianceRequest(user=user))
@@ -160,3 +162,16 @@ def test_a_bundle_keeps_the_users_reruns_and_names_them(tmp_path: Path) -> None:
     assert for_user["reruns"] == {"again-0": original}
     asked = bundle("asked", ComplianceRequest(conversations=(original,)))
     assert asked["conversations"] == [original] and asked["reruns"] == {}
+
+
+def test_a_bundle_stopped_by_an_error_leaves_nothing_behind(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive_offline(simulated_log(3, seed=7), archive)
+    out = tmp_path / "bundle"
+    everything = ComplianceRequest(since=datetime(2000, 1, 1, tzinfo=UTC))
+    with pytest.raises(RuntimeError, match="stopped"):
+        with ComplianceBundle(archive, TOPIC, everything, out) as bundle:
+            assert bundle.events > 0 and len(bundle.conversations) == 3
+            raise RuntimeError("stopped")
+    assert bundle.report is None
+    assert sorted(tmp_path.iterdir()) == [archive]  # no bundle, no scratch folder

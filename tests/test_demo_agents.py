@@ -19,10 +19,10 @@ from agentlog.demo.agents import Policy, support_team
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import ToolError
 from agentlog.producers import Recorder
-from agentlog.replay import ReplayError, replay_conversation
+from agentlog.replay import ReplayError, recorded_calls, replay_conversation
 from agentlog.replay.diff import diff_conversations
-from agentlog.replay.rerun import recorded_calls, rerun, rerun_recording
 from agentlog.replay.testing import assert_rerun
+from agentlog.runtime import rerun, rerun_recording
 from agentlog.settings import Settings
 
 LOWER_LIMIT = Policy(refund_limit=100.0)

@@ -17,7 +17,7 @@ from agentlog.consumers.projection import Position, recorded_event
 from agentlog.demo.agents import support_team
 from agentlog.demo.live import FAILING_TOOL, FOLLOW_UP, SLOW_TOOL, live_cast, run_live
 from agentlog.demo.world import THANKS
-from agentlog.replay.rerun import rerun_recording
+from agentlog.replay import rerun_recording
 from agentlog.serde import decode
 from agentlog.settings import Settings
 

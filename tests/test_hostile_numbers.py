@@ -18,12 +18,13 @@ from sample_events import sample_events
 
 from agentlog import events as ev
 from agentlog import schema_versions
-from agentlog.analytics.compliance import ComplianceRequest, export_compliance, verify_bundle
+from agentlog.analytics.compliance import ComplianceRequest, verify_bundle
 from agentlog.avro_codec import compile_codec
-from agentlog.cli.export import render_transcripts
 from agentlog.consumers.projection import Position, recorded_event
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.producers import Recorder
+from agentlog.replay.documents import transcript_documents
+from agentlog.runtime import export_compliance
 from agentlog.serde import (
     SINGLE_OBJECT_MAGIC,
     EventEncoder,
@@ -113,7 +114,7 @@ def test_replay_renders_a_conversation_holding_them(bad: float | None) -> None:
         body = {k: (bad if k in FLOAT_FIELDS else v) for k, v in body.items()}
         record["payload"] = (name, body)
         entries.append(recorded_event(record, Position("t", 0, n, None)))
-    rendered = render_transcripts("conv-sample", entries)  # None: the archive's NaN
+    rendered = transcript_documents("conv-sample", entries)  # None: the archive's NaN
     assert "? ms" in rendered["txt"] and "(? sure)" in rendered["txt"]
     assert "? ms" in rendered["html"] and "</html>" in rendered["html"]
 
@@ -164,27 +165,31 @@ def test_a_compliance_bundle_over_them_holds_every_conversation(tmp_path: Path) 
     archive = tmp_path / "archive"
     archive_offline(_hostile_log(), archive)
     since = ComplianceRequest(since=datetime(2000, 1, 1, tzinfo=UTC))
-    report = export_compliance(archive, TOPIC, since, tmp_path / "all", render=render_transcripts)
+    report = export_compliance(archive, TOPIC, since, tmp_path / "all")
     assert sorted(report.conversations) == ["conv-calm", "conv-hostile"]
     assert report.untranscribed == {}
     transcript = (tmp_path / "all" / "transcripts" / "conv-hostile.txt").read_text()
     assert "(? sure)" in transcript and "? ms" in transcript
     one = ComplianceRequest(conversations=("conv-hostile",))
-    export_compliance(archive, TOPIC, one, tmp_path / "one", render=render_transcripts)
+    export_compliance(archive, TOPIC, one, tmp_path / "one")
     assert verify_bundle(tmp_path / "one").problems == []
 
 
-def test_a_bundle_names_a_conversation_it_cannot_render_and_goes_on(tmp_path: Path) -> None:
+def test_a_bundle_names_a_conversation_it_cannot_render_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     archive = tmp_path / "archive"
     archive_offline(_hostile_log(), archive)
 
     def render(conversation_id: str, events: list) -> dict[str, str]:
+        # A conversation's records that replay's renderer did not foresee.
         if conversation_id == "conv-hostile":
             raise OverflowError("cannot convert float infinity to integer")
-        return render_transcripts(conversation_id, events)
+        return transcript_documents(conversation_id, events)
 
+    monkeypatch.setattr("agentlog.runtime._compliance.transcript_documents", render)
     since = ComplianceRequest(since=datetime(2000, 1, 1, tzinfo=UTC))
-    report = export_compliance(archive, TOPIC, since, tmp_path / "b", render=render)
+    report = export_compliance(archive, TOPIC, since, tmp_path / "b")
     assert report.untranscribed == {
         "conv-hostile": "OverflowError: cannot convert float infinity to integer"
     }

@@ -67,6 +67,7 @@ def test_wheel_ships_every_schema_version_and_the_dev_broker_files(tmp_path: Pat
     assert top_level == {"agentlog"}
     assert "agentlog/producers/__init__.py" in shipped
     assert "agentlog/consumers/sinks/__init__.py" in shipped
+    assert "agentlog/runtime/__init__.py" in shipped
 
 
 def test_wheel_ships_every_module_of_the_mapped_folders(tmp_path: Path) -> None:

@@ -16,11 +16,12 @@ from offline_archive import archive_offline
 from offline_log import TOPIC, simulated_log
 from test_training_export import support_log
 
-from agentlog.analytics.compliance import ComplianceRequest, export_compliance
+from agentlog.analytics.compliance import ComplianceRequest
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.consumers.sinks.duckdb_sink import DuckDBSink
 from agentlog.dev_state import DevBrokerRecord, write_record
 from agentlog.private_files import private_dir, replaced_whole, tighten_state_dir
+from agentlog.runtime import export_compliance
 from agentlog.settings import Settings
 
 
@@ -121,7 +122,6 @@ def test_compliance_bundles_are_private(tmp_path: Path, open_umask: None, name: 
         TOPIC,
         ComplianceRequest(conversations=("conv-parallel",)),
         out,
-        render=lambda cid, events: {"txt": "transcript"},
     )
     assert victim.read_text() == "precious"
     if out.is_dir():

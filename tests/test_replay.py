@@ -275,22 +275,31 @@ def test_replay_exports() -> None:
     import agentlog.replay
 
     assert set(agentlog.replay.__all__) == {
+        "MODES",
         "At",
         "BeforeFirstEvent",
+        "CallScript",
         "ConversationArchive",
         "ConversationNotFound",
+        "Diverged",
+        "Divergence",
         "OffsetBeyondEnd",
+        "RecordedCall",
+        "RecordedToolFailure",
         "Replay",
         "ReplayError",
+        "RerunPlan",
         "RerunReport",
         "Session",
         "Undecodable",
         "conversation_state",
         "parse_at",
+        "plan_rerun",
+        "recorded_calls",
         "replay_conversation",
         "rerun",
         "rerun_recording",
-        "run_live",
+        "rerun_start",
     }
     for name in agentlog.replay.__all__:
         assert getattr(agentlog.replay, name) is not None

@@ -9,7 +9,8 @@ from cli import agentlog
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.producers import Recorder
-from agentlog.replay.diff import diff_conversations
+from agentlog.replay.diff import diff_conversations, diff_document, diff_lines
+from agentlog.replay.documents import replay_of_events
 from agentlog.settings import Settings
 
 
@@ -131,3 +132,22 @@ def test_diff_command_aligns_two_recorded_conversations(settings: Settings, tmp_
     assert "6 same, 0 changed" in same.out
     missing = agentlog(*base, "replay", "diff", "conv-a", "conv-zzz", state_dir=tmp_path)
     assert missing.code == 1 and "no conversation 'conv-zzz'" in missing.err
+
+
+def test_the_diff_is_rendered_as_text_and_as_a_document() -> None:
+    a, b = _run("a"), _run("b", argument="INV-2", extra=True)
+    first, second = replay_of_events("a", a), replay_of_events("b", b)
+    result = diff_conversations(a, b)
+    lines = list(diff_lines(first, second, result))
+    assert lines[:2] == ["--- a: 4 events on t[0]", "+++ b: 5 events on t[0]"]
+    assert [line[:1] for line in lines[2:9]] == ["=", "=", "~", " ", "+", "=", ""]
+    assert lines[5] == '      arguments_json.id: "INV-1" -> "INV-2"'
+    assert lines[-1].startswith("3 same, 1 changed, 0 only in a, 1 only in b (ignoring ")
+    brief = list(diff_lines(first, second, result, brief=True))
+    assert [line[:1] for line in brief[2:5]] == ["~", " ", "+"]
+    document = diff_document(first, second, result)
+    assert document["identical"] is False
+    assert document["counts"] == {"same": 3, "changed": 1, "only_a": 0, "only_b": 1}
+    assert document["steps"][2]["differences"] == [
+        {"field": "arguments_json.id", "a": "INV-1", "b": "INV-2"}
+    ]

@@ -20,8 +20,8 @@ from rerun_agent import (
 from agentlog.producers import Recorder
 from agentlog.replay import ReplayError, replay_conversation
 from agentlog.replay.diff import diff_conversations
-from agentlog.replay.rerun import rerun, rerun_recording, run_live
 from agentlog.replay.testing import assert_rerun
+from agentlog.runtime import rerun, rerun_recording, run_live
 from agentlog.settings import Settings
 
 ORIGINAL = "conv-rerun"

@@ -15,9 +15,8 @@ from openai import AsyncOpenAI, OpenAI
 
 from agentlog.integrations.openai import Serving, record, serve
 from agentlog.producers import Recorder
-from agentlog.replay import replay_conversation
+from agentlog.replay import Diverged, RerunReport, replay_conversation, rerun_start
 from agentlog.replay.diff import diff_conversations
-from agentlog.replay.rerun import Diverged, RerunReport, rerun_start
 from agentlog.settings import Settings
 from agentlog.testing.integration_contract import run_tool
 from agentlog.testing.model_server import MODEL_TOOL, SCRIPT, ModelServer

@@ -8,7 +8,7 @@ import re
 
 from offline_log import OfflineLog, events_of
 
-from agentlog.cli.export import render_transcripts
+from agentlog.replay.documents import transcript_documents
 
 
 def _page() -> str:
@@ -26,7 +26,7 @@ def _page() -> str:
         finish_reason="stop",
     )  # fmt: skip
     log.end_conversation("c1", "resolved")
-    return render_transcripts("c1", events_of(log.records))["html"]
+    return transcript_documents("c1", events_of(log.records))["html"]
 
 
 def test_no_bar_and_no_tick_before_the_first_event() -> None:

@@ -17,7 +17,7 @@ from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.analytics.views import open_views
 from agentlog.demo.agents import support_team
 from agentlog.errors import ExportError
-from agentlog.replay.rerun import rerun_recording
+from agentlog.runtime import rerun_recording
 
 TOOLS = [
     {

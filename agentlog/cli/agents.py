@@ -8,7 +8,6 @@ import sys
 import click
 
 from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
-from agentlog.cli.live_session import LiveSession, Transcripts
 from agentlog.consumers.throughput import tune_process_for_throughput
 from agentlog.consumers.triggers import (
     TriggerProgress,
@@ -17,6 +16,7 @@ from agentlog.consumers.triggers import (
     trigger_event_ids,
 )
 from agentlog.producers import Recorder, ToolClient
+from agentlog.runtime import LiveSession, Transcripts
 from agentlog.start_from import LATEST
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

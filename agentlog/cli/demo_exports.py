@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from agentlog.analytics.archiver import bring_up_to_date
-from agentlog.analytics.compliance import ComplianceRequest, export_compliance
+from agentlog.analytics.compliance import ComplianceRequest
 from agentlog.analytics.training import TrainingOptions, export_training
-from agentlog.cli.export import render_transcripts
 from agentlog.errors import ArchiveError
+from agentlog.runtime import export_compliance
 from agentlog.settings import Settings
 
 
@@ -48,7 +48,6 @@ def demo_exports(settings: Settings, mine: list[str], seed: int) -> Path:
         settings.events_topic,
         request,
         bundle,
-        render=render_transcripts,
         command=f"agentlog demo --seed {seed}",
     )
     click.echo(f"compliance bundle of {mine[0]}: {bundle}")

@@ -13,9 +13,8 @@ from agentlog.consumers.projection import RecordedEvent
 from agentlog.demo.agents import DEFAULT_POLICY, Policy, support_team
 from agentlog.demo.simulation import SimulationResult
 from agentlog.private_files import private_dir, replaced_whole
-from agentlog.replay import replay_conversation
+from agentlog.replay import RerunReport, replay_conversation, rerun_recording
 from agentlog.replay.html import timeline_page
-from agentlog.replay.rerun import RerunReport, rerun_recording
 from agentlog.replay.transcript import header, line
 from agentlog.settings import Settings
 

@@ -14,20 +14,15 @@ from agentlog.analytics.compliance import (
     MANIFEST,
     NOTHING_SELECTED,
     ComplianceRequest,
-    export_compliance,
     verify_bundle,
 )
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, checked_out, cli, pass_app
 from agentlog.cli._progress import EventProgress, progress_option, wanted
 from agentlog.cli.archive import archiving_progress
-from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
-from agentlog.replay.conversation import Entry, Replay
-from agentlog.replay.html import timeline_page
-from agentlog.replay.locate import Location
-from agentlog.replay.state import conversation_state
-from agentlog.replay.transcript import counted, transcript
+from agentlog.replay.transcript import counted
+from agentlog.runtime import export_compliance
 from agentlog.settings import Settings
 
 dir_option = click.option(
@@ -225,7 +220,6 @@ def compliance(
             settings.events_topic,
             request,
             out,
-            render=render_transcripts,
             command=command,
             on_progress=bar.update,
         )
@@ -241,25 +235,6 @@ def compliance(
             f"events are in the bundle, and {MANIFEST} names it under untranscribed",
             err=True,
         )
-
-
-def render_transcripts(conversation_id: str, events: list[RecordedEvent]) -> dict[str, str]:
-    """Replay's text transcript and HTML timeline of archived events."""
-    first, last = events[0].offset, events[-1].offset
-    location = Location(events[0].topic, events[0].partition, ((first, last + 1),), "archive")
-    entries: list[Entry] = list(events)
-    replay = Replay(
-        conversation_id,
-        location,
-        entries,
-        entries,
-        conversation_state(events),
-        len(events),
-        last + 1,
-        None,
-        ["read from the Parquet archive"],
-    )
-    return {"txt": "\n".join(transcript(replay)) + "\n", "html": timeline_page(replay)}
 
 
 def _count(value: object, noun: str) -> str:

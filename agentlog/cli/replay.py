@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +19,19 @@ from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.archive_reader import ParquetArchive
 from agentlog.cli._app import AppContext, checked_out, cli, pass_app, sink_option
 from agentlog.consumers import BUILT_IN, load_projection
-from agentlog.consumers.projection import Key, RecordedEvent
+from agentlog.consumers.projection import Key
 from agentlog.display import visible
 from agentlog.errors import ArchiveError, ConfigurationError
 from agentlog.loading import load_callable
 from agentlog.private_files import replaced_whole
 from agentlog.producers import Recorder
-from agentlog.replay import At, Replay, parse_at, replay_conversation
+from agentlog.replay import At, RecordedCall, RerunReport, parse_at, replay_conversation
 from agentlog.replay.conversation import Source
-from agentlog.replay.diff import ConversationDiff, diff_conversations
+from agentlog.replay.diff import diff_conversations, diff_document, diff_lines
 from agentlog.replay.export import as_json, as_jsonl
 from agentlog.replay.projections import Progress, rebuild_projections
-from agentlog.replay.rerun import RecordedCall, RerunReport, rerun
-from agentlog.replay.transcript import counted, plain, short, summary, transcript
+from agentlog.replay.transcript import counted, plain, transcript
+from agentlog.runtime import rerun
 from agentlog.settings import Settings
 
 archive_dir_option = click.option(
@@ -243,14 +242,6 @@ def _write(out: Path | None, lines: Iterable[str], *, colour: bool) -> None:
         raise ConfigurationError(f"--out {out}: cannot write it ({exc.strerror})") from None
 
 
-_MARK_STYLE: dict[str, tuple[str, dict[str, str | bool]]] = {
-    "same": ("=", {"dim": True}),
-    "changed": ("~", {"fg": "yellow", "bold": True}),
-    "only_a": ("-", {"fg": "red", "bold": True}),
-    "only_b": ("+", {"fg": "green", "bold": True}),
-}
-
-
 @replay.command("diff")
 @click.argument("first", metavar="A")
 @click.argument("second", metavar="B")
@@ -296,102 +287,17 @@ def diff_command(
         )
         for conversation_id in (first, second)
     ]
-    result = diff_conversations(replays[0].events, replays[1].events, ignore=ignore)
+    a, b = replays
+    result = diff_conversations(a.events, b.events, ignore=ignore)
     if output == "json":
-        click.echo(_diff_json(replays, result))
+        click.echo(json.dumps(diff_document(a, b, result), indent=2, ensure_ascii=False))
     else:
         coloured = color if color is not None else sys.stdout.isatty()
         style = click.style if coloured else plain
-        for text in _diff_lines(replays, result, style, brief=brief):
+        for text in diff_lines(a, b, result, style=style, brief=brief):
             click.echo(text, color=coloured)
     if not result.identical:
         raise SystemExit(1)  # as diff(1) does: a script or CI step can gate on it
-
-
-def _position(event: RecordedEvent | None) -> str:
-    return "." if event is None else f"p{event.partition}@{event.offset}"
-
-
-def _values(left: object, right: object, width: int = 70) -> str:
-    """`left -> right` as JSON, long texts shown from a little before where they part."""
-    a, b = (json.dumps(v, ensure_ascii=False) for v in (left, right))
-    common = len(os.path.commonprefix([a, b]))
-    if common > 30 and max(len(a), len(b)) > width:
-        a, b = "…" + a[common - 20 :], "…" + b[common - 20 :]
-    return visible(f"{short(a, width)} -> {short(b, width)}")
-
-
-def _diff_lines(
-    replays: list[Replay], result: ConversationDiff, style: Callable[..., str], *, brief: bool
-) -> Iterator[str]:
-    a, b = replays
-    yield style(
-        visible(
-            f"--- {a.conversation_id}: {counted(len(a.events), 'event')} on "
-            f"{a.topic}[{a.partition}]"
-        ),
-        fg="red",
-    )
-    yield style(
-        visible(
-            f"+++ {b.conversation_id}: {counted(len(b.events), 'event')} on "
-            f"{b.topic}[{b.partition}]"
-        ),
-        fg="green",
-    )
-    width = max([len(_position(s.a)) for s in result.steps] + [1])
-    for step in result.steps:
-        if brief and step.kind == "same":
-            continue
-        mark, look = _MARK_STYLE[step.kind]
-        event = step.a or step.b
-        assert event is not None
-        yield style(
-            f"{mark} {_position(step.a):<{width}} {_position(step.b):<{width}}  "
-            f"{event.event_type:<22} {summary(event)}",
-            **look,
-        )
-        for name, left, right in step.differences:
-            yield f"      {name}: {_values(left, right)}"
-    yield ""
-    yield (
-        f"{result.count('same')} same, {result.count('changed')} changed, "
-        f"{result.count('only_a')} only in {a.conversation_id}, "
-        f"{result.count('only_b')} only in {b.conversation_id}"
-        + (" (ignoring " + ", ".join(sorted(result.ignored)) + ")")
-    )
-
-
-def _diff_json(replays: list[Replay], result: ConversationDiff) -> str:
-    def where(event: RecordedEvent | None) -> dict[str, Any] | None:
-        if event is None:
-            return None
-        return {
-            "partition": event.partition,
-            "offset": event.offset,
-            "event_type": event.event_type,
-            "event_id": event.event_id,
-        }
-
-    document = {
-        "a": {"conversation_id": replays[0].conversation_id, "topic": replays[0].topic},
-        "b": {"conversation_id": replays[1].conversation_id, "topic": replays[1].topic},
-        "ignored": sorted(result.ignored),
-        "identical": result.identical,
-        "counts": {k: result.count(k) for k in _MARK_STYLE},
-        "steps": [
-            {
-                "kind": step.kind,
-                "a": where(step.a),
-                "b": where(step.b),
-                "differences": [
-                    {"field": name, "a": left, "b": right} for name, left, right in step.differences
-                ],
-            }
-            for step in result.steps
-        ],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 @replay.command("projections")

@@ -45,7 +45,6 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from agentlog.cli.dlq import act_on_letter
-from agentlog.cli.live_session import LiveSession, Transcripts
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
@@ -70,6 +69,7 @@ from agentlog.errors import ConfigurationError, DemoError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.producers import Recorder, ToolClient
 from agentlog.reader import partition_ends
+from agentlog.runtime import LiveSession, Transcripts
 from agentlog.settings import Settings
 
 AGENTS_NAME = "acme-support"

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from agentlog.consumers.tools._registry import (
     run_attempt,
 )
 from agentlog.errors import BrokerUnavailable, DecodeError
+from agentlog.event_ids import new_event_id
 from agentlog.kafka_config import low_latency_producer_config
 from agentlog.serde import EventEncoder, decode
 from agentlog.settings import Settings
@@ -341,7 +341,7 @@ class CallRunner:
         request = work.request
         micros = time.time_ns() // 1000
         value = self._encode(
-            str(uuid.uuid4()),
+            new_event_id(),
             request.conversation_id,
             micros,
             self._sources.get(request.agent) or self._source(request.agent),

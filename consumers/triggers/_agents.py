@@ -34,6 +34,7 @@ from typing import Any
 
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ConfigurationError
+from agentlog.event_ids import derived_event_id, new_event_id
 from agentlog.events import EVENT_TYPES
 from agentlog.loading import load_module, load_object
 
@@ -192,7 +193,7 @@ class _InvocationIds:
 
     def next(self) -> str:
         self.count += 1
-        return str(uuid.uuid5(_NAMESPACE, f"{self.base}{self.count}"))
+        return derived_event_id(_NAMESPACE, f"{self.base}{self.count}")
 
 
 _invocation: ContextVar[_InvocationIds | None] = ContextVar("agentlog_trigger", default=None)
@@ -203,7 +204,7 @@ def trigger_event_ids() -> str:
     same when the invocation is repeated after a crash; a retry's and a redrive's are
     their own); elsewhere a random one. Give it to a recorder as `new_event_id`."""
     ids = _invocation.get()
-    return ids.next() if ids is not None else str(uuid.uuid4())
+    return ids.next() if ids is not None else new_event_id()
 
 
 def invoke(reaction: Reaction, trigger: Trigger, make_session: Callable[[], Any]) -> None:

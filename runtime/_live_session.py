@@ -1,4 +1,5 @@
-"""The session a handler run by the trigger runtime gets: a full `AgentSession`.
+"""The session a handler run by the trigger runtime gets: a full `AgentSession`, which
+records through a recorder (producers) what it reads from the trigger runtime (consumers).
 
 Agent code written against `AgentSession` (e.g. `agentlog.demo.agents`) runs unchanged
 in a handler: what it records goes through the runtime's recorder (ids derived from
