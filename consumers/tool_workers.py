@@ -220,7 +220,13 @@ class ToolWorker:
                 if once and self._caught_up():
                     break
                 if not self._assigned_once and now - started > assignment_timeout:
-                    raise never_assigned(self.settings, self.topic, self.group, assignment_timeout)
+                    raise never_assigned(
+                        self.settings,
+                        self.topic,
+                        self.group,
+                        assignment_timeout,
+                        answering=not self._outage.down,
+                    )
                 messages = self._poll()
                 if messages:
                     self._outage.answered()

@@ -237,7 +237,13 @@ class TriggerRuntime:
                 if once and self._caught_up():
                     break
                 if not self._assigned_once and now - started > timeout:
-                    raise never_assigned(self.settings, self.topic, self.group, timeout)
+                    raise never_assigned(
+                        self.settings,
+                        self.topic,
+                        self.group,
+                        timeout,
+                        answering=not self._outage.down,
+                    )
                 messages = self.consumer.consume(500, _IDLE_WAIT)
                 if messages:
                     self._outage.answered()
