@@ -544,9 +544,9 @@ def _start_at_end(settings: Settings, group: str, topic: str) -> None:
 
     A group all of whose members left (an earlier demo's) is deleted first: Tansu can keep
     a reused group's rebalance from finishing when new members join (three tool workers
-    started again in one group, measured: 3 restarts of 13 waited 44 s or more than 60 s
-    to be assigned; 0 of 31 in a new or a deleted group). A group with members is used as
-    it is."""
+    started again and again in one group, measured: of 22 restarts, 2 were never assigned
+    within 60 s and 5 waited 12-44 s; in a new or a deleted group, 31 of 31 within 4.1 s).
+    A group with members is used as it is."""
     if any(g.state == "empty" for g in groups_on_broker(settings, [topic], named=[group])):
         admin = admin_client(settings)  # held until it answers: its requests die with it
         answer = admin.delete_consumer_groups(
