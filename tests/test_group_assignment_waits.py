@@ -4,14 +4,15 @@ may be down while it answers."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from agentlog.consumers import ToolRegistry, ToolWorker
 from agentlog.consumers.consumer_groups import groups_on_broker
-from agentlog.demo.live import _start_at_end
+from agentlog.demo.live import _COORDINATOR_MOVING, _start_at_end
 from agentlog.errors import BrokerUnavailable
 from agentlog.kafka_config import group_consumer_config
 from agentlog.producers import Recorder
@@ -37,10 +38,20 @@ def test_a_member_never_assigned_names_the_group_not_the_broker(settings: Settin
 
 def _commit(settings: Settings, group: str, topic: str, offsets: dict[int, int]) -> None:
     consumer = Consumer(group_consumer_config(settings, group))
+    deadline = time.monotonic() + 60
     try:
-        consumer.commit(
-            offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False
-        )
+        while True:
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
+                    asynchronous=False,
+                )
+                return
+            except KafkaException as exc:
+                # A new group's coordinator is being found (Kafka, under load): again.
+                if exc.args[0].code() not in _COORDINATOR_MOVING or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     finally:
         consumer.close()
 

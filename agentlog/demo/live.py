@@ -43,12 +43,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, TopicPartition
 
 from agentlog.cli.dlq import act_on_letter
 from agentlog.cli.live_session import LiveSession, Transcripts
 from agentlog.consumers.agents import Agents, trigger_event_ids
-from agentlog.consumers.consumer_groups import groups_on_broker
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
@@ -547,15 +546,7 @@ def _start_at_end(settings: Settings, group: str, topic: str) -> None:
     started again and again in one group, measured: of 22 restarts, 2 were never assigned
     within 60 s and 5 waited 12-44 s; in a new or a deleted group, 31 of 31 within 4.1 s).
     A group with members is used as it is."""
-    if any(g.state == "empty" for g in groups_on_broker(settings, [topic], named=[group])):
-        admin = admin_client(settings)  # held until it answers: its requests die with it
-        answer = admin.delete_consumer_groups(
-            [group], request_timeout=settings.assignment_timeout_s
-        )[group]
-        try:
-            answer.result(timeout=settings.assignment_timeout_s)
-        except (KafkaException, FutureTimeout):
-            pass  # not deleted (a member joined meanwhile): its offsets are set below
+    _delete_if_left(settings, group)
     ends = partition_ends(settings, topic, timeout=settings.assignment_timeout_s)
     consumer = Consumer(group_consumer_config(settings, group))
     deadline = time.monotonic() + settings.assignment_timeout_s
@@ -581,6 +572,20 @@ def _start_at_end(settings: Settings, group: str, topic: str) -> None:
                 time.sleep(0.1)
     finally:
         consumer.close()
+
+
+def _delete_if_left(settings: Settings, group: str) -> None:
+    """Delete `group` if the broker describes it as empty (members all left); anything
+    else (a new group, members, no answer within the bound) leaves it as it is."""
+    admin = admin_client(settings)  # held until it answers: its requests die with it
+    wait = min(settings.assignment_timeout_s, 10.0)  # best effort: within the live phase's time
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=wait)[group]
+        if described.result(timeout=wait).state != ConsumerGroupState.EMPTY:
+            return
+        admin.delete_consumer_groups([group], request_timeout=wait)[group].result(timeout=wait)
+    except (KafkaException, FutureTimeout):
+        pass  # not deleted (a member joined meanwhile): its offsets are set after
 
 
 # A group's coordinator that is loading or moving it answers so for a moment.
