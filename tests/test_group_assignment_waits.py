@@ -27,9 +27,10 @@ def test_a_member_never_assigned_names_the_group_not_the_broker(settings: Settin
     def noop() -> str:
         return "ok"
 
-    worker = ToolWorker(settings, registry, group=f"never-{uuid.uuid4().hex[:8]}")
+    hurried = settings.model_copy(update={"assignment_timeout_s": 0.001})
+    worker = ToolWorker(hurried, registry, group=f"never-{uuid.uuid4().hex[:8]}")
     with pytest.raises(BrokerUnavailable) as raised:
-        worker.run(assignment_timeout=0.0)
+        worker.run()
     message = str(raised.value)
     assert "assigned this member no partition of" in message, message
     assert "the group's rebalance did not finish" in message, message
