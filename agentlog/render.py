@@ -49,7 +49,9 @@ def one_line(record: AvroDict, partition: int, offset: int) -> str:
     body = record["payload"][1]
     fields = _SUMMARY_FIELDS.get(kind, ())
     if kind == "tools_declared":
-        detail = f"agent={body['agent']} tools={','.join(t['name'] for t in body['tools'])}"
+        # A declaration for no agent in particular (@recorder.tool's) names none.
+        agent = f"agent={body['agent']} " if body.get("agent") else ""
+        detail = f"{agent}tools={','.join(t['name'] for t in body['tools'])}"
     else:
         detail = " ".join(f"{f}={_short(body[f])}" for f in fields if body.get(f) is not None)
     # Every field is the record's: shown as one line whatever it holds (agentlog.display).

@@ -23,11 +23,16 @@ from agentlog.analytics.archive_files import (
     ArchiveBusy,
     Compactor,
     archive_files,
-    next_offsets,
     remove_leftovers,
     topic_root,
     write_file,
     writer_lock,
+)
+from agentlog.analytics.archive_start import (
+    ArchiveStart,
+    archived_up_to,
+    read_start,
+    start_archive,
 )
 from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
@@ -35,6 +40,7 @@ from agentlog.errors import ArchiveError, BrokerUnavailable
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_ends, partition_offset, read_gap, reading_consumer
 from agentlog.settings import Settings
+from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.topics import partition_count
 
 log = logging.getLogger(__name__)
@@ -74,8 +80,12 @@ class Archiver:
         archive: Path | None = None,
         idle_timeout: float = 30.0,
         on_progress: ProgressCallback | None = None,
+        start: StartFrom = EARLIEST,
     ) -> None:
         self.settings = settings
+        # where a new archive starts (`--from`); an archive with files or a start keeps its
+        self.start_from = start
+        self.start: ArchiveStart | None = None
         self.topic = settings.events_topic
         self._outage = OutageWatch(settings, f"archiver of {self.topic}")
         self.root = topic_root(archive or settings.archive_root, self.topic)
@@ -107,7 +117,11 @@ class Archiver:
             self.progress.notes += check_same_log(
                 self.settings, self.topic, self.root, files, count
             )
-            self.written = next_offsets(files)
+            self.start = start_archive(
+                self.settings, self.topic, self.root, count, self.start_from, new=not files
+            )
+            # A partition with no files yet starts where the archive starts.
+            self.written = archived_up_to(self.start, files)
             consumer = reading_consumer(self.settings, error_cb=self._outage.on_error)
             try:
                 self._assign(consumer, range(count))
@@ -299,10 +313,13 @@ def bring_up_to_date(
     except ArchiveBusy:
         pass
     root = topic_root(archive or settings.archive_root, settings.events_topic)
-    ends = partition_ends(settings, settings.events_topic, next_offsets(archive_files(root)))
+    start = read_start(root)  # a partition with no files is archived up to its start
+    ends = partition_ends(
+        settings, settings.events_topic, archived_up_to(start, archive_files(root))
+    )
     deadline = time.monotonic() + timeout
     while True:
-        done = next_offsets(archive_files(root))
+        done = archived_up_to(start, archive_files(root))
         behind = {p: end for p, end in ends.items() if done.get(p, 0) < end}
         if not behind:
             return None

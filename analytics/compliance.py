@@ -35,7 +35,9 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
+from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.archive_reader import archived_event
+from agentlog.analytics.archive_start import read_start
 from agentlog.analytics.views import open_views, rerun_originals
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.errors import ExportError
@@ -252,6 +254,14 @@ class ComplianceBundle:
         manifest = _manifest(folder, self._request, self._rows, conversations, reran, self._command)
         if self._untranscribed:
             manifest["untranscribed"] = self._untranscribed
+        started = read_start(topic_root(self._archive, self._topic))
+        if started is not None and started.late:
+            # A partial archive (`archive run --from`): the bundle says what it cannot hold.
+            manifest["archive_start"] = {
+                "from": started.asked,
+                "offsets": {str(p): o for p, o in started.late.items()},
+                "note": started.partial_note(),
+            }
         (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         private_tree(folder)
         private_dir(out.parent)

@@ -92,8 +92,8 @@ def one_condition(condition: str, table: str = "conversations") -> str:
     with _parser() as connection:
         try:
             statements = _statements(connection, query)
-        except ExportError as exc:
-            raise _not_a_condition(condition, str(exc).removeprefix("SQL: ")) from None
+        except ExportError:
+            raise _not_a_condition(condition, _parse_error(connection, table, condition)) from None
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             raise _not_a_condition(condition, "it holds more than one statement")
         row = connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
@@ -108,6 +108,16 @@ def one_condition(condition: str, table: str = "conversations") -> str:
     if not (plain and star and same_table and node.get("where_clause") is not None):
         raise _not_a_condition(condition, "it is more than one expression")
     return wrapped
+
+
+def _parse_error(connection: duckdb.DuckDBPyConnection, table: str, condition: str) -> str:
+    """Why `condition` does not parse, as the parser says of the user's text alone: the
+    parentheses it is wrapped in are agentlog's, never to be named (`near ")"`)."""
+    try:
+        connection.extract_statements(f"SELECT * FROM {table} WHERE {condition}")
+    except duckdb.Error as exc:
+        return _first_line(exc).replace("at end of input", "at the end of the condition")
+    return "its parentheses do not match"
 
 
 def _not_a_condition(condition: str, why: str) -> ExportError:

@@ -165,7 +165,9 @@ class CommittingMember:
             return
         timeout = self.settings.assignment_timeout_s
         if time.monotonic() - self._subscribed_at > timeout:
-            raise never_assigned(self.settings, self.topic, self.group, timeout)
+            raise never_assigned(
+                self.settings, self.topic, self.group, timeout, answering=not self.outage.down
+            )
 
     def take(self, message: Message) -> list[Handed]:
         """The records `message` hands the owner, in offset order: none (an event, a

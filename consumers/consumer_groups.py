@@ -28,13 +28,19 @@ T = TypeVar("T")
 
 
 def never_assigned(
-    settings: Settings, topic: str, group: str, waited_s: float
+    settings: Settings, topic: str, group: str, waited_s: float, *, answering: bool = True
 ) -> BrokerUnavailable:
     """The error of a member to which `group` assigned no partition of `topic` within
-    `waited_s` seconds of subscribing."""
+    `waited_s` seconds of subscribing. `answering`: the member's client reported no
+    outage meanwhile, so what did not come is the group's assignment, not the broker."""
+    waited = f"group {group} assigned this member no partition of {topic} within {waited_s:.0f}s"
+    if not answering:
+        return BrokerUnavailable(f"{waited}: Kafka at {settings.bootstrap_servers} does not answer")
     return BrokerUnavailable(
-        f"no partition of {topic} was assigned to group {group} within {waited_s:.0f}s; "
-        f"is Kafka at {settings.bootstrap_servers} answering?"
+        f"{waited}, though Kafka at {settings.bootstrap_servers} reported no outage: the "
+        "group's rebalance did not finish (a member that died while joining holds it until "
+        "its poll interval runs out; Tansu can also hold up a group whose earlier members "
+        "left); run again later, or use a group of another name"
     )
 
 

@@ -84,7 +84,8 @@ def _what_happened(event: RecordedEvent) -> str:
         version = f" ({b['prompt_version']})" if b.get("prompt_version") else ""
         return f"{b['agent']}{version}: {short(b['content'], 60)}"
     if kind == "tools_declared":
-        return f"{b['agent']}: {', '.join(t['name'] for t in b['tools'])}"
+        tools = ", ".join(t["name"] for t in b["tools"])
+        return f"{b['agent']}: {tools}" if b.get("agent") else tools
     if kind == "user_message":
         return f'"{short(b["text"])}"'
     if kind == "agent_message":

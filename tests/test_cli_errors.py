@@ -238,9 +238,23 @@ def test_an_out_into_a_missing_directory_is_one_line(tmp_path, args) -> None:
     assert not missing.exists()  # not created behind the user's back
 
 
+def test_sql_on_an_archive_directory_that_does_not_exist_is_one_line(tmp_path) -> None:
+    missing = tmp_path / "no-such-archive"
+    run = agentlog("sql", "SELECT count(*) FROM events", "--dir", str(missing), state_dir=tmp_path)
+    assert run.code == 1
+    assert run.err.strip().splitlines() == [
+        f"error: --dir {missing}: no such directory (an archive is made by `agentlog archive "
+        f"run --dir {missing}`)"
+    ]
+    assert run.out == ""
+    assert not missing.exists()
+
+
 @pytest.mark.parametrize("query", ["", "   ", "/* nothing */"])
 def test_sql_without_a_statement_is_one_line(tmp_path, query) -> None:
-    run = agentlog("sql", query, "--dir", str(tmp_path / "archive"), state_dir=tmp_path)
+    archive = tmp_path / "archive"
+    archive.mkdir()  # an archive not written yet: the statement is what is wrong
+    run = agentlog("sql", query, "--dir", str(archive), state_dir=tmp_path)
     assert run.code == 1
     assert run.err.strip().splitlines()[-1] == (
         'error: SQL: the query holds no statement; ask e.g. "SELECT count(*) FROM events"'

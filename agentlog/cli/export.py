@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from agentlog.analytics.archive_files import topic_root
+from agentlog.analytics.archive_start import read_start
 from agentlog.analytics.archiver import bring_up_to_date
 from agentlog.analytics.compliance import (
     MANIFEST,
@@ -49,7 +51,9 @@ def archive_settings(
 ) -> Settings:
     """The settings, with the archive brought up to the log's ends unless `no_update`."""
     if no_update:
-        return app.settings.with_overrides(archive_dir=directory)
+        settings = app.settings.with_overrides(archive_dir=directory)
+        _say_if_partial(settings)
+        return settings
     settings = app.kafka_settings().with_overrides(archive_dir=directory)
     click.echo(f"... bringing the archive {settings.archive_root} up to date", err=True)
     with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
@@ -60,7 +64,17 @@ def archive_settings(
         click.echo("... the running archiver has reached the ends of the log", err=True)
     elif done.archived:
         click.echo(f"... archived {done.archived:,} new records", err=True)
+    _say_if_partial(settings)
     return settings
+
+
+def _say_if_partial(settings: Settings) -> None:
+    """An archive started with `archive run --from latest|TIME` lacks what came before:
+    so does every export of it."""
+    start = read_start(topic_root(settings.archive_root, settings.events_topic))
+    note = start.partial_note() if start else None
+    if note:
+        click.echo(f"{note}: this export holds nothing from before that start", err=True)
 
 
 @export.command()

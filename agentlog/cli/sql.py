@@ -48,6 +48,12 @@ def sql(app: AppContext, query: str, output: str, directory: Path | None, sink: 
     Nothing waits for the archiver or the projector: the archive is read as its files
     are, a projector's DuckDB file through its latest snapshot.
     """
+    if directory is not None and not directory.is_dir():
+        # A typing mistake would otherwise answer as an empty archive does: 0 rows.
+        raise ExportError(
+            f"--dir {directory}: no such directory (an archive is made by `agentlog archive "
+            f"run --dir {directory}`)"
+        )
     settings = app.settings.with_overrides(archive_dir=directory, sink=sink)
     for attempt in range(_ATTEMPTS):
         with open_views(settings.archive_root, settings.events_topic, settings.sink_url) as views:
