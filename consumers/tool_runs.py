@@ -29,13 +29,12 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from agentlog.consumers.tool_registry import (
-    ArgumentsError,
     AttemptOutcome,
     ToolRegistry,
     bind_arguments,
     run_attempt,
 )
-from agentlog.errors import BrokerUnavailable, DecodeError
+from agentlog.errors import ArgumentsError, BrokerUnavailable, DecodeError
 from agentlog.kafka_config import low_latency_producer_config
 from agentlog.serde import EventEncoder, decode
 from agentlog.settings import Settings

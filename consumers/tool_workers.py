@@ -35,7 +35,12 @@ from agentlog.consumers.group_start import GroupStart
 from agentlog.consumers.tool_ledger import CallLedger, read_ledgers
 from agentlog.consumers.tool_registry import ToolRegistry
 from agentlog.consumers.tool_runs import CallRunner, ToolRequest, Work
-from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
+from agentlog.errors import (
+    BrokerUnavailable,
+    CommitPastUnfinished,
+    ConfigurationError,
+    DecodeError,
+)
 from agentlog.kafka_config import low_latency_group_consumer_config
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, read_gap
@@ -71,11 +76,6 @@ class WorkerProgress:
 
 
 ProgressCallback = Callable[[WorkerProgress], None]
-
-
-class CommitPastUnfinished(AssertionError):
-    """A bug: the worker was about to commit past a request it has not finished (or has
-    never been handed), which would leave that call with no ending, for good."""
 
 
 @dataclass

@@ -23,9 +23,9 @@ import httpx
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ReplayError
 from agentlog.llm_calls import json_text, structured_fields
 from agentlog.replay.conversation import Replay
-from agentlog.replay.errors import ReplayError
 from agentlog.replay.rerun import (
     MODES,
     CallScript,

@@ -10,6 +10,12 @@ projector's own fold, at any moment or offset.
     report = rerun(settings, "conv-42", my_agent)   # agent code re-run on the recording
 """
 
+from agentlog.errors import (
+    BeforeFirstEvent,
+    ConversationNotFound,
+    OffsetBeyondEnd,
+    ReplayError,
+)
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.conversation import (
     At,
@@ -17,12 +23,6 @@ from agentlog.replay.conversation import (
     Undecodable,
     parse_at,
     replay_conversation,
-)
-from agentlog.replay.errors import (
-    BeforeFirstEvent,
-    ConversationNotFound,
-    OffsetBeyondEnd,
-    ReplayError,
 )
 from agentlog.replay.rerun import RerunReport, Session, rerun, rerun_recording, run_live
 from agentlog.replay.state import conversation_state

@@ -42,10 +42,9 @@ import orjson
 
 from agentlog.agent_session import AgentSession, LlmAnswer, SessionRecording
 from agentlog.consumers.projection import RecordedEvent
-from agentlog.errors import ToolError
+from agentlog.errors import RecordedToolFailure, ReplayError, ToolError
 from agentlog.events import RERUN_METADATA_KEY
 from agentlog.replay.conversation import Replay, replay_conversation
-from agentlog.replay.errors import ReplayError
 from agentlog.replay.transcript import counted
 from agentlog.settings import Settings
 from agentlog.tool_protocol import new_tool_call_id
@@ -125,15 +124,6 @@ class Diverged(BaseException):  # noqa: N818  (a signal that stops the run, not 
     def __init__(self, divergence: Divergence) -> None:
         super().__init__(divergence.message)
         self.divergence = divergence
-
-
-class RecordedToolFailure(Exception):
-    """A recorded tool failure of a type that is not a Python builtin exception."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.error_message = message
 
 
 def recorded_calls(events: list[RecordedEvent]) -> list[RecordedCall]:

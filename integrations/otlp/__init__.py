@@ -16,10 +16,11 @@ from agentlog.integrations._recording import require
 
 require("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "otlp")
 
-from agentlog.integrations.otlp._ingest import Counters, Ingest, Unavailable  # noqa: E402
+from agentlog.errors import OtlpRejected, OtlpUnavailable  # noqa: E402
+from agentlog.integrations.otlp._ingest import Counters, Ingest  # noqa: E402
 from agentlog.integrations.otlp._server import DEFAULT_MAX_BODY, Receiver  # noqa: E402
 
-__all__ = ["Counters", "Ingest", "Receiver", "Unavailable", "serve"]
+__all__ = ["Counters", "Ingest", "OtlpRejected", "OtlpUnavailable", "Receiver", "serve"]
 
 
 def serve(
