@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import click
@@ -11,7 +10,8 @@ from agentlog.analytics.archive_files import archive_files, next_offsets, topic_
 from agentlog.analytics.archiver import ArchiveProgress, Archiver, ProgressCallback
 from agentlog.analytics.log_check import check_same_log
 from agentlog.cli._app import AppContext, cli, pass_app
-from agentlog.cli._progress import EventProgress, progress_option, wanted
+from agentlog.cli._progress import EventProgress, progress_options, wanted
+from agentlog.cli._signals import until_signalled
 from agentlog.errors import ArchiveError
 from agentlog.reader import partition_ends
 from agentlog.replay.transcript import counted
@@ -42,9 +42,11 @@ def archiving_progress(bar: EventProgress) -> ProgressCallback:
 @archive.command()
 @dir_option
 @click.option("--once", is_flag=True, help="stop when archived up to the partition ends")
-@progress_option
+@progress_options
 @pass_app
-def run(app: AppContext, directory: Path | None, once: bool, progress: bool | None) -> None:
+def run(
+    app: AppContext, directory: Path | None, once: bool, progress: bool | None, quiet: bool
+) -> None:
     """Archive the event log; SIGINT/SIGTERM write what is held, then stop."""
     settings = app.kafka_settings().with_overrides(archive_dir=directory)
     if not archive_files(topic_root(settings.archive_root, settings.events_topic)):
@@ -53,21 +55,10 @@ def run(app: AppContext, directory: Path | None, once: bool, progress: bool | No
             f"{settings.events_topic} (the archive keeps every event)",
             err=True,
         )
-    with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
+    with EventProgress("archiving", enabled=wanted(progress, quiet), unit="records") as bar:
         archiver = Archiver(settings, on_progress=archiving_progress(bar))
-        stop_signals = (signal.SIGINT, signal.SIGTERM)
-        received: list[int] = []
-
-        def stop(signum: int, _frame: object) -> None:
-            received.append(signum)
-            archiver.stop()
-
-        previous = {s: signal.signal(s, stop) for s in stop_signals}
-        try:
+        with until_signalled(archiver.stop) as signalled:
             done = archiver.run(once=once)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         archiving_progress(bar)(done)  # the last word, also for a run shorter than a report
     for note in done.notes:
         click.echo(f"note: {note}", err=True)
@@ -76,8 +67,7 @@ def run(app: AppContext, directory: Path | None, once: bool, progress: bool | No
         f"{archiver.root} ({counted(done.files, 'file')} written, {done.undecodable:,} "
         f"undecodable kept as bytes)"
     )
-    if signal.SIGINT in received:
-        raise KeyboardInterrupt  # Ctrl-C: what was held is written; exit 130
+    signalled.raise_if_interrupted()  # Ctrl-C: what was held is written; exit 130
 
 
 @archive.command()
