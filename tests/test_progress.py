@@ -163,20 +163,19 @@ def test_a_projector_shows_its_status_line_on_a_terminal_only(settings, tmp_path
 
     record(settings, 20)
     base = ["--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix]
-    sink = ["--sink", f"duckdb:{tmp_path / 'a.duckdb'}"]
-    code, out, shown = on_a_terminal(
-        [*base, "project", "run", "--once", *sink, "--group", "drawn"], tmp_path
-    )
+
+    def sink(name: str) -> list[str]:
+        return ["--sink", f"duckdb:{tmp_path / name}.duckdb", "--group", name]
+
+    code, out, shown = on_a_terminal([*base, "project", "run", "--once", *sink("drawn")], tmp_path)
     assert code == 0, shown
     assert "projecting" in shown and "\x1b[" in shown and "\r" + "applied" not in shown
     assert out.startswith("applied ") and "\x1b" not in out
     code, out, shown = on_a_terminal(
-        [*base, "project", "run", "--once", *sink, "--group", "quiet", "--quiet"], tmp_path
+        [*base, "project", "run", "--once", *sink("quiet"), "--quiet"], tmp_path
     )
     assert code == 0, shown
     assert "projecting" not in shown and out.startswith("applied ")
-    piped = agentlog(
-        *base, "project", "run", "--once", *sink, "--group", "piped", state_dir=tmp_path
-    )
+    piped = agentlog(*base, "project", "run", "--once", *sink("piped"), state_dir=tmp_path)
     assert piped.code == 0, piped.err
     assert "\x1b" not in piped.err + piped.out and "\r" not in piped.err
