@@ -125,7 +125,8 @@ class TopicError(AgentlogError):
 
 
 class SchemaError(AgentlogError):
-    """An .avsc file is wrong, or a schema a record names is not known."""
+    """An event does not fit its Avro schema (naming the field), or a schema file or
+    lookup is wrong."""
 
 
 class DecodeError(AgentlogError):

@@ -114,7 +114,10 @@ class Settings(BaseSettings):
     )
 
     partitions: int = Field(
-        default=6, ge=1, description="partitions of each topic `topics create` makes"
+        default=6,
+        ge=1,
+        description="partitions of each topic agentlog creates (events and tool-requests "
+        "must have the same count)",
     )
     replication_factor: int | None = Field(
         default=None,
@@ -137,13 +140,15 @@ class Settings(BaseSettings):
         default="lz4", description="compression.type of every producer"
     )
     linger_ms: int = Field(
-        default=5, ge=0, description="how long a producer waits to fill a batch (linger.ms)"
+        default=5,
+        ge=0,
+        description="linger.ms of the recorder's producer (the tool-call path uses 0)",
     )
     delivery_timeout_ms: int = Field(
         default=120_000,
         ge=1000,
-        description="how long a producer keeps retrying an event before it reports it "
-        "undelivered (delivery.timeout.ms)",
+        description="delivery.timeout.ms: how long the producer retries an event before "
+        "it is reported undelivered (with a spool: it stays in the spool)",
     )
     # A group forms after about half of this on Tansu; valid on Kafka too.
     session_timeout_ms: int = Field(

@@ -25,7 +25,7 @@ parked message, in order, and the conversation ends.
 The demo's runtime and tool workers start at the ends of the topics (their groups'
 offsets are committed there first), so they answer only what is written from then on;
 the tool workers' group is the demo's own, so another agent's tool call requested on
-the same topics meanwhile reaches them too (README, Known limits).
+the same topics meanwhile reaches them too (docs/demo.md).
 """
 
 from __future__ import annotations
