@@ -49,7 +49,7 @@ none. One thing that stops a run is deliberately no error: a re-run's `Diverged`
 not swallow it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass as _dataclass
 
 __all__ = [
     "AgentlogError",
@@ -150,7 +150,7 @@ class DecodeError(AgentlogError):
         super().__init__(f"cannot decode record{where}: {reason}")
 
 
-@dataclass(frozen=True)
+@_dataclass(frozen=True)
 class UndeliveredEvent:
     """An encoded event the broker did not acknowledge, kept so nothing is lost."""
 
