@@ -8,9 +8,12 @@ from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice
 from agentlog.cli._progress import StatusLine, progress_options
 from agentlog.cli._signals import until_signalled
 from agentlog.cli.live_session import LiveSession, Transcripts
-from agentlog.consumers.agents import load_agents, trigger_event_ids
 from agentlog.consumers.throughput import tune_process_for_throughput
-from agentlog.consumers.triggers import TriggerRuntime
+from agentlog.consumers.triggers import (
+    TriggerRuntime,
+    load_agents,
+    trigger_event_ids,
+)
 from agentlog.producers import Recorder, ToolClient
 from agentlog.start_from import LATEST
 
