@@ -8,51 +8,93 @@ lives in the subpackages: `agentlog.producers`, `agentlog.consumers`, and the ev
 model in `agentlog.events`.
 """
 
-# Modules, not names, so that nothing public but __all__ is bound here.
-import importlib
-import importlib.metadata
-import typing
+# Modules under private names, so that nothing public but __all__ is bound here.
+import importlib as _importlib
+import importlib.metadata as _metadata
+import typing as _typing
 
 from agentlog.errors import (
     AgentlogError,
+    ArchiveBusy,
+    ArchiveError,
+    ArgumentsError,
+    BeforeFirstEvent,
+    BlobUnavailable,
     BrokerUnavailable,
+    CommitPastUnfinished,
     ConfigurationError,
+    ConversationNotFound,
+    DeadLettersNotTaken,
     DecodeError,
     DeliveryFailed,
+    DemoError,
     DevBrokerError,
+    ExportError,
     Fenced,
+    MissingExtra,
+    NotAssigned,
+    NotTheAppliedLog,
+    OffsetBeyondEnd,
+    OtlpRejected,
+    OtlpUnavailable,
+    PartitionsChanged,
+    RecordedToolFailure,
+    ReplayError,
     SchemaError,
     SinkError,
+    SpoolError,
     ToolError,
     ToolTimeout,
     TopicError,
+    UndeliveredEvent,
 )
 from agentlog.settings import Settings
 
-if typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from agentlog.consumers import Projection, Table, handles
     from agentlog.producers import AsyncRecorder, Recorder
 
-__version__ = importlib.metadata.version("agentlog")
+__version__ = _metadata.version("agentlog")
 
 __all__ = [
     "AgentlogError",
+    "ArchiveBusy",
+    "ArchiveError",
+    "ArgumentsError",
     "AsyncRecorder",
+    "BeforeFirstEvent",
+    "BlobUnavailable",
     "BrokerUnavailable",
+    "CommitPastUnfinished",
     "ConfigurationError",
+    "ConversationNotFound",
+    "DeadLettersNotTaken",
     "DecodeError",
     "DeliveryFailed",
+    "DemoError",
     "DevBrokerError",
+    "ExportError",
     "Fenced",
+    "MissingExtra",
+    "NotAssigned",
+    "NotTheAppliedLog",
+    "OffsetBeyondEnd",
+    "OtlpRejected",
+    "OtlpUnavailable",
+    "PartitionsChanged",
     "Projection",
+    "RecordedToolFailure",
     "Recorder",
+    "ReplayError",
     "SchemaError",
     "Settings",
     "SinkError",
+    "SpoolError",
     "Table",
     "ToolError",
     "ToolTimeout",
     "TopicError",
+    "UndeliveredEvent",
     "__version__",
     "handles",
 ]
@@ -69,10 +111,10 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> typing.Any:
+def __getattr__(name: str) -> _typing.Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'agentlog' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
+    value = getattr(_importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from agentlog.errors import ConfigurationError
+from agentlog.errors import BlobUnavailable, ConfigurationError
 
 # What a reference is now: the content address of the blob in this store.
 CONTENT_ADDRESS_PREFIX = "sha256:"
@@ -52,11 +52,6 @@ _OPEN_FLAGS = (
     | getattr(os, "O_CLOEXEC", 0)
 )
 _DIRECTORY_FLAGS = _OPEN_FLAGS | getattr(os, "O_DIRECTORY", 0)
-
-
-class BlobUnavailable(Exception):
-    """A referenced blob is missing, unreadable or not the content its reference names
-    (serde turns this into a DecodeError naming the reference)."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ of those for the request/response path of tool calls."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
 
 from agentlog.connection import resolve_bootstrap
 from agentlog.settings import KAFKA_LOGGER, Settings
@@ -25,12 +27,23 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "security.protocol": settings.security_protocol,
         "sasl.mechanism": settings.sasl_mechanism,
         "sasl.username": settings.sasl_username,
-        "sasl.password": (
-            settings.sasl_password.get_secret_value() if settings.sasl_password else None
-        ),
+        "sasl.password": _secret(settings.sasl_password),
+        # TLS beside SASL: the files were checked readable when the settings were made.
+        "ssl.ca.location": _path(settings.ssl_ca_location),
+        "ssl.certificate.location": _path(settings.ssl_certificate_location),
+        "ssl.key.location": _path(settings.ssl_key_location),
+        "ssl.key.password": _secret(settings.ssl_key_password),
     }
     config.update({k: v for k, v in optional.items() if v is not None})
     return config
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _path(value: Path | None) -> str | None:
+    return str(value) if value is not None else None
 
 
 def admin_client(settings: Settings) -> AdminClient:

@@ -23,7 +23,7 @@ from fastavro.validation import validate
 from agentlog import claim_check
 from agentlog import schema_versions as schemas
 from agentlog.avro_codec import Codec, compile_codec
-from agentlog.errors import DecodeError, SchemaError
+from agentlog.errors import BlobUnavailable, DecodeError, SchemaError
 from agentlog.events import (
     AVRO_NAMESPACE,
     CLAIM_CHECK_RECORD_NAME,
@@ -223,7 +223,7 @@ def _claimed_event(
     reference = claim_check.shown_reference(check["reference"])
     try:
         blob = blobs.fetch(check["reference"], check["size"], check["sha256"])
-    except claim_check.BlobUnavailable as exc:
+    except BlobUnavailable as exc:
         raise fail(str(exc)) from None
     event = _decode_value(blob, lambda reason: fail(f"claim-check blob {reference}: {reason}"))
     if event["payload"][0] == CLAIM_CHECK_RECORD_NAME or event["event_id"] != record["event_id"]:

@@ -1,4 +1,11 @@
-"""One settings object for every part: environment `AGENTLOG_*`, CLI flags override."""
+"""One settings object for every part: environment `AGENTLOG_*`, CLI flags override.
+
+Every value is validated, whether it comes from the environment, a flag
+(`with_overrides`) or code: a bad one is a `ConfigurationError` naming the setting and
+why, in one line. Secrets (`sasl_password`, `ssl_key_password`, `otlp_token`, `sink`) are
+`SecretStr`: `repr`, `str`, logs and messages show `**********`. The Kafka client
+settings they make are built in one place, `agentlog.kafka_config`.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentlog.errors import ConfigurationError
 from agentlog.secret_redaction import without_secrets
 
 KAFKA_LOGGER = logging.getLogger("agentlog.kafka")
@@ -26,23 +34,47 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field(
         default="agentlog.",
-        description="prefix of agentlog's topic names: PREFIXevents, PREFIXtool-requests, "
-        "PREFIXdlq",
+        description="the start of every topic's name: PREFIXevents, PREFIXtool-requests, PREFIXdlq",
     )
     security_protocol: str | None = Field(
         default=None,
-        description="Kafka's security.protocol for every client (PLAINTEXT, SSL, "
-        "SASL_PLAINTEXT, SASL_SSL); unset: librdkafka's default, PLAINTEXT",
+        pattern=r"(?i)^(plaintext|ssl|sasl_plaintext|sasl_ssl)$",
+        description="how clients reach the brokers (librdkafka's security.protocol): "
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; unset: PLAINTEXT",
     )
     sasl_mechanism: str | None = Field(
-        default=None, description="Kafka's sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+        default=None,
+        description="the SASL mechanism (sasl.mechanism): PLAIN, SCRAM-SHA-256, "
+        "SCRAM-SHA-512, OAUTHBEARER...",
     )
-    sasl_username: str | None = Field(default=None, description="Kafka's sasl.username")
+    sasl_username: str | None = Field(default=None, description="the SASL user name")
     # Secrets: `repr(settings)`, logs and messages show `**********`.
-    sasl_password: SecretStr | None = Field(default=None, description="Kafka's sasl.password")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="the SASL password (a secret: never printed)"
+    )
+    # TLS (security_protocol ssl or sasl_ssl), beside SASL: each file must exist and be
+    # readable when the settings are made, so a wrong path is one line, not a broker error.
+    ssl_ca_location: Path | None = Field(
+        default=None,
+        description="a PEM file of the CA certificates that verify the brokers "
+        "(ssl.ca.location); unset: the system's",
+    )
+    ssl_certificate_location: Path | None = Field(
+        default=None,
+        description="this client's PEM certificate, for brokers that authenticate clients "
+        "by TLS (ssl.certificate.location); needs ssl_key_location",
+    )
+    ssl_key_location: Path | None = Field(
+        default=None,
+        description="the PEM private key of ssl_certificate_location (ssl.key.location)",
+    )
+    ssl_key_password: SecretStr | None = Field(
+        default=None,
+        description="the password of an encrypted ssl_key_location (ssl.key.password; a "
+        "secret: never printed)",
+    )
     client_id: str = Field(
-        default="agentlog",
-        description="Kafka's client.id of every client (what brokers log and apply quotas by)",
+        default="agentlog", description="the client.id every Kafka client reports"
     )
     debug: bool = Field(
         default=False, description="the CLI shows the traceback of an error (like --traceback)"
@@ -54,8 +86,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(
         default_factory=lambda: Path.home() / ".agentlog",
-        description="agentlog's local state, the user's alone (0700): the dev broker's, the "
-        "default projections file, archive, spool and claim-check store",
+        description="agentlog's own folder on this machine (dev broker, default sink, spool, "
+        "claim checks, archive), the user's alone (0700); an absolute path or ~/...",
     )
 
     dev_engine: Literal["tansu", "kafka"] = Field(
@@ -95,15 +127,18 @@ class Settings(BaseSettings):
     )
     tool_requests_retention_ms: int = Field(
         default=7 * 24 * 3600 * 1000,
-        description="retention.ms of the tool-requests topic when agentlog creates it (the "
-        "events topic keeps everything: -1)",
+        ge=1,
+        description="retention.ms of the tool-requests topic `topics create` makes (7 days)",
     )
     dlq_retention_ms: int = Field(
         default=28 * 24 * 3600 * 1000,
-        description="retention.ms of the dead-letter topic when agentlog creates it",
+        ge=1,
+        description="retention.ms of the dead-letter topic `topics create` makes (28 days)",
     )
 
-    compression: str = Field(default="lz4", description="compression.type of agentlog's producers")
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="lz4", description="compression.type of every producer"
+    )
     linger_ms: int = Field(
         default=5,
         ge=0,
@@ -119,8 +154,8 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(
         default=6000,
         ge=1000,
-        description="session.timeout.ms of agentlog's consumer groups: a member silent this "
-        "long loses its partitions",
+        description="session.timeout.ms of every consumer group member (a group forms "
+        "after about half of it on Tansu)",
     )
 
     # The request/response path of tool calls (agentlog.kafka_config.low_latency_*).
@@ -241,6 +276,46 @@ class Settings(BaseSettings):
         description="how long a projector waits for its consumer group to assign partitions",
     )
 
+    @field_validator("state_dir", mode="after")
+    @classmethod
+    def _state_dir_is_absolute(cls, value: Path) -> Path:
+        # Every command and recorder of the machine meets in this folder: one taken from
+        # whichever directory a process started in would split them without a word.
+        expanded = value.expanduser()
+        if not expanded.is_absolute():
+            raise ValueError(f"{str(value)!r} is relative: give an absolute path or ~/...")
+        return expanded
+
+    @field_validator("kafka_home", "kafka_jars_dir", "spool_dir", "claim_check_dir", "archive_dir")
+    @classmethod
+    def _folders_from_here(cls, value: Path | None) -> Path | None:
+        # A relative folder (a flag's ./archive) is the one in the current directory now,
+        # not wherever a later step of the process happens to be.
+        return None if value is None else value.expanduser().absolute()
+
+    @field_validator(
+        "ssl_ca_location", "ssl_certificate_location", "ssl_key_location", mode="after"
+    )
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = value.expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a file")
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"{str(path)!r} cannot be read: {exc.strerror}") from None
+        return path
+
+    @model_validator(mode="after")
+    def _client_certificate_has_its_key(self) -> Settings:
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError("ssl_certificate_location and ssl_key_location go together: set both")
+        return self
+
     @field_validator("dedup_window", "status_idle_after", mode="before")
     @classmethod
     def _seconds_are_a_duration(cls, value: Any) -> Any:
@@ -318,10 +393,37 @@ class Settings(BaseSettings):
         return self.state_dir / "dev-broker.json"
 
     def with_overrides(self, **overrides: Any) -> Settings:
-        """A copy with the given non-None values replaced (how CLI flags win over env)."""
+        """A copy with the given non-None values replaced (how CLI flags win over env),
+        validated as the environment's values are (a flag's sink becomes a SecretStr too):
+        a bad one raises ConfigurationError naming it."""
         changed = {k: v for k, v in overrides.items() if v is not None}
         if not changed:
             return self
-        # Validated as the environment's values are (a flag's sink becomes a SecretStr too).
+        unknown = sorted(set(changed) - set(type(self).model_fields))
+        if unknown:
+            raise ConfigurationError(f"no such setting: {', '.join(unknown)}")
         values = {**{name: getattr(self, name) for name in type(self).model_fields}, **changed}
-        return type(self).model_validate(values)
+        try:
+            return type(self).model_validate(values)
+        except ValidationError as exc:
+            raise ConfigurationError(invalid_setting(exc, prefix="")) from None
+
+
+def invalid_setting(exc: ValidationError, *, prefix: str = "AGENTLOG_") -> str:
+    """The first problem of a failed validation as one line: the setting (as the
+    environment names it, with `prefix`), the value given (a secret's hidden), and why."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    name = (prefix + field.upper() if prefix else field) if field else "settings"
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    if not field:
+        return f"settings are not valid: {reason}"
+    given = first.get("input")
+    if isinstance(given, SecretStr) or field in _SECRET_FIELDS:
+        shown = "**********"
+    else:
+        shown = repr(str(given)) if isinstance(given, Path) else repr(given)
+    return f"{name}={shown} is not valid: {reason}"
+
+
+_SECRET_FIELDS = frozenset({"sasl_password", "ssl_key_password", "otlp_token", "sink"})

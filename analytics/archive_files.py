@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agentlog.errors import ArchiveError
+from agentlog.errors import ArchiveBusy
 from agentlog.private_files import FILE_MODE, private_dir, temporary_beside
 
 _NAME = re.compile(r"^p(\d+)-(\d{20})-(\d{20})\.parquet$")
@@ -223,7 +223,3 @@ def writer_lock(root: Path) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class ArchiveBusy(ArchiveError):
-    """Another archiver holds the archive's writer lock."""

@@ -20,7 +20,6 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from agentlog.analytics.archive_files import (
-    ArchiveBusy,
     Compactor,
     archive_files,
     remove_leftovers,
@@ -36,7 +35,7 @@ from agentlog.analytics.archive_start import (
 )
 from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
-from agentlog.errors import ArchiveError, BrokerUnavailable
+from agentlog.errors import ArchiveBusy, ArchiveError, BrokerUnavailable
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_ends, partition_offset, read_gap, reading_consumer
 from agentlog.settings import Settings

@@ -35,17 +35,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from agentlog.consumers.consumer_groups import never_assigned
 from agentlog.consumers.group_start import GroupStart
-from agentlog.errors import BrokerUnavailable
+from agentlog.errors import BrokerUnavailable, CommitPastUnfinished
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, read_gap
 from agentlog.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class CommitPastUnfinished(AssertionError):
-    """A bug: the member was about to commit past a record its owner has not finished
-    (or that was never handed), which would leave that record unhandled, for good."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,12 @@ from confluent_kafka import OFFSET_BEGINNING
 from agentlog.consumers.consumer_groups import groups_on_broker
 from agentlog.consumers.dead_letters import dead_letter_states
 from agentlog.consumers.group_activity import GroupActivity, offsets_key
-from agentlog.consumers.log_check import NotTheAppliedLog, check_identity
+from agentlog.consumers.log_check import check_identity
 from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks.base import Sink
 from agentlog.consumers.tools import pending_requests, tool_call_restarts
 from agentlog.consumers.triggers import GROUP_PREFIX as TRIGGER_GROUP_PREFIX
-from agentlog.errors import ConfigurationError
+from agentlog.errors import ConfigurationError, NotTheAppliedLog
 from agentlog.reader import Found, partition_ends, partition_offset, records_at
 from agentlog.settings import Settings
 from agentlog.topics import topic_identity

@@ -18,21 +18,13 @@ rows at once. Three checks, each with one error saying what differs and what to 
 from __future__ import annotations
 
 from agentlog.consumers.sinks.base import AppliedLog, LastApplied
-from agentlog.errors import DecodeError, SinkError
+from agentlog.errors import DecodeError, NotTheAppliedLog, PartitionsChanged
 from agentlog.partitioner import murmur2
 from agentlog.reader import Found, partition_offset
 from agentlog.serde import decode
 from agentlog.topics import TopicIdentity
 
 FRESH_SINK = "project into a fresh sink (--sink) from the start of the log"
-
-
-class NotTheAppliedLog(SinkError):
-    """The topic is not the log the sink's state was built from."""
-
-
-class PartitionsChanged(NotTheAppliedLog):
-    """The topic's partition count is not the one the sink's state was built with."""
 
 
 def partitions_changed(topic: str, applied: int, now: int) -> str:

@@ -46,7 +46,6 @@ from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
 from agentlog.consumers.dedup_window import DedupWindow
 from agentlog.consumers.fold import Batch, Folder
 from agentlog.consumers.log_check import (
-    PartitionsChanged,
     Placement,
     check_identity,
     check_last_applied,
@@ -54,7 +53,15 @@ from agentlog.consumers.log_check import (
 )
 from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
 from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentDeadLetter, Sink
-from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
+from agentlog.errors import (
+    AgentlogError,
+    BrokerUnavailable,
+    DeadLettersNotTaken,
+    DecodeError,
+    NotAssigned,
+    PartitionsChanged,
+    SinkError,
+)
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, read_gap, records_at
@@ -77,14 +84,6 @@ PARTITION_CHECK_SECONDS = 5.0
 
 class _AppliedBefore(AgentlogError):
     """The batch holds an event applied by an earlier batch: fold it again carefully."""
-
-
-class NotAssigned(BrokerUnavailable):
-    """The consumer group assigned this member nothing within the bound."""
-
-
-class DeadLettersNotTaken(BrokerUnavailable):
-    """The dead-letter topic did not acknowledge a batch's dead letters in time."""
 
 
 # fold.py writes a handler's failure as "handler failed: <exception type>: <message>".

@@ -9,20 +9,20 @@ without it, importing the submodule raises `MissingExtra` saying which line to r
 `pip install agentlog` pulls none of these libraries.
 """
 
-import importlib
-import typing
+import importlib as _importlib
+import typing as _typing
 
 __all__ = ["anthropic", "langchain", "openai", "openai_agents"]
 
-if typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from agentlog.integrations import anthropic, langchain, openai, openai_agents  # noqa: F401
 
 
-def __getattr__(name: str) -> typing.Any:
+def __getattr__(name: str) -> _typing.Any:
     """`agentlog.integrations.openai` works after `import agentlog.integrations` alone."""
     if name not in __all__:
         raise AttributeError(f"module 'agentlog.integrations' has no attribute {name!r}")
-    return importlib.import_module(f"agentlog.integrations.{name}")
+    return _importlib.import_module(f"agentlog.integrations.{name}")
 
 
 def __dir__() -> list[str]:

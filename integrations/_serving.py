@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ReplayError
 from agentlog.llm_calls import json_text, structured_fields
 from agentlog.replay import (
     MODES,
@@ -31,7 +32,6 @@ from agentlog.replay import (
     Divergence,
     RecordedCall,
     Replay,
-    ReplayError,
     RerunReport,
 )
 

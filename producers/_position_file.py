@@ -23,7 +23,7 @@ _HEAD = struct.Struct("<8sQII")  # magic, sequence, text length, CRC-32 of the t
 _TEXT_ROOM = SLOT_BYTES - _HEAD.size
 
 
-class StateTooLarge(ValueError):
+class _StateTooLarge(ValueError):
     """The state does not fit in a slot."""
 
 
@@ -87,7 +87,7 @@ class PositionFile:
         """Write `state` over the older slot (no new space needed)."""
         text = json.dumps(state, separators=(",", ":")).encode()
         if len(text) > _TEXT_ROOM:
-            raise StateTooLarge(
+            raise _StateTooLarge(
                 f"the spool's shipping state ({len(text)} bytes) does not fit in {_TEXT_ROOM} bytes"
             )
         sequence = self._sequence + 1

@@ -60,7 +60,7 @@ _NO_CLAIM_CHECK = sys.maxsize
 _SALVAGE_WAIT_S = 0.5
 
 
-class LocalQueueFull(Exception):
+class _LocalQueueFull(Exception):
     """The producer's local queue is full; the encoded record waits in here."""
 
     def __init__(self, event_id: str, key: bytes, value: bytes, timestamp_ms: int) -> None:
@@ -187,7 +187,7 @@ class EventWire:
 
         Never raises for Kafka's sake: what cannot be queued is reported. When the local
         queue is full: waits for room (bounded) if `wait_when_full`, else raises
-        LocalQueueFull (carrying the encoded record) so the caller decides how to wait
+        _LocalQueueFull (carrying the encoded record) so the caller decides how to wait
         before `resend`.
         """
         # The hot path: everything here runs for every event (the spooled wire's send
@@ -212,7 +212,7 @@ class EventWire:
         try:
             self._produce(self.topic, value, key, timestamp=micros // 1000)
         except BufferError:
-            self._queue_full(LocalQueueFull(event_id, key, value, micros // 1000))
+            self._queue_full(_LocalQueueFull(event_id, key, value, micros // 1000))
         except KafkaException as exc:
             self._produce_refused(exc.args[0], key, value, micros // 1000)
         self._since_poll += 1
@@ -291,7 +291,7 @@ class EventWire:
                 error = again.args[0] if isinstance(again, KafkaException) else error
         self._report(UndeliveredEvent(self.topic, key, value, error.str()))
 
-    def _queue_full(self, full: LocalQueueFull) -> None:
+    def _queue_full(self, full: _LocalQueueFull) -> None:
         if self._shedding:
             # The last wait ran out and no check has happened since: do not wait again.
             if not self.resend(full):
@@ -307,7 +307,7 @@ class EventWire:
                 return
             self.poll(min(0.05, left))
 
-    def resend(self, full: LocalQueueFull) -> bool:
+    def resend(self, full: _LocalQueueFull) -> bool:
         """Retry a record refused for a full queue; False while it is still full."""
         try:
             self._produce(self.topic, full.value, full.key, timestamp=full.timestamp_ms)
@@ -319,7 +319,7 @@ class EventWire:
         self._shedding = False
         return True
 
-    def give_up(self, full: LocalQueueFull) -> None:
+    def give_up(self, full: _LocalQueueFull) -> None:
         """Report a record that found no room in the local queue within max_block_ms."""
         self._shedding = True
         self._report(

@@ -14,7 +14,7 @@ from agentlog.errors import ConfigurationError
 from agentlog.producers._base import BaseRecorder
 from agentlog.producers._payloads import PayloadRecord
 from agentlog.producers._tool_declaration import declaration
-from agentlog.producers._wire import LocalQueueFull
+from agentlog.producers._wire import _LocalQueueFull
 from agentlog.producers.recorder import (
     ToolCall,
     conversation_in_context,
@@ -53,7 +53,7 @@ class AsyncRecorder(BaseRecorder[Awaitable[str]]):
                 occurred_at,
                 event_id,
             )
-        except LocalQueueFull as full:
+        except _LocalQueueFull as full:
             # Wait for room without blocking the loop, as long as max_block_ms allows.
             deadline = asyncio.get_running_loop().time() + self._wire.max_block
             while not self._wire.resend(full):

@@ -52,7 +52,7 @@ from typing import Any
 
 from agentlog.errors import SpoolError
 from agentlog.private_files import private_dir
-from agentlog.producers._position_file import PositionFile, StateTooLarge
+from agentlog.producers._position_file import PositionFile, _StateTooLarge
 
 LOG = logging.getLogger("agentlog.producers.spool")
 
@@ -625,7 +625,7 @@ class Spool:
             }
         try:
             self._positions.save(state)
-        except (OSError, StateTooLarge) as exc:
+        except (OSError, _StateTooLarge) as exc:
             detail = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise SpoolError(
                 f"cannot record the shipping position in {self._positions.path}: {detail}"

@@ -11,6 +11,12 @@ projector's own fold, at any moment or offset.
     # (recorded as a new conversation: agentlog.runtime.rerun(..., recorder=recorder))
 """
 
+from agentlog.errors import (
+    BeforeFirstEvent,
+    ConversationNotFound,
+    OffsetBeyondEnd,
+    ReplayError,
+)
 from agentlog.replay._matching import (
     MODES,
     CallScript,
@@ -21,7 +27,7 @@ from agentlog.replay._matching import (
 )
 from agentlog.replay._report import RerunReport
 from agentlog.replay._rerun import RerunPlan, plan_rerun, rerun, rerun_recording, rerun_start
-from agentlog.replay._session import RecordedToolFailure, Session
+from agentlog.replay._session import Session
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.conversation import (
     At,
@@ -29,12 +35,6 @@ from agentlog.replay.conversation import (
     Undecodable,
     parse_at,
     replay_conversation,
-)
-from agentlog.replay.errors import (
-    BeforeFirstEvent,
-    ConversationNotFound,
-    OffsetBeyondEnd,
-    ReplayError,
 )
 from agentlog.replay.state import conversation_state
 
@@ -49,7 +49,6 @@ __all__ = [
     "Divergence",
     "OffsetBeyondEnd",
     "RecordedCall",
-    "RecordedToolFailure",
     "Replay",
     "ReplayError",
     "RerunPlan",

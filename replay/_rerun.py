@@ -15,12 +15,12 @@ from typing import Any
 
 from agentlog.agent_session import LlmAnswer
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.errors import ReplayError
 from agentlog.events import RERUN_METADATA_KEY
 from agentlog.replay._matching import MODES, CallScript, Diverged, json_value, recorded_calls
 from agentlog.replay._report import RerunReport
 from agentlog.replay._session import Session
 from agentlog.replay.conversation import Replay, replay_conversation
-from agentlog.replay.errors import ReplayError
 from agentlog.settings import Settings
 
 # What the agent is: a function of the session it runs with.

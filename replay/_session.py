@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentlog.agent_session import AgentSession, LlmAnswer, SessionRecording
 from agentlog.consumers.projection import RecordedEvent
-from agentlog.errors import ToolError
+from agentlog.errors import RecordedToolFailure, ReplayError, ToolError
 from agentlog.replay._matching import (
     CallScript,
     Diverged,
@@ -32,17 +32,7 @@ from agentlog.replay._matching import (
     json_value,
 )
 from agentlog.replay._report import RerunReport
-from agentlog.replay.errors import ReplayError
 from agentlog.tool_protocol import bound_arguments, new_tool_call_id
-
-
-class RecordedToolFailure(Exception):
-    """A recorded tool failure of a type that is not a Python builtin exception."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.error_message = message
 
 
 @dataclass

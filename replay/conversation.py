@@ -17,15 +17,17 @@ from typing import Literal
 
 from agentlog.consumers.fold import unique_events
 from agentlog.consumers.projection import RecordedEvent, Row
-from agentlog.errors import BrokerUnavailable, DecodeError, TopicError
-from agentlog.reader import partition_offset
-from agentlog.replay.archived import ConversationArchive
-from agentlog.replay.errors import (
+from agentlog.errors import (
     BeforeFirstEvent,
+    BrokerUnavailable,
     ConversationNotFound,
+    DecodeError,
     OffsetBeyondEnd,
     ReplayError,
+    TopicError,
 )
+from agentlog.reader import partition_offset
+from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.locate import Location, locate, scan_location
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import conversation_state, recorded_event

@@ -38,7 +38,7 @@ class IndexLookup:
     applied: dict[int, int]
 
 
-class IndexUnavailable(Exception):
+class _IndexUnavailable(Exception):
     """The sink cannot answer for the index (the reason is the message): scan instead."""
 
 
@@ -104,34 +104,34 @@ class Location:
 
 
 def lookup_index(sink_url: str, conversation_id: str, topic: str) -> IndexLookup:
-    """The conversation's index row in the sink; IndexUnavailable if the sink has no
+    """The conversation's index row in the sink; _IndexUnavailable if the sink has no
     index of `topic` (no file, no table, another topic) or cannot be read."""
     try:
         sink = open_sink(sink_url, read_only=True)
     except Exception as exc:  # any sink that cannot be opened: a scan finds the same events
-        raise IndexUnavailable(_first_line(exc)) from None
+        raise _IndexUnavailable(_first_line(exc)) from None
     with sink:
         try:
             return _lookup(sink, conversation_id, topic)
-        except IndexUnavailable:
+        except _IndexUnavailable:
             raise
         except Exception as exc:  # a query the sink cannot answer: the same
-            raise IndexUnavailable(f"{sink.description}: {_first_line(exc)}") from None
+            raise _IndexUnavailable(f"{sink.description}: {_first_line(exc)}") from None
 
 
 def _lookup(sink: Sink, conversation_id: str, topic: str) -> IndexLookup:
     d = getattr(sink, "dialect", None)
     if not isinstance(d, Dialect):  # the memory sink: its index is not readable by SQL
-        raise IndexUnavailable(f"{sink.description} answers no SQL")
+        raise _IndexUnavailable(f"{sink.description} answers no SQL")
     owners = sink.query(
         f"SELECT group_id FROM {OWNERS_TABLE} WHERE table_name = {d.param('text')}", [INDEX_TABLE]
     )
     if not owners:
-        raise IndexUnavailable(f"{sink.description} has no conversation_index projection")
+        raise _IndexUnavailable(f"{sink.description} has no conversation_index projection")
     group = owners[0][0]
     applied = sink.stored_offsets(group, topic)
     if not applied:
-        raise IndexUnavailable(
+        raise _IndexUnavailable(
             f"the conversation_index of {sink.description} holds nothing of {topic}"
         )
     rows = sink.query(
@@ -143,7 +143,7 @@ def _lookup(sink: Sink, conversation_id: str, topic: str) -> IndexLookup:
     if rows:
         row_topic, partition, first, last, count = rows[0]
         if row_topic != topic:
-            raise IndexUnavailable(
+            raise _IndexUnavailable(
                 f"the conversation_index of {sink.description} is of {row_topic}, not {topic}"
             )
         entry = IndexEntry(int(partition), int(first), int(last), int(count))
@@ -163,7 +163,7 @@ def locate(
         return scan_location(reader, hashed, None if scan else "no sink given")
     try:
         found = lookup_index(sink_url, conversation_id, topic)
-    except IndexUnavailable as exc:
+    except _IndexUnavailable as exc:
         return scan_location(reader, hashed, str(exc))
     entry = found.entry
     partition = entry.partition if entry is not None else hashed

@@ -26,9 +26,8 @@ from agentlog.consumers.projections import BUILT_IN
 from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TABLE
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.consumers.sinks.sql import OWNERS_TABLE, Dialect, quoted
-from agentlog.errors import DecodeError
+from agentlog.errors import DecodeError, ReplayError
 from agentlog.reader import partition_offset
-from agentlog.replay.errors import ReplayError
 from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import fold_batch, projection_folder, recorded_event, tables_of
 from agentlog.secret_redaction import without_secrets

@@ -4,3 +4,5 @@
 files never change; a change to the event models is released as a new version, which
 must read all earlier ones.
 """
+
+__all__: list[str] = []

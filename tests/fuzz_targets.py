@@ -25,10 +25,10 @@ from typing import Any
 
 from agentlog import schema_versions
 from agentlog.analytics import importer
-from agentlog.claim_check import BlobRef, BlobStore, BlobUnavailable
+from agentlog.claim_check import BlobRef, BlobStore
 from agentlog.consumers import dead_letters as dl
 from agentlog.consumers.dead_letters import _headers as dl_headers
-from agentlog.errors import ConfigurationError, DecodeError, ExportError
+from agentlog.errors import BlobUnavailable, ConfigurationError, DecodeError, ExportError
 from agentlog.serde import (
     SINGLE_OBJECT_MAGIC,
     EventEncoder,

@@ -14,7 +14,7 @@ from helpers import Capabilities, wait_for
 from test_projections import project_once, record_workload
 
 from agentlog.consumers import open_sink
-from agentlog.consumers.log_check import NotTheAppliedLog
+from agentlog.errors import NotTheAppliedLog
 from agentlog.kafka_config import admin_client
 from agentlog.settings import Settings
 from agentlog.topics import create_topics, topic_identity

@@ -22,7 +22,7 @@ from test_crash_recovery import BUILT_INS, applied_offsets, projector
 from test_projections import project_once
 
 from agentlog.consumers import open_sink
-from agentlog.consumers.log_check import PartitionsChanged
+from agentlog.errors import PartitionsChanged
 from agentlog.kafka_config import admin_client
 from agentlog.producers import Recorder
 from agentlog.serde import decode_event, encode_event

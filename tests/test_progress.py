@@ -145,3 +145,37 @@ def _some_user(archive: Path) -> str:
     with open_views(archive, "offline.events", None) as views:
         _, rows = views.query("SELECT min(user_id) FROM events WHERE user_id IS NOT NULL")
     return str(rows[0][0])
+
+
+def test_quiet_draws_no_bar_even_on_a_terminal(archive: Path, tmp_path: Path) -> None:
+    code, out, shown = on_a_terminal(
+        export_args(archive, tmp_path / "a.jsonl", "--quiet"), tmp_path
+    )
+    assert code == 0, shown
+    assert BAR not in shown and "\x1b" not in shown
+    assert out.startswith("wrote ")
+
+
+def test_a_projector_shows_its_status_line_on_a_terminal_only(settings, tmp_path: Path) -> None:
+    """`project run`'s figures are drawn by rich on a terminal, as every progress is: no
+    hand-written carriage returns, nothing through a pipe, nothing with --quiet."""
+    from test_archive import record
+
+    record(settings, 20)
+    base = ["--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix]
+
+    def sink(name: str) -> list[str]:
+        return ["--sink", f"duckdb:{tmp_path / name}.duckdb", "--group", name]
+
+    code, out, shown = on_a_terminal([*base, "project", "run", "--once", *sink("drawn")], tmp_path)
+    assert code == 0, shown
+    assert "projecting" in shown and "\x1b[" in shown and "\r" + "applied" not in shown
+    assert out.startswith("applied ") and "\x1b" not in out
+    code, out, shown = on_a_terminal(
+        [*base, "project", "run", "--once", *sink("quiet"), "--quiet"], tmp_path
+    )
+    assert code == 0, shown
+    assert "projecting" not in shown and out.startswith("applied ")
+    piped = agentlog(*base, "project", "run", "--once", *sink("piped"), state_dir=tmp_path)
+    assert piped.code == 0, piped.err
+    assert "\x1b" not in piped.err + piped.out and "\r" not in piped.err

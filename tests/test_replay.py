@@ -285,7 +285,6 @@ def test_replay_exports() -> None:
         "Divergence",
         "OffsetBeyondEnd",
         "RecordedCall",
-        "RecordedToolFailure",
         "Replay",
         "ReplayError",
         "RerunPlan",

@@ -11,7 +11,7 @@ import pytest
 from cli import agentlog
 
 from agentlog.consumers import open_sink
-from agentlog.replay.errors import ReplayError
+from agentlog.errors import ReplayError
 from agentlog.replay.projections import rebuild_projections
 from agentlog.settings import Settings
 

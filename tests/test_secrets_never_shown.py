@@ -53,17 +53,20 @@ def test_what_holds_no_secret_is_left_alone() -> None:
 def test_settings_keep_secrets_out_of_their_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTLOG_SASL_PASSWORD", "hunter2")
     monkeypatch.setenv("AGENTLOG_SINK", "postgresql://u:S3cr3t@db/x?password=Qu3ry")
+    monkeypatch.setenv("AGENTLOG_SSL_KEY_PASSWORD", "K3yPass")
+    monkeypatch.setenv("AGENTLOG_OTLP_TOKEN", "B3arer")
     for settings in (
         Settings(),
         Settings().with_overrides(sink="postgresql://u:Fl4g@db/x", topic_prefix="p."),
     ):
         for shown in (repr(settings), str(settings), repr(settings.model_dump())):
-            assert not {"hunter2", "S3cr3t", "Qu3ry", "Fl4g"} & set(_words(shown)), shown
+            secrets = {"hunter2", "S3cr3t", "Qu3ry", "Fl4g", "K3yPass", "B3arer"}
+            assert not secrets & set(_words(shown)), shown
         assert "***" in settings.sink_shown and "@db/x" in settings.sink_shown
         # ... while the clients and sinks still get them.
-        assert client_config(settings.with_overrides(bootstrap_servers="b:9092"))[
-            "sasl.password"
-        ] == ("hunter2")
+        config = client_config(settings.with_overrides(bootstrap_servers="b:9092"))
+        assert config["sasl.password"] == "hunter2"
+        assert config["ssl.key.password"] == "K3yPass"
     assert Settings().sink_url == "postgresql://u:S3cr3t@db/x?password=Qu3ry"
 
 

@@ -24,7 +24,8 @@ from kafka_python_reader import read_all
 from test_tool_workers import worker_process
 
 from agentlog.consumers import ToolRegistry, ToolWorker
-from agentlog.consumers.committing_member import CommitPastUnfinished, _Partition
+from agentlog.consumers.committing_member import _Partition
+from agentlog.errors import CommitPastUnfinished
 from agentlog.producers import ToolClient
 from agentlog.reader import read_partitions
 from agentlog.serde import decode_event

@@ -19,7 +19,7 @@ from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.errors import ConfigurationError
 from agentlog.private_files import tighten_state_dir
-from agentlog.settings import Settings
+from agentlog.settings import Settings, invalid_setting
 from agentlog.start_from import StartFrom, parse_start_from
 
 
@@ -35,11 +35,7 @@ class AppContext:
             try:
                 self._settings = Settings().with_overrides(**self.overrides)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                name = "AGENTLOG_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-                raise ConfigurationError(
-                    f"{name}={first.get('input')!r} is not valid: {first['msg']}"
-                ) from None
+                raise ConfigurationError(invalid_setting(exc)) from None
             # The state folder is the user's alone, including one an earlier version
             # made open to others.
             tighten_state_dir(self._settings.state_dir)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-
 import click
 
 from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
+from agentlog.cli._progress import StatusLine, progress_options
+from agentlog.cli._signals import until_signalled
 from agentlog.consumers.throughput import tune_process_for_throughput
 from agentlog.consumers.triggers import (
-    TriggerProgress,
     TriggerRuntime,
     load_agents,
     trigger_event_ids,
@@ -19,19 +17,10 @@ from agentlog.producers import Recorder, ToolClient
 from agentlog.runtime import LiveSession, Transcripts
 from agentlog.start_from import LATEST
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 @cli.group()
 def agents() -> None:
     """Run agents that react to events on the log (event-driven triggers)."""
-
-
-def _report(progress: TriggerProgress) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"\r{progress.line()}   ", nl=False, err=True)
-    else:
-        click.echo(progress.line(), err=True)
 
 
 @agents.command("run")
@@ -53,7 +42,7 @@ def _report(progress: TriggerProgress) -> None:
 )
 @from_option("latest", "triggers react to what happens from now on")
 @click.option("--once", is_flag=True, help="stop when every event so far has been handled")
-@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+@progress_options
 @pass_app
 def run(
     app: AppContext,
@@ -63,6 +52,7 @@ def run(
     tool_timeout: float,
     start_from: str | None,
     once: bool,
+    progress: bool | None,
     quiet: bool,
 ) -> None:
     """Run the handlers of the Agents object in MODULE (or MODULE:ATTR) for the events
@@ -78,6 +68,7 @@ def run(
     with (
         Recorder(settings, service=service, new_event_id=trigger_event_ids) as recorder,
         ToolClient(settings, service=service, timeout=tool_timeout) as tools,
+        StatusLine(f"agents {declared.name}", flag=progress, quiet=quiet) as status,
     ):
         transcripts = Transcripts()
         runtime = TriggerRuntime(
@@ -93,28 +84,15 @@ def run(
             ),
             group=group,
             concurrency=concurrency,
-            on_progress=None if quiet else _report,
+            on_progress=lambda done: status.show(done.line()),
             flush=recorder.flush,
             start=start,
             start_asked=asked,
             notice=notice,
         )
-        received: list[int] = []
-
-        def stop(signum: int, _frame: object) -> None:
-            received.append(signum)
-            runtime.stop()
-
-        previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
-        try:
-            progress = runtime.run(once=once)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    if not quiet and sys.stderr.isatty():
-        click.echo("", err=True)
-    click.echo(f"agents {declared.name} stopped: {progress.line()}")
-    if signal.SIGINT in received:
-        # Ctrl-C: handlers that were running ended; an event whose handler was
-        # interrupted runs again at the next start. Exit 130, as for any Ctrl-C.
-        raise KeyboardInterrupt
+        with until_signalled(runtime.stop) as signalled:
+            done = runtime.run(once=once)
+    click.echo(f"agents {declared.name} stopped: {done.line()}")
+    # Ctrl-C: handlers that were running ended; an event whose handler was interrupted
+    # runs again at the next start. Exit 130, as for any Ctrl-C.
+    signalled.raise_if_interrupted()

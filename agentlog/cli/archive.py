@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import click
@@ -12,7 +11,8 @@ from agentlog.analytics.archive_start import archived_up_to, read_start
 from agentlog.analytics.archiver import ArchiveProgress, Archiver, ProgressCallback
 from agentlog.analytics.log_check import check_same_log
 from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
-from agentlog.cli._progress import EventProgress, progress_option, wanted
+from agentlog.cli._progress import EventProgress, progress_options, wanted
+from agentlog.cli._signals import until_signalled
 from agentlog.errors import ArchiveError
 from agentlog.reader import partition_ends
 from agentlog.replay.transcript import counted
@@ -46,7 +46,7 @@ def archiving_progress(bar: EventProgress) -> ProgressCallback:
 @dir_option
 @click.option("--once", is_flag=True, help="stop when archived up to the partition ends")
 @from_option("earliest", "the archive keeps every event")
-@progress_option
+@progress_options
 @pass_app
 def run(
     app: AppContext,
@@ -54,26 +54,16 @@ def run(
     once: bool,
     start_from: str | None,
     progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Archive the event log; SIGINT/SIGTERM write what is held, then stop."""
     settings = app.kafka_settings().with_overrides(archive_dir=directory)
     start, asked = chosen_start(start_from, EARLIEST)
     _say_where_it_starts(settings, start, asked)
-    with EventProgress("archiving", enabled=wanted(progress), unit="records") as bar:
+    with EventProgress("archiving", enabled=wanted(progress, quiet), unit="records") as bar:
         archiver = Archiver(settings, on_progress=archiving_progress(bar), start=start)
-        stop_signals = (signal.SIGINT, signal.SIGTERM)
-        received: list[int] = []
-
-        def stop(signum: int, _frame: object) -> None:
-            received.append(signum)
-            archiver.stop()
-
-        previous = {s: signal.signal(s, stop) for s in stop_signals}
-        try:
+        with until_signalled(archiver.stop) as signalled:
             done = archiver.run(once=once)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         archiving_progress(bar)(done)  # the last word, also for a run shorter than a report
     for note in done.notes:
         click.echo(f"note: {note}", err=True)
@@ -82,8 +72,7 @@ def run(
         f"{archiver.root} ({counted(done.files, 'file')} written, {done.undecodable:,} "
         f"undecodable kept as bytes)"
     )
-    if signal.SIGINT in received:
-        raise KeyboardInterrupt  # Ctrl-C: what was held is written; exit 130
+    signalled.raise_if_interrupted()  # Ctrl-C: what was held is written; exit 130
 
 
 def _say_where_it_starts(settings: Settings, start: StartFrom, asked: bool) -> None:

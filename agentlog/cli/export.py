@@ -20,7 +20,7 @@ from agentlog.analytics.compliance import (
 )
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, checked_out, cli, pass_app
-from agentlog.cli._progress import EventProgress, progress_option, wanted
+from agentlog.cli._progress import EventProgress, progress_options, wanted
 from agentlog.cli.archive import archiving_progress
 from agentlog.errors import ExportError
 from agentlog.replay.transcript import counted
@@ -139,7 +139,7 @@ def _say_if_partial(settings: Settings) -> None:
 )
 @dir_option
 @no_update_option
-@progress_option
+@progress_options
 @pass_app
 def training(
     app: AppContext,
@@ -156,10 +156,12 @@ def training(
     directory: Path | None,
     no_update: bool,
     progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Fine-tuning data: one example per conversation (JSONL, or Parquet if OUT ends in
     .parquet), every example validated, its offsets in OUT.provenance.jsonl."""
     checked_out(out)  # before the archive is brought up to date
+    progress = False if quiet else progress
     settings = archive_settings(app, directory, no_update, progress)
     options = TrainingOptions(
         out=out,
@@ -205,7 +207,7 @@ def training(
 @click.option("--requested-by", metavar="WHO", help="who asked for the bundle (in the manifest)")
 @dir_option
 @no_update_option
-@progress_option
+@progress_options
 @pass_app
 def compliance(
     app: AppContext,
@@ -218,6 +220,7 @@ def compliance(
     directory: Path | None,
     no_update: bool,
     progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Everything about conversations, a user or a time range, for an auditor: the events
     (JSONL and Parquet), a transcript and an HTML timeline per conversation, and
@@ -226,6 +229,7 @@ def compliance(
     if not request.selects:  # refused before the archive is brought up to date
         raise click.UsageError(NOTHING_SELECTED)
     checked_out(out)  # the bundle (a directory it makes, or a zip) goes in an existing one
+    progress = False if quiet else progress
     settings = archive_settings(app, directory, no_update, progress)
     command = shlex.join(["agentlog", *sys.argv[1:]])
     with EventProgress("bundling", enabled=wanted(progress)) as bar:

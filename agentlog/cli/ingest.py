@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 
 import click
 
 from agentlog.cli._app import AppContext, cli, pass_app
+from agentlog.cli._signals import until_signalled
 
 
 @cli.group()
@@ -55,19 +55,21 @@ def otlp(
         raise click.BadParameter("the token is empty", param_hint="--token")
     recorder = Recorder(settings, service="otlp-receiver")
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    # A receiver asked to stop has done its job: exit 0 on SIGINT as on SIGTERM.
     try:
-        with serve(
-            recorder,
-            spooled=settings.spool_dir is not None,
-            host=host,
-            port=port,
-            token=token,
-            max_body=max_body,
-            hold_s=hold,
-            status_file=settings.otlp_status_file,
-        ) as receiver:
+        with (
+            until_signalled(stop.set),
+            serve(
+                recorder,
+                spooled=settings.spool_dir is not None,
+                host=host,
+                port=port,
+                token=token,
+                max_body=max_body,
+                hold_s=hold,
+                status_file=settings.otlp_status_file,
+            ) as receiver,
+        ):
             auth = "bearer token required" if token else "no token"
             click.echo(f"OTLP/HTTP receiver on {receiver.url} ({auth}); Ctrl-C stops", err=True)
             stop.wait()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-import time
-
 import click
 
 from agentlog.cli._app import (
@@ -19,6 +15,8 @@ from agentlog.cli._app import (
     reading_sink,
     sink_option,
 )
+from agentlog.cli._progress import StatusLine, progress_options
+from agentlog.cli._signals import until_signalled
 from agentlog.consumers import (
     BUILT_IN,
     DEFAULT_GROUP,
@@ -46,24 +44,12 @@ def project() -> None:
     """Project the event log into queryable state, exactly once."""
 
 
-def _report(progress: Progress) -> None:
+def _line(progress: Progress) -> str:
     lag = "?" if progress.lag is None else f"{progress.lag:,}"
-    line = (
+    return (
         f"applied {progress.applied:,} events ({progress.rate:,.0f}/s), lag {lag}, "
         f"duplicates {progress.duplicates:,}, dead-lettered {progress.dead_lettered:,}"
     )
-    if sys.stderr.isatty():
-        click.echo(f"\r{line}   ", nl=False, err=True)
-        return
-    # Into a file or a pipe (a service's log): a line a minute, not one a second.
-    now = time.monotonic()
-    if now - _last_logged[0] >= _LOG_EVERY_S:
-        _last_logged[0] = now
-        click.echo(line, err=True)
-
-
-_LOG_EVERY_S = 60.0
-_last_logged = [float("-inf")]
 
 
 def run_projections(
@@ -74,14 +60,19 @@ def run_projections(
     once: bool = False,
     batch_size: int = 10_000,
     quiet: bool = False,
+    progress: bool | None = None,
     start: StartFrom = EARLIEST,
     asked: bool = False,
 ) -> Progress:
     """Run the projector until caught up (`once`) or until SIGINT/SIGTERM. `start`: where
-    a group with no offsets in the sink starts (`asked`: chosen, so say when ignored)."""
+    a group with no offsets in the sink starts (`asked`: chosen, so say when ignored).
+    `quiet`: no notices and no progress; `progress`: the --progress/--no-progress flag."""
     chosen = [load_projection(name) for name in projections or tuple(BUILT_IN)]
     topic = settings.events_topic
-    with open_sink(settings.sink_url) as sink:
+    with (
+        open_sink(settings.sink_url) as sink,
+        StatusLine("projecting", flag=progress, quiet=quiet) as status,
+    ):
         if sink.stored_offsets(group, topic):
             if asked and not quiet:
                 notice(
@@ -105,28 +96,13 @@ def run_projections(
             chosen,
             group=group,
             batch_size=batch_size,
-            on_progress=None if quiet else _report,
+            on_progress=lambda done: status.show(_line(done)),
             start=start,
         )
-        received: list[int] = []
-
-        def stop(signum: int, _frame: object) -> None:
-            received.append(signum)
-            runner.stop()
-
-        previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
-        try:
-            progress = runner.run(once=once)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    if not quiet and sys.stderr.isatty():
-        click.echo("", err=True)
-    progress.interrupted = signal.SIGINT in received
-    return progress
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+        with until_signalled(runner.stop) as signalled:
+            done = runner.run(once=once)
+    done.interrupted = signalled.interrupted
+    return done
 
 
 @project.command()
@@ -142,6 +118,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @click.option("--once", is_flag=True, help="stop when caught up with the partition ends")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
 @from_option("earliest", "a projection builds its state from every event")
+@progress_options
 @pass_app
 def run(
     app: AppContext,
@@ -151,32 +128,36 @@ def run(
     once: bool,
     batch_size: int,
     start_from: str | None,
+    progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Fold events into the sink; SIGINT/SIGTERM stop after the batch in hand."""
     settings = app.kafka_settings().with_overrides(sink=sink)
     start, asked = chosen_start(start_from, EARLIEST)
     # This process only projects: let it tune the garbage collector and the GIL for that.
     tune_process_for_throughput()
-    progress = run_projections(
+    done = run_projections(
         settings,
         projections=projections,
         group=group,
         once=once,
         batch_size=batch_size,
+        quiet=quiet,
+        progress=progress,
         start=start,
         asked=asked,
     )
     lost = (
-        f"; {progress.lost_to_retention:,} deleted by retention before they were applied"
-        if progress.lost_to_retention
+        f"; {done.lost_to_retention:,} deleted by retention before they were applied"
+        if done.lost_to_retention
         else ""
     )
     click.echo(
-        f"applied {counted(progress.applied, 'event')} into {settings.sink_shown} "
-        f"({progress.duplicates:,} duplicates skipped, {progress.dead_lettered:,} "
+        f"applied {counted(done.applied, 'event')} into {settings.sink_shown} "
+        f"({done.duplicates:,} duplicates skipped, {done.dead_lettered:,} "
         f"dead-lettered to {settings.dlq_topic}{lost})"
     )
-    if progress.interrupted:
+    if done.interrupted:
         # The batch in hand was stored: what follows is applied by the next `project run`.
         raise KeyboardInterrupt
 

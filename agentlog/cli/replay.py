@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import click
 from agentlog.analytics.archive_files import topic_root
 from agentlog.analytics.archive_reader import ParquetArchive
 from agentlog.cli._app import AppContext, checked_out, cli, pass_app, sink_option
+from agentlog.cli._progress import EventProgress, progress_options, wanted
 from agentlog.consumers import BUILT_IN, load_projection
 from agentlog.consumers.projection import Key
 from agentlog.display import visible
@@ -29,7 +29,7 @@ from agentlog.replay import At, RecordedCall, RerunReport, parse_at, replay_conv
 from agentlog.replay.conversation import Source
 from agentlog.replay.diff import diff_conversations, diff_document, diff_lines
 from agentlog.replay.export import as_json, as_jsonl
-from agentlog.replay.projections import Progress, rebuild_projections
+from agentlog.replay.projections import rebuild_projections
 from agentlog.replay.transcript import counted, plain, transcript
 from agentlog.runtime import rerun
 from agentlog.settings import Settings
@@ -317,6 +317,7 @@ def diff_command(
 )
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
 @sink_option
+@progress_options
 @pass_app
 def projections_command(
     app: AppContext,
@@ -325,6 +326,8 @@ def projections_command(
     projections: tuple[str, ...],
     batch_size: int,
     sink: str | None,
+    progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Replay the offsets the live sink (--sink) has applied into a fresh sink (--into)
     with the projector's fold, and report the rows that differ (none, when all is well)."""
@@ -332,33 +335,16 @@ def projections_command(
         raise click.BadParameter("a time, not a duration", param_hint="--from")
     settings = app.kafka_settings().with_overrides(sink=sink)
     chosen = [load_projection(name) for name in projections] if projections else None
-    last_report = [0.0]
-
-    def report(progress: Progress) -> None:
-        now = time.monotonic()
-        if now - last_report[0] < 1.0 and progress.done < progress.total:
-            return
-        last_report[0] = now
-        line = (
-            f"replayed {progress.done:,} of {progress.total:,} offsets "
-            f"({progress.rate:,.0f} events/s)"
+    with EventProgress("replaying", enabled=wanted(progress, quiet), unit="offsets") as bar:
+        result = rebuild_projections(
+            settings,
+            live_url=settings.sink_url,
+            into_url=into,
+            since_micros=since.micros if since is not None else None,
+            projections=chosen,
+            batch_size=batch_size,
+            on_progress=lambda done: bar.update(done.done, done.total),
         )
-        if sys.stderr.isatty():
-            click.echo(f"\r{line}   ", nl=False, err=True)
-        else:
-            click.echo(line, err=True)
-
-    result = rebuild_projections(
-        settings,
-        live_url=settings.sink_url,
-        into_url=into,
-        since_micros=since.micros if since is not None else None,
-        projections=chosen,
-        batch_size=batch_size,
-        on_progress=report,
-    )
-    if sys.stderr.isatty():
-        click.echo("", err=True)
     spans = ", ".join(f"p{p} {a}..{b}" for p, (a, b) in result.ranges.items())
     click.echo(
         f"rebuilt {counted(result.events, 'event')} of {settings.events_topic} "

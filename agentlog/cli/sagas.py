@@ -7,7 +7,7 @@ import click
 from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.consumers.sagas import read_saga_history, saga_states
 from agentlog.display import visible
-from agentlog.replay.errors import ConversationNotFound
+from agentlog.errors import ConversationNotFound
 
 
 @cli.group()

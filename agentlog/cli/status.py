@@ -4,7 +4,6 @@ the same figures to Prometheus."""
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import click
 import orjson
 
 from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
+from agentlog.cli._signals import until_signalled
 from agentlog.cli.metrics import MetricsPage, exposition, metrics_server
 from agentlog.cli.sql import table
 from agentlog.consumers import open_sink
@@ -28,8 +28,6 @@ from agentlog.display import visible
 from agentlog.errors import AgentlogError, ConfigurationError
 from agentlog.secret_redaction import without_secrets
 from agentlog.settings import Settings
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @cli.command()
@@ -337,23 +335,22 @@ def _serve(collect: Callable[[bool], StatusReport], host: str, port: int, interv
     except OSError as exc:
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
     serving = threading.Thread(target=server.serve_forever, name="agentlog-metrics", daemon=True)
-    serving.start()
-    bound_host, bound_port = server.server_address[:2]
-    click.echo(f"serving metrics at http://{bound_host!s}:{bound_port}/metrics", err=True)
-    sys.stderr.flush()
-    try:
-        while not stop.wait(interval):
-            try:
-                page.set(exposition(collect(True)))
-            except AgentlogError as exc:
-                page.set(exposition(None))
-                line = f"error: {exc} (serving agentlog_status_collect_success 0)"
-                click.echo(visible(without_secrets(line)), err=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.shutdown()
-        server.server_close()
+    # An endpoint asked to stop has done its job: exit 0 on SIGINT as on SIGTERM.
+    with until_signalled(stop.set):
+        serving.start()
+        bound_host, bound_port = server.server_address[:2]
+        click.echo(f"serving metrics at http://{bound_host!s}:{bound_port}/metrics", err=True)
+        sys.stderr.flush()
+        try:
+            while not stop.wait(interval):
+                try:
+                    page.set(exposition(collect(True)))
+                except AgentlogError as exc:
+                    page.set(exposition(None))
+                    line = f"error: {exc} (serving agentlog_status_collect_success 0)"
+                    click.echo(visible(without_secrets(line)), err=True)
+        finally:
+            server.shutdown()
+            server.server_close()
     click.echo("stopped serving metrics", err=True)

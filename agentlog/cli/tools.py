@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import click
 
 from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
-from agentlog.consumers import DEFAULT_TOOL_GROUP, ToolWorker, WorkerProgress, load_registry
+from agentlog.cli._progress import StatusLine, progress_options
+from agentlog.cli._signals import until_signalled
+from agentlog.consumers import DEFAULT_TOOL_GROUP, ToolWorker, load_registry
 from agentlog.start_from import EARLIEST
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @cli.group()
 def tools() -> None:
     """Run tool calls that agents request (async tool execution)."""
-
-
-def _report(progress: WorkerProgress) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"\r{progress.line()}   ", nl=False, err=True)
-    else:
-        click.echo(progress.line(), err=True)
 
 
 @tools.command()
@@ -44,7 +36,7 @@ def _report(progress: WorkerProgress) -> None:
 )
 @from_option("earliest", "open calls are run, ended ones are not run again")
 @click.option("--once", is_flag=True, help="stop when every request so far has ended")
-@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+@progress_options
 @pass_app
 def work(
     app: AppContext,
@@ -53,6 +45,7 @@ def work(
     group: str,
     start_from: str | None,
     once: bool,
+    progress: bool | None,
     quiet: bool,
 ) -> None:
     """Run the tools of MODULE:REGISTRY (a ToolRegistry) for the requests on the
@@ -61,31 +54,20 @@ def work(
     tool_registry = load_registry(registry)
     start, asked = chosen_start(start_from, EARLIEST)
     settings = app.kafka_settings()
-    worker = ToolWorker(
-        settings,
-        tool_registry,
-        group=group,
-        concurrency=concurrency,
-        on_progress=None if quiet else _report,
-        start=start,
-        start_asked=asked,
-        notice=notice,
-    )
-    received: list[int] = []
-
-    def stop(signum: int, _frame: object) -> None:
-        received.append(signum)
-        worker.stop()
-
-    previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
-    try:
-        progress = worker.run(once=once)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not quiet and sys.stderr.isatty():
-        click.echo("", err=True)
-    click.echo(f"tool worker stopped: {progress.line()}")
+    with StatusLine("tool worker", flag=progress, quiet=quiet) as status:
+        worker = ToolWorker(
+            settings,
+            tool_registry,
+            group=group,
+            concurrency=concurrency,
+            on_progress=lambda done: status.show(done.line()),
+            start=start,
+            start_asked=asked,
+            notice=notice,
+        )
+        with until_signalled(worker.stop) as signalled:
+            done = worker.run(once=once)
+    click.echo(f"tool worker stopped: {done.line()}")
     if worker.tools_still_running:
         # Their threads cannot be stopped, and the interpreter would wait for them at exit.
         click.echo(
@@ -95,6 +77,5 @@ def work(
         )
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130 if signal.SIGINT in received else 0)
-    if signal.SIGINT in received:
-        raise KeyboardInterrupt  # Ctrl-C: the calls in flight finished; exit 130
+        os._exit(signalled.exit_code())
+    signalled.raise_if_interrupted()  # Ctrl-C: the calls in flight finished; exit 130

@@ -1,8 +1,6 @@
 """Projection sinks: DuckDB (a file, one writer), PostgreSQL (shared by many) and memory
 (this process only)."""
 
-from __future__ import annotations
-
 from agentlog.consumers.sinks.base import (
     AppliedLog,
     Fenced,
@@ -12,8 +10,8 @@ from agentlog.consumers.sinks.base import (
     SinkTransaction,
     Where,
 )
-from agentlog.errors import ConfigurationError
-from agentlog.secret_redaction import without_secrets
+from agentlog.errors import ConfigurationError as _ConfigurationError
+from agentlog.secret_redaction import without_secrets as _without_secrets
 
 
 def open_sink(url: str, *, read_only: bool = False) -> Sink:
@@ -27,14 +25,14 @@ def open_sink(url: str, *, read_only: bool = False) -> Sink:
 
         path = url.removeprefix("duckdb:").removeprefix("//")
         if not path:
-            raise ConfigurationError("a DuckDB sink needs a file: duckdb:PATH")
+            raise _ConfigurationError("a DuckDB sink needs a file: duckdb:PATH")
         return DuckDBSink(path, read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
         from agentlog.consumers.sinks.postgres_sink import PostgresSink
 
         return PostgresSink(url)
-    raise ConfigurationError(
-        f"unknown sink {without_secrets(url)!r}: use duckdb:PATH, "
+    raise _ConfigurationError(
+        f"unknown sink {_without_secrets(url)!r}: use duckdb:PATH, "
         "postgresql://user@host:port/database or memory:[NAME]"
     )
 

@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from agentlog.errors import ConfigurationError
+from agentlog.errors import ArgumentsError, ConfigurationError
 from agentlog.loading import load_object
 
 Tool = TypeVar("Tool", bound=Callable[..., Any])
@@ -219,10 +219,6 @@ class AttemptOutcome:
     @property
     def succeeded(self) -> bool:
         return self.error_type is None
-
-
-class ArgumentsError(Exception):
-    """The call's arguments do not fit the tool (never retried)."""
 
 
 def bind_arguments(spec: ToolSpec, arguments: Any, call_id: str) -> dict[str, Any]:

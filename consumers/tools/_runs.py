@@ -28,13 +28,12 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from agentlog.consumers.tools._registry import (
-    ArgumentsError,
     AttemptOutcome,
     ToolRegistry,
     bind_arguments,
     run_attempt,
 )
-from agentlog.errors import BrokerUnavailable, DecodeError
+from agentlog.errors import ArgumentsError, BrokerUnavailable, DecodeError
 from agentlog.event_ids import new_event_id
 from agentlog.kafka_config import low_latency_producer_config
 from agentlog.serde import EventEncoder, decode

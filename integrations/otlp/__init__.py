@@ -7,32 +7,32 @@
 Needs `pip install 'agentlog[otlp]'` (opentelemetry-proto).
 """
 
-from __future__ import annotations
+from pathlib import Path as _Path
+from typing import Any as _Any
 
-from pathlib import Path
-from typing import Any
+from agentlog.integrations._recording import require as _require
 
-from agentlog.integrations._recording import require
+_require("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "otlp")
 
-require("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "otlp")
+from agentlog.errors import OtlpRejected, OtlpUnavailable  # noqa: E402
+from agentlog.integrations.otlp._ingest import Counters, Ingest  # noqa: E402
+from agentlog.integrations.otlp._server import DEFAULT_MAX_BODY as _DEFAULT_MAX_BODY  # noqa: E402
+from agentlog.integrations.otlp._server import Receiver  # noqa: E402
 
-from agentlog.integrations.otlp._ingest import Counters, Ingest, Unavailable  # noqa: E402
-from agentlog.integrations.otlp._server import DEFAULT_MAX_BODY, Receiver  # noqa: E402
-
-__all__ = ["Counters", "Ingest", "Receiver", "Unavailable", "serve"]
+__all__ = ["Counters", "Ingest", "OtlpRejected", "OtlpUnavailable", "Receiver", "serve"]
 
 
 def serve(
-    recorder: Any,
+    recorder: _Any,
     *,
     spooled: bool = False,
     host: str = "127.0.0.1",
     port: int = 4318,
     token: str | None = None,
-    max_body: int = DEFAULT_MAX_BODY,
+    max_body: int = _DEFAULT_MAX_BODY,
     hold_s: float = 5.0,
     flush_timeout_s: float = 10.0,
-    status_file: Path | None = None,
+    status_file: _Path | None = None,
 ) -> Receiver:
     """A receiver recording through `recorder` (not started: `with` it, or `.start()`)."""
     ingest = Ingest(recorder, spooled=spooled, hold_s=hold_s, flush_timeout_s=flush_timeout_s)

@@ -5,7 +5,7 @@ Spans are held per trace until their conversation is known: a span carrying its 
 out at once; others wait (in memory, bounded) until their trace's root span arrives or
 `hold_s` passes without news of the trace, then take the trace's key (else the trace
 id). What goes out together goes in span start order. `accept_*` return only once the
-events are durable (on Kafka, or in the spool); else they raise `Unavailable`.
+events are durable (on Kafka, or in the spool); else they raise `OtlpUnavailable`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentlog.errors import (
-    AgentlogError,
     BrokerUnavailable,
     DeliveryFailed,
+    OtlpUnavailable,
     SchemaError,
     SpoolError,
 )
@@ -30,10 +30,6 @@ from agentlog.integrations.otlp._decode import LogRecord, Span
 _MAX_TRACES = 10_000  # traces held at once; beyond, the oldest goes out with what it has
 _MAX_HELD_SPANS = 100_000
 _MAX_KNOWN_KEYS = 100_000  # trace id -> conversation, for spans of a trace arriving later
-
-
-class Unavailable(AgentlogError):
-    """Kafka did not take the events in time and no spool holds them (answer 503)."""
 
 
 @dataclass
@@ -155,7 +151,7 @@ class Ingest:
             if stale:
                 try:
                     self._release(stale)
-                except Unavailable:
+                except OtlpUnavailable:
                     pass  # held again; the next sweep tries again
 
     def close(self) -> None:
@@ -260,7 +256,7 @@ class Ingest:
                 self._traces[trace_id] = trace
                 self._held += len(trace.spans)
             self.counters.unavailable += 1
-            raise Unavailable(str(exc).splitlines()[0][:300]) from None
+            raise OtlpUnavailable(str(exc).splitlines()[0][:300]) from None
         for trace_id, trace in taken.items():
             for span_id in trace.spans:
                 self._released[(trace_id, span_id)] = None

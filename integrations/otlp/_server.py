@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from agentlog.errors import OtlpRejected
+from agentlog.errors import OtlpRejected, OtlpUnavailable
 from agentlog.integrations.otlp import _decode
-from agentlog.integrations.otlp._ingest import Ingest, Unavailable
+from agentlog.integrations.otlp._ingest import Ingest
 
 log = logging.getLogger("agentlog.integrations.otlp")
 
@@ -136,7 +136,7 @@ class Receiver:
             thread.join(timeout=10)
         try:
             self.ingest.close()
-        except Unavailable as exc:
+        except OtlpUnavailable as exc:
             log.error("spans held at shutdown could not be recorded: %s", exc)
         self.write_status()
 
@@ -221,7 +221,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     status = 415
                 self._answer(status, _status_body(str(exc), as_json), as_json)
                 return
-            except Unavailable as exc:
+            except OtlpUnavailable as exc:
                 self._answer(
                     503,
                     _status_body(f"Kafka did not take the events: {exc}", as_json),
