@@ -52,13 +52,14 @@ from agentlog.consumers.log_check import (
     check_last_applied,
     partitions_changed,
 )
-from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
+from agentlog.consumers.projection import Projection
 from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentDeadLetter, Sink
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, read_gap, records_at
-from agentlog.serde import claim_check_store, decode
+from agentlog.recorded import Position, RecordedEvent, position_of, recorded_event
+from agentlog.serde import claim_check_store
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom, first_offsets
 from agentlog.topics import TopicIdentity, topic_identity
@@ -476,7 +477,6 @@ class ProjectionRunner:
         events: list[RecordedEvent] = []
         dead: list[tuple[Position, str, int]] = []
         ends: dict[int, int] = {}
-        topic = self.topic
         placement = self.placement
         placed = placement.of if placement is not None else None
         misplaced: Message | None = None
@@ -487,8 +487,6 @@ class ProjectionRunner:
             if partition not in ends:
                 self._check_not_rewound(partition, offset)
             ends[partition] = offset + 1
-            kind, stamp = message.timestamp()
-            position = Position(topic, partition, offset, stamp if kind else None)
             if placed is not None:  # inlined: this runs for every record
                 key = message.key()
                 if placed.get(key) != partition and misplaced is None:
@@ -497,16 +495,9 @@ class ProjectionRunner:
                     if where is not None and where != partition:
                         misplaced = message
             try:
-                record = decode(
-                    message.value(),
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    blobs=self._blobs,
-                )
-                events.append(recorded_event(record, position))
+                events.append(recorded_event(message, blobs=self._blobs))
             except DecodeError as exc:
-                dead.append((position, str(exc), 1))
+                dead.append((position_of(message), str(exc), 1))
         if misplaced is not None:
             self._misplaced(*partition_offset(misplaced))
         return Batch(events, dead, ends)

@@ -59,11 +59,11 @@ from agentlog.consumers.dead_letters import (
     original_headers,
 )
 from agentlog.consumers.group_start import GroupStart
-from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import partition_offset, reading_consumer
+from agentlog.recorded import Position, RecordedEvent, event_of, recorded_event
 from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
@@ -278,10 +278,7 @@ class TriggerRuntime:
             part.at_end = False
             part.next_offset = offset + 1
         try:
-            event = recorded_event(
-                decode(message.value(), topic=self.topic, partition=partition, offset=offset),
-                Position(self.topic, partition, offset, message.timestamp()[1]),
-            )
+            event = recorded_event(message)
         except DecodeError as exc:
             # Not an event: no handler can take it. Kept on the dead-letter topic; it
             # parks nothing (it names no conversation a handler saw).
@@ -515,7 +512,7 @@ class TriggerRuntime:
                 self._progress.redriven += 1
 
     def _event_of(self, held: Held) -> RecordedEvent:
-        return recorded_event(
+        return event_of(
             decode(
                 held.value,
                 topic=held.origin_topic,

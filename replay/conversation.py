@@ -19,6 +19,7 @@ from agentlog.consumers.fold import unique_events
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.errors import BrokerUnavailable, DecodeError, TopicError
 from agentlog.reader import partition_offset
+from agentlog.recorded import recorded_event
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.errors import (
     BeforeFirstEvent,
@@ -28,7 +29,7 @@ from agentlog.replay.errors import (
 )
 from agentlog.replay.locate import Location, locate, scan_location
 from agentlog.replay.log_range import PartitionReader
-from agentlog.replay.state import conversation_state, recorded_event
+from agentlog.replay.state import conversation_state
 from agentlog.serde import datetime_of, micros_of
 from agentlog.settings import Settings
 
@@ -351,7 +352,7 @@ def _read(reader: PartitionReader, location: Location, key: bytes) -> list[Entry
             if message.key() != key:
                 continue
             try:
-                found.append(recorded_event(message, topic))
+                found.append(recorded_event(message))
             except DecodeError as exc:
                 value = message.value() or b""
                 partition, offset = partition_offset(message)
