@@ -26,9 +26,9 @@ from pathlib import Path
 
 from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.producers import Recorder
+from agentlog.reader import PartitionReader
 from agentlog.recorded import recorded_event
 from agentlog.replay import Replay, replay_conversation
-from agentlog.replay.log_range import PartitionReader
 from agentlog.settings import Settings
 from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
 

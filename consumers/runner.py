@@ -23,6 +23,12 @@ assignment, with the event id at the last applied offset of each partition. It
 notices records that retention deleted before they were applied, stores a partition's
 end when it ends in records it never sees (transaction markers), and bounds its waits
 (the group's assignment, the dead-letter topic's acknowledgement).
+
+Reading: as a group member it polls its own consumer (assignment callbacks seek it to the
+sink's offsets; it commits advice), so it cannot hand its partitions to the one partition
+reader (`agentlog.reader`); it uses that reader for everything else: partition ends from
+the fetch's high watermark, offsets a fetch did not hand (`read_gap`), and the record at
+the last applied offset (the log-identity check).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentD
 from agentlog.errors import AgentlogError, BrokerUnavailable, DecodeError, SinkError
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import partition_offset, read_gap
+from agentlog.reader import high_watermark, partition_offset, read_gap
 from agentlog.recorded import Position, RecordedEvent, position_of, recorded_event
 from agentlog.serde import claim_check_store
 from agentlog.settings import Settings
@@ -434,10 +440,8 @@ class ProjectionRunner:
             self._apply(Batch([], [], ends), [])
 
     def _note_target(self, partition: int) -> None:
-        _, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), cached=True
-        )
-        if high >= 0:
+        high = high_watermark(self.consumer, self.topic, partition)
+        if high is not None:
             self.targets[partition] = high
 
     def _caught_up(self, positions: dict[int, int | None]) -> bool:
@@ -462,10 +466,8 @@ class ProjectionRunner:
             return None
         total = 0
         for partition, position in self.positions.items():
-            _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), cached=True
-            )
-            if high < 0:
+            high = high_watermark(self.consumer, self.topic, partition)
+            if high is None:
                 return None
             total += max(0, high - (position or 0))
         return total

@@ -18,7 +18,7 @@ from typing import Literal
 from agentlog.consumers.fold import unique_events
 from agentlog.consumers.projection import RecordedEvent, Row
 from agentlog.errors import BrokerUnavailable, DecodeError, TopicError
-from agentlog.reader import partition_offset
+from agentlog.reader import PartitionReader, partition_offset
 from agentlog.recorded import recorded_event
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.errors import (
@@ -28,7 +28,6 @@ from agentlog.replay.errors import (
     ReplayError,
 )
 from agentlog.replay.locate import Location, locate, scan_location
-from agentlog.replay.log_range import PartitionReader
 from agentlog.replay.state import conversation_state
 from agentlog.serde import datetime_of, micros_of
 from agentlog.settings import Settings
