@@ -51,14 +51,16 @@ def one_call(client: OpenAI, stream: bool) -> Callable[[], Any]:
     return lambda: client.chat.completions.create(model=MODEL_TOOL, messages=MESSAGES, tools=TOOLS)
 
 
-def mean_us(call: Callable[[], Any], calls: int) -> tuple[float, float]:
-    """Wall time and CPU time of this process (every thread: the client's, librdkafka's)
-    per call, in microseconds."""
-    started, cpu = time.perf_counter(), time.process_time()
+def mean_us(call: Callable[[], Any], calls: int) -> tuple[float, float, float]:
+    """Wall time, CPU time of this process (every thread: the client's, librdkafka's) and
+    CPU time of the calling thread (what the agent waits for; librdkafka sends from threads
+    of its own) per call, in microseconds."""
+    started, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
     for _ in range(calls):
         call()
     wall = (time.perf_counter() - started) / calls * 1e6
-    return wall, (time.process_time() - cpu) / calls * 1e6
+    thread = (time.thread_time() - own) / calls * 1e6
+    return wall, (time.process_time() - cpu) / calls * 1e6, thread
 
 
 def main() -> None:
@@ -102,10 +104,12 @@ def main() -> None:
             server.stdin.close()
         server.wait(timeout=10)
 
-    bare_us = statistics.median(w for w, _ in bare_rounds)
-    recorded_us = statistics.median(w for w, _ in recorded_rounds)
-    bare_cpu = statistics.median(c for _, c in bare_rounds)
-    recorded_cpu = statistics.median(c for _, c in recorded_rounds)
+    bare_us = statistics.median(w for w, _, _ in bare_rounds)
+    recorded_us = statistics.median(w for w, _, _ in recorded_rounds)
+    bare_cpu = statistics.median(c for _, c, _ in bare_rounds)
+    recorded_cpu = statistics.median(c for _, c, _ in recorded_rounds)
+    bare_thread = statistics.median(t for _, _, t in bare_rounds)
+    recorded_thread = statistics.median(t for _, _, t in recorded_rounds)
     kind = "streamed" if args.stream else "plain"
     print(f"{kind} Chat Completions calls, {args.rounds} rounds of {args.calls}, {where}")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -114,6 +118,11 @@ def main() -> None:
     print(
         f"overhead: {recorded_us - bare_us:,.1f} us/call wall, {recorded_cpu - bare_cpu:,.1f} us"
         f" CPU (target <= {TARGET_US:.0f} us; under load the CPU figure is the one to trust)"
+    )
+    print(
+        f"calling thread: {bare_thread:,.1f} us CPU bare, {recorded_thread:,.1f} us recorded;"
+        f" overhead {recorded_thread - bare_thread:,.1f} us (the agent's own wait on an idle"
+        " core; the process figure adds librdkafka's sending threads)"
     )
     print(f"cpu ratio: {recorded_cpu / bare_cpu:.3f}")
     print(f"ratio: {recorded_us / bare_us:.3f}")

@@ -2,7 +2,7 @@
 off or let it exit without closing. Configured by AGENTLOG_* variables (Settings()).
 
     python recording_agent.py --count N [--start I] [--rate R] [--progress FILE]
-        [--id-prefix P] [--no-close] [--on-error] [--until FILE]
+        [--id-prefix P] [--no-close] [--on-error] [--until FILE] [--hold FILE]
 
 Event ids are `<P>-0000-4000-8000-<index>`, conversations `conv-<index % 10>`, texts
 `turn <index>`. After each recording call returns, `<index> <microseconds>` is written to
@@ -10,7 +10,9 @@ the progress file with one write(2), so the line survives a SIGKILL of this proc
 With --on-error, the number of events passed to on_error is printed at exit, after the
 recorder's own exit flush (this handler is registered before agentlog is imported, and
 atexit runs handlers last-registered first). With --until, recording stops early once
-FILE exists (tests that end a recording when their faults are over).
+FILE exists (tests that end a recording when their faults are over). With --hold, the
+recorder is closed only once FILE exists (at most HOLD_S seconds after recording ends):
+tests whose broker must be back before the recorder closes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import time
 
 reported: list[object] = []
+HOLD_S = 300
 
 
 def _print_reported() -> None:
@@ -39,6 +42,7 @@ def main() -> None:
     parser.add_argument("--no-close", action="store_true")
     parser.add_argument("--on-error", action="store_true")
     parser.add_argument("--until")
+    parser.add_argument("--hold")
     args = parser.parse_args()
     if args.on_error:
         atexit.register(_print_reported)
@@ -76,6 +80,12 @@ def main() -> None:
             os.write(progress, f"{index} {took}\n".encode())
         recorded += 1
     print(f"recorded {recorded} event(s)", flush=True)
+    if args.hold:
+        held_until = time.monotonic() + HOLD_S
+        while not os.path.exists(args.hold):
+            if time.monotonic() > held_until:
+                sys.exit(f"{args.hold} did not appear within {HOLD_S}s of the last recording")
+            time.sleep(0.1)
     if not args.no_close:
         recorder.close()
     sys.stdout.flush()

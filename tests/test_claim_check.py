@@ -310,7 +310,7 @@ def test_a_5mb_tool_result_is_returned_and_kept_whole(recording: Settings) -> No
         "tool_call_completed",
     ]
     assert through_reader[2] == from_raw
-    assert through_reader[1].causation_id == through_reader[0].event_id
+    assert through_reader[2].causation_id == through_reader[1].event_id  # completed <- requested
 
 
 def test_without_claim_check_a_too_large_event_is_reported_not_raised(

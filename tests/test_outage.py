@@ -111,7 +111,7 @@ def _outage(state: Settings, port: int, during: Agent) -> None:
     # The broker is away for OUTAGE_S; the agent must keep recording meanwhile.
     while time.monotonic() - began < OUTAGE_S:
         time.sleep(1)
-        if during.process.poll() is None:
+        if during.process.poll() is None and recorded < COUNT:
             now = len(during.lines())
             assert now > recorded, "the agent stopped recording while the broker was away"
             recorded = now
@@ -149,10 +149,19 @@ def _assert_spool_drained(settings: Settings) -> None:
 
 def test_a_30s_outage_loses_nothing_and_sends_nothing_twice(kafka_broker, tmp_path: Path) -> None:
     state, port, settings, env = kafka_broker
-    agent = Agent(env, tmp_path / "progress", "--count", str(COUNT), "--rate", str(RATE))
+    # The recorder closes only once the broker is back (on a loaded machine, Kafka can take
+    # longer to restart than the recording lasts; a recorder closed while no broker listens
+    # leaves its spool for the next one, which is the second test's case).
+    broker_back = tmp_path / "broker-back"
+    agent = Agent(
+        env,
+        tmp_path / "progress",
+        *("--count", str(COUNT), "--rate", str(RATE), "--hold", str(broker_back)),
+    )
     agent.wait_for(STOP_AFTER, timeout=60)
     _outage(state, port, during=agent)
-    agent.finish(timeout=180)
+    broker_back.touch()
+    print(agent.finish(timeout=180))
 
     progress = agent.lines()
     assert len(progress) == COUNT
