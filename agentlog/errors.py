@@ -37,7 +37,7 @@ class AgentlogError(Exception):
 
 
 class ConfigurationError(AgentlogError):
-    pass
+    """Settings or flags that cannot work; the message names the setting or flag."""
 
 
 class MissingExtra(ConfigurationError, ImportError):
@@ -46,19 +46,20 @@ class MissingExtra(ConfigurationError, ImportError):
 
 
 class BrokerUnavailable(AgentlogError):
-    pass
+    """No broker to talk to, or it stopped answering for longer than the wait allows."""
 
 
 class DevBrokerError(AgentlogError):
-    pass
+    """The embedded dev broker could not be started, stopped or found."""
 
 
 class TopicError(AgentlogError):
-    pass
+    """agentlog's topics could not be created or described, or they are missing."""
 
 
 class SchemaError(AgentlogError):
-    pass
+    """An event does not fit its Avro schema (naming the field), or a schema file or
+    lookup is wrong."""
 
 
 class DecodeError(AgentlogError):
@@ -109,7 +110,7 @@ class SpoolError(AgentlogError):
 
 
 class SinkError(AgentlogError):
-    pass
+    """A projection sink cannot store or read state."""
 
 
 class Fenced(AgentlogError):

@@ -24,13 +24,26 @@ class Settings(BaseSettings):
     bootstrap_servers: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means the dev broker"
     )
-    topic_prefix: str = "agentlog."
-    security_protocol: str | None = None
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
+    topic_prefix: str = Field(
+        default="agentlog.",
+        description="prefix of agentlog's topic names: PREFIXevents, PREFIXtool-requests, "
+        "PREFIXdlq",
+    )
+    security_protocol: str | None = Field(
+        default=None,
+        description="Kafka's security.protocol for every client (PLAINTEXT, SSL, "
+        "SASL_PLAINTEXT, SASL_SSL); unset: librdkafka's default, PLAINTEXT",
+    )
+    sasl_mechanism: str | None = Field(
+        default=None, description="Kafka's sasl.mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+    )
+    sasl_username: str | None = Field(default=None, description="Kafka's sasl.username")
     # Secrets: `repr(settings)`, logs and messages show `**********`.
-    sasl_password: SecretStr | None = None
-    client_id: str = "agentlog"
+    sasl_password: SecretStr | None = Field(default=None, description="Kafka's sasl.password")
+    client_id: str = Field(
+        default="agentlog",
+        description="Kafka's client.id of every client (what brokers log and apply quotas by)",
+    )
     debug: bool = Field(
         default=False, description="the CLI shows the traceback of an error (like --traceback)"
     )
@@ -39,7 +52,11 @@ class Settings(BaseSettings):
         description="the bearer token `agentlog ingest otlp` demands (Authorization: Bearer)",
     )
 
-    state_dir: Path = Field(default_factory=lambda: Path.home() / ".agentlog")
+    state_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".agentlog",
+        description="agentlog's local state, the user's alone (0700): the dev broker's, the "
+        "default projections file, archive, spool and claim-check store",
+    )
 
     dev_engine: Literal["tansu", "kafka"] = Field(
         default="tansu", description="the dev broker: tansu (memory only) or kafka (on disk)"
@@ -64,21 +81,47 @@ class Settings(BaseSettings):
         description="brokers of the kafka dev engine on loopback: 3 is a replicated cluster",
     )
 
-    partitions: int = Field(default=6, ge=1)
+    partitions: int = Field(
+        default=6,
+        ge=1,
+        description="partitions of each topic agentlog creates (events and tool-requests "
+        "must have the same count)",
+    )
     replication_factor: int | None = Field(
         default=None,
         ge=1,
         description="replicas of each topic `topics create` makes (default: as many as the "
         "cluster has brokers, at most 3)",
     )
-    tool_requests_retention_ms: int = 7 * 24 * 3600 * 1000
-    dlq_retention_ms: int = 28 * 24 * 3600 * 1000
+    tool_requests_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000,
+        description="retention.ms of the tool-requests topic when agentlog creates it (the "
+        "events topic keeps everything: -1)",
+    )
+    dlq_retention_ms: int = Field(
+        default=28 * 24 * 3600 * 1000,
+        description="retention.ms of the dead-letter topic when agentlog creates it",
+    )
 
-    compression: str = "lz4"
-    linger_ms: int = Field(default=5, ge=0)
-    delivery_timeout_ms: int = Field(default=120_000, ge=1000)
+    compression: str = Field(default="lz4", description="compression.type of agentlog's producers")
+    linger_ms: int = Field(
+        default=5,
+        ge=0,
+        description="linger.ms of the recorder's producer (the tool-call path uses 0)",
+    )
+    delivery_timeout_ms: int = Field(
+        default=120_000,
+        ge=1000,
+        description="delivery.timeout.ms: how long the producer retries an event before "
+        "it is reported undelivered (with a spool: it stays in the spool)",
+    )
     # A group forms after about half of this on Tansu; valid on Kafka too.
-    session_timeout_ms: int = Field(default=6000, ge=1000)
+    session_timeout_ms: int = Field(
+        default=6000,
+        ge=1000,
+        description="session.timeout.ms of agentlog's consumer groups: a member silent this "
+        "long loses its partitions",
+    )
 
     # The request/response path of tool calls (agentlog.kafka_config.low_latency_*).
     low_latency_fetch_wait_ms: int = Field(

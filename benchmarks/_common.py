@@ -41,8 +41,8 @@ def benchmark_settings(
             dev_engine=engine,
             # Share the user's cache of Apache Kafka's jars rather than resolve them again.
             kafka_jars_dir=kafka_engine.jars_dir(Settings()),
-            # The figures beside raw confluent-kafka are the direct producer's (the README's
-            # rows); the spool's write path is measured by the outage tests.
+            # The figures beside raw confluent-kafka are the direct producer's (the rows of
+            # benchmarks/README.md); the spool's write path is measured by the outage tests.
             spool=False,
         )
         broker = None

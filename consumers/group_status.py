@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING
 
-from agentlog.consumers.agents import GROUP_PREFIX as TRIGGER_GROUP_PREFIX
 from agentlog.consumers.consumer_groups import groups_on_broker
 from agentlog.consumers.dead_letters import dead_letter_states
 from agentlog.consumers.group_activity import GroupActivity, offsets_key
 from agentlog.consumers.log_check import NotTheAppliedLog, check_identity
 from agentlog.consumers.runner import DEFAULT_GROUP
 from agentlog.consumers.sinks.base import Sink
-from agentlog.consumers.tool_ledger import pending_requests
-from agentlog.consumers.tool_restarts import tool_call_restarts
+from agentlog.consumers.tools import pending_requests, tool_call_restarts
+from agentlog.consumers.triggers import GROUP_PREFIX as TRIGGER_GROUP_PREFIX
 from agentlog.errors import ConfigurationError
 from agentlog.reader import Found, partition_ends, partition_offset, records_at
 from agentlog.settings import Settings

@@ -82,8 +82,8 @@ class Recorder(BaseRecorder[str]):
 
     Delivery is asynchronous: an event the broker refuses is passed to `on_error`, or,
     without one, raised as DeliveryFailed (carrying the event) by `flush()`/`close()`.
-    Recording calls never raise because of Kafka and never wait long (README, "Guarantees
-    and their limits"); with `spool_dir` set, events pass through the crash-safe spool
+    Recording calls never raise because of Kafka and never wait long (docs/guarantees.md,
+    "Recording"); with `spool_dir` set, events pass through the crash-safe spool
     and `on_error` may be called from its shipper thread. Use it as a context manager so
     close flushes; a recorder never closed is flushed at interpreter exit (bounded).
     """

@@ -27,6 +27,7 @@ from agentlog import schema_versions
 from agentlog.analytics import importer
 from agentlog.claim_check import BlobRef, BlobStore, BlobUnavailable
 from agentlog.consumers import dead_letters as dl
+from agentlog.consumers.dead_letters import _headers as dl_headers
 from agentlog.errors import ConfigurationError, DecodeError, ExportError
 from agentlog.serde import (
     SINGLE_OBJECT_MAGIC,
@@ -226,7 +227,7 @@ def _sizes() -> importer._Sizes:
 
 
 _HEADER_NAMES = sorted(
-    dl._ADDED
+    dl_headers._ADDED
     | {
         dl.CONNECT_TOPIC,
         dl.CONNECT_PARTITION,

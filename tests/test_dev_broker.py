@@ -116,7 +116,7 @@ def test_kafka_cluster_ids_never_start_with_a_dash() -> None:
 def test_the_readme_path_from_tansu_to_kafka_keeps_the_demo_working(
     dev_broker_engine, tmp_path
 ) -> None:
-    """Quick start on Tansu, then the README's Kafka steps: the default projection file
+    """Quick start on Tansu, then docs/dev-brokers.md's Kafka steps: the default projection file
     built from the Tansu log must not block the demo on Kafka (nor after a wipe)."""
     if dev_broker_engine.name != "kafka":
         return  # the path under test goes from Tansu to Kafka

@@ -107,7 +107,7 @@ def test_import_then_export_gives_the_same_conversations(
     done = agentlog(*base, "import", str(source), state_dir=tmp_path)
     assert done.code == 0, done.err
     assert "imported 3 conversations" in done.out
-    # The ids are named, as the README says they are made.
+    # The ids are named, as docs/analytics.md (Import) says they are made.
     assert (
         "conversations: import-history-000001, import-history-000002, import-history-000003"
         in done.out

@@ -8,8 +8,8 @@ from typing import Any, cast
 import pytest
 
 from agentlog.cli.live_session import LiveSession, Transcripts
-from agentlog.consumers.agents import Trigger
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.consumers.triggers import Trigger
 from agentlog.demo.world import World
 from agentlog.errors import ConfigurationError
 from agentlog.producers import Recorder, ToolClient

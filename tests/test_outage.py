@@ -1,6 +1,6 @@
 """A 30-second broker outage in the middle of a 100,000-event recording, with the spool
 on: nothing lost, nothing twice, per-conversation order kept, and no recording call
-blocked beyond the bound the README states; also when the recording process is
+blocked beyond the bound docs/guarantees.md states; also when the recording process is
 SIGKILLed during the outage and a new one is started on the same spool.
 
 Apache Kafka only: the broker must come back on the same port with the log it had.
@@ -33,7 +33,7 @@ COUNT = 100_000
 RATE = 2_500  # events/s: the recording lasts 40 s
 OUTAGE_S = 30
 STOP_AFTER = 10_000  # events recorded before the broker goes away
-BLOCK_BOUND_S = 1.0  # README "Guarantees and their limits": max_block_ms, default 1000
+BLOCK_BOUND_S = 1.0  # docs/guarantees.md "Recording": max_block_ms, default 1000
 
 
 class Agent:

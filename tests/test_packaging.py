@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -66,3 +67,20 @@ def test_wheel_ships_every_schema_version_and_the_dev_broker_files(tmp_path: Pat
     assert top_level == {"agentlog"}
     assert "agentlog/producers/__init__.py" in shipped
     assert "agentlog/consumers/sinks/__init__.py" in shipped
+
+
+def test_wheel_ships_every_module_of_the_mapped_folders(tmp_path: Path) -> None:
+    """A subpackage left out of pyproject's `packages` (consumers/tools/, ...) would be
+    missing from the wheel while every test from the source tree still passed."""
+    shipped = _built_wheel(tmp_path)
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    missing = []
+    for package, folder in setuptools["package-dir"].items():
+        for module in sorted((ROOT / folder).rglob("*.py")):
+            relative = module.relative_to(ROOT / folder)
+            if "__pycache__" in relative.parts:
+                continue
+            if f"{package.replace('.', '/')}/{relative.as_posix()}" not in shipped:
+                missing.append(f"{folder}/{relative.as_posix()}")
+    assert missing == []
+    assert "agentlog/consumers/triggers/_runtime.py" in shipped

@@ -1,6 +1,6 @@
-"""The README's recording snippet produces data the training export accepts: the tool a
-`@recorder.tool` function is, is declared (name, docstring, parameters) once per
-conversation before its first call."""
+"""The recording snippet of docs/recording.md ("By hand, with the SDK") produces data
+the training export accepts: the tool a `@recorder.tool` function is, is declared (name,
+docstring, parameters) once per conversation before its first call."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ reply = "Let me look up your invoice."
 def test_the_readme_snippet_is_accepted_by_the_training_export(
     settings: Settings, tmp_path: Path
 ) -> None:
-    # The README's "Recording an agent" section, as written (and the conversation ended).
+    # docs/recording.md "By hand, with the SDK", as written (and the conversation ended).
     with Recorder(settings, service="support-bot", version="1.4.0") as recorder:
         recorder.start_conversation("conv-42", channel="web_chat", user_id="u-7")
         recorder.user_message("conv-42", "I was charged twice")

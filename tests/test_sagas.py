@@ -24,16 +24,21 @@ from saga_agent import STEPS, effects, refund_saga
 from test_tool_workers import worker_thread
 
 from agentlog import events as ev
-from agentlog.consumers.saga_state import Begin, Compensate, End, Finished, RunStep, TimedOut
 from agentlog.consumers.sagas import (
     COMPENSATED,
     COMPENSATION_FAILED,
     COMPLETED,
+    Begin,
+    Compensate,
+    End,
+    Finished,
+    RunStep,
     Saga,
     SagaCoordinator,
     SagaEvent,
     SagaState,
     Step,
+    TimedOut,
     next_move,
     saga_states,
     tool_action,

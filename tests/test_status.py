@@ -27,7 +27,7 @@ from agentlog.consumers.group_status import (
     PartitionStatus,
     StatusReport,
 )
-from agentlog.consumers.tool_restarts import restarts_of
+from agentlog.consumers.tools import restarts_of
 from agentlog.kafka_config import group_consumer_config
 from agentlog.producers import Recorder, ToolClient
 from agentlog.settings import Settings

@@ -24,7 +24,7 @@ from kafka_python_reader import read_all
 from test_tool_workers import worker_process
 
 from agentlog.consumers import ToolRegistry, ToolWorker
-from agentlog.consumers.tool_workers import CommitPastUnfinished, _Partition
+from agentlog.consumers.committing_member import CommitPastUnfinished, _Partition
 from agentlog.producers import ToolClient
 from agentlog.reader import read_partitions
 from agentlog.serde import decode_event
@@ -94,21 +94,19 @@ def test_every_call_ends_once_with_hundreds_in_flight(settings: Settings, tmp_pa
 
 
 def test_a_worker_never_commits_past_a_request_it_has_not_finished() -> None:
-    part = _Partition(number=1, generation=1, ledger=None, committed=10, next_offset=15)
-    part.in_flight.add(12)  # handed 10..14: 12 still runs, 13 waits for a slot
-    part.waiting.add(13)
+    part = _Partition(number=1, generation=1, committed=10, next_offset=15)
+    part.unfinished.update({12, 13})  # handed 10..14: 12 still runs, 13 waits for a slot
     assert part.committable() == 12
-    part.check_commit(12)
+    part.check_commit(12, "requests")
     for past in (13, 15, 16):
         with pytest.raises(CommitPastUnfinished, match=r"requests \[12"):
-            part.check_commit(past)
+            part.check_commit(past, "requests")
     # An offset never handed (a gap in what Kafka delivered) is never committed past.
-    part.in_flight.clear()
-    part.waiting.clear()
+    part.unfinished.clear()
     assert part.committable() == 15
-    part.check_commit(15)
+    part.check_commit(15, "requests")
     with pytest.raises(CommitPastUnfinished, match="from 15 on were never handed"):
-        part.check_commit(17)
+        part.check_commit(17, "requests")
 
 
 def test_status_shows_requests_pending_longer_than_their_timeout(
@@ -182,7 +180,7 @@ def test_requests_a_fetch_left_out_are_read_again_and_run(settings: Settings) ->
         handed = list(read_partitions(settings, settings.tool_requests_topic, partitions=[record]))
         assert len(handed) == 10
         worker = ToolWorker(settings, registry, group=f"gap-{uuid.uuid4().hex[:8]}")
-        worker._parts[record] = _Partition(record, 1, None, 0, 0)
+        worker.member.track(record, 0)
         try:
             for message in handed[:3] + handed[7:]:  # offsets 3..6 left out of the fetch
                 worker._take(message)

@@ -23,7 +23,7 @@ from kafka_python_reader import read_all
 from tool_fixtures import BACKOFF, SLEEPY_TIMEOUT, invocations, lines
 
 from agentlog.consumers import ToolRegistry, ToolWorker
-from agentlog.consumers.tool_registry import bind_arguments, run_attempt
+from agentlog.consumers.tools._registry import bind_arguments, run_attempt
 from agentlog.errors import ConfigurationError, ToolError, ToolTimeout
 from agentlog.events import Event
 from agentlog.producers import ToolClient

@@ -17,22 +17,15 @@ from agentlog.errors import TopicError
 from agentlog.producers import Recorder, ToolClient
 from agentlog.settings import Settings
 
-# The README's recording snippet, as a new user runs it after `agentlog dev up`.
-SNIPPET = """
-from agentlog import Recorder
+README = Path(__file__).resolve().parent.parent / "README.md"
 
-with Recorder(service="support-bot", version="1.4.0") as recorder:
-    recorder.start_conversation("conv-42", channel="web_chat", user_id="u-7")
-    recorder.user_message("conv-42", "I was charged twice")
 
-    @recorder.tool
-    def lookup_invoice(invoice_id: str) -> dict:
-        return {"invoice_id": invoice_id, "status": "paid"}
-
-    with recorder.conversation("conv-42"):
-        lookup_invoice("INV-1")
-print("recorded")
-"""
+def readme_snippet() -> str:
+    """The README's recording snippet, as written, as a new user runs it after
+    `agentlog demo` (or `agentlog dev up`)."""
+    blocks = README.read_text(encoding="utf-8").split("```python\n")[1:]
+    (snippet,) = [b.split("```", 1)[0] for b in blocks if "from agentlog import Recorder" in b]
+    return snippet + 'print("recorded")\n'
 
 
 def test_the_readme_snippet_records_to_a_fresh_dev_broker(dev_broker_engine, tmp_path) -> None:
@@ -42,7 +35,7 @@ def test_the_readme_snippet_records_to_a_fresh_dev_broker(dev_broker_engine, tmp
     try:
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-c", SNIPPET],
+            [sys.executable, "-c", readme_snippet()],
             capture_output=True,
             text=True,
             env=clean_environment({"AGENTLOG_STATE_DIR": str(tmp_path), **env}),
@@ -55,6 +48,7 @@ def test_the_readme_snippet_records_to_a_fresh_dev_broker(dev_broker_engine, tmp
         tail = agentlog("tail", "-c", "conv-42", "--from-beginning", state_dir=tmp_path)
         assert tail.code == 0, tail.err
         assert "tool_call_completed" in tail.out and "user_message" in tail.out
+        assert "conversation_ended" in tail.out
     finally:
         agentlog("dev", "down", "--wipe", state_dir=tmp_path, env=env)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from cli import agentlog
 
-from agentlog.consumers.agents import Agents, load_agents, trigger_event_ids
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
@@ -22,7 +21,7 @@ from agentlog.consumers.dead_letters import (
     DeadLetters,
     dead_letter_states,
 )
-from agentlog.consumers.triggers import TriggerRuntime
+from agentlog.consumers.triggers import Agents, TriggerRuntime, load_agents, trigger_event_ids
 from agentlog.errors import ConfigurationError
 from agentlog.producers import Recorder
 from agentlog.reader import read_partitions
@@ -518,3 +517,25 @@ def test_dlq_redrive_says_when_the_handler_failed_again_and_exits_1(
         runtime.stop()
         thread.join(30)
     assert seen.by_conversation["bad"] == ["boom", "after"]
+
+
+def test_events_a_fetch_left_out_are_read_again_and_handled(settings: Settings) -> None:
+    """What Tansu 0.6 did to tool workers under load, made on purpose for the trigger
+    runtime: it is handed the records of a partition with some left out (a fetch answered
+    with a later batch). It reads the gap again and runs their handlers, in order;
+    without that, those events were never handled, and their offsets committed past."""
+    texts = [f"m{n}" for n in range(10)]
+    record(settings, {"conv-gap": texts})
+    handed = list(read_partitions(settings, settings.events_topic))
+    assert len(handed) == 10
+    (partition,) = {r.partition() for r in handed}
+    seen = Seen()
+    runtime = TriggerRuntime(settings, support_agents(seen, set()), lambda t: None)
+    runtime.member.track(partition, 0)
+    try:
+        runtime._take(handed[:3] + handed[7:])  # offsets 3..6 left out of the fetch
+        wait_for(lambda: runtime.member.unfinished() == 0 and not runtime._running)
+    finally:
+        runtime._pool.shutdown()
+        runtime.member.consumer.close()
+    assert seen.by_conversation["conv-gap"] == texts

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 
-from agentlog.consumers.agents import Agents
+from agentlog.consumers.triggers import Agents
 
 agents = Agents("echo")
 _lock = threading.Lock()

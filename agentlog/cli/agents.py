@@ -9,9 +9,13 @@ import click
 
 from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice, pass_app
 from agentlog.cli.live_session import LiveSession, Transcripts
-from agentlog.consumers.agents import load_agents, trigger_event_ids
 from agentlog.consumers.throughput import tune_process_for_throughput
-from agentlog.consumers.triggers import TriggerProgress, TriggerRuntime
+from agentlog.consumers.triggers import (
+    TriggerProgress,
+    TriggerRuntime,
+    load_agents,
+    trigger_event_ids,
+)
 from agentlog.producers import Recorder, ToolClient
 from agentlog.start_from import LATEST
 

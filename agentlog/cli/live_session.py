@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentlog.agent_session import AgentSession, LlmAnswer, SessionRecording
-from agentlog.consumers.agents import LlmFunction, Trigger
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.consumers.triggers import LlmFunction, Trigger
 from agentlog.errors import ConfigurationError
 from agentlog.producers import Recorder, ToolClient
 

@@ -44,7 +44,7 @@ def sql(app: AppContext, query: str, output: str, directory: Path | None, sink: 
     """Ask the archive and the projections in SQL (DuckDB dialect).
 
     Views: records, events, messages, llm_calls, tool_events, reruns (the archive) and
-    conversations, tool_calls, conversation_index (the projections); see the README.
+    conversations, tool_calls, conversation_index (the projections); see docs/analytics.md.
     Nothing waits for the archiver or the projector: the archive is read as its files
     are, a projector's DuckDB file through its latest snapshot.
     """

@@ -25,7 +25,7 @@ parked message, in order, and the conversation ends.
 The demo's runtime and tool workers start at the ends of the topics (their groups'
 offsets are committed there first), so they answer only what is written from then on;
 the tool workers' group is the demo's own, so another agent's tool call requested on
-the same topics meanwhile reaches them too (README, Known limits).
+the same topics meanwhile reaches them too (docs/demo.md).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from confluent_kafka import Consumer, TopicPartition
 
 from agentlog.cli.dlq import act_on_letter
 from agentlog.cli.live_session import LiveSession, Transcripts
-from agentlog.consumers.agents import Agents, trigger_event_ids
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
@@ -56,9 +55,8 @@ from agentlog.consumers.dead_letters import (
     dead_letter_states,
 )
 from agentlog.consumers.projection import RecordedEvent
-from agentlog.consumers.tool_registry import ToolRegistry
-from agentlog.consumers.tool_workers import ToolWorker
-from agentlog.consumers.triggers import TriggerRuntime
+from agentlog.consumers.tools import ToolRegistry, ToolWorker
+from agentlog.consumers.triggers import Agents, TriggerRuntime, trigger_event_ids
 from agentlog.demo.agents import (
     REPLIED,
     TOOLS,

@@ -49,9 +49,9 @@ thread cannot be stopped); honour `StepContext.remaining()` in long actions.
 
 One coordinator at a time per saga: two running the same saga id would both act.
 
-The parts: `saga_steps` (what a saga is made of, tool calls as steps), `saga_state` (the
-fold of saga events and `next_move`), `saga_log` (reading a saga's history), and this
-module (the coordinator, and the names users import).
+The parts: `_steps` (what a saga is made of, tool calls as steps), `_state` (the fold of
+saga events and `next_move`), `_log` (reading a saga's history), and this module (the
+coordinator); `agentlog.consumers.sagas` is the face users import.
 """
 
 from __future__ import annotations
@@ -68,38 +68,30 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agentlog.connection import resolved
-from agentlog.consumers.saga_log import (
+from agentlog.consumers.sagas._log import (
     SagaHistory,
-    read_saga_events,
     read_saga_history,
 )
-from agentlog.consumers.saga_state import (
-    COMPENSATED,
+from agentlog.consumers.sagas._state import (
     COMPENSATION_FAILED,
     COMPLETED,
-    SAGA_EVENT_TYPES,
     Begin,
     Compensate,
     Finished,
     RunStep,
     SagaEvent,
     SagaState,
-    StepState,
     TimedOut,
     next_move,
     saga_states,
 )
-from agentlog.consumers.saga_steps import (
+from agentlog.consumers.sagas._steps import (
     ACTION,
     COMPENSATION,
     Action,
     Saga,
-    Step,
     StepContext,
-    ToolEnding,
-    ToolRequester,
     loaded,
-    tool_action,
 )
 from agentlog.errors import ConfigurationError
 from agentlog.events import (
@@ -113,32 +105,6 @@ from agentlog.events import (
 )
 from agentlog.settings import Settings
 from agentlog.tool_protocol import json_text
-
-__all__ = [
-    "ACTION",
-    "COMPENSATED",
-    "COMPENSATION",
-    "COMPENSATION_FAILED",
-    "COMPLETED",
-    "SAGA_EVENT_TYPES",
-    "Saga",
-    "SagaCoordinator",
-    "SagaEvent",
-    "SagaHistory",
-    "SagaRecorder",
-    "SagaResult",
-    "SagaState",
-    "Step",
-    "StepContext",
-    "StepState",
-    "ToolEnding",
-    "ToolRequester",
-    "next_move",
-    "read_saga_events",
-    "read_saga_history",
-    "saga_states",
-    "tool_action",
-]
 
 log = logging.getLogger(__name__)
 

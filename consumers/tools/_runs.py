@@ -6,7 +6,7 @@ carrying the attempt it ended on. Before each attempt a start marker goes to the
 request's tool-requests partition and, after the first, a `tool_call_requested` event
 of the attempt to the events partition; the attempt runs once Kafka has both, so that
 should the tool take the process down, the next worker counts the attempt as used
-(`tool_ledger`) and the log shows it. A call that kills its worker every time thus ends
+(`_ledger`) and the log shows it. A call that kills its worker every time thus ends
 as `WorkerLost` after its attempts instead of killing every worker in turn.
 
 Calls run on an asyncio loop of their own thread (sync tools on a thread pool); a third
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from agentlog.consumers.tool_registry import (
+from agentlog.consumers.tools._registry import (
     ArgumentsError,
     AttemptOutcome,
     ToolRegistry,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentlog.consumers.saga_steps import ACTION, COMPENSATION, Saga, loaded
+from agentlog.consumers.sagas._steps import ACTION, COMPENSATION, Saga, loaded
 from agentlog.errors import ConfigurationError
 from agentlog.events import (
     AVRO_NAMESPACE,

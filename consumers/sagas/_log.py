@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentlog.consumers.saga_state import SAGA_PAYLOADS, SagaEvent
-from agentlog.consumers.saga_steps import ToolEnding
+from agentlog.consumers.sagas._state import SAGA_PAYLOADS, SagaEvent
+from agentlog.consumers.sagas._steps import ToolEnding
 from agentlog.errors import DecodeError
 from agentlog.partitioner import partition_for
 from agentlog.reader import partition_offset, read_partitions
