@@ -12,9 +12,8 @@ from sample_events import BASE
 
 from agentlog import events as ev
 from agentlog.consumers import ProjectionRunner, open_sink
-from agentlog.consumers.agents import Agents
 from agentlog.consumers.projection import Projection, State, Table, handles
-from agentlog.consumers.triggers import TriggerRuntime
+from agentlog.consumers.triggers import Agents, TriggerRuntime
 from agentlog.kafka_config import producer_config
 from agentlog.recorded import RecordedEvent
 from agentlog.replay import replay_conversation
