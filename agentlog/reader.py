@@ -551,7 +551,9 @@ def records_at(
     """For each partition, the record at the given offset (`PartitionReader.records_at`)."""
     if not offsets:
         return {}
-    with PartitionReader(settings, topic, idle_timeout=timeout) as reader:
+    # Kafka itself answers an offset out of range from the log start (as before the one
+    # reader): re-assigning after an out-of-range report lost that answer on Kafka.
+    with PartitionReader(settings, topic, idle_timeout=timeout, reset=True) as reader:
         return reader.records_at(offsets, timeout)
 
 
