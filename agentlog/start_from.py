@@ -16,7 +16,7 @@ from typing import Literal
 from confluent_kafka import Message
 
 from agentlog.errors import ConfigurationError
-from agentlog.reader import partition_ends, partition_offset, read_partitions, records_at
+from agentlog.reader import PartitionReader, partition_ends, partition_offset, records_at
 from agentlog.render import iso_time
 from agentlog.serde import micros_of
 from agentlog.settings import Settings
@@ -83,27 +83,14 @@ def first_offsets(
             )
             for p in partitions
         }
-    ends = partition_ends(settings, topic)
-    found = {p: ends[p] for p in partitions}
     if start.kind == "latest":
-        return found
+        ends = partition_ends(settings, topic)
+        return {p: ends[p] for p in partitions}
     assert start.micros is not None
     # Event times are not in offset order (a back-dated import): the first record at or
     # after the time, in offset order, is where reading starts.
-    since_ms = start.micros // 1000
-    pending = {p for p in partitions if ends[p] > 0}
-    if not pending:
-        return found
-    for record in read_partitions(settings, topic, partitions=sorted(pending)):
-        partition, offset = record.partition(), record.offset()
-        if partition not in pending or offset is None or partition is None:
-            continue
-        if record.timestamp()[1] >= since_ms:
-            found[partition] = offset
-            pending.discard(partition)
-            if not pending:
-                break
-    return found
+    with PartitionReader(settings, topic) as reader:
+        return reader.first_at_or_after(partitions, start.micros // 1000)
 
 
 def offset_of(record: Message | None) -> int:

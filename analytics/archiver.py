@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message
 
 from agentlog.analytics.archive_files import (
     Compactor,
@@ -37,7 +37,7 @@ from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
 from agentlog.errors import ArchiveBusy, ArchiveError, BrokerUnavailable
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import partition_ends, partition_offset, read_gap, reading_consumer
+from agentlog.reader import PartitionReader, partition_ends, partition_offset, read_gap
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.topics import partition_count
@@ -121,10 +121,18 @@ class Archiver:
             )
             # A partition with no files yet starts where the archive starts.
             self.written = archived_up_to(self.start, files)
-            consumer = reading_consumer(self.settings, error_cb=self._outage.on_error)
+            # The one partition reader, following (a long fetch wait, out-of-range answered
+            # from the log start); an outage is the service's to ride out or give up on.
+            reader = PartitionReader(
+                self.settings,
+                self.topic,
+                idle_timeout=self.idle_timeout,
+                reset=True,
+                watch=self._outage,
+            )
             try:
-                self._assign(consumer, range(count))
-                self._loop(consumer, once)
+                self._assign(reader, range(count))
+                self._loop(reader, once)
             finally:
                 try:
                     self._write()
@@ -132,31 +140,29 @@ class Archiver:
                         self.compactor.compact(archive_files(self.root))
                         self.compactor.delete_due(0, all_of_them=True)
                 finally:
-                    self.progress.lag = self._lag(consumer)
-                    close_within(consumer, f"archiver of {self.topic}")
+                    self.progress.lag = self._lag(reader)
+                    close_within(reader.consumer, f"archiver of {self.topic}")
         return self.progress
 
-    def _assign(self, consumer: Consumer, partitions: range | list[int]) -> None:
+    def _assign(self, reader: PartitionReader, partitions: range | list[int]) -> None:
         new = [p for p in partitions if p not in self.positions]
         for p in new:
             self.positions[p] = self.written.get(p)
             self.buffers[p] = []
-        consumer.incremental_assign(
-            [TopicPartition(self.topic, p, self.written.get(p, OFFSET_BEGINNING)) for p in new]
-        )
+        if new:
+            reader.assign({p: self.written.get(p, OFFSET_BEGINNING) for p in new})
 
-    def _loop(self, consumer: Consumer, once: bool) -> None:
+    def _loop(self, reader: PartitionReader, once: bool) -> None:
         last_report = last_partition_check = time.monotonic()
-        last_activity = time.monotonic()
         while not self._stop:
-            messages = consumer.consume(10_000, 0.2)
+            waiting_for = (
+                f"{self.topic} to archive it (partitions "
+                f"{sorted(p for p in self.positions if not self._done(p))} not read to the end)"
+            )
+            messages = reader.fetch(waiting_for, idle_timeout=self.idle_timeout if once else None)
             now = time.monotonic()
             if messages:
-                self._outage.answered()
-                last_activity = now
-                self._take(consumer, messages)
-            if not once:
-                self._outage.check(consumer, self.topic)
+                self._take(reader, messages)
             if self.buffered and (
                 self.buffered >= self.settings.archive_batch_records
                 or now - (self.first_buffered_at or now) >= self.settings.archive_flush_seconds
@@ -167,17 +173,10 @@ class Archiver:
                     self.progress.merged += self.compactor.compact(archive_files(self.root))
             if self.on_progress is not None and now - last_report >= 1.0:
                 last_report = now
-                self.progress.lag = self._lag(consumer)
+                self.progress.lag = self._lag(reader)
                 self.on_progress(self.progress)
             if once and self._caught_up() and not self.buffered:
                 return
-            if once and now - last_activity > self.idle_timeout:
-                raise BrokerUnavailable(
-                    f"no answer from Kafka at {self.settings.bootstrap_servers} for "
-                    f"{self.idle_timeout:.0f}s while archiving {self.topic} (partitions "
-                    f"{sorted(p for p in self.positions if not self._done(p))} not read to "
-                    "the end)"
-                )
             if not once and now - last_partition_check >= _PARTITION_CHECK_SECONDS:
                 last_partition_check = now
                 try:
@@ -185,19 +184,13 @@ class Archiver:
                 except BrokerUnavailable as exc:
                     self._outage.lost(str(exc))  # checked again in a minute
                 else:
-                    self._assign(consumer, range(count))
+                    self._assign(reader, range(count))
 
-    def _take(self, consumer: Consumer, messages: list[Message]) -> None:
+    def _take(self, reader: PartitionReader, messages: list[Message]) -> None:
         for message in messages:
-            error = message.error()
-            partition, offset = message.partition(), message.offset()
-            if partition is None or offset is None:
-                raise BrokerUnavailable(f"Kafka client error: {error}")
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self.ends_seen.add(partition)
-                elif error.fatal() or not error.retriable():
-                    raise BrokerUnavailable(f"reading {self.topic} failed: {error.str()}")
+            partition, offset = partition_offset(message)
+            if message.error() is not None:  # the reader hands only partition ends
+                self.ends_seen.add(partition)
                 continue
             expected = self.positions.get(partition)
             if expected is not None and offset < expected:
@@ -211,22 +204,22 @@ class Archiver:
                 # only what the log really lacks is left out.
                 missing = read_gap(self.settings, self.topic, partition, expected, offset)
                 for record in missing:
-                    self._buffer(consumer, record, partition, partition_offset(record)[1])
+                    self._buffer(reader, record, partition, partition_offset(record)[1])
                 if not missing:
                     # Deleted by retention before they were archived (or transaction markers).
                     self.progress.notes.append(
                         f"{self.topic}[{partition}]: offsets {expected}..{offset - 1} were not "
                         "in the log any more when the archiver reached them"
                     )
-            self._buffer(consumer, message, partition, offset)
+            self._buffer(reader, message, partition, offset)
 
-    def _buffer(self, consumer: Consumer, message: Message, partition: int, offset: int) -> None:
+    def _buffer(
+        self, reader: PartitionReader, message: Message, partition: int, offset: int
+    ) -> None:
         self.ends_seen.discard(partition)
         if partition not in self.targets:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), cached=True
-            )
-            if high >= 0:
+            high = reader.high_watermark(partition)
+            if high is not None:
                 self.targets[partition] = high
         kind, stamp = message.timestamp()
         self.buffers[partition].append(
@@ -263,13 +256,11 @@ class Archiver:
         self.first_buffered_at = None
         self.progress.last_write_at = time.monotonic()
 
-    def _lag(self, consumer: Consumer) -> int | None:
+    def _lag(self, reader: PartitionReader) -> int | None:
         total = 0
         for partition in self.positions:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), cached=True
-            )
-            if high < 0:
+            high = reader.high_watermark(partition)
+            if high is None:
                 continue
             total += max(0, high - self.written.get(partition, 0))
         return total

@@ -5,22 +5,17 @@ again at 0; archiving it on top of the old files would mix two logs. So before i
 the archiver looks at the record at the last offset it archived of each partition: the
 log must still hold that offset (or have deleted it by retention), with the same event.
 
-Works on both engines: Kafka answers a fetch past the end (or before the start) with
-out-of-range, and the first offset left then tells which; Tansu waits, but reports the
-partition's end in the fetch's high watermark.
+The comparison is the projector's too (`agentlog.log_identity`); this module reads what
+the archive expects and words the answer for the archive's user.
 """
 
 from __future__ import annotations
 
-import time
-
 import pyarrow.parquet as pq
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from agentlog.analytics.archive_files import ArchiveFile, last_archived
-from agentlog.errors import ArchiveError, BrokerUnavailable, DecodeError
-from agentlog.reader import reading_consumer
-from agentlog.serde import decode
+from agentlog.errors import ArchiveError
+from agentlog.log_identity import Verdict, what_the_log_holds
 from agentlog.settings import Settings
 
 
@@ -46,8 +41,9 @@ def check_same_log(
     partitions: int,
     timeout: float = 30.0,
 ) -> list[str]:
-    """Raise ArchiveError if the log is not the one archived; returns notes (a last
-    archived record that retention has deleted since cannot be compared)."""
+    """Raise ArchiveError if the log is not the one archived (the one log-identity
+    check, `agentlog.log_identity`); returns notes (a last archived record that
+    retention has deleted since cannot be compared)."""
     latest = last_archived(files)
     beyond = sorted(p for p in latest if p >= partitions)
     if beyond:
@@ -56,87 +52,24 @@ def check_same_log(
         )
     if not latest:
         return []
+    expected = {p: (f.last, _archived_event_id(f)) for p, f in latest.items()}
     notes: list[str] = []
-    last = {p: f.last for p, f in latest.items()}
-    # Out of range is an answer here, not a reason to start again at the beginning.
-    consumer = reading_consumer(settings, **{"auto.offset.reset": "error"})
-    try:
-        consumer.incremental_assign([TopicPartition(topic, p, o) for p, o in last.items()])
-        pending = set(last)
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(
-                    f"Kafka at {settings.bootstrap_servers} did not answer for partitions "
-                    f"{sorted(pending)} of {topic} within {timeout:.0f}s"
-                )
-            for message in consumer.consume(100, 0.2):
-                partition, offset = message.partition(), message.offset()
-                if partition not in pending or offset is None:
-                    continue
-                error = message.error()
-                if error is not None and error.code() == KafkaError._AUTO_OFFSET_RESET:
-                    # Past the end, or deleted by retention: the first offset left tells.
-                    consumer.incremental_unassign([TopicPartition(topic, partition)])
-                    consumer.incremental_assign(
-                        [TopicPartition(topic, partition, OFFSET_BEGINNING)]
-                    )
-                    continue
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF and offset <= last[partition]:
-                        raise _different(
-                            topic,
-                            root,
-                            partition,
-                            f"ends at offset {offset}, before offset {last[partition]} "
-                            "that the archive holds",
-                        )
-                    continue
-                if offset < last[partition]:
-                    raise _different(
-                        topic,
-                        root,
-                        partition,
-                        f"has no offset {last[partition]} (the archive holds it)",
-                    )
-                if offset > last[partition]:
-                    notes.append(
-                        f"{topic}[{partition}] no longer holds offset {last[partition]} "
-                        "(retention): could not check it is the log archived"
-                    )
-                else:
-                    _compare(topic, root, partition, latest[partition], message.value())
-                pending.discard(partition)
-                consumer.pause([TopicPartition(topic, partition)])
-            for partition in list(pending):
-                # Tansu waits on a fetch past the end instead of failing; its high
-                # watermark tells.
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True
-                )
-                if 0 <= high <= last[partition]:
-                    raise _different(
-                        topic,
-                        root,
-                        partition,
-                        f"ends at offset {high}, before offset {last[partition]} that the "
-                        "archive holds",
-                    )
-    finally:
-        consumer.close()
+    for partition, here in sorted(what_the_log_holds(settings, topic, expected, timeout).items()):
+        if here.verdict is Verdict.ENDS_BEFORE:
+            why = f"ends at offset {here.at}, before offset {here.offset} that the archive holds"
+            raise _different(topic, root, partition, why)
+        if here.verdict is Verdict.STARTS_AGAIN:
+            why = f"has no offset {here.offset} (the archive holds it)"
+            raise _different(topic, root, partition, why)
+        if here.verdict is Verdict.RETENTION:
+            notes.append(
+                f"{topic}[{partition}] no longer holds offset {here.offset} "
+                "(retention): could not check it is the log archived"
+            )
+        elif here.verdict is Verdict.OTHER_EVENT:
+            why = (
+                f"holds event {here.event_id} at offset {here.offset}, where the archive "
+                f"holds {here.expected_event}"
+            )
+            raise _different(topic, root, partition, why)
     return notes
-
-
-def _compare(topic: str, root: object, partition: int, f: ArchiveFile, value: bytes | None) -> None:
-    expected = _archived_event_id(f)
-    try:
-        found: str | None = decode(value)["event_id"]
-    except DecodeError:
-        found = None
-    if found != expected:
-        raise _different(
-            topic,
-            root,
-            partition,
-            f"holds event {found} at offset {f.last}, where the archive holds {expected}",
-        )

@@ -66,6 +66,7 @@ def main() -> None:
                 f"{len(report.invalid):,} invalid) in {report.seconds:.2f}s"
             )
             print(f"export: {report.rate:,.0f} events/s")
+            print(f"ratio (archive against raw consume): {progress.rate / raw:.2f}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.producers import Recorder
+from agentlog.reader import PartitionReader
+from agentlog.recorded import recorded_event
 from agentlog.replay import Replay, replay_conversation
-from agentlog.replay.log_range import PartitionReader
-from agentlog.replay.state import recorded_event
 from agentlog.settings import Settings
 from benchmarks._common import add_broker_arguments, benchmark_settings, broker_name
 
@@ -120,7 +120,7 @@ def full_scan(settings: Settings, cid: str) -> tuple[float, list[tuple[int, int]
             bounds = reader.bounds(partition)
             for message in reader.read(partition, bounds.start, bounds.end):
                 if message.key() == key:
-                    event = recorded_event(message, settings.events_topic)
+                    event = recorded_event(message)
                     found.append((event.partition, event.offset))
         read = reader.records_read
     return time.perf_counter() - started, found, read

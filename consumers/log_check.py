@@ -10,7 +10,8 @@ rows at once. Three checks, each with one error saying what differs and what to 
 - the topic id (Kafka gives every topic a unique one at creation) and the partition
   count, recorded in the sink, against the broker's (`check_identity`);
 - the event id of the last record applied in each partition, against the record at
-  that offset now (`check_last_applied`): this also catches brokers without topic ids;
+  that offset now (`check_last_applied`, by the one check of `agentlog.log_identity`):
+  this also catches brokers without topic ids;
 - a record whose key the partitioner places in another partition under the recorded
   count (`Placement`): producers already write with more partitions.
 """
@@ -18,10 +19,10 @@ rows at once. Three checks, each with one error saying what differs and what to 
 from __future__ import annotations
 
 from agentlog.consumers.sinks.base import AppliedLog, LastApplied
-from agentlog.errors import DecodeError, NotTheAppliedLog, PartitionsChanged
+from agentlog.errors import NotTheAppliedLog, PartitionsChanged
+from agentlog.log_identity import Verdict, what_the_log_holds
 from agentlog.partitioner import murmur2
-from agentlog.reader import Found, partition_offset
-from agentlog.serde import decode
+from agentlog.settings import Settings
 from agentlog.topics import TopicIdentity
 
 FRESH_SINK = "project into a fresh sink (--sink) from the start of the log"
@@ -57,43 +58,36 @@ def _refusal(reason: str, topic: str, group: str, sink: str) -> str:
 
 
 def check_last_applied(
-    topic: str, last: dict[int, LastApplied], found: dict[int, Found], sink: str
+    settings: Settings, topic: str, last: dict[int, LastApplied], sink: str
 ) -> None:
     """Raise unless every partition holds, at its last applied offset, the event the
-    sink applied there. A record gone to retention cannot be checked (the topic id was)."""
-    for partition, applied in sorted(last.items()):
-        here = found[partition]
+    sink applied there (the one log-identity check, `agentlog.log_identity`). A record
+    gone to retention cannot be checked (the topic id was)."""
+    held = what_the_log_holds(
+        settings, topic, {p: (applied.offset, applied.event_id) for p, applied in last.items()}
+    )
+    for partition, here in sorted(held.items()):
         where = f"{topic}[{partition}]"
-        if here.record is None:
+        if here.verdict is Verdict.ENDS_BEFORE:
             raise NotTheAppliedLog(
-                f"{where} ends at offset {here.end}, but {sink} applied it up to offset "
-                f"{applied.offset}: the topic was deleted and created again (a restarted "
+                f"{where} ends at offset {here.at}, but {sink} applied it up to offset "
+                f"{here.offset}: the topic was deleted and created again (a restarted "
                 f"dev broker?); {FRESH_SINK}"
             )
-        offset = partition_offset(here.record)[1]
-        if offset < applied.offset:
+        if here.verdict is Verdict.STARTS_AGAIN:
             raise NotTheAppliedLog(
-                f"{where} has no record at offset {applied.offset} (it starts again at "
-                f"{offset}), but {sink} applied event {applied.event_id} there: the topic "
+                f"{where} has no record at offset {here.offset} (it starts again at "
+                f"{here.at}), but {sink} applied event {here.expected_event} there: the topic "
                 f"was deleted and created again (a restarted dev broker?); {FRESH_SINK}"
             )
-        if offset > applied.offset:
-            continue  # deleted by retention
-        event_id = _event_id(here.record.value(), topic, partition, offset)
-        if event_id != applied.event_id:
-            holds = f"event {event_id}" if event_id else "a record that is not an agentlog event"
+        if here.verdict is Verdict.OTHER_EVENT:
+            found = here.event_id
+            holds = f"event {found}" if found else "a record that is not an agentlog event"
             raise NotTheAppliedLog(
-                f"{where}@{offset} holds {holds}, but {sink} applied event "
-                f"{applied.event_id} there: this is not the log the sink was built from "
+                f"{where}@{here.offset} holds {holds}, but {sink} applied event "
+                f"{here.expected_event} there: this is not the log the sink was built from "
                 f"(a topic deleted and created again?); {FRESH_SINK}"
             )
-
-
-def _event_id(value: bytes | None, topic: str, partition: int, offset: int) -> str | None:
-    try:
-        return str(decode(value, topic=topic, partition=partition, offset=offset)["event_id"])
-    except DecodeError:
-        return None
 
 
 class Placement:

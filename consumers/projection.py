@@ -20,76 +20,21 @@ conversation's partition is what one consumer owns at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from agentlog.errors import ConfigurationError, DecodeError
-from agentlog.events import EVENT_TYPE_BY_RECORD_NAME, EVENT_TYPES
+from agentlog.errors import ConfigurationError
+from agentlog.events import EVENT_TYPES
+
+# The event handlers see is the core's (one conversion from a record, `agentlog.recorded`).
+from agentlog.recorded import Position as Position
+from agentlog.recorded import RecordedEvent as RecordedEvent
 
 COLUMN_TYPES = ("text", "bigint", "double", "boolean", "timestamp", "text[]")
 Key = tuple[str, ...]
 Row = dict[str, Any]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
-
-
-class Position(NamedTuple):
-    """Where a record sits in the log. `timestamp_ms` is the Kafka record timestamp
-    (milliseconds since the epoch; None where the log holds none)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None = None
-
-
-@dataclass(slots=True)
-class RecordedEvent:
-    """One decoded event and where it sits in the log. `occurred_at` is UTC microseconds.
-
-    Made by `recorded_event` from a decoded record, wherever the record came from (the
-    projection runner, replay, a test)."""
-
-    event_id: str
-    conversation_id: str
-    occurred_at: int
-    event_type: str
-    payload: dict[str, Any]
-    source: dict[str, Any]
-    causation_id: str | None
-    trace_id: str | None
-    span_id: str | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None = None
-
-    @property
-    def position(self) -> Position:
-        return Position(self.topic, self.partition, self.offset, self.timestamp_ms)
-
-
-def recorded_event(record: Mapping[str, Any], position: Position) -> RecordedEvent:
-    """The event handlers see, from a record as `agentlog.serde.decode` returns it."""
-    name, body = record["payload"]
-    event_type = EVENT_TYPE_BY_RECORD_NAME.get(name)
-    if event_type is None:
-        topic, partition, offset, _ = position
-        raise DecodeError(
-            f"unknown payload type {name!r}", topic=topic, partition=partition, offset=offset
-        )
-    return RecordedEvent(
-        record["event_id"],
-        record["conversation_id"],
-        record["occurred_at"],
-        event_type,
-        body,
-        record["source"],
-        record["causation_id"],
-        record["trace_id"],
-        record["span_id"],
-        *position,
-    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,12 @@ assignment, with the event id at the last applied offset of each partition. It
 notices records that retention deleted before they were applied, stores a partition's
 end when it ends in records it never sees (transaction markers), and bounds its waits
 (the group's assignment, the dead-letter topic's acknowledgement).
+
+Reading: as a group member it polls its own consumer (assignment callbacks seek it to the
+sink's offsets; it commits advice), so it cannot hand its partitions to the one partition
+reader (`agentlog.reader`); it uses that reader for everything else: partition ends from
+the fetch's high watermark, offsets a fetch did not hand (`read_gap`), and the record at
+the last applied offset (the log-identity check).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from agentlog.consumers.log_check import (
     check_last_applied,
     partitions_changed,
 )
-from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
+from agentlog.consumers.projection import Projection
 from agentlog.consumers.sinks.base import AppliedLog, Fenced, LastApplied, SentDeadLetter, Sink
 from agentlog.errors import (
     AgentlogError,
@@ -64,8 +70,9 @@ from agentlog.errors import (
 )
 from agentlog.kafka_config import group_consumer_config
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import partition_offset, read_gap, records_at
-from agentlog.serde import claim_check_store, decode
+from agentlog.reader import high_watermark, partition_offset, read_gap
+from agentlog.recorded import Position, RecordedEvent, position_of, recorded_event
+from agentlog.serde import claim_check_store
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom, first_offsets
 from agentlog.topics import TopicIdentity, topic_identity
@@ -258,8 +265,7 @@ class ProjectionRunner:
     def _check_last_applied(self, partitions: list[int]) -> None:
         last = self.sink.last_applied(self.group, self.topic)
         last = {p: last[p] for p in partitions if p in last}
-        found = records_at(self.settings, self.topic, {p: a.offset for p, a in last.items()})
-        check_last_applied(self.topic, last, found, self.sink.description)
+        check_last_applied(self.settings, self.topic, last, self.sink.description)
 
     def _check_partition_count(self) -> None:
         """Ask the broker (over the consumer's own connection) whether the partition count
@@ -433,10 +439,8 @@ class ProjectionRunner:
             self._apply(Batch([], [], ends), [])
 
     def _note_target(self, partition: int) -> None:
-        _, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), cached=True
-        )
-        if high >= 0:
+        high = high_watermark(self.consumer, self.topic, partition)
+        if high is not None:
             self.targets[partition] = high
 
     def _caught_up(self, positions: dict[int, int | None]) -> bool:
@@ -461,10 +465,8 @@ class ProjectionRunner:
             return None
         total = 0
         for partition, position in self.positions.items():
-            _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), cached=True
-            )
-            if high < 0:
+            high = high_watermark(self.consumer, self.topic, partition)
+            if high is None:
                 return None
             total += max(0, high - (position or 0))
         return total
@@ -475,7 +477,6 @@ class ProjectionRunner:
         events: list[RecordedEvent] = []
         dead: list[tuple[Position, str, int]] = []
         ends: dict[int, int] = {}
-        topic = self.topic
         placement = self.placement
         placed = placement.of if placement is not None else None
         misplaced: Message | None = None
@@ -486,8 +487,6 @@ class ProjectionRunner:
             if partition not in ends:
                 self._check_not_rewound(partition, offset)
             ends[partition] = offset + 1
-            kind, stamp = message.timestamp()
-            position = Position(topic, partition, offset, stamp if kind else None)
             if placed is not None:  # inlined: this runs for every record
                 key = message.key()
                 if placed.get(key) != partition and misplaced is None:
@@ -496,16 +495,9 @@ class ProjectionRunner:
                     if where is not None and where != partition:
                         misplaced = message
             try:
-                record = decode(
-                    message.value(),
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    blobs=self._blobs,
-                )
-                events.append(recorded_event(record, position))
+                events.append(recorded_event(message, blobs=self._blobs))
             except DecodeError as exc:
-                dead.append((position, str(exc), 1))
+                dead.append((position_of(message), str(exc), 1))
         if misplaced is not None:
             self._misplaced(*partition_offset(misplaced))
         return Batch(events, dead, ends)

@@ -26,11 +26,11 @@ from agentlog.errors import (
     ReplayError,
     TopicError,
 )
-from agentlog.reader import partition_offset
+from agentlog.reader import PartitionReader, partition_offset
+from agentlog.recorded import recorded_event
 from agentlog.replay.archived import ConversationArchive
 from agentlog.replay.locate import Location, locate, scan_location
-from agentlog.replay.log_range import PartitionReader
-from agentlog.replay.state import conversation_state, recorded_event
+from agentlog.replay.state import conversation_state
 from agentlog.serde import datetime_of, micros_of
 from agentlog.settings import Settings
 
@@ -353,7 +353,7 @@ def _read(reader: PartitionReader, location: Location, key: bytes) -> list[Entry
             if message.key() != key:
                 continue
             try:
-                found.append(recorded_event(message, topic))
+                found.append(recorded_event(message))
             except DecodeError as exc:
                 value = message.value() or b""
                 partition, offset = partition_offset(message)

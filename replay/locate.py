@@ -15,7 +15,7 @@ from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TAB
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.consumers.sinks.sql import OWNERS_TABLE, Dialect, quoted
 from agentlog.partitioner import partition_for
-from agentlog.replay.log_range import PartitionReader
+from agentlog.reader import PartitionReader
 
 
 @dataclass(frozen=True)

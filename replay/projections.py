@@ -27,9 +27,9 @@ from agentlog.consumers.projections.conversation_index import TABLE as INDEX_TAB
 from agentlog.consumers.sinks import Sink, open_sink
 from agentlog.consumers.sinks.sql import OWNERS_TABLE, Dialect, quoted
 from agentlog.errors import DecodeError, ReplayError
-from agentlog.reader import partition_offset
-from agentlog.replay.log_range import PartitionReader
-from agentlog.replay.state import fold_batch, projection_folder, recorded_event, tables_of
+from agentlog.reader import PartitionReader, partition_offset
+from agentlog.recorded import recorded_event
+from agentlog.replay.state import fold_batch, projection_folder, tables_of
 from agentlog.secret_redaction import without_secrets
 from agentlog.settings import Settings
 
@@ -232,7 +232,7 @@ def _replay_partition(
         events = []
         for message in messages:
             try:
-                event = recorded_event(message, reader.topic)
+                event = recorded_event(message)
             except DecodeError:  # the projector dead-lettered it: it changes nothing
                 counts["undecodable"] += 1
                 continue

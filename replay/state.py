@@ -1,10 +1,10 @@
 """State from events, by the one fold the projector runs.
 
-The only place replay touches the fold: records become `RecordedEvent`s as the
-projection runner makes them, and projections' handlers run on them by `Folder`:
-over rows that start empty for one conversation (`conversation_state`: the rows the
-live projection holds for it), or over a sink's stored rows batch by batch
-(`fold_batch`: rebuilding projections).
+The only place replay touches the fold: records become `RecordedEvent`s by the one
+conversion the projection runner uses too (`agentlog.recorded.recorded_event`), and
+projections' handlers run on them by `Folder`: over rows that start empty for one
+conversation (`conversation_state`: the rows the live projection holds for it), or over
+a sink's stored rows batch by batch (`fold_batch`: rebuilding projections).
 """
 
 from __future__ import annotations
@@ -14,21 +14,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from confluent_kafka import Message
-
 from agentlog.consumers.fold import Batch, Folder, fold
-from agentlog.consumers.projection import Key, Position, Projection, RecordedEvent, Row, Table
-from agentlog.consumers.projection import recorded_event as event_at
+from agentlog.consumers.projection import Key, Projection, RecordedEvent, Row, Table
 from agentlog.consumers.projections import BUILT_IN
-from agentlog.reader import partition_offset
-from agentlog.serde import decode
-
-
-def recorded_event(message: Message, topic: str) -> RecordedEvent:
-    """The record decoded as the projector sees it; DecodeError names where it sits."""
-    partition, offset = partition_offset(message)
-    record = decode(message.value(), topic=topic, partition=partition, offset=offset)
-    return event_at(record, Position(topic, partition, offset, message.timestamp()[1]))
 
 
 def conversation_state(events: Iterable[RecordedEvent]) -> dict[str, list[Row]]:

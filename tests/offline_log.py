@@ -1,7 +1,7 @@
 """A log without a broker, for the fast tests: events recorded through the SDK's own
 recording methods and encoder into in-memory partitions (by the Kafka partitioner), as
 records shaped like kafka-python's ConsumerRecords; and agentlog's side of reading
-them: decode, `recorded_event`, `fold`."""
+them: decode, `event_of`, `fold`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from typing import Any
 
 from agentlog.consumers import BUILT_IN
 from agentlog.consumers.fold import Folded, fold
-from agentlog.consumers.projection import Position, Projection, RecordedEvent, recorded_event
+from agentlog.consumers.projection import Projection
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.event_ids import canonical_event_id
 from agentlog.partitioner import partition_for
 from agentlog.producers._payloads import EventMethods
+from agentlog.recorded import Position, RecordedEvent, event_of
 from agentlog.serde import EventEncoder, decode, micros_of
 
 TOPIC = "offline.events"
@@ -99,7 +100,7 @@ def simulated_log(conversations: int, seed: int = 3, partitions: int = 3) -> Off
 def events_of(records: Iterable[LoggedRecord]) -> list[RecordedEvent]:
     """What the projection runner hands the fold: decoded, in (partition, offset) order."""
     return [
-        recorded_event(
+        event_of(
             decode(r.value, topic=r.topic, partition=r.partition, offset=r.offset),
             Position(r.topic, r.partition, r.offset, r.timestamp),
         )

@@ -13,10 +13,10 @@ from cli import agentlog
 from kafka_python_reader import read_all
 
 from agentlog.consumers.dead_letters import RESOLVED, dead_letter_states
-from agentlog.consumers.projection import Position, recorded_event
 from agentlog.demo.agents import support_team
 from agentlog.demo.live import FAILING_TOOL, FOLLOW_UP, SLOW_TOOL, live_cast, run_live
 from agentlog.demo.world import THANKS
+from agentlog.recorded import Position, event_of
 from agentlog.replay import rerun_recording
 from agentlog.serde import decode
 from agentlog.settings import Settings
@@ -37,7 +37,7 @@ def test_the_live_conversations_end_and_the_dead_letter_is_redriven_in_order(
 
     records = read_all(bootstrap, settings.events_topic)
     events = [
-        recorded_event(
+        event_of(
             decode(r.value), Position(settings.events_topic, r.partition, r.offset, r.timestamp)
         )
         for r in records

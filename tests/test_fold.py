@@ -15,8 +15,9 @@ from sample_events import sample_events
 
 from agentlog.consumers import fold as fold_module
 from agentlog.consumers.fold import Batch, Folder, fold
-from agentlog.consumers.projection import Position, Projection, Table, handles, recorded_event
+from agentlog.consumers.projection import Projection, Table, handles
 from agentlog.errors import DecodeError
+from agentlog.recorded import Position, event_of
 from agentlog.serde import decode, encode_event, micros_of
 
 CONVERSATIONS = "agentlog_conversations"
@@ -25,7 +26,7 @@ CONVERSATIONS = "agentlog_conversations"
 def test_a_record_and_its_position_become_the_event_handlers_see() -> None:
     for sample in sample_events("conv-r"):
         position = Position("agentlog.events", 4, 1234, 1_795_523_773_593)
-        event = recorded_event(decode(encode_event(sample)), position)
+        event = event_of(decode(encode_event(sample)), position)
         assert event.event_id == sample.event_id
         assert event.conversation_id == "conv-r"
         assert event.occurred_at == micros_of(sample.occurred_at)
@@ -45,7 +46,7 @@ def test_a_record_of_an_unknown_payload_type_is_a_decode_error_naming_where_it_i
     record = decode(encode_event(sample_events()[0]))
     record["payload"] = ("agentlog.FromTheFuture", {})
     with pytest.raises(DecodeError, match=r"at agentlog.events\[1\]@7: .*FromTheFuture"):
-        recorded_event(record, Position("agentlog.events", 1, 7))
+        event_of(record, Position("agentlog.events", 1, 7))
 
 
 def test_the_fold_module_holds_no_kafka_client_types() -> None:

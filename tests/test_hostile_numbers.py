@@ -20,9 +20,9 @@ from agentlog import events as ev
 from agentlog import schema_versions
 from agentlog.analytics.compliance import ComplianceRequest, verify_bundle
 from agentlog.avro_codec import compile_codec
-from agentlog.consumers.projection import Position, recorded_event
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.producers import Recorder
+from agentlog.recorded import Position, event_of
 from agentlog.replay.documents import transcript_documents
 from agentlog.runtime import export_compliance
 from agentlog.serde import (
@@ -113,7 +113,7 @@ def test_replay_renders_a_conversation_holding_them(bad: float | None) -> None:
         name, body = record["payload"]
         body = {k: (bad if k in FLOAT_FIELDS else v) for k, v in body.items()}
         record["payload"] = (name, body)
-        entries.append(recorded_event(record, Position("t", 0, n, None)))
+        entries.append(event_of(record, Position("t", 0, n, None)))
     rendered = transcript_documents("conv-sample", entries)  # None: the archive's NaN
     assert "? ms" in rendered["txt"] and "(? sure)" in rendered["txt"]
     assert "? ms" in rendered["html"] and "</html>" in rendered["html"]

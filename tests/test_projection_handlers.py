@@ -12,9 +12,9 @@ from sample_events import BASE, PAYLOADS
 
 from agentlog import events as ev
 from agentlog.consumers.fold import fold
-from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.consumers.projections import ConversationIndex, Conversations, ToolCalls
 from agentlog.events import EVENT_TYPES
+from agentlog.recorded import Position, RecordedEvent, event_of
 from agentlog.serde import decode, encode_event, micros_of
 
 CID = "conv-h"
@@ -34,7 +34,7 @@ def event(payload: ev.Payload, *, at: int = T0 + 3_000, offset: int = 40, n: int
         source=ev.Source(service="support", agent="billing"),
         payload=payload,
     )
-    return recorded_event(
+    return event_of(
         decode(encode_event(record)), Position("agentlog.events", 2, offset, at // 1000)
     )
 

@@ -36,10 +36,11 @@ from agentlog.consumers.dead_letters import (
     headers_of,
     original_headers,
 )
-from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.consumers.triggers._agents import Reaction
 from agentlog.errors import BrokerUnavailable
 from agentlog.reader import partition_offset
+from agentlog.recorded import Position, RecordedEvent
+from agentlog.recorded import event_of as recorded_event_of
 from agentlog.serde import decode
 from agentlog.settings import Settings
 
@@ -248,7 +249,7 @@ class Parking:
 
 def event_of(held: Held) -> RecordedEvent:
     """The event a record held on the dead-letter topic was on its own topic."""
-    return recorded_event(
+    return recorded_event_of(
         decode(
             held.value,
             topic=held.origin_topic,

@@ -44,13 +44,12 @@ from agentlog.consumers.dead_letters import (
     dead_letter_states,
 )
 from agentlog.consumers.group_start import GroupStart
-from agentlog.consumers.projection import Position, RecordedEvent, recorded_event
 from agentlog.consumers.triggers._agents import Agents, Reaction, Trigger, invoke
 from agentlog.consumers.triggers._follower import ControlFollower
 from agentlog.consumers.triggers._parking import Failure, Parking, Redrive
 from agentlog.errors import ConfigurationError, DecodeError
 from agentlog.kafka_config import group_consumer_config
-from agentlog.serde import decode
+from agentlog.recorded import RecordedEvent, recorded_event
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
 
@@ -280,12 +279,9 @@ class TriggerRuntime:
     def _event_of(self, handed: Handed) -> _Event | None:
         """The event to run handlers for, held by the member until they ran; None for an
         event no handler takes (or not an event: that goes to the dead-letter topic)."""
-        message, partition, offset = handed.message, handed.partition, handed.offset
+        message = handed.message
         try:
-            event = recorded_event(
-                decode(message.value(), topic=self.topic, partition=partition, offset=offset),
-                Position(self.topic, partition, offset, message.timestamp()[1]),
-            )
+            event = recorded_event(message)
         except DecodeError as exc:
             # Not an event: no handler can take it. Kept on the dead-letter topic; it
             # parks nothing (it names no conversation a handler saw).
