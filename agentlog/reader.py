@@ -111,7 +111,7 @@ class Bounds:
     end: int
 
 
-class OutOfRange(Exception):
+class _OutOfRange(Exception):
     """Kafka refused a fetch offset of `partition`: it lies past the end (or before the
     start). Only readers that asked for it (`reset=False`) see it."""
 
@@ -173,7 +173,7 @@ class PartitionReader:
     def fetch(self, waiting_for: str, *, idle_timeout: float | None = -1.0) -> list[Message]:
         """The records and end-of-partition events the next fetch hands, of the assigned
         partitions (records still on their way from an earlier assignment are dropped),
-        noting each partition's end from the fetch's high watermark. Raises OutOfRange
+        noting each partition's end from the fetch's high watermark. Raises _OutOfRange
         (without `reset`), BrokerUnavailable for a fatal error, when the watch gives up,
         or when nothing has arrived for `idle_timeout` seconds (default the reader's;
         None: wait for ever, a follower's choice) naming `waiting_for`."""
@@ -197,7 +197,7 @@ class PartitionReader:
                     refused = message.partition()
                     if refused is None:
                         raise BrokerUnavailable(f"reading {waiting_for} failed: {error.str()}")
-                    raise OutOfRange(refused)
+                    raise _OutOfRange(refused)
                 if error.fatal() or not error.retriable():
                     raise BrokerUnavailable(f"reading {waiting_for} failed: {error.str()}")
                 continue  # retried by the client; the idle bound bounds the wait
@@ -292,7 +292,7 @@ class PartitionReader:
                 high = self.ends.get(partition)
                 if not batch and high is not None and high <= start:
                     return
-        except OutOfRange:
+        except _OutOfRange:
             self.unassign()
             self.bounds(partition)  # where the log really is; nothing to read at `start`
         finally:
@@ -329,7 +329,7 @@ class PartitionReader:
                     )
                 try:
                     batch = self.fetch(waiting_for, idle_timeout=timeout)
-                except OutOfRange as out:
+                except _OutOfRange as out:
                     self.assign({out.partition: OFFSET_BEGINNING})
                     continue
                 for message in batch:
@@ -370,7 +370,7 @@ class PartitionReader:
                 waiting_for = f"the ends of {self.topic} partitions {pending}"
                 try:
                     batch = self.fetch(waiting_for, idle_timeout=timeout)
-                except OutOfRange as out:  # a start past the end: its watermark tells
+                except _OutOfRange as out:  # a start past the end: its watermark tells
                     self.assign({out.partition: OFFSET_BEGINNING})
                     continue
                 for message in batch:

@@ -551,7 +551,11 @@ def test_events_a_fetch_left_out_are_read_again_and_handled(settings: Settings) 
     runtime.member.track(partition, 0)
     try:
         runtime._take(handed[:3] + handed[7:])  # offsets 3..6 left out of the fetch
-        wait_for(lambda: runtime.member.unfinished() == 0 and not runtime._running)
+        wait_for(
+            lambda: runtime.member.unfinished() == 0 and not runtime._running,
+            30,
+            "the runtime to finish every handed event",
+        )
     finally:
         runtime._pool.shutdown()
         runtime.member.consumer.close()
