@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 def test_a_stop_signal_asks_the_work_to_stop_then_says_how_to_exit(
-    sent: signal.Signals, code: int
+    sent: signal.Signals, code: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asked: list[str] = []
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
@@ -28,9 +28,11 @@ def test_a_stop_signal_asks_the_work_to_stop_then_says_how_to_exit(
     assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
     if sent == signal.SIGINT:
         with pytest.raises(KeyboardInterrupt):
-            signalled.raise_if_interrupted()
+            signalled.raise_if_interrupted("the rest is done by the next run")
+        assert "stopped by Ctrl-C: the rest is done by the next run" in capsys.readouterr().err
     else:
-        signalled.raise_if_interrupted()
+        signalled.raise_if_interrupted("never said")
+        assert "never said" not in capsys.readouterr().err
 
 
 def test_the_handlers_come_back_when_the_work_fails() -> None:
