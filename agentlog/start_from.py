@@ -60,7 +60,16 @@ def parse_start_from(text: str) -> StartFrom:
         raise ConfigurationError(
             f"--from {text!r}: expected earliest, latest or an ISO 8601 time (2026-11-02T09:00:00Z)"
         ) from None
-    return StartFrom("time", micros_of(moment if moment.tzinfo else moment.replace(tzinfo=UTC)))
+    start = StartFrom("time", micros_of(moment if moment.tzinfo else moment.replace(tzinfo=UTC)))
+    assert start.micros is not None
+    if start.micros > micros_of(datetime.now(UTC)):
+        # No event is at or after it yet, so every event recorded before it would be read:
+        # the opposite of what the time asks for.
+        raise ConfigurationError(
+            f"--from {iso_time(start.micros)} is in the future: use --from latest for only "
+            "the events from now on"
+        )
+    return start
 
 
 def first_offsets(

@@ -114,9 +114,11 @@ def _parse_error(connection: duckdb.DuckDBPyConnection, table: str, condition: s
     """Why `condition` does not parse, as the parser says of the user's text alone: the
     parentheses it is wrapped in are agentlog's, never to be named (`near ")"`)."""
     try:
-        connection.extract_statements(f"SELECT * FROM {table} WHERE {condition}")
+        alone = connection.extract_statements(f"SELECT * FROM {table} WHERE {condition}")
     except duckdb.Error as exc:
         return _first_line(exc).replace("at end of input", "at the end of the condition")
+    if len(alone) > 1:  # `1=1; DROP ...`: a second statement, which no parenthesis holds
+        return "it holds more than one statement"
     return "its parentheses do not match"
 
 

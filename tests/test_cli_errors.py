@@ -259,3 +259,17 @@ def test_sql_without_a_statement_is_one_line(tmp_path, query) -> None:
     assert run.err.strip().splitlines()[-1] == (
         'error: SQL: the query holds no statement; ask e.g. "SELECT count(*) FROM events"'
     )
+
+
+def test_a_bad_where_is_refused_before_the_archive_is_brought_up_to_date(tmp_path) -> None:
+    # No broker listens at port 1: had the archive been updated first, the error would be
+    # about Kafka, after a wait.
+    run = agentlog(
+        "--bootstrap", "127.0.0.1:1", "export", "training", "--out", str(tmp_path / "t.jsonl"),
+        "--where", "outcome = ",
+        state_dir=tmp_path,
+    )  # fmt: skip
+    assert run.code == 1
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --where 'outcome = ': "), run.err
+    assert "archiv" not in run.err

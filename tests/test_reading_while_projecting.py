@@ -58,8 +58,10 @@ def test_list_and_status_answer_while_the_projector_runs(settings: Settings, tmp
         assert "snapshot of" in status.err
     finally:
         projector.send_signal(signal.SIGINT)
-        projector.communicate(timeout=60)
+        _, said = projector.communicate(timeout=60)
     assert projector.returncode == 130  # Ctrl-C, after the batch in hand was stored
+    # It says what is left and how to finish it, then the one "interrupted" line.
+    assert "stopped by Ctrl-C: the batch in hand is stored; `agentlog project run`" in str(said)
     # With the projector gone, readers read the file itself again, without a note.
     after = agentlog(*base, "conversations", "list", "--sink", sink, state_dir=tmp_path)
     assert after.code == 0 and "snapshot" not in after.err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agentlog.cli import _progress
 from agentlog.cli._progress import StatusLine
 from agentlog.cli._signals import STOP_SIGNALS, until_signalled
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 def test_a_stop_signal_asks_the_work_to_stop_then_says_how_to_exit(
-    sent: signal.Signals, code: int
+    sent: signal.Signals, code: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asked: list[str] = []
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
@@ -28,9 +29,11 @@ def test_a_stop_signal_asks_the_work_to_stop_then_says_how_to_exit(
     assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
     if sent == signal.SIGINT:
         with pytest.raises(KeyboardInterrupt):
-            signalled.raise_if_interrupted()
+            signalled.raise_if_interrupted("the rest is done by the next run")
+        assert "stopped by Ctrl-C: the rest is done by the next run" in capsys.readouterr().err
     else:
-        signalled.raise_if_interrupted()
+        signalled.raise_if_interrupted("never said")
+        assert "never said" not in capsys.readouterr().err
 
 
 def test_the_handlers_come_back_when_the_work_fails() -> None:
@@ -71,13 +74,20 @@ def test_a_status_line_is_drawn_by_rich_on_request_without_markup(
 
 
 def test_into_a_log_a_status_line_is_written_once_a_minute(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Under pytest stderr is no terminal: what a service's log file gets.
+    clock = [1000.0]
+    monkeypatch.setattr(_progress.time, "monotonic", lambda: clock[0])
     with StatusLine("projecting", flag=None, quiet=False) as status:
+        status.show("applied 0 events")  # at the start: no figures worth a line yet
+        clock[0] += 61
         status.show("applied 1 events")
+        clock[0] += 30
         status.show("applied 2 events")  # within the minute: not written
-    assert capsys.readouterr().err == "applied 1 events\n"
+        clock[0] += 31
+        status.show("applied 3 events")
+    assert capsys.readouterr().err == "applied 1 events\napplied 3 events\n"
 
 
 @pytest.mark.parametrize(("flag", "quiet"), [(False, False), (None, True), (True, True)])

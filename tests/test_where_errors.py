@@ -29,3 +29,10 @@ def test_a_parenthesis_the_user_typed_is_named() -> None:
     with pytest.raises(ExportError) as raised:
         one_condition("status = 'ended' )")
     assert 'near ")"' in str(raised.value)
+
+
+@pytest.mark.parametrize("condition", ["1=1; drop table x", "true; COPY x TO 'f'"])
+def test_a_second_statement_is_named_as_such(condition: str) -> None:
+    with pytest.raises(ExportError) as raised:
+        one_condition(condition)
+    assert "(it holds more than one statement)" in str(raised.value)

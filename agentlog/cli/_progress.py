@@ -119,7 +119,9 @@ class StatusLine:
     def __init__(self, description: str, *, flag: bool | None, quiet: bool) -> None:
         self.drawn = wanted(flag, quiet)
         self.logged = not quiet and flag is None and not self.drawn
-        self._last_logged = float("-inf")
+        # The first line a minute in: at the start every figure is still 0, which the
+        # command's own summary would contradict in a short run.
+        self._last_logged = time.monotonic()
         self.bar: Progress | None = None
         self.task = None
         if self.drawn:

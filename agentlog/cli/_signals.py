@@ -9,6 +9,9 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
+
+import click
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -27,11 +30,18 @@ class Signalled:
     def exit_code(self) -> int:
         return 130 if self.interrupted else 0
 
-    def raise_if_interrupted(self) -> None:
+    def raise_if_interrupted(self, left: str) -> None:
         """After the work's own last words: Ctrl-C ends the command with exit 130
-        (`agentlog`'s main turns KeyboardInterrupt into "interrupted" and 130)."""
+        (`agentlog`'s main turns KeyboardInterrupt into "interrupted" and 130), first
+        saying what is `left` unfinished and how to finish it."""
         if self.interrupted:
-            raise KeyboardInterrupt
+            stopped_by_ctrl_c(left)
+
+
+def stopped_by_ctrl_c(left: str) -> NoReturn:
+    """Ctrl-C after a graceful stop: what is left and how to finish it, then exit 130."""
+    click.echo(f"stopped by Ctrl-C: {left}", err=True)
+    raise KeyboardInterrupt
 
 
 @contextmanager

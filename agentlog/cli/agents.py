@@ -95,4 +95,6 @@ def run(
     click.echo(f"agents {declared.name} stopped: {done.line()}")
     # Ctrl-C: handlers that were running ended; an event whose handler was interrupted
     # runs again at the next start. Exit 130, as for any Ctrl-C.
-    signalled.raise_if_interrupted()
+    signalled.raise_if_interrupted(
+        "an event whose handler was cut short runs again when `agentlog agents run` starts"
+    )

@@ -72,7 +72,9 @@ def run(
         f"{archiver.root} ({counted(done.files, 'file')} written, {done.undecodable:,} "
         f"undecodable kept as bytes)"
     )
-    signalled.raise_if_interrupted()  # Ctrl-C: what was held is written; exit 130
+    signalled.raise_if_interrupted(
+        "what was held is written; `agentlog archive run` archives the rest from there"
+    )
 
 
 def _say_where_it_starts(settings: Settings, start: StartFrom, asked: bool) -> None:

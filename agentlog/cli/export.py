@@ -18,6 +18,7 @@ from agentlog.analytics.compliance import (
     ComplianceRequest,
     verify_bundle,
 )
+from agentlog.analytics.sql_guard import one_condition
 from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, checked_out, cli, pass_app
 from agentlog.cli._progress import EventProgress, progress_options, wanted
@@ -161,6 +162,8 @@ def training(
     """Fine-tuning data: one example per conversation (JSONL, or Parquet if OUT ends in
     .parquet), every example validated, its offsets in OUT.provenance.jsonl."""
     checked_out(out)  # before the archive is brought up to date
+    if where is not None:
+        one_condition(where)  # as is the condition: a typo costs no archiving
     progress = False if quiet else progress
     settings = archive_settings(app, directory, no_update, progress)
     options = TrainingOptions(

@@ -16,7 +16,7 @@ from agentlog.cli._app import (
     sink_option,
 )
 from agentlog.cli._progress import StatusLine, progress_options
-from agentlog.cli._signals import until_signalled
+from agentlog.cli._signals import stopped_by_ctrl_c, until_signalled
 from agentlog.consumers import (
     BUILT_IN,
     DEFAULT_GROUP,
@@ -158,8 +158,9 @@ def run(
         f"dead-lettered to {settings.dlq_topic}{lost})"
     )
     if done.interrupted:
-        # The batch in hand was stored: what follows is applied by the next `project run`.
-        raise KeyboardInterrupt
+        stopped_by_ctrl_c(
+            "the batch in hand is stored; `agentlog project run` applies the rest from there"
+        )
 
 
 @project.command()

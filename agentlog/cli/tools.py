@@ -78,4 +78,6 @@ def work(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(signalled.exit_code())
-    signalled.raise_if_interrupted()  # Ctrl-C: the calls in flight finished; exit 130
+    signalled.raise_if_interrupted(
+        "the calls in flight finished; `agentlog tools work` takes the next requests"
+    )

@@ -38,14 +38,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from agentlog.cli.dlq import act_on_letter
+from agentlog.consumers.consumer_groups import delete_if_left
 from agentlog.consumers.dead_letters import (
     OPEN,
     REDRIVEN,
@@ -67,7 +67,7 @@ from agentlog.demo.agents import (
 )
 from agentlog.demo.world import World
 from agentlog.errors import ConfigurationError, DemoError
-from agentlog.kafka_config import admin_client, group_consumer_config
+from agentlog.kafka_config import group_consumer_config
 from agentlog.producers import Recorder, ToolClient
 from agentlog.reader import partition_ends
 from agentlog.runtime import LiveSession, Transcripts
@@ -544,7 +544,7 @@ def _start_at_end(settings: Settings, group: str, topic: str) -> None:
     started again and again in one group, measured: of 22 restarts, 2 were never assigned
     within 60 s and 5 waited 12-44 s; in a new or a deleted group, 31 of 31 within 4.1 s).
     A group with members is used as it is."""
-    _delete_if_left(settings, group)
+    delete_if_left(settings, group)
     ends = partition_ends(settings, topic, timeout=settings.assignment_timeout_s)
     consumer = Consumer(group_consumer_config(settings, group))
     deadline = time.monotonic() + settings.assignment_timeout_s
@@ -570,20 +570,6 @@ def _start_at_end(settings: Settings, group: str, topic: str) -> None:
                 time.sleep(0.1)
     finally:
         consumer.close()
-
-
-def _delete_if_left(settings: Settings, group: str) -> None:
-    """Delete `group` if the broker describes it as empty (members all left); anything
-    else (a new group, members, no answer within the bound) leaves it as it is."""
-    admin = admin_client(settings)  # held until it answers: its requests die with it
-    wait = min(settings.assignment_timeout_s, 10.0)  # best effort: within the live phase's time
-    try:
-        described = admin.describe_consumer_groups([group], request_timeout=wait)[group]
-        if described.result(timeout=wait).state != ConsumerGroupState.EMPTY:
-            return
-        admin.delete_consumer_groups([group], request_timeout=wait)[group].result(timeout=wait)
-    except (KafkaException, FutureTimeout):
-        pass  # not deleted (a member joined meanwhile): its offsets are set after
 
 
 # A group's coordinator that is loading or moving it answers so for a moment.
