@@ -31,12 +31,10 @@ def delete_if_left(settings: Settings, group: str) -> None:
     """Delete `group` if the broker describes it as empty (its members all left); anything
     else (a new group, members, no answer within the bound) leaves it as it is.
 
-    For groups whose positions are kept elsewhere (the projector's, in its sink; the
-    demo's, set afresh): Tansu can keep a reused group's rebalance from finishing when a
-    new member joins after one left while joining (measured: a `project run` stopped by
-    Ctrl-C two seconds in left its group unassignable for good; three tool workers
-    started again and again in one group: of 22 restarts, 2 never assigned within 60 s;
-    in a new or deleted group, 31 of 31 within 4.1 s)."""
+    For groups whose positions are set afresh (the demo's): Tansu can keep a reused
+    group's rebalance from finishing when new members join (three tool workers started
+    again and again in one group: of 22 restarts, 2 never assigned within 60 s; in a new
+    or deleted group, 31 of 31 within 4.1 s)."""
     admin = admin_client(settings)  # held until it answers: its requests die with it
     wait = min(settings.assignment_timeout_s, 10.0)  # best effort, bounded
     try:

@@ -48,7 +48,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from agentlog.consumers.consumer_groups import delete_if_left
 from agentlog.consumers.dead_letters import DeadLetter, DeadLetters
 from agentlog.consumers.dedup_window import DedupWindow
 from agentlog.consumers.fold import Batch, Folder
@@ -314,9 +313,6 @@ class ProjectionRunner:
         try:
             self._check_log(record=True)
             self.started_at = self._store_start()
-            # Positions live in the sink (Kafka's commits are advice): a group left empty
-            # is deleted before joining, which Tansu needs (see delete_if_left).
-            delete_if_left(self.settings, self.group)
             self._assign_by = time.monotonic() + self.settings.assignment_timeout_s
             self.consumer.subscribe(
                 [self.topic],
