@@ -30,7 +30,8 @@ def _demo_until(bootstrap: str, tmp_path: Path, marker: str, *extra: str) -> tup
         text=True,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    watchdog = threading.Timer(240, process.kill)
+    # A bound for a hang, not a timing: the live phase on a loaded Kafka once took over 240 s.
+    watchdog = threading.Timer(420, process.kill)
     watchdog.start()
     seen: list[str] = []
     try:
