@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import click
 
+from agentlog.cli._signals import until_signalled
 from agentlog.consumers.group_status import collect_status
 
 # The module, not its names: it uses the CLI's session and `dlq redrive`, so importing
@@ -28,13 +29,17 @@ def demo_live(settings: Settings, seed: int, phase: Callable[[str], None]) -> li
         f"with {TOOL_WORKERS} tool workers ({live.SLOW_TOOL} hangs, {live.FAILING_TOOL}'s "
         "service is down)"
     )
-    with _quiet_runtime():
+    # Ctrl-C is taken as a flag the phase looks at between steps: raised as an exception
+    # wherever it lands, it could land inside confluent-kafka building a client, which
+    # turns it into a TypeError. The phase ends with KeyboardInterrupt (exit 130).
+    with _quiet_runtime(), until_signalled(stop=lambda: None) as signalled:
         result = live.run_live(
             settings,
             seed,
             LIVE_CONVERSATIONS,
             TOOL_WORKERS,
             on_step=lambda line: click.echo(f"  {line}"),
+            stop_requests=lambda: len(signalled.received),
         )
     calls = result.tool_calls
     click.echo(

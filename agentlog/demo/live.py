@@ -202,17 +202,30 @@ class Conversations:
             self.changed.notify_all()
 
     def wait(
-        self, condition: Callable[[], bool], until: float, what: str, *background: _Background
+        self,
+        condition: Callable[[], bool],
+        until: float,
+        what: str,
+        *background: _Background,
+        stop_requests: Callable[[], int] = lambda: 0,
     ) -> None:
         """Until `condition()` holds (looked at on every change, at least every 50 ms);
-        a background thread's failure or the deadline ends the wait with an error."""
+        a background thread's failure or the deadline ends the wait with an error, a
+        request to stop with KeyboardInterrupt."""
         while not condition():
+            _raise_if_stop_requested(stop_requests)
             for thread in background:
                 thread.check()
             if time.monotonic() > until:
                 raise DemoError(f"the live agents did not {what} within {DEADLINE_S:g}s")
             with self.changed:
                 self.changed.wait(0.05)
+
+
+def _raise_if_stop_requested(stop_requests: Callable[[], int]) -> None:
+    """The user asked the live phase to stop: end it the way Ctrl-C would."""
+    if stop_requests():
+        raise KeyboardInterrupt
 
 
 class _Background:
@@ -338,9 +351,17 @@ def run_live(
     workers: int = 3,
     *,
     on_step: Callable[[str], None] | None = None,
+    stop_requests: Callable[[], int] = lambda: 0,
 ) -> LiveResult:
     """Run `count` live conversations through the agents runtime and `workers` tool
-    workers; one ends in the DLQ, parks, is redriven and ends. Bounded by DEADLINE_S."""
+    workers; one ends in the DLQ, parks, is redriven and ends. Bounded by DEADLINE_S.
+
+    `stop_requests()` counts the times the user asked to stop (the CLI counts Ctrl-C and
+    SIGTERM as flags, so that no KeyboardInterrupt lands inside a Kafka client call,
+    where confluent-kafka turns it into a TypeError). The first request ends the phase at
+    its next wait, after resolving the dead letter it made; a second leaves the letter.
+    Either way the phase ends with KeyboardInterrupt. A KeyboardInterrupt raised into the
+    phase (no CLI around it) is handled the same way."""
     started = time.monotonic()
     until = started + DEADLINE_S
     steps: list[str] = []
@@ -383,7 +404,7 @@ def run_live(
         background = (running, *pool_threads)
 
         def wait(condition: Callable[[], bool], what: str) -> None:
-            conversations.wait(condition, until, what, *background)
+            conversations.wait(condition, until, what, *background, stop_requests=stop_requests)
 
         answered: set[str] = set()
 
@@ -414,9 +435,10 @@ def run_live(
                 channel.user_message(cid, customer.messages[0], user_id=customer.user_id)
             channel.flush(10)
             step(f"{count} customers wrote in; agents {group}, {workers} tool workers")
+            _raise_if_stop_requested(stop_requests)
 
             wait(dead_lettered, "dead-letter the refund")
-            letter = opened = _open_letter(settings, group, set(ids), until)
+            letter = opened = _open_letter(settings, group, set(ids), until, stop_requests)
             conversation = letter.conversation or ""
             step(
                 f"dead letter {letter.id}: {letter.handler} failed {letter.attempts} times "
@@ -428,6 +450,7 @@ def run_live(
             channel.flush(10)
             wait(lambda: runtime.progress.parked >= 1, "park the customer's next message")
             step(f"{conversation}'s next message ({FOLLOW_UP!r}) is parked behind it")
+            _raise_if_stop_requested(stop_requests)
             backend.payments_up.set()
             step("the payment service is back; redriving the letter (as `agentlog dlq redrive`)")
             states = dead_letter_states(settings, idle_timeout=5.0)
@@ -438,7 +461,7 @@ def run_live(
         except KeyboardInterrupt:
             # Ctrl-C: leave no open letter or parked conversation behind (status would
             # report them for ever), or say which and how to finish them.
-            _finish_on_interrupt(settings, group, opened, backend, step)
+            _finish_on_interrupt(settings, group, opened, backend, step, stop_requests)
             raise
         finally:
             runtime.stop()
@@ -471,9 +494,12 @@ def _finish_on_interrupt(
     letter: LetterState | None,
     backend: Backend,
     step: Callable[[str], None],
+    stop_requests: Callable[[], int],
 ) -> None:
     """The live phase was interrupted: redrive the dead letter it made (the service is
-    back) and let the runtime, still running, resolve it, for up to FINISH_S seconds."""
+    back) and let the runtime, still running, resolve it, for up to FINISH_S seconds or
+    until the user asks to stop again."""
+    asked_before = stop_requests()
     states = dead_letter_states(settings, idle_timeout=5.0)
     found = letter or next(
         (lt for lt in states.visible() if lt.group == group and lt.parks_conversation), None
@@ -487,7 +513,7 @@ def _finish_on_interrupt(
         if states.find(found.id, group).state == OPEN:
             act_on_letter(settings, states, found.id, group, REDRIVEN)
         deadline = time.monotonic() + FINISH_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and stop_requests() <= asked_before:
             if (
                 dead_letter_states(settings, idle_timeout=5.0).find(found.id, group).state
                 == RESOLVED
@@ -518,9 +544,16 @@ def demo_group(settings: Settings, name: str) -> str:
     return f"{name}.{settings.topic_prefix.rstrip('.')}"
 
 
-def _open_letter(settings: Settings, group: str, ids: set[str], until: float) -> LetterState:
+def _open_letter(
+    settings: Settings,
+    group: str,
+    ids: set[str],
+    until: float,
+    stop_requests: Callable[[], int],
+) -> LetterState:
     """The open trigger letter of one of the live conversations."""
     while True:
+        _raise_if_stop_requested(stop_requests)
         states = dead_letter_states(settings, idle_timeout=5.0)
         for letter in states.letters.values():
             if (
