@@ -3,7 +3,7 @@
 fastavro's per-call overhead (about 10 µs for one small envelope) would cost the
 producer more than the Kafka client itself, so the schemas agentlog writes and reads
 most are compiled here into one function each. The output is byte-for-byte what
-fastavro writes and it reads what fastavro reads (tests/test_codec_properties.py compares
+fastavro writes and it reads what fastavro reads (tests/core/test_codec_properties.py compares
 them on generated values of every type); fastavro still does schema resolution between
 versions, and `AGENTLOG_CODEC=fastavro` puts it in this codec's place. Types are strict
 (no booleans for numbers, ints within 32 bits), and bytes no writer produces (a boolean

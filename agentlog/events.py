@@ -2,7 +2,7 @@
 
 These pydantic models are the single definition of every event. The Avro schema in
 `schemas/` is generated from them (`agentlog.avro_schema.event_schema()`), and
-tests/test_schemas.py fails when the two drift. Field names follow the OpenTelemetry
+tests/core/test_schemas.py fails when the two drift. Field names follow the OpenTelemetry
 GenAI conventions where one exists: `provider`, `request_model`, `input_tokens`,
 `output_tokens`, `tool_call_id`.
 """

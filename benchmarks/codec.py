@@ -1,6 +1,6 @@
 """Encode and decode cost per event of serde's codec, beside fastavro's, no broker.
 
-The events are the samples of every payload type (tests/sample_events.py), encoded
+The events are the samples of every payload type (tests/helpers/sample_events.py), encoded
 through `EventEncoder.encode_fields` (the producer's hot path) and `EventEncoder.encode`,
 decoded through `serde.decode`. Best of rounds, in µs per event.
 

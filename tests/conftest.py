@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Capabilities, capabilities_of
-from postgres_server import private_cluster, server_binaries
+from helpers.postgres_server import private_cluster, server_binaries
 
 from agentlog import devbroker
 from agentlog.devbroker import kafka as kafka_engine

@@ -10,8 +10,8 @@ with a 10 s bound per input (a hang) and 2 GB of memory (unbounded allocation); 
 that reach new code are kept in a scratch folder (`--work`), never in the checked-in
 corpus. Without it, Hypothesis generates inputs for the same time. Each target's line
 says how many inputs ran and what was found; the exit status is non-zero on a finding.
-The targets are in tests/fuzz_targets.py; tests/test_fuzz.py runs them briefly in every
-test run.
+The targets are in tests/helpers/fuzz_targets.py; tests/project/test_fuzz.py runs them
+briefly in every test run.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _atheris_child(target: str, libfuzzer_args: list[str]) -> int:
     import atheris
 
     with atheris.instrument_imports(include=["agentlog", "fuzz_targets"]):
-        import fuzz_targets
+        from helpers import fuzz_targets
     function = fuzz_targets.TARGETS[target]
     function(b"")  # build the fixtures and the codec
     # The codec's decoders are generated (exec): instrument them where they live.
@@ -131,7 +131,7 @@ def _atheris_child(target: str, libfuzzer_args: list[str]) -> int:
 def _hypothesis(target: str, seconds: float, work: Path) -> dict[str, object]:
     import traceback
 
-    import fuzz_targets
+    from helpers import fuzz_targets
     from hypothesis import HealthCheck, given, settings
     from test_fuzz import inputs
 
@@ -182,8 +182,8 @@ def write_corpus() -> None:
 def _seeds() -> dict[str, dict[str, bytes]]:
     import struct
 
-    from fuzz_targets import _HEADER_NAMES
-    from sample_events import sample_events
+    from helpers.fuzz_targets import _HEADER_NAMES
+    from helpers.sample_events import sample_events
     from test_import import CONVERSATIONS
 
     from agentlog.consumers import dead_letters as dl
