@@ -1,7 +1,7 @@
 """The event model: one `Event` envelope whose `payload` is one of the payload records.
 
 These pydantic models are the single definition of every event. The Avro schema in
-`schemas/` is generated from them (`agentlog.avro_schema.event_schema()`), and
+`schemas/` is generated from them (`agentlog.codec.event_schema()`), and
 tests/core/test_schemas.py fails when the two drift. Field names follow the OpenTelemetry
 GenAI conventions where one exists: `provider`, `request_model`, `input_tokens`,
 `output_tokens`, `tool_call_id`.

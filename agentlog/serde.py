@@ -20,9 +20,8 @@ from typing import Any, cast
 from fastavro import parse_schema, schemaless_reader
 from fastavro.validation import validate
 
-from agentlog import claim_check
-from agentlog import schema_versions as schemas
-from agentlog.avro_codec import Codec, compile_codec
+from agentlog import claim_check, codec
+from agentlog.codec import Codec, compile_codec, fastavro_codec
 from agentlog.errors import BlobUnavailable, DecodeError, SchemaError
 from agentlog.events import (
     AVRO_NAMESPACE,
@@ -34,7 +33,6 @@ from agentlog.events import (
     Payload,
     Source,
 )
-from agentlog.fastavro_codec import fastavro_codec
 from agentlog.settings import Settings
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -71,7 +69,7 @@ def _without_logical_types(schema: Any) -> Any:
 
 
 def _raw_schema(version: int) -> dict[str, Any]:
-    schema = next(v.schema for v in schemas.versions() if v.version == version)
+    schema = next(v.schema for v in codec.versions() if v.version == version)
     return cast(dict[str, Any], _without_logical_types(copy.deepcopy(schema)))
 
 
@@ -82,14 +80,14 @@ def _raw_parsed(version: int) -> Any:
 
 @cache
 def _current_header() -> bytes:
-    return SINGLE_OBJECT_MAGIC + schemas.current().fingerprint
+    return SINGLE_OBJECT_MAGIC + codec.current().fingerprint
 
 
 @cache
 def _current_codec() -> Codec:
     """The codec of the current schema, picked once per process from AGENTLOG_CODEC so
     that encoding and decoding look no setting up per record."""
-    schema = _raw_schema(schemas.current().version)
+    schema = _raw_schema(codec.current().version)
     # Events carry no NaN, infinity or absurd number (agentlog.events.NUMBER_LIMIT): the
     # recorder's hot path builds no model, so the encoder refuses them.
     if Settings().codec == "fastavro":
@@ -102,7 +100,7 @@ class EventEncoder:
     """Encodes Avro dicts of the current schema as single-object records."""
 
     def __init__(self) -> None:
-        current = schemas.current()
+        current = codec.current()
         self._header = SINGLE_OBJECT_MAGIC + current.fingerprint
         self._codec = _current_codec()
         self._version = current.version
@@ -183,7 +181,7 @@ def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> Av
     if value[:2] == SINGLE_OBJECT_MAGIC:
         if len(value) < _HEADER_LEN:
             raise fail("truncated single-object header")
-        writer = schemas.by_fingerprint(value[2:_HEADER_LEN])
+        writer = codec.by_fingerprint(value[2:_HEADER_LEN])
         if writer is None:
             raise fail(
                 f"unknown schema fingerprint {value[2:_HEADER_LEN].hex()}: written by a newer "
@@ -193,7 +191,7 @@ def _decode_value(value: bytes | None, fail: Callable[[str], DecodeError]) -> Av
             return schemaless_reader(  # type: ignore[return-value]  # a record: a dict
                 io.BytesIO(value[_HEADER_LEN:]),
                 _raw_parsed(writer.version),
-                _raw_parsed(schemas.current().version),
+                _raw_parsed(codec.current().version),
                 return_record_name=True,
                 return_record_name_override=True,
             )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentlog.avro_codec import compile_codec
+from agentlog.codec import compile_codec
 
 SCHEMA: dict[str, Any] = {
     "type": "record",

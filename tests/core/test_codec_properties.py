@@ -25,9 +25,8 @@ from helpers.sample_events import sample_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentlog import schema_versions as schemas
-from agentlog import serde
-from agentlog.avro_codec import Codec, compile_codec
+from agentlog import codec, serde
+from agentlog.codec import Codec, compile_codec
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.events import NUMBER_LIMIT, PAYLOAD_BY_RECORD_NAME, Event, Source
 from agentlog.serde import EventEncoder, decode, decode_event, encode_event, event_to_avro
@@ -42,7 +41,7 @@ INT = st.integers(-(2**31), 2**31 - 1)
 
 
 # What serde compiles: the current schema with timestamps as plain longs.
-EVENT_SCHEMA = serde._raw_schema(schemas.current().version)
+EVENT_SCHEMA = serde._raw_schema(codec.current().version)
 
 # Every type the compiler supports, including those the event schema does not use yet.
 EVERYTHING_SCHEMA: dict[str, Any] = {

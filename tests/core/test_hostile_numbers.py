@@ -17,9 +17,9 @@ from helpers.offline_log import TOPIC, OfflineLog
 from helpers.sample_events import sample_events
 
 from agentlog import events as ev
-from agentlog import schema_versions
 from agentlog.analytics.compliance import ComplianceRequest, verify_bundle
-from agentlog.avro_codec import compile_codec
+from agentlog.codec import compile_codec
+from agentlog.codec import current as current_schema
 from agentlog.errors import DecodeError, SchemaError
 from agentlog.producers import Recorder
 from agentlog.recorded import Position, event_of
@@ -54,7 +54,7 @@ def _float_fields() -> list[tuple[ev.Payload, str]]:
 def _raw_encoder() -> Any:
     """An encoder of the current schema that takes any double, as a producer bypassing
     agentlog (or an older agentlog) writes them."""
-    version = schema_versions.current()
+    version = current_schema()
     codec = compile_codec(_raw_schema(version.version))
     header = SINGLE_OBJECT_MAGIC + version.fingerprint
     return lambda *fields: bytes(codec.encode_fields(bytearray(header), *fields))

@@ -10,8 +10,8 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from helpers.sample_events import sample_events
 
-from agentlog import schema_versions as schemas
-from agentlog.avro_schema import event_schema
+from agentlog import codec
+from agentlog.codec import event_schema
 from agentlog.events import PAYLOAD_TYPES
 from agentlog.serde import decode, decode_event, encode_event, event_to_avro
 
@@ -26,30 +26,28 @@ def _sample_records(version: int) -> list[bytes]:
 
 def test_models_generate_exactly_the_newest_packaged_schema() -> None:
     """Changing an event model without releasing a new schema version fails here."""
-    assert event_schema() == schemas.current().schema
+    assert event_schema() == codec.current().schema
 
 
 def test_every_released_version_has_stored_samples() -> None:
-    for version in schemas.versions():
+    for version in codec.versions():
         assert _sample_records(version.version), f"no samples for v{version.version}"
 
 
-@pytest.mark.parametrize("version", [v.version for v in schemas.versions()])
+@pytest.mark.parametrize("version", [v.version for v in codec.versions()])
 def test_current_reader_reads_every_released_version(version: int) -> None:
     records = _sample_records(version)
     decoded = [decode_event(r) for r in records]
     assert len({e.event_id for e in decoded}) == len(records)
-    if version == schemas.current().version:
+    if version == codec.current().version:
         assert {type(e.payload) for e in decoded} == set(PAYLOAD_TYPES)
 
 
-@pytest.mark.parametrize("version", [v.version for v in schemas.versions()])
+@pytest.mark.parametrize("version", [v.version for v in codec.versions()])
 def test_earlier_schema_is_backward_compatible_by_avro_resolution(version: int) -> None:
     """fastavro resolves each stored record from its own version to the current one."""
-    writer = parse_schema(
-        json.loads((SCHEMA_DIR / f"v{version}" / schemas.SCHEMA_FILE).read_text())
-    )
-    current = schemas.current().schema
+    writer = parse_schema(json.loads((SCHEMA_DIR / f"v{version}" / codec.SCHEMA_FILE).read_text()))
+    current = codec.current().schema
     reader = parse_schema(current)
     named = _records_by_name(current)
     for record in _sample_records(version):
@@ -116,13 +114,13 @@ def _assert_kept(schema, named, written, resolved, path: str) -> None:  # type: 
 
 
 def test_a_standard_avro_reader_decodes_with_the_avsc_file_alone() -> None:
-    current = f"v{schemas.current().version}"
-    avsc = json.loads((SCHEMA_DIR / current / schemas.SCHEMA_FILE).read_text())
+    current = f"v{codec.current().version}"
+    avsc = json.loads((SCHEMA_DIR / current / codec.SCHEMA_FILE).read_text())
     parsed = parse_schema(avsc)
     for event in sample_events():
         value = encode_event(event)
         assert value[:2] == b"\xc3\x01"
-        assert value[2:10] == schemas.fingerprint_of(avsc)
+        assert value[2:10] == codec.fingerprint_of(avsc)
         body = schemaless_reader(io.BytesIO(value[10:]), parsed, return_record_name=True)
         assert body["event_id"] == event.event_id
         assert body["payload"] == (
@@ -133,7 +131,7 @@ def test_a_standard_avro_reader_decodes_with_the_avsc_file_alone() -> None:
 
 
 def test_compiled_codec_writes_and_reads_the_same_bytes_as_fastavro() -> None:
-    parsed = parse_schema(schemas.current().schema)
+    parsed = parse_schema(codec.current().schema)
     for event in sample_events():
         record = event_to_avro(event)
         reference = io.BytesIO()
@@ -166,7 +164,7 @@ def _spec_fingerprint64(data: bytes) -> int:
 def test_single_object_header_carries_the_spec_fingerprint_little_endian() -> None:
     from fastavro.schema import to_parsing_canonical_form
 
-    canonical = to_parsing_canonical_form(parse_schema(schemas.current().schema))
+    canonical = to_parsing_canonical_form(parse_schema(codec.current().schema))
     expected = _spec_fingerprint64(canonical.encode())
     value = encode_event(sample_events()[0])
     assert int.from_bytes(value[2:10], "little") == expected

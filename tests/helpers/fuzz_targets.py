@@ -23,9 +23,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from agentlog import schema_versions
 from agentlog.analytics import importer
 from agentlog.claim_check import BlobRef, BlobStore
+from agentlog.codec import versions as schema_versions
 from agentlog.consumers import dead_letters as dl
 from agentlog.consumers.dead_letters import _headers as dl_headers
 from agentlog.errors import BlobUnavailable, ConfigurationError, DecodeError, ExportError
@@ -41,7 +41,7 @@ from agentlog.settings import Settings
 
 CORPUS = Path(__file__).parent.parent / "fuzz_corpus"
 
-# What the codec documents for corrupt bytes (agentlog.avro_codec.Codec).
+# What the codec documents for corrupt bytes (agentlog.codec.Codec).
 CODEC_ERRORS = (IndexError, ValueError, UnicodeDecodeError, struct.error)
 
 
@@ -83,7 +83,7 @@ class Cursor:
 
 @cache
 def _headers() -> list[bytes]:
-    return [SINGLE_OBJECT_MAGIC + v.fingerprint for v in schema_versions.versions()]
+    return [SINGLE_OBJECT_MAGIC + v.fingerprint for v in schema_versions()]
 
 
 def codec(data: bytes) -> None:

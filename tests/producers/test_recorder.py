@@ -10,8 +10,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader
 from helpers.kafka_python_reader import read_all
 
-from agentlog import devbroker
-from agentlog import schema_versions as schemas
+from agentlog import codec, devbroker
 from agentlog.errors import DeliveryFailed, UndeliveredEvent
 from agentlog.events import PAYLOAD_TYPES, Event
 from agentlog.partitioner import partition_for
@@ -116,7 +115,7 @@ def test_every_event_type_reaches_kafka_and_decodes_everywhere(settings: Setting
     assert {type(e.payload) for e in events} == set(PAYLOAD_TYPES)
     assert [e.event_type for e in events][:2] == ["conversation_started", "system_prompt"]
     # A standard Avro reader with the .avsc file alone reads the same values.
-    parsed = parse_schema(schemas.current().schema)
+    parsed = parse_schema(codec.current().schema)
     for record, event in zip(records, events, strict=True):
         plain = schemaless_reader(io.BytesIO(record.value[10:]), parsed)
         assert plain["event_id"] == event.event_id

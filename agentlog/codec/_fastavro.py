@@ -14,7 +14,7 @@ from typing import Any, cast
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
-from agentlog.avro_codec import Codec
+from agentlog.codec._compiled import Codec
 
 
 def fastavro_codec(schema: dict[str, Any], number_limit: float | None = None) -> Codec:
