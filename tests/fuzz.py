@@ -132,8 +132,8 @@ def _hypothesis(target: str, seconds: float, work: Path) -> dict[str, object]:
     import traceback
 
     from helpers import fuzz_targets
+    from helpers.fuzz_targets import inputs
     from hypothesis import HealthCheck, given, settings
-    from test_fuzz import inputs
 
     function = fuzz_targets.TARGETS[target]
     count = 0
@@ -182,9 +182,9 @@ def write_corpus() -> None:
 def _seeds() -> dict[str, dict[str, bytes]]:
     import struct
 
+    from helpers.chat_conversations import CONVERSATIONS
     from helpers.fuzz_targets import _HEADER_NAMES
     from helpers.sample_events import sample_events
-    from test_import import CONVERSATIONS
 
     from agentlog.consumers import dead_letters as dl
     from agentlog.serde import encode_event

@@ -3,7 +3,6 @@ happens to the archiver (a crash, a restart, compaction), and refuses another lo
 
 from __future__ import annotations
 
-import random
 import signal
 import subprocess
 from pathlib import Path
@@ -15,24 +14,15 @@ from confluent_kafka import Producer
 from helpers import wait_for
 from helpers.cli import agentlog, agentlog_process
 from helpers.kafka_python_reader import read_all
+from helpers.workloads import record
 
 from agentlog.analytics.archive_files import archive_files, topic_root
 from agentlog.analytics.archiver import Archiver
-from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.errors import ArchiveError
 from agentlog.kafka_config import producer_config
-from agentlog.producers import Recorder
 from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
-
-
-def record(settings: Settings, conversations: int, seed: int = 1) -> int:
-    clock = SimulatedClock()
-    with Recorder(
-        settings, clock_micros=clock, new_event_id=seeded_event_ids(random.Random(seed))
-    ) as recorder:
-        return simulate(recorder, clock, conversations, seed).events
 
 
 def archived_rows(root: Path) -> list[dict]:

@@ -13,7 +13,7 @@ import pytest
 from helpers.cli import agentlog
 from helpers.offline_archive import archive_offline
 from helpers.offline_log import TOPIC, events_of, simulated_log
-from test_archive import record
+from helpers.workloads import record
 
 from agentlog.analytics.compliance import ComplianceBundle, ComplianceRequest
 from agentlog.demo.agents import support_team

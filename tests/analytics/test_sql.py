@@ -12,7 +12,7 @@ from pathlib import Path
 
 from helpers import wait_for
 from helpers.cli import agentlog, agentlog_process
-from test_archive import record
+from helpers.workloads import record
 
 from agentlog.settings import Settings
 

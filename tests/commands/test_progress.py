@@ -99,7 +99,7 @@ def test_progress_flag_draws_it_on_stderr_only(archive: Path, tmp_path: Path) ->
 
 
 def test_archiving_shows_progress_only_where_asked(settings, tmp_path: Path) -> None:
-    from test_archive import record
+    from helpers.workloads import record
 
     record(settings, 20)
     base = ["--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix]
@@ -159,7 +159,7 @@ def test_quiet_draws_no_bar_even_on_a_terminal(archive: Path, tmp_path: Path) ->
 def test_a_projector_shows_its_status_line_on_a_terminal_only(settings, tmp_path: Path) -> None:
     """`project run`'s figures are drawn by rich on a terminal, as every progress is: no
     hand-written carriage returns, nothing through a pipe, nothing with --quiet."""
-    from test_archive import record
+    from helpers.workloads import record
 
     record(settings, 20)
     base = ["--bootstrap", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix]

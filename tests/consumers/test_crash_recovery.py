@@ -11,7 +11,7 @@ from helpers import wait_for
 from helpers.cli import agentlog_process
 from helpers.independent_fold import assert_sink_matches, fold
 from helpers.kafka_python_reader import read_all
-from test_projections import record_workload
+from helpers.workloads import record_workload
 
 from agentlog.consumers import open_sink
 from agentlog.settings import Settings

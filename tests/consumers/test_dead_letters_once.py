@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from helpers.crash_projection import FailsOnRefunds
 from helpers.independent_fold import decode_plain
 from helpers.kafka_python_reader import read_all
-from test_projections import record_workload
+from helpers.workloads import record_workload
 
 from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.consumers import dead_letters as dl

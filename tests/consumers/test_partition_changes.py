@@ -18,8 +18,8 @@ from helpers import Capabilities, wait_for
 from helpers.cli import agentlog
 from helpers.independent_fold import assert_sink_matches, fold
 from helpers.kafka_python_reader import read_all
+from helpers.workloads import project_once
 from test_crash_recovery import BUILT_INS, applied_offsets, projector
-from test_projections import project_once
 
 from agentlog.consumers import open_sink
 from agentlog.errors import PartitionsChanged

@@ -9,32 +9,12 @@ from confluent_kafka import Producer
 from helpers.crash_projection import FailsOnRefunds
 from helpers.independent_fold import assert_sink_matches, decode_plain, fold
 from helpers.kafka_python_reader import read_all
+from helpers.workloads import project_once, record_workload
 
 from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.consumers import dead_letters as dl
-from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
 from agentlog.producers import Recorder
 from agentlog.settings import Settings
-
-
-def record_workload(settings: Settings, conversations: int, seed: int = 3) -> int:
-    clock = SimulatedClock()
-    with Recorder(
-        settings, clock_micros=clock, new_event_id=seeded_event_ids(random.Random(seed))
-    ) as recorder:
-        return simulate(recorder, clock, conversations, seed).events
-
-
-def project_once(settings: Settings, projections=None, group="g", batch_size=1000):
-    with open_sink(settings.sink_url) as sink:
-        runner = ProjectionRunner(
-            settings,
-            sink,
-            projections or [p() for p in BUILT_IN.values()],
-            group=group,
-            batch_size=batch_size,
-        )
-        return runner.run(once=True)
 
 
 @pytest.fixture

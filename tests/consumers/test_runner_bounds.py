@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Producer
 from helpers import Capabilities, wait_for
 from helpers.cli import agentlog
 from helpers.sample_events import sample_events
-from test_projections import project_once
+from helpers.workloads import project_once
 
 from agentlog.consumers import open_sink
 from agentlog.kafka_config import admin_client

@@ -9,33 +9,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException, TopicPartition
-from helpers import Capabilities, wait_for
+from helpers import Capabilities
 from helpers.cli import agentlog
-from test_projections import project_once, record_workload
+from helpers.workloads import created_again, project_once, record_workload
 
 from agentlog.consumers import open_sink
 from agentlog.errors import NotTheAppliedLog
 from agentlog.kafka_config import admin_client
 from agentlog.settings import Settings
-from agentlog.topics import create_topics, topic_identity
-
-
-def created_again(settings: Settings) -> None:
-    """Delete the events topic and create it again under the same name."""
-    topic = settings.events_topic
-    admin = admin_client(settings)
-    admin.delete_topics([topic], request_timeout=30)[topic].result()
-
-    def created() -> bool:
-        try:
-            if create_topics(settings)[topic] != "created":
-                return False
-            topic_identity(settings, topic)  # its new identity is known too
-            return True
-        except Exception:  # Kafka deletes asynchronously: creating may fail for a moment
-            return False
-
-    wait_for(created, 60, f"{topic} to be created again after its deletion")
 
 
 def state_of(settings: Settings, group: str = "g") -> tuple[dict[int, int], list[tuple]]:

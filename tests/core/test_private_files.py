@@ -6,15 +6,15 @@ attacker could plant a link at."""
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers.cli import agentlog
+from helpers.files import mode, open_to_others
 from helpers.offline_archive import archive_offline
 from helpers.offline_log import TOPIC, simulated_log
-from test_training_export import support_log
+from helpers.support_log import support_log
 
 from agentlog.analytics.compliance import ComplianceRequest
 from agentlog.analytics.training import TrainingOptions, export_training
@@ -23,21 +23,6 @@ from agentlog.dev_state import DevBrokerRecord, write_record
 from agentlog.private_files import private_dir, replaced_whole, tighten_state_dir
 from agentlog.runtime import export_compliance
 from agentlog.settings import Settings
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.stat(path, follow_symlinks=False).st_mode)
-
-
-def open_to_others(root: Path, *, allowed: tuple[str, ...] = ()) -> list[str]:
-    """Everything under `root` (and root) that others could read or enter."""
-    found = []
-    for path in [root, *root.rglob("*")]:
-        if path.is_symlink() or path.name.endswith(allowed):
-            continue
-        if (path.is_dir() and mode(path) != 0o700) or (path.is_file() and mode(path) & 0o077):
-            found.append(f"{path.relative_to(root)} {oct(mode(path))}")
-    return found
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from helpers.cli import agentlog
-from test_archive import record
+from helpers.workloads import record
 
 from agentlog.kafka_config import client_config
 from agentlog.secret_redaction import without_secrets

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import agentlog, agentlog_process
+from helpers.files import open_to_others
 from helpers.independent_fold import decode_plain
 from helpers.kafka_python_reader import read_all
 from helpers.training_checks import check_training_file
-from test_private_files import open_to_others
 
 
 def _demo(bootstrap: str, prefix: str, tmp_path: Path, *extra: str):

@@ -13,8 +13,7 @@ from helpers import Capabilities
 from helpers.cli import agentlog
 from helpers.offline_archive import archive_offline
 from helpers.offline_log import TOPIC, events_of, simulated_log
-from test_archive import record
-from test_log_identity import created_again
+from helpers.workloads import created_again, record
 
 from agentlog.analytics import ParquetArchive, open_views
 from agentlog.analytics.archive_files import topic_root
