@@ -8,13 +8,8 @@ from agentlog.cli._app import AppContext, chosen_start, cli, from_option, notice
 from agentlog.cli._progress import StatusLine, progress_options
 from agentlog.cli._signals import until_signalled
 from agentlog.consumers.throughput import tune_process_for_throughput
-from agentlog.consumers.triggers import (
-    TriggerRuntime,
-    load_agents,
-    trigger_event_ids,
-)
-from agentlog.producers import Recorder, ToolClient
-from agentlog.runtime import LiveSession, Transcripts
+from agentlog.consumers.triggers import load_agents
+from agentlog.runtime import agents_runtime
 from agentlog.start_from import LATEST
 
 
@@ -64,32 +59,21 @@ def run(
     # The process runs little but the handlers: hand the GIL between the consumer loop
     # and the handler threads sooner (benchmarks/triggers.py: 11k -> 16k events/s).
     tune_process_for_throughput()
-    service = f"agentlog-agents-{declared.name}"
     with (
-        Recorder(settings, service=service, new_event_id=trigger_event_ids) as recorder,
-        ToolClient(settings, service=service, timeout=tool_timeout) as tools,
         StatusLine(f"agents {declared.name}", flag=progress, quiet=quiet) as status,
-    ):
-        transcripts = Transcripts()
-        runtime = TriggerRuntime(
+        agents_runtime(
             settings,
             declared,
-            lambda trigger: LiveSession(
-                trigger,
-                recorder,
-                tools,
-                tool_timeout,
-                llm=declared.llm,
-                transcripts=transcripts,
-            ),
+            service=f"agentlog-agents-{declared.name}",
+            tool_timeout=tool_timeout,
             group=group,
             concurrency=concurrency,
             on_progress=lambda done: status.show(done.line()),
-            flush=recorder.flush,
             start=start,
             start_asked=asked,
             notice=notice,
-        )
+        ) as runtime,
+    ):
         with until_signalled(runtime.stop) as signalled:
             done = runtime.run(once=once)
     click.echo(f"agents {declared.name} stopped: {done.line()}")

@@ -56,7 +56,7 @@ from agentlog.consumers.dead_letters import (
 )
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.consumers.tools import ToolRegistry, ToolWorker
-from agentlog.consumers.triggers import Agents, TriggerRuntime, trigger_event_ids
+from agentlog.consumers.triggers import Agents
 from agentlog.demo.agents import (
     REPLIED,
     TOOLS,
@@ -68,9 +68,9 @@ from agentlog.demo.agents import (
 from agentlog.demo.world import World
 from agentlog.errors import ConfigurationError, DemoError
 from agentlog.kafka_config import group_consumer_config
-from agentlog.producers import Recorder, ToolClient
+from agentlog.producers import Recorder
 from agentlog.reader import partition_ends
-from agentlog.runtime import LiveSession, Transcripts
+from agentlog.runtime import LiveSession, Transcripts, agents_runtime
 from agentlog.settings import Settings
 
 AGENTS_NAME = "acme-support"
@@ -383,23 +383,19 @@ def run_live(
     _start_at_end(settings, tool_group, settings.tool_requests_topic)
     pool = [ToolWorker(settings, demo_tools(backend), group=tool_group) for _ in range(workers)]
     with (
-        Recorder(
-            settings, service=AGENTS_NAME, version="demo-live", new_event_id=trigger_event_ids
-        ) as recorder,
-        ToolClient(settings, service=AGENTS_NAME, timeout=DEADLINE_S) as tools,
+        agents_runtime(
+            settings,
+            agents,
+            service=AGENTS_NAME,
+            version="demo-live",
+            tool_timeout=DEADLINE_S,
+            transcripts=transcripts,
+            group=group,
+            concurrency=max(4, count),
+        ) as runtime,
         Recorder(settings, service="acme-chat", version="demo-live") as channel,
         _running(pool) as pool_threads,
     ):
-        runtime = TriggerRuntime(
-            settings,
-            agents,
-            lambda trigger: LiveSession(
-                trigger, recorder, tools, DEADLINE_S, llm=agents.llm, transcripts=transcripts
-            ),
-            group=group,
-            concurrency=max(4, count),
-            flush=recorder.flush,
-        )
         running = _Background(runtime.run, "demo-agents-runtime")
         background = (running, *pool_threads)
 

@@ -1,9 +1,12 @@
 """Sagas: a named multi-agent task of ordered steps, each with an action, a compensation
-and a timeout, coordinated on the audit log and resumable from it (`SagaCoordinator`).
-The fold of saga events (`saga_states`, `next_move`) is what replay and `agentlog
-sagas` read."""
+and a timeout. This part holds what a saga is made of (`Saga`, `Step`, `tool_action`)
+and the fold of its recorded events (`saga_states`, `next_move`), which replay and
+`agentlog sagas` read. The coordinator that runs a saga records as well as reads, so it
+lives in the composition layer: `agentlog.runtime.SagaCoordinator`.
 
-from agentlog.consumers.sagas._coordinator import SagaCoordinator, SagaRecorder, SagaResult
+The parts: `_steps` (what a saga is made of, tool calls as steps), `_state` (the fold of
+saga events and `next_move`), `_log` (reading a saga's history)."""
+
 from agentlog.consumers.sagas._log import SagaHistory, read_saga_events, read_saga_history
 from agentlog.consumers.sagas._state import (
     COMPENSATED,
@@ -48,11 +51,8 @@ __all__ = [
     "Move",
     "RunStep",
     "Saga",
-    "SagaCoordinator",
     "SagaEvent",
     "SagaHistory",
-    "SagaRecorder",
-    "SagaResult",
     "SagaState",
     "Step",
     "StepContext",

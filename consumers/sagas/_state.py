@@ -134,7 +134,12 @@ class SagaState:
             self.step_states[name] = StepState(name)
         return self.step_states[name]
 
+    def input(self) -> Any:
+        """The saga's input, as recorded in saga_started (JSON values; None if none)."""
+        return loaded(self.input_json)
+
     def outputs(self) -> dict[str, Any]:
+        """The completed steps' outputs, as recorded, by step."""
         return {s.name: loaded(s.output_json) for s in self.step_states.values() if s.completed}
 
     def apply(self, event: SagaEvent) -> None:

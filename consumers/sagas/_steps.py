@@ -1,5 +1,5 @@
 """What a saga is made of: steps, each with an action, a compensation and a timeout,
-and the context each action is given (`agentlog.consumers.sagas._coordinator` runs them)."""
+and the context each action is given (`agentlog.runtime.SagaCoordinator` runs them)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,6 @@ from agentlog.consumers.sagas import (
     Finished,
     RunStep,
     Saga,
-    SagaCoordinator,
     SagaEvent,
     SagaState,
     Step,
@@ -48,6 +47,7 @@ from agentlog.events import EVENT_TYPES
 from agentlog.producers import Recorder, ToolClient
 from agentlog.replay import replay_conversation
 from agentlog.replay.transcript import transcript as replay_transcript
+from agentlog.runtime import SagaCoordinator
 from agentlog.serde import decode_event
 from agentlog.settings import Settings
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import orjson
 
-from agentlog.consumers.sagas import Saga, SagaCoordinator, Step, StepContext
+from agentlog.consumers.sagas import Saga, Step, StepContext
 from agentlog.producers import Recorder
+from agentlog.runtime import SagaCoordinator
 from agentlog.settings import Settings
 
 STEPS = ("reserve", "charge", "notify")

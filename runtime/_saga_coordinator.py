@@ -1,5 +1,11 @@
-"""Sagas: a named multi-agent task of ordered steps, each with an action, a compensation
-and a timeout, coordinated on the audit log and resumable from it.
+"""The saga coordinator: runs a saga's steps, recording each move through a recorder
+(producers) and resuming from what the log holds (consumers), which is why it lives in the
+composition layer. What a saga is made of and the fold of its events stay with the
+consumers (`agentlog.consumers.sagas`).
+
+    from agentlog.consumers.sagas import Saga, Step
+    from agentlog.producers import Recorder
+    from agentlog.runtime import SagaCoordinator
 
     saga = Saga("refund", [
         Step("reserve", reserve_refund, compensation=release_refund, timeout=10),
@@ -48,10 +54,6 @@ effect happens once. A step whose action ran past its timeout may still be runni
 thread cannot be stopped); honour `StepContext.remaining()` in long actions.
 
 One coordinator at a time per saga: two running the same saga id would both act.
-
-The parts: `_steps` (what a saga is made of, tool calls as steps), `_state` (the fold of
-saga events and `next_move`), `_log` (reading a saga's history), and this module (the
-coordinator); `agentlog.consumers.sagas` is the face users import.
 """
 
 from __future__ import annotations
@@ -61,37 +63,31 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from agentlog.connection import resolved
-from agentlog.consumers.sagas._log import (
-    SagaHistory,
-    read_saga_history,
-)
-from agentlog.consumers.sagas._state import (
+from agentlog.consumers.sagas import (
+    ACTION,
+    COMPENSATION,
     COMPENSATION_FAILED,
     COMPLETED,
     Begin,
     Compensate,
     Finished,
     RunStep,
+    Saga,
     SagaEvent,
+    SagaHistory,
     SagaState,
+    StepContext,
     TimedOut,
     next_move,
+    read_saga_history,
     saga_states,
-)
-from agentlog.consumers.sagas._steps import (
-    ACTION,
-    COMPENSATION,
-    Action,
-    Saga,
-    StepContext,
-    loaded,
 )
 from agentlog.errors import ConfigurationError
 from agentlog.events import (
@@ -103,6 +99,7 @@ from agentlog.events import (
     SagaStepFailed,
     SagaStepStarted,
 )
+from agentlog.producers import Recorder
 from agentlog.settings import Settings
 from agentlog.tool_protocol import json_text
 
@@ -110,16 +107,6 @@ log = logging.getLogger(__name__)
 
 
 # -- the coordinator ---------------------------------------------------------------------
-
-
-class SagaRecorder(Protocol):
-    """What the coordinator needs of a recorder (`agentlog.Recorder` is one)."""
-
-    def record(
-        self, conversation_id: str, payload: Payload, *, causation_id: str | None = ...
-    ) -> str: ...
-
-    def flush(self, timeout: float | None = ...) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -143,15 +130,16 @@ class _StepTimedOut(Exception):
 
 
 class SagaCoordinator:
-    """Runs sagas, recording each move through `recorder` (it must acknowledge on
-    `flush`, as `agentlog.Recorder` does) and resuming from what the events topic of
-    `settings` (default: the environment's, or the dev broker) holds; give the recorder
-    the same. `retry_backoff`: the pause after the first failed compensation attempt
-    (doubled after each further one); `read_timeout` bounds the read of the log."""
+    """Runs sagas, recording each move through `recorder` (each flushed, so acknowledged
+    by Kafka, before the next move) and resuming from what the events topic of `settings`
+    (default: the environment's, or the dev broker) holds; give the recorder the same.
+    `retry_backoff`: the pause after the first failed compensation attempt (doubled after
+    each further one); `read_timeout` bounds the read of the log, `flush_timeout` each
+    acknowledgement."""
 
     def __init__(
         self,
-        recorder: SagaRecorder,
+        recorder: Recorder,
         settings: Settings | None = None,
         *,
         retry_backoff: float = 0.2,
@@ -296,7 +284,7 @@ class _Run:
             step=step,
             phase=phase,
             attempt=attempt,
-            input=loaded(state.input_json),
+            input=state.input(),
             outputs=state.outputs(),
             deadline=time.time() + timeout,
             tool_endings=self.tool_endings,
@@ -338,7 +326,7 @@ def _failed(saga_id: str, step: str, exc: Exception, phase: str, attempt: int) -
     )
 
 
-def _bounded(function: Action, context: StepContext, timeout: float) -> Any:
+def _bounded(function: Callable[[StepContext], Any], context: StepContext, timeout: float) -> Any:
     """`function(context)` in a thread of its own, waited for at most `timeout` seconds
     (a daemon thread: an action that never returns does not keep the process alive)."""
     outcome: Future[Any] = Future()
