@@ -21,7 +21,7 @@ from helpers import tool_fixtures, wait_for
 from helpers.cli import agentlog
 from helpers.kafka_python_reader import read_all
 from helpers.saga_agent import STEPS, effects, refund_saga
-from test_tool_workers import worker_thread
+from helpers.workers import worker_thread
 
 from agentlog import events as ev
 from agentlog.consumers.sagas import (

@@ -12,8 +12,6 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from helpers import tool_fixtures, wait_for
 from helpers.cli import agentlog, agentlog_process
 from helpers.kafka_python_reader import read_all
 from helpers.tool_fixtures import BACKOFF, SLEEPY_TIMEOUT, invocations, lines
+from helpers.workers import worker_thread
 
 from agentlog.consumers import ToolRegistry, ToolWorker
 from agentlog.consumers.tools._registry import bind_arguments, run_attempt
@@ -56,32 +55,6 @@ def endings_by_call(events: list[Event]) -> dict[str, list[Event]]:
         if event.event_type in ENDINGS:
             found[event.payload.tool_call_id].append(event)  # type: ignore[union-attr]
     return found
-
-
-@contextmanager
-def worker_thread(
-    settings: Settings, registry: ToolRegistry = tool_fixtures.tools
-) -> Iterator[ToolWorker]:
-    """A tool worker running in this process until the block ends."""
-    worker = ToolWorker(settings, registry, group=f"tools-{uuid.uuid4().hex[:8]}", concurrency=4)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            worker.run()
-        except BaseException as exc:  # handed to the test below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(60)
-        assert not thread.is_alive(), "the worker did not stop within 60 s"
-    if failure:
-        raise failure[0]
 
 
 def worker_process(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tool_workers import worker_thread
+from helpers.workers import worker_thread
 
 from agentlog.consumers.triggers import Agents
 from agentlog.producers import Recorder
