@@ -36,6 +36,7 @@ from agentlog.analytics.archive_start import (
 from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
 from agentlog.errors import ArchiveBusy, ArchiveError, BrokerUnavailable
+from agentlog.log_identity import archive, starts_again
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import PartitionReader, partition_ends, partition_offset, read_gap
 from agentlog.settings import Settings
@@ -194,11 +195,8 @@ class Archiver:
                 continue
             expected = self.positions.get(partition)
             if expected is not None and offset < expected:
-                raise ArchiveError(
-                    f"{self.topic}[{partition}] starts again at offset {offset}, below offset "
-                    f"{expected} already archived in {self.root}: the topic was recreated (a "
-                    "restarted dev broker?); archive this log into a new --dir"
-                )
+                why = starts_again(self.topic, partition, offset, expected, archive(self.root))
+                raise ArchiveError(why)
             if expected is not None and offset > expected:
                 # Offsets not handed: read them again (a broker may answer a fetch short);
                 # only what the log really lacks is left out.

@@ -65,10 +65,11 @@ from agentlog.errors import (
     DeadLettersNotTaken,
     DecodeError,
     NotAssigned,
+    NotTheAppliedLog,
     PartitionsChanged,
-    SinkError,
 )
 from agentlog.kafka_config import group_consumer_config
+from agentlog.log_identity import projection, starts_again
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import high_watermark, partition_offset, read_gap
 from agentlog.recorded import Position, RecordedEvent, position_of, recorded_event
@@ -612,11 +613,8 @@ class ProjectionRunner:
     def _check_not_rewound(self, partition: int, offset: int) -> None:
         stored = self.positions.get(partition)
         if stored is not None and offset < stored:
-            raise SinkError(
-                f"{self.topic}[{partition}] starts again at offset {offset}, below the offset "
-                f"{stored} already applied by group {self.group}: the topic was recreated (a "
-                "restarted dev broker?); project into a new sink or under a new --group"
-            )
+            applier = projection(self.sink.description)
+            raise NotTheAppliedLog(starts_again(self.topic, partition, offset, stored, applier))
 
     def _reseek(self, partitions: Iterable[int]) -> None:
         stored = self.sink.stored_offsets(self.group, self.topic)
