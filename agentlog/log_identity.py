@@ -5,8 +5,11 @@ again under the same name (a restarted in-memory dev broker, a wiped Kafka) star
 at offset 0; reading on from stored offsets would mix two logs. So a reader that stored
 "up to offset N of partition P, whose last record was event E" looks at the record at N
 now, with the one partition reader (`records_at`): the log must still hold E there, or
-have deleted it by retention. What differs is told by a `Held`; the caller words it for
-its user (the projector names its sink, the archiver its folder).
+have deleted it by retention. What differs is told by a `Held`, and worded here, once,
+with its advice (`worded`), for the one who applied the log (`Applier`: the projector
+names its sink, the archiver its folder). A reader that meets the same verdict while
+reading (the first record after a seek lies below the offset it sought) words it here
+too (`starts_again`).
 
 Works on both engines: Kafka answers a fetch past the end with out-of-range (the reader
 then starts at the log start, a record below N), Tansu keeps it waiting but reports the
@@ -22,6 +25,9 @@ from agentlog.errors import DecodeError
 from agentlog.reader import partition_offset, records_at
 from agentlog.serde import decode
 from agentlog.settings import Settings
+
+FRESH_SINK = "project into a fresh sink (--sink) from the start of the log"
+NEW_ARCHIVE = "archive this log into a new --dir"
 
 
 class Verdict(Enum):
@@ -41,6 +47,78 @@ class Held:
     expected_event: str | None
     at: int  # the partition's end (ENDS_BEFORE) or the offset of the record found
     event_id: str | None = None  # the event found there (OTHER_EVENT, SAME)
+
+
+# The verdicts that mean another log: applying on from the stored offsets would mix two.
+REFUSED = frozenset({Verdict.ENDS_BEFORE, Verdict.STARTS_AGAIN, Verdict.OTHER_EVENT})
+
+
+@dataclass(frozen=True)
+class Applier:
+    """Who applied records of a log, as its user knows it: what a verdict is worded for."""
+
+    name: str  # a sink's description, "the archive in DIR"
+    applied: str  # what it did with the records: "applied", "archived"
+    built: str  # what that made of it: "built", "written"
+    advice: str  # what to do about another log
+
+
+def projection(sink: str) -> Applier:
+    """A projector's sink (and `project status`, which reads it)."""
+    return Applier(sink, "applied", "built", FRESH_SINK)
+
+
+def archive(root: object) -> Applier:
+    """An archive folder (the archiver, `archive status`)."""
+    return Applier(f"the archive in {root}", "archived", "written", NEW_ARCHIVE)
+
+
+def worded(held: Held, topic: str, partition: int, applier: Applier) -> str:
+    """The one line a verdict is shown as: for a verdict in REFUSED, what differs and what
+    to do; for RETENTION, why nothing could be compared; for SAME, that all is well."""
+    if held.verdict is Verdict.SAME:
+        return (
+            f"{topic}[{partition}] holds event {held.event_id} at offset {held.offset}, as "
+            f"{applier.name} {applier.applied} it"
+        )
+    if held.verdict is Verdict.RETENTION:
+        return (
+            f"{topic}[{partition}] no longer holds offset {held.offset} (retention): could not "
+            f"check it is the log {applier.name} was {applier.built} from"
+        )
+    up_to = f"offsets up to {held.offset}"
+    if held.expected_event is not None:
+        up_to += f" (event {held.expected_event})"
+    if held.verdict is Verdict.ENDS_BEFORE:
+        fact = f"ends at offset {held.at}, but it {applier.applied} {up_to}"
+    elif held.verdict is Verdict.STARTS_AGAIN:
+        fact = f"starts again at offset {held.at}, but it {applier.applied} {up_to}"
+    else:
+        fact = (
+            f"holds {_record(held.event_id)} at offset {held.offset}, but it "
+            f"{applier.applied} {_record(held.expected_event)} there"
+        )
+    return another_log(applier, topic, f"partition {partition} {fact}")
+
+
+def another_log(applier: Applier, topic: str, fact: str) -> str:
+    """The refusal of a log that is not the one `applier` applied, for what shows it."""
+    return (
+        f"{applier.name} was {applier.built} from another log of {topic}: {fact}; the topic "
+        f"was deleted and created again (a restarted dev broker?): {applier.advice}"
+    )
+
+
+def _record(event_id: str | None) -> str:
+    return f"event {event_id}" if event_id else "a record that is not an agentlog event"
+
+
+def starts_again(topic: str, partition: int, found: int, applied_to: int, applier: Applier) -> str:
+    """A reader that sought `applied_to` (every offset below it applied) was handed offset
+    `found` below it: the log starts again (on Kafka, a seek past the end of a shorter
+    log is answered from its start). The STARTS_AGAIN verdict, met while reading."""
+    held = Held(Verdict.STARTS_AGAIN, applied_to - 1, None, found)
+    return worded(held, topic, partition, applier)
 
 
 def what_the_log_holds(

@@ -6,9 +6,9 @@ fetches: partition EOF, or the high watermark each fetch response carries. ListO
 never asked (Tansu answers it wrongly after batched produce, and answers 0 to
 offsets-for-times: seek by time reads the records' own timestamps). A fetch at an offset
 past the end fails on Kafka (out of range) and waits on Tansu; the reader notices both,
-so neither hangs. A fetch answered without some offsets (Tansu under load) is read again
-(`read_gap`) rather than passed over. Everything here is `PartitionReader`; the
-functions are its common uses.
+so neither hangs. A fetch answered without some offsets (Tansu under load) is noticed
+(`out_of_order`) and read again (`read_gap`) rather than passed over. Everything here is
+`PartitionReader`; the functions are its common uses.
 """
 
 from __future__ import annotations
@@ -534,6 +534,51 @@ def read_gap(
         len(found),
     )
     return found
+
+
+@dataclass(frozen=True)
+class OutOfOrder:
+    """A record handed at another offset than the one its reader expected next in its
+    partition (`out_of_order`): past it (a gap, `missing` holding what the log still has
+    of it, read again) or below it (handed again, or the log starts again)."""
+
+    partition: int
+    expected: int
+    offset: int
+    missing: list[Message]  # the gap's records, in offset order ([] below)
+
+    @property
+    def below(self) -> bool:
+        return self.offset < self.expected
+
+    @property
+    def gap(self) -> range:
+        """The offsets the fetch did not hand before the record (empty below)."""
+        return range(self.expected, self.offset)
+
+    @property
+    def lost(self) -> bool:
+        """The log holds none of the gap any more (deleted by retention, or transaction
+        markers): what a reader that keeps every record notes."""
+        return bool(self.gap) and not self.missing
+
+
+def out_of_order(
+    settings: Settings, topic: str, partition: int, offset: int, expected: int | None
+) -> OutOfOrder | None:
+    """The one detection of offsets a fetch did not hand, for every reader that takes each
+    offset in turn (the projector, the committing group member, the archiver): None when
+    the record at `offset` is the one `expected` next (or nothing is expected yet);
+    otherwise how it differs, with a gap's records already read again (`read_gap`).
+    What to do with it (take the gap's records first, skip a record handed again, refuse
+    a log that starts again, note what was lost) is the caller's."""
+    if expected is None or offset == expected:  # every record: the cheap test first
+        return None
+    if offset < expected:
+        return OutOfOrder(partition, expected, offset, [])
+    return OutOfOrder(
+        partition, expected, offset, read_gap(settings, topic, partition, expected, offset)
+    )
 
 
 @dataclass(frozen=True)

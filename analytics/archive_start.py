@@ -22,6 +22,7 @@ from pathlib import Path
 
 from agentlog.analytics.archive_files import ArchiveFile, next_offsets
 from agentlog.errors import ArchiveError
+from agentlog.log_identity import NEW_ARCHIVE
 from agentlog.private_files import replaced_whole
 from agentlog.settings import Settings
 from agentlog.start_from import StartFrom, first_offsets
@@ -127,7 +128,7 @@ def start_archive(
             raise ArchiveError(
                 f"the archive in {root} was started on another log of {topic} (topic id "
                 f"{kept.topic_id}, now {topic_id}: a recreated topic, or a restarted dev "
-                "broker?); archive this log into a new --dir"
+                f"broker?); {NEW_ARCHIVE}"
             )
         return kept
     offsets = first_offsets(settings, topic, list(range(partitions)), start)

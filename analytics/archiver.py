@@ -36,8 +36,9 @@ from agentlog.analytics.archive_start import (
 from agentlog.analytics.columns import RawRecord, Rows
 from agentlog.analytics.log_check import check_same_log
 from agentlog.errors import ArchiveBusy, ArchiveError, BrokerUnavailable
+from agentlog.log_identity import archive, starts_again
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import PartitionReader, partition_ends, partition_offset, read_gap
+from agentlog.reader import PartitionReader, out_of_order, partition_ends, partition_offset
 from agentlog.settings import Settings
 from agentlog.start_from import EARLIEST, StartFrom
 from agentlog.topics import partition_count
@@ -193,23 +194,21 @@ class Archiver:
                 self.ends_seen.add(partition)
                 continue
             expected = self.positions.get(partition)
-            if expected is not None and offset < expected:
-                raise ArchiveError(
-                    f"{self.topic}[{partition}] starts again at offset {offset}, below offset "
-                    f"{expected} already archived in {self.root}: the topic was recreated (a "
-                    "restarted dev broker?); archive this log into a new --dir"
-                )
-            if expected is not None and offset > expected:
-                # Offsets not handed: read them again (a broker may answer a fetch short);
-                # only what the log really lacks is left out.
-                missing = read_gap(self.settings, self.topic, partition, expected, offset)
-                for record in missing:
+            skipped = out_of_order(self.settings, self.topic, partition, offset, expected)
+            if skipped is not None:
+                if skipped.below:
+                    applier = archive(self.root)
+                    why = starts_again(self.topic, partition, offset, skipped.expected, applier)
+                    raise ArchiveError(why)
+                # Offsets not handed, read again (a broker may answer a fetch short): only
+                # what the log really lacks is left out.
+                for record in skipped.missing:
                     self._buffer(reader, record, partition, partition_offset(record)[1])
-                if not missing:
+                if skipped.lost:
                     # Deleted by retention before they were archived (or transaction markers).
                     self.progress.notes.append(
-                        f"{self.topic}[{partition}]: offsets {expected}..{offset - 1} were not "
-                        "in the log any more when the archiver reached them"
+                        f"{self.topic}[{partition}]: offsets {skipped.expected}..{offset - 1} "
+                        "were not in the log any more when the archiver reached them"
                     )
             self._buffer(reader, message, partition, offset)
 

@@ -9,8 +9,9 @@ member guarantees:
 
 - **Order and no gaps.** Records of a partition reach the owner in offset order. A fetch
   that hands an offset past the next one expected (Tansu 0.6 under load answers with a
-  later batch before an earlier one is readable) is filled by reading the gap again
-  (`reader.read_gap`) before the later record is handed.
+  later batch before an earlier one is readable) is noticed by the one reader
+  (`reader.out_of_order`), which reads the gap again; its records are handed before the
+  later record.
 - **Commit to the lowest unfinished offset**, and never past an offset not handed: the
   `CommitPastUnfinished` guard raises rather than leave a record with no ending.
 - **Rebalances.** A partition taken away is settled first (the owner lets its work end),
@@ -37,7 +38,7 @@ from agentlog.consumers.consumer_groups import never_assigned
 from agentlog.consumers.group_start import GroupStart
 from agentlog.errors import BrokerUnavailable, CommitPastUnfinished
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import partition_offset, read_gap
+from agentlog.reader import out_of_order, partition_offset
 from agentlog.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,16 +185,16 @@ class CommittingMember:
         if part is None:
             return []  # revoked while the record was on its way
         part.at_end = False
-        expected = part.next_offset
-        if expected is None or offset == expected:
+        skipped = out_of_order(self.settings, self.topic, partition, offset, part.next_offset)
+        if skipped is None:
             part.next_offset = offset + 1
             return [Handed(message, partition, offset, part.generation)]
-        if offset < expected:
+        if skipped.below:
             return []  # handed again: taken already
-        # Offsets Kafka did not hand over: read them again, never pass over a record.
+        # Offsets Kafka did not hand over, read again: never pass over a record.
         handed = [
             Handed(missing, partition, partition_offset(missing)[1], part.generation)
-            for missing in read_gap(self.settings, self.topic, partition, expected, offset)
+            for missing in skipped.missing
         ]
         handed.append(Handed(message, partition, offset, part.generation))
         part.next_offset = offset + 1

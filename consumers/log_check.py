@@ -10,8 +10,8 @@ rows at once. Three checks, each with one error saying what differs and what to 
 - the topic id (Kafka gives every topic a unique one at creation) and the partition
   count, recorded in the sink, against the broker's (`check_identity`);
 - the event id of the last record applied in each partition, against the record at
-  that offset now (`check_last_applied`, by the one check of `agentlog.log_identity`):
-  this also catches brokers without topic ids;
+  that offset now (`check_last_applied`, by the one check of `agentlog.log_identity`,
+  which words its verdicts too): this also catches brokers without topic ids;
 - a record whose key the partitioner places in another partition under the recorded
   count (`Placement`): producers already write with more partitions.
 """
@@ -20,12 +20,10 @@ from __future__ import annotations
 
 from agentlog.consumers.sinks.base import AppliedLog, LastApplied
 from agentlog.errors import NotTheAppliedLog, PartitionsChanged
-from agentlog.log_identity import Verdict, what_the_log_holds
+from agentlog.log_identity import FRESH_SINK, REFUSED, projection, what_the_log_holds, worded
 from agentlog.partitioner import murmur2
 from agentlog.settings import Settings
 from agentlog.topics import TopicIdentity
-
-FRESH_SINK = "project into a fresh sink (--sink) from the start of the log"
 
 
 def partitions_changed(topic: str, applied: int, now: int) -> str:
@@ -67,27 +65,8 @@ def check_last_applied(
         settings, topic, {p: (applied.offset, applied.event_id) for p, applied in last.items()}
     )
     for partition, here in sorted(held.items()):
-        where = f"{topic}[{partition}]"
-        if here.verdict is Verdict.ENDS_BEFORE:
-            raise NotTheAppliedLog(
-                f"{where} ends at offset {here.at}, but {sink} applied it up to offset "
-                f"{here.offset}: the topic was deleted and created again (a restarted "
-                f"dev broker?); {FRESH_SINK}"
-            )
-        if here.verdict is Verdict.STARTS_AGAIN:
-            raise NotTheAppliedLog(
-                f"{where} has no record at offset {here.offset} (it starts again at "
-                f"{here.at}), but {sink} applied event {here.expected_event} there: the topic "
-                f"was deleted and created again (a restarted dev broker?); {FRESH_SINK}"
-            )
-        if here.verdict is Verdict.OTHER_EVENT:
-            found = here.event_id
-            holds = f"event {found}" if found else "a record that is not an agentlog event"
-            raise NotTheAppliedLog(
-                f"{where}@{here.offset} holds {holds}, but {sink} applied event "
-                f"{here.expected_event} there: this is not the log the sink was built from "
-                f"(a topic deleted and created again?); {FRESH_SINK}"
-            )
+        if here.verdict in REFUSED:
+            raise NotTheAppliedLog(worded(here, topic, partition, projection(sink)))
 
 
 class Placement:

@@ -27,7 +27,7 @@ end when it ends in records it never sees (transaction markers), and bounds its 
 Reading: as a group member it polls its own consumer (assignment callbacks seek it to the
 sink's offsets; it commits advice), so it cannot hand its partitions to the one partition
 reader (`agentlog.reader`); it uses that reader for everything else: partition ends from
-the fetch's high watermark, offsets a fetch did not hand (`read_gap`), and the record at
+the fetch's high watermark, offsets a fetch did not hand (`out_of_order`), and the record at
 the last applied offset (the log-identity check).
 """
 
@@ -65,12 +65,13 @@ from agentlog.errors import (
     DeadLettersNotTaken,
     DecodeError,
     NotAssigned,
+    NotTheAppliedLog,
     PartitionsChanged,
-    SinkError,
 )
 from agentlog.kafka_config import group_consumer_config
+from agentlog.log_identity import projection, starts_again
 from agentlog.outage import OutageWatch, close_within
-from agentlog.reader import high_watermark, partition_offset, read_gap
+from agentlog.reader import high_watermark, out_of_order, partition_offset
 from agentlog.recorded import Position, RecordedEvent, position_of, recorded_event
 from agentlog.serde import claim_check_store
 from agentlog.settings import Settings
@@ -378,10 +379,12 @@ class ProjectionRunner:
                     expected = self._next_seen.get(partition)
                     if self.floors and partition in self.floors:
                         expected = self._check_floor(partition, offset)
-                    if expected is not None and offset > expected:
-                        # Offsets not handed (a broker may answer a fetch short; the topic
-                        # has no transactions or compaction): read them again.
-                        records += read_gap(self.settings, self.topic, partition, expected, offset)
+                    skipped = out_of_order(self.settings, self.topic, partition, offset, expected)
+                    if skipped is not None:
+                        # A gap's records (read again) go first; a record below the offset
+                        # expected is taken, and refused if below the offsets applied
+                        # (`_check_not_rewound`).
+                        records += skipped.missing
                     self._next_seen[partition] = offset + 1
                     records.append(message)
                     if partition not in self.targets:
@@ -612,11 +615,8 @@ class ProjectionRunner:
     def _check_not_rewound(self, partition: int, offset: int) -> None:
         stored = self.positions.get(partition)
         if stored is not None and offset < stored:
-            raise SinkError(
-                f"{self.topic}[{partition}] starts again at offset {offset}, below the offset "
-                f"{stored} already applied by group {self.group}: the topic was recreated (a "
-                "restarted dev broker?); project into a new sink or under a new --group"
-            )
+            applier = projection(self.sink.description)
+            raise NotTheAppliedLog(starts_again(self.topic, partition, offset, stored, applier))
 
     def _reseek(self, partitions: Iterable[int]) -> None:
         stored = self.sink.stored_offsets(self.group, self.topic)

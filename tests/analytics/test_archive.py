@@ -20,6 +20,7 @@ from agentlog.analytics.archive_files import archive_files, topic_root
 from agentlog.analytics.archiver import Archiver
 from agentlog.errors import ArchiveError
 from agentlog.kafka_config import producer_config
+from agentlog.reader import PartitionReader, partition_offset, read_partitions
 from agentlog.serde import decode
 from agentlog.settings import Settings
 from agentlog.topics import create_topics
@@ -139,6 +140,28 @@ def test_small_files_are_compacted_and_readers_see_each_record_once(
     days_partitions = {(f.day, f.partition) for f in after}
     assert len(after) == len(days_partitions)  # one file per day and partition
     assert_archive_is_the_log(settings, root)
+
+
+def test_records_a_fetch_left_out_are_read_again_and_archived(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """What Tansu 0.6 did to tool workers under load, handed to the archiver on purpose:
+    records 3..6 of a partition left out of what a fetch handed. They are read again and
+    archived in order, not passed over (nor noted as lost)."""
+    record(settings, 4)
+    (partition,) = list(read_partitions(settings, settings.events_topic))[:1]
+    number = partition_offset(partition)[0]
+    handed = list(read_partitions(settings, settings.events_topic, partitions=[number]))
+    assert len(handed) >= 8
+    archiver = Archiver(settings, archive=tmp_path / "archive")
+    root = topic_root(tmp_path / "archive", settings.events_topic)
+    with PartitionReader(settings, settings.events_topic) as reader:
+        archiver.positions[number] = 0
+        archiver.buffers[number] = []
+        archiver._take(reader, handed[:3] + handed[7:])
+        archiver._write()
+    assert [row["offset"] for row in archived_rows(root)] == list(range(len(handed)))
+    assert archiver.progress.notes == []
 
 
 def test_another_log_under_the_same_name_is_refused(settings: Settings, tmp_path: Path) -> None:

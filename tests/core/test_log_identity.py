@@ -4,6 +4,7 @@ mixed in; records deleted by retention before they were applied are reported."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from helpers import Capabilities
 from helpers.cli import agentlog
 from helpers.workloads import created_again, project_once, record_workload
 
+from agentlog.analytics.archive_files import topic_root
+from agentlog.analytics.archiver import Archiver
 from agentlog.consumers import open_sink
-from agentlog.errors import NotTheAppliedLog
+from agentlog.errors import ArchiveError, NotTheAppliedLog
 from agentlog.kafka_config import admin_client
+from agentlog.log_identity import Applier, archive, projection
 from agentlog.settings import Settings
 
 
@@ -175,3 +179,37 @@ def test_records_deleted_by_retention_before_they_were_applied_are_reported(
     )
     assert warning in second.err
     assert "7 deleted by retention before they were applied" in second.out
+
+
+def test_the_projector_and_the_archiver_word_another_log_alike(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """One verdict, one wording: a projection and an archive of the same log, met with a
+    shorter log under its name, are refused with the same line but for who applied it
+    (its name, what it did, its advice)."""
+    projected = settings.with_overrides(sink=f"duckdb:{tmp_path / 'p.duckdb'}")
+    archive_dir = tmp_path / "archive"
+    record_workload(projected, 40)
+    project_once(projected)
+    Archiver(projected, archive=archive_dir).run(once=True)
+    created_again(projected)
+    with open_sink(projected.sink_url) as sink:  # as if from a broker without topic ids
+        with sink.transaction("g", projected.events_topic) as tx:
+            tx.cursor.execute("UPDATE agentlog_logs SET topic_id = NULL")
+        sink_words = projection(sink.description)
+    record_workload(projected, 5, seed=4)
+    with pytest.raises(NotTheAppliedLog) as by_projector:
+        project_once(projected)
+    with pytest.raises(ArchiveError) as by_archiver:
+        Archiver(projected, archive=archive_dir).run(once=True)
+    archive_words = archive(topic_root(archive_dir, projected.events_topic))
+
+    def without(applier: Applier, message: str) -> str:
+        for words in (applier.name, applier.advice, applier.applied, applier.built):
+            assert words in message, (words, message)
+            message = message.replace(words, "…")
+        return message
+
+    projector_said, archiver_said = str(by_projector.value), str(by_archiver.value)
+    assert re.search(r"partition \d+ (ends at|starts again at) offset", projector_said)
+    assert without(sink_words, projector_said) == without(archive_words, archiver_said)

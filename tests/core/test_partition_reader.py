@@ -9,7 +9,13 @@ from confluent_kafka import Producer
 
 from agentlog.errors import BrokerUnavailable
 from agentlog.kafka_config import producer_config
-from agentlog.reader import Bounds, PartitionReader, partition_ends, partition_offset
+from agentlog.reader import (
+    Bounds,
+    PartitionReader,
+    out_of_order,
+    partition_ends,
+    partition_offset,
+)
 from agentlog.settings import Settings
 
 RECORDS = 50
@@ -89,3 +95,21 @@ def test_a_wait_without_a_broker_ends_and_says_what_it_waited_for(tmp_path) -> N
     with PartitionReader(nobody, "agentlog.events", idle_timeout=1.0) as reader:
         with pytest.raises(BrokerUnavailable, match=r"agentlog\.events\[0\] offsets 3\.\.7"):
             list(reader.read(0, 3, 7))
+
+
+def test_out_of_order_reads_a_gap_again_and_tells_a_record_below(written: Settings) -> None:
+    """The one test every reader that takes each offset in turn makes: the record it was
+    handed is the one expected, past it (the gap's records read again), or below it."""
+    topic = written.events_topic
+    assert out_of_order(written, topic, 0, 5, 5) is None
+    assert out_of_order(written, topic, 0, 5, None) is None  # nothing expected yet
+    gap = out_of_order(written, topic, 0, 7, 3)  # handed offset 7 when 3 was expected
+    assert gap is not None and not gap.below and not gap.lost
+    assert gap.gap == range(3, 7)
+    assert _offsets(gap.missing) == [3, 4, 5, 6]
+    assert [m.value() for m in gap.missing] == [f"record {n}".encode() for n in range(3, 7)]
+    again = out_of_order(written, topic, 0, 2, 5)  # handed again, or the log starts again
+    assert again is not None and again.below and not again.gap and again.missing == []
+    # Past the end of the log: a gap it does not hold (what retention leaves) is lost.
+    beyond = out_of_order(written, topic, 1, 3, 0)
+    assert beyond is not None and beyond.lost and beyond.gap == range(0, 3)
