@@ -65,13 +65,36 @@ class ReportingAdmin(AdminClient):
     def __init__(self, config: dict[str, Any]) -> None:
         self._reports: deque[KafkaError] = deque(maxlen=_KEPT_REPORTS)
         reporting: dict[str, Any] = {**config, "error_cb": self._reports.append}
-        super().__init__(reporting)
+        try:
+            super().__init__(reporting)
+        except KafkaException as exc:
+            raise ConfigurationError(unusable_client_settings(exc.args[0].str())) from None
 
     def refusal(self) -> str | None:
         """What refused the connections (`refusal_of` the reports), once the reports
         queued in librdkafka are served; None if nothing was refused."""
         self.poll(0)
         return refusal_of(list(self._reports))
+
+
+def unusable_client_settings(reason: str) -> str:
+    """librdkafka's refusal to make a client (`reason`) as one line naming the setting to
+    fix: its own words name librdkafka's property and OpenSSL's error, not the variable."""
+    reason = reason.removeprefix("Failed to create admin client: ")
+    if "ssl.key.location failed" in reason and "key values mismatch" in reason:
+        what = "AGENTLOG_SSL_KEY_LOCATION is not the key of AGENTLOG_SSL_CERTIFICATE_LOCATION"
+    elif "ssl.key.location failed" in reason:
+        what = (
+            "AGENTLOG_SSL_KEY_LOCATION cannot be loaded: not a PEM private key, or an "
+            "encrypted one and AGENTLOG_SSL_KEY_PASSWORD is wrong or unset"
+        )
+    elif "ssl.certificate.location failed" in reason:
+        what = "AGENTLOG_SSL_CERTIFICATE_LOCATION is not a PEM certificate"
+    elif "ssl.ca.location failed" in reason:
+        what = "AGENTLOG_SSL_CA_LOCATION holds no PEM CA certificate"
+    else:
+        what = "the Kafka client settings cannot be used"
+    return f"{what} (librdkafka: {reason})"
 
 
 # Enough for a few reports on each broker of a cluster; older ones are of no use.
