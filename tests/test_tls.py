@@ -223,3 +223,15 @@ def test_a_wrong_key_password_gets_one_line_naming_it_and_not_showing_it(
 
     assert_one_line_error(described, "AGENTLOG_SSL_KEY_LOCATION", "AGENTLOG_SSL_KEY_PASSWORD")
     assert_no_password_shown(described)
+
+
+def test_tls_to_a_listener_that_is_not_tls_gets_one_line_naming_the_protocol(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    settings = tls_settings(
+        tls_broker.plaintext, tmp_path, ssl_ca_location=tls_broker.certificates.ca
+    )
+
+    tailed = cli(settings, "tail")
+
+    assert_one_line_error(tailed, "TLS handshake failed", "AGENTLOG_SECURITY_PROTOCOL")

@@ -164,12 +164,14 @@ class TlsBroker:
     ssl: str
     mtls: str
     sasl_ssl: str
+    plaintext: str  # the broker's own listener, not TLS
     certificates: Certificates
     log_file: Path
 
 
-def _server_properties(folder: Path, certificates: Certificates) -> tuple[str, str, str]:
-    """Writes the broker's configuration; returns the ssl, mtls and sasl_ssl addresses."""
+def _server_properties(folder: Path, certificates: Certificates) -> list[str]:
+    """Writes the broker's configuration; returns the ssl, mtls, sasl_ssl and plaintext
+    addresses."""
     plain, controller, ssl, mtls, sasl = (free_port() for _ in range(5))
     properties = {
         "process.roles": "broker,controller",
@@ -212,7 +214,7 @@ def _server_properties(folder: Path, certificates: Certificates) -> tuple[str, s
     (folder / "server.properties").write_text(
         "".join(f"{key}={value}\n" for key, value in properties.items())
     )
-    return f"127.0.0.1:{ssl}", f"127.0.0.1:{mtls}", f"127.0.0.1:{sasl}"
+    return [f"127.0.0.1:{port}" for port in (ssl, mtls, sasl, plain)]
 
 
 def _java_options() -> list[str]:
@@ -245,7 +247,7 @@ def running_tls_broker(folder: Path, jar_settings: Settings) -> Iterator[TlsBrok
     """The broker, started under `folder` and answering over TLS on both listeners;
     stopped (killed: its log is thrown away) at the end."""
     certificates = make_certificates(folder / "certificates")
-    ssl, mtls, sasl_ssl = _server_properties(folder, certificates)
+    ssl, mtls, sasl_ssl, plaintext = _server_properties(folder, certificates)
     java, classpath = kafka_engine.java_and_classpath(jar_settings)
     log_file = folder / "broker.log"
     config = str(folder / "server.properties")
@@ -270,7 +272,7 @@ def running_tls_broker(folder: Path, jar_settings: Settings) -> Iterator[TlsBrok
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-    broker = TlsBroker(ssl, mtls, sasl_ssl, certificates, log_file)
+    broker = TlsBroker(ssl, mtls, sasl_ssl, plaintext, certificates, log_file)
     try:
 
         def answers_over_tls() -> bool:
