@@ -244,24 +244,27 @@ def trusting_client(broker: TlsBroker, bootstrap: str) -> dict[str, object]:
 
 @contextmanager
 def running_tls_broker(folder: Path, jar_settings: Settings) -> Iterator[TlsBroker]:
-    """The broker, started under `folder` and answering over TLS on both listeners;
-    stopped (killed: its log is thrown away) at the end."""
+    """The broker, started under `folder` (its jars and java as `jar_settings` find them)
+    and answering on its SSL and MTLS listeners; killed at the end (its log is of this
+    run only)."""
     certificates = make_certificates(folder / "certificates")
     ssl, mtls, sasl_ssl, plaintext = _server_properties(folder, certificates)
     java, classpath = kafka_engine.java_and_classpath(jar_settings)
     log_file = folder / "broker.log"
     config = str(folder / "server.properties")
+    # A cluster id as Kafka makes them, without "-" (the tool would take a leading one for
+    # an option).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     with log_file.open("ab") as log:
-        subprocess.run(
+        formatted = subprocess.run(
             [java, *_java_options(), "-cp", classpath, "kafka.tools.StorageTool", "format"]
             + ["-t", cluster_id.replace("-", "A"), "-c", config],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             timeout=_FORMAT_WITHIN_S,
-            check=True,
         )
+        assert formatted.returncode == 0, f"formatting the TLS broker's log failed; see {log_file}"
         log4j = resources.files("agentlog.devbroker").joinpath("log4j2.properties")
         with resources.as_file(log4j) as log4j_path:
             process = subprocess.Popen(
