@@ -2,7 +2,8 @@
 certificates made by the test, see tls_broker.py): it records and reads back over TLS,
 with a client certificate where the broker demands one and with SASL over TLS; a client
 that does not trust the broker, or that the broker does not accept, gets one line saying
-which settings to check, a non-zero exit, and no password in anything printed.
+which settings to check, a non-zero exit, and no password in anything printed; a
+recorder that does not trust the broker loses nothing (its spool keeps the events).
 
 One broker for the module: it starts in about 10 s on a loaded machine."""
 
@@ -235,3 +236,23 @@ def test_tls_to_a_listener_that_is_not_tls_gets_one_line_naming_the_protocol(
     tailed = cli(settings, "tail")
 
     assert_one_line_error(tailed, "TLS handshake failed", "AGENTLOG_SECURITY_PROTOCOL")
+
+
+def test_a_recorder_that_does_not_trust_the_broker_keeps_its_events_until_one_that_does(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    trusting = tls_settings(tls_broker.ssl, tmp_path, ssl_ca_location=tls_broker.certificates.ca)
+    create_topics(trusting)
+    distrusting = trusting.with_overrides(
+        ssl_ca_location=tls_broker.certificates.other_ca, spool=True
+    )
+    conversation = f"tls-{uuid.uuid4().hex[:8]}"
+
+    with Recorder(distrusting, service="tls-test") as recorder:  # recording never raises
+        recorder.user_message(conversation, "kept while the handshake fails")
+    with Recorder(trusting.with_overrides(spool=True), service="tls-test"):
+        pass  # ships what the spool under the same state_dir holds
+    tailed = cli(trusting, "tail", "--conversation", conversation)
+
+    assert tailed.code == 0, tailed.err
+    assert tailed.out.count(conversation) == 1 and "kept while the handshake fails" in tailed.out
