@@ -104,7 +104,8 @@ class MissingExtra(ConfigurationError, ImportError):
 
 class BrokerUnavailable(AgentlogError):
     """No broker answered within the bound, or it stopped answering; the message says
-    what was waited for and for how long."""
+    what was waited for and for how long. A broker that refused the connection (a TLS
+    handshake or SASL login that failed) is named as such, with the settings to check."""
 
 
 class NotAssigned(BrokerUnavailable):

@@ -8,10 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from agentlog.connection import resolve_bootstrap
+from agentlog.connection import ReportingAdmin, resolve_bootstrap
 from agentlog.settings import KAFKA_LOGGER, Settings
 
 
@@ -46,8 +45,9 @@ def _path(value: Path | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(client_config(settings))
+def admin_client(settings: Settings) -> ReportingAdmin:
+    """An admin client whose failed requests can say why (`connection.cluster_metadata`)."""
+    return ReportingAdmin(client_config(settings))
 
 
 # librdkafka's default message.max.bytes: the largest record produce() accepts.

@@ -14,7 +14,7 @@ from confluent_kafka.admin import (
     TopicMetadata,
 )
 
-from agentlog.connection import anyone_listening, cluster_metadata
+from agentlog.connection import ReportingAdmin, anyone_listening, cluster_metadata
 from agentlog.dev_state import running_record
 from agentlog.errors import AgentlogError, BrokerUnavailable, TopicError
 from agentlog.kafka_config import admin_client, client_config
@@ -126,7 +126,7 @@ def _wait_until_listed(admin: AdminClient, settings: Settings, specs: list[Topic
 def _admin_of(settings: Settings, broker: BrokerMetadata) -> AdminClient:
     """An admin client whose only bootstrap address is this broker (that is the broker
     its metadata requests go to first)."""
-    return AdminClient(
+    return ReportingAdmin(
         {**client_config(settings), "bootstrap.servers": f"{broker.host}:{broker.port}"}
     )
 

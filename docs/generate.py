@@ -130,6 +130,9 @@ def configuration_page() -> str:
         "`state_dir`: the projections file `projections.duckdb`, `archive/`, `claim-check/`,",
         "`spool/`. Where each default comes from and why: [defaults.md](defaults.md).",
         "",
+        "A cluster with TLS, mutual TLS or SASL (`security_protocol`, `ssl_*`, `sasl_*`),",
+        "step by step: [operations.md](operations.md#a-cluster-with-tls-and-sasl).",
+        "",
         "| variable | type | default | what it does |",
         "|---|---|---|---|",
     ]

@@ -167,6 +167,15 @@ def _libs(settings: Settings) -> tuple[Path, str]:
     return libs, _version_of(libs) or KAFKA_VERSION
 
 
+def java_and_classpath(settings: Settings) -> tuple[str, str]:
+    """The `java` to run and the classpath of Apache Kafka's jars (resolved if not cached
+    yet), for running Kafka configured otherwise than the dev broker is (the tests' broker
+    with TLS listeners)."""
+    java = _java(settings)
+    libs, _ = _libs(settings)
+    return java, f"{libs}/*"
+
+
 def _ports(settings: Settings, port: int | None, brokers: int) -> list[tuple[int, int]]:
     """Each broker's client and controller ports: those of the last run when still free,
     so clients that remember the addresses find the brokers again."""
