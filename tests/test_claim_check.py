@@ -398,3 +398,11 @@ def test_a_hostile_reference_is_a_dead_letter_and_readers_go_on(
     assert "before" in tail.out and "after" in tail.out
     refused = [line for line in tail.err.splitlines() if "file:///dev/zero" in line]
     assert len(refused) == 1, tail.err
+    # The archiver keeps the record as it is (its bytes and why it did not decode).
+    archive = tmp_path / "archive"
+    archived = agentlog(
+        *base, "archive", "run", "--once", "--dir", str(archive), state_dir=tmp_path
+    )
+    assert archived.code == 0, archived.err
+    assert archived.out.startswith("archived 3 records"), archived.out
+    assert "1 undecodable kept as bytes" in archived.out
