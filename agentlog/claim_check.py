@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from agentlog.display import visible
 from agentlog.errors import BlobUnavailable, ConfigurationError
 
 # What a reference is now: the content address of the blob in this store.
@@ -68,7 +69,7 @@ def shown_reference(reference: str) -> str:
         if len(reference) <= _SHOWN_REFERENCE_CHARS
         else (f"{reference[:_SHOWN_REFERENCE_CHARS]}... ({len(reference)} characters)")
     )
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return visible(text)
 
 
 class BlobStore:

@@ -20,17 +20,21 @@ checksum and finds any file changed, missing or added.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import pyarrow.parquet as pq
@@ -281,6 +285,17 @@ class ComplianceBundle:
         )
 
 
+def _open_plain(path: Path) -> IO[bytes]:
+    """A bundle's file, opened without following a link or waiting on a FIFO (it was a
+    plain file when listed; it may have been swapped since)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    descriptor = os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(f"{path.name} is not a plain file")
+    return os.fdopen(descriptor, "rb")
+
+
 def _manifest(
     folder: Path,
     request: ComplianceRequest,
@@ -331,6 +346,13 @@ def _zip(folder: Path, out: Path) -> None:
         raise
 
 
+# A bundle to verify is a file from outside: its manifest is read with a bound and checked
+# for shape, and every member is hashed as a stream (a zipped member may inflate to far
+# more than the file's size).
+MANIFEST_MAX_BYTES = 256 * 1024 * 1024
+_HASH_CHUNK = 1 << 20
+
+
 @dataclass
 class Verification:
     checked: int
@@ -338,45 +360,121 @@ class Verification:
     manifest: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Member:
+    """A file of a bundle: how to open it as a binary stream, or why it is no file."""
+
+    open: Callable[[], IO[bytes]] | None
+    refused: str | None = None
+
+
 def verify_bundle(path: Path) -> Verification:
     """Every file listed in the manifest present with its SHA-256, and nothing else."""
     if not path.exists():
         raise ExportError(f"no bundle at {path}")
     if path.is_dir():
-        members = {
-            p.relative_to(path).as_posix(): p.read_bytes
-            for p in sorted(path.rglob("*"))
-            if p.is_file()
-        }
-        return _verify(members, path)
+        return _verify(_folder_members(path), path)
     try:
         with zipfile.ZipFile(path) as bundle:
-            contents = {
-                name: bundle.read(name) for name in bundle.namelist() if not name.endswith("/")
+            members = {
+                name: _Member(functools.partial(bundle.open, name))
+                for name in bundle.namelist()
+                if not name.endswith("/")
             }
+            return _verify(members, path)
     except zipfile.BadZipFile:
         raise ExportError(f"{path} is neither a bundle directory nor a zip file") from None
-    return _verify({name: (lambda data=data: data) for name, data in contents.items()}, path)
 
 
-def _verify(members: dict[str, Any], where: Path) -> Verification:
-    if MANIFEST not in members:
+def _folder_members(root: Path) -> dict[str, _Member]:
+    """The files under `root`; a link or anything else that is no plain file is named as
+    such (never followed: it could lead anywhere)."""
+    members = {}
+    for path in sorted(root.rglob("*")):
+        name = path.relative_to(root).as_posix()
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            members[name] = _Member(None, "a link, not a file of the bundle")
+        elif stat.S_ISREG(mode):
+            members[name] = _Member(functools.partial(_open_plain, path))
+        elif not stat.S_ISDIR(mode):
+            members[name] = _Member(None, "not a plain file")
+    return members
+
+
+def _read_manifest(
+    members: dict[str, _Member], where: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the manifest, its files: name -> {"sha256", "bytes"}), checked for shape."""
+    member = members.get(MANIFEST)
+    if member is None or member.open is None:
         raise ExportError(f"{where} has no {MANIFEST}: not an agentlog compliance bundle")
     try:
-        manifest = orjson.loads(members[MANIFEST]())
-        listed: dict[str, dict[str, Any]] = manifest["files"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise ExportError(f"{where}/{MANIFEST} is not a bundle manifest") from None
+        with member.open() as source:
+            text = source.read(MANIFEST_MAX_BYTES + 1)
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zlib.error, zipfile.BadZipFile):
+        raise ExportError(f"{where}/{MANIFEST} cannot be read: not a bundle manifest") from None
+    if len(text) > MANIFEST_MAX_BYTES:
+        raise ExportError(f"{where}/{MANIFEST} is over {MANIFEST_MAX_BYTES} bytes: refused unread")
+    try:
+        manifest = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        manifest = None
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not (
+        isinstance(manifest, dict)
+        and isinstance(listed, dict)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and type(entry.get("bytes")) is int
+            for entry in listed.values()
+        )
+        and isinstance(manifest.get("request", {}), dict)
+        and isinstance(manifest.get("counts", {}), dict)
+    ):
+        raise ExportError(f"{where}/{MANIFEST} is not a bundle manifest")
+    return manifest, listed
+
+
+def _digest(member: _Member) -> tuple[str, int] | str:
+    """SHA-256 and size of a member, read a chunk at a time; or why it cannot be read
+    (a zipped member that is corrupt, encrypted or of an unknown compression)."""
+    assert member.open is not None
+    digest, size = hashlib.sha256(), 0
+    try:
+        with member.open() as source:
+            while chunk := source.read(_HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except zipfile.BadZipFile as exc:  # a zipped member whose CRC does not match
+        return f"changed ({exc})"
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        return f"cannot be read ({exc})"
+    return digest.hexdigest(), size
+
+
+def _verify(members: dict[str, _Member], where: Path) -> Verification:
+    manifest, listed = _read_manifest(members, where)
     problems = []
     for name, expected in sorted(listed.items()):
-        if name not in members:
+        member = members.get(name)
+        if member is None:
             problems.append(f"{name}: missing")
             continue
-        data = members[name]()
-        if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+        if member.refused is not None:
+            problems.append(f"{name}: {member.refused}")
+            continue
+        read = _digest(member)
+        if isinstance(read, str):
+            problems.append(f"{name}: {read}")
+            continue
+        digest, size = read
+        if digest != expected["sha256"]:
             problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
-        elif len(data) != expected["bytes"]:
+        elif size != expected["bytes"]:
             problems.append(f"{name}: changed (size differs from the manifest)")
     for name in sorted(set(members) - set(listed) - {MANIFEST}):
-        problems.append(f"{name}: not in the manifest")
+        refused = members[name].refused
+        problems.append(f"{name}: {refused or 'not in the manifest'}")
     return Verification(len(listed), problems, manifest)

@@ -23,6 +23,8 @@ package builds on the consumers, never on the recorder SDK.
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -73,10 +75,30 @@ def _error_of(content: str) -> tuple[str, str] | None:
     return None
 
 
+# Opening a FIFO must not wait for a writer, nor a terminal become ours.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+
+
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """The file's non-blank lines with their numbers, read as a stream."""
+    """The file's non-blank lines with their numbers, read as a stream. Only a regular
+    file: it is read twice (checked, then produced), and a pipe or a device (`/dev/zero`
+    is one line without end) would hang the check or fill the memory."""
     try:
-        with path.open("rb") as source:
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise ExportError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ExportError(
+                f"cannot read {path}: not a regular file (a pipe, a device or a folder); "
+                "import reads the file twice, checked then produced: save it to a file first"
+            )
+        source = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    try:
+        with source:
             for number, line in enumerate(source, 1):
                 if line.strip():
                     yield number, line

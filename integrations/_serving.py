@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent
+from agentlog.display import visible
 from agentlog.errors import ReplayError
 from agentlog.llm_calls import json_text, structured_fields
 from agentlog.replay import (
@@ -135,7 +136,7 @@ def _join(where: str, key: str) -> str:
 def _shown(value: Any, limit: int = 120) -> str:
     """A value for a one-line diff: JSON, cut short, no control characters."""
     text = json_text(value)
-    text = "".join(c if c.isprintable() else "?" for c in text)
+    text = visible(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

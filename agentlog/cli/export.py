@@ -23,6 +23,7 @@ from agentlog.analytics.training import TrainingOptions, export_training
 from agentlog.cli._app import AppContext, checked_out, cli, pass_app
 from agentlog.cli._progress import EventProgress, progress_options, wanted
 from agentlog.cli.archive import archiving_progress
+from agentlog.display import visible
 from agentlog.errors import ExportError
 from agentlog.replay.transcript import counted
 from agentlog.runtime import export_compliance
@@ -183,7 +184,7 @@ def training(
             settings.archive_root, settings.events_topic, options, on_progress=bar.update
         )
     for conversation_id, why in report.invalid[:20]:
-        click.echo(f"invalid: {conversation_id}: {why}", err=True)
+        click.echo(f"invalid: {visible(conversation_id)}: {visible(why)}", err=True)
     if len(report.invalid) > 20:
         click.echo(f"invalid: ... and {len(report.invalid) - 20} more", err=True)
     for name, path in report.files.items():
@@ -252,7 +253,8 @@ def compliance(
     )
     for conversation_id, reason in report.untranscribed.items():
         click.echo(
-            f"warning: no transcript of conversation {conversation_id!r} ({reason}); its "
+            f"warning: no transcript of conversation {visible(repr(conversation_id))} "
+            f"({visible(reason)}); its "
             f"events are in the bundle, and {MANIFEST} names it under untranscribed",
             err=True,
         )
@@ -269,14 +271,14 @@ def verify(bundle: Path) -> None:
     """Check a compliance bundle offline: every file as the manifest says, nothing added."""
     checked = verify_bundle(bundle)
     for problem in checked.problems:
-        click.echo(f"  {problem}", err=True)
+        click.echo(f"  {visible(problem)}", err=True)
     if checked.problems:
         raise ExportError(
             f"{bundle} does not match its manifest: {counted(len(checked.problems), 'problem')} "
             "above"
         )
     counts = checked.manifest.get("counts", {})
-    requested_by = checked.manifest["request"].get("requested_by") or "-"
+    requested_by = visible(checked.manifest.get("request", {}).get("requested_by") or "-")
     click.echo(
         f"{bundle}: all {counted(checked.checked, 'file')} match {MANIFEST} "
         f"({_count(counts.get('events'), 'event')} of "

@@ -11,17 +11,13 @@ from agentlog.cli._app import AppContext, cli, pass_app
 from agentlog.consumers import open_sink
 from agentlog.consumers.queries import INDEX
 from agentlog.consumers.sinks import Where
+from agentlog.display import visible
 from agentlog.errors import AgentlogError
 from agentlog.replay.transcript import counted
 from agentlog.settings import Settings
 
 # Conversation ids named after an import (the rest are counted).
 _SHOWN = 5
-
-
-def _printable(text: str) -> str:
-    """An id from the file, shown without control characters."""
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 # Asking the projections about more conversations than this would no longer be cheap.
@@ -56,7 +52,7 @@ def import_command(app: AppContext, file: Path, prefix: str | None, agent: str) 
         f"({counted(imported.events, 'event')}) "
         f"from {file} to {settings.events_topic} in {imported.seconds:.2f}s"
     )
-    ids = [_printable(c) for c in imported.conversations]
+    ids = [visible(c) for c in imported.conversations]  # ids from the file
     if ids:
         more = f" ... and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
         click.echo(f"conversations: {', '.join(ids[:_SHOWN])}{more}")

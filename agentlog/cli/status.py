@@ -188,7 +188,7 @@ def otlp_receiver(settings: Settings) -> dict[str, object] | None:
     }
     for text in ("url", "last_rejection"):
         if isinstance(data.get(text), str):
-            out[text] = "".join(c if c.isprintable() else "?" for c in data[text][:300])
+            out[text] = visible(data[text][:300])  # the file is anyone's to write
     return out
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from helpers.chat_conversations import CONVERSATIONS, TOOLS, tool_call
@@ -100,6 +101,19 @@ def test_a_malformed_line_is_named_and_nothing_is_imported(
     missing = agentlog(*_base(settings), "import", str(tmp_path / "nope.jsonl"), state_dir=tmp_path)
     assert missing.code == 1 and "cannot read" in missing.err and "nope.jsonl" in missing.err
     assert read_all(settings.bootstrap_servers, settings.events_topic) == []
+
+
+def test_a_pipe_or_a_device_is_refused_unread(tmp_path: Path) -> None:
+    """Import reads its file twice: a FIFO nobody writes to would wait forever for a
+    writer, and /dev/zero (one endless line) would fill the memory."""
+    fifo = tmp_path / "history.jsonl"
+    os.mkfifo(fifo)
+    for named in (fifo, Path("/dev/zero")):
+        # No broker: the file is refused before anything is asked of one.
+        run = agentlog("--bootstrap", "127.0.0.1:9", "import", str(named), state_dir=tmp_path)
+        assert run.code == 1, run.out
+        (error,) = run.err.strip().splitlines()
+        assert error.startswith(f"error: cannot read {named}: not a regular file"), error
 
 
 def _with_a_2mb_line(tmp_path: Path, good_lines: int) -> Path:

@@ -398,3 +398,49 @@ def test_a_hostile_reference_is_a_dead_letter_and_readers_go_on(
     assert "before" in tail.out and "after" in tail.out
     refused = [line for line in tail.err.splitlines() if "file:///dev/zero" in line]
     assert len(refused) == 1, tail.err
+    # The archiver keeps the record as it is (its bytes and why it did not decode).
+    archive = tmp_path / "archive"
+    archived = agentlog(
+        *base, "archive", "run", "--once", "--dir", str(archive), state_dir=tmp_path
+    )
+    assert archived.code == 0, archived.err
+    assert archived.out.startswith("archived 3 records"), archived.out
+    assert "1 undecodable kept as bytes" in archived.out
+
+
+def test_the_trigger_runtime_dead_letters_a_hostile_reference_and_goes_on(
+    settings: Settings,
+) -> None:
+    """The trigger runtime decodes with the same function: the reference is refused
+    unread, one dead letter, and the handlers run for the events around it."""
+    from confluent_kafka import Producer
+    from kafka_python_reader import read_all as read_topic
+
+    from agentlog.consumers.triggers import Agents, TriggerRuntime
+
+    digest = hashlib.sha256(b"anything").hexdigest()
+    raw = Producer(
+        {"bootstrap.servers": settings.bootstrap_servers, "partitioner": "murmur2_random"}
+    )
+    with Recorder(settings) as recorder:
+        recorder.user_message("conv-sample", "before")
+        recorder.flush()
+        raw.produce(
+            settings.events_topic,
+            _claim_check_record("file:///dev/zero", 100_000, digest),
+            b"conv-sample",
+        )
+        assert raw.flush(30) == 0
+        recorder.user_message("conv-sample", "after")
+    seen: list[str] = []
+    agents = Agents("hostile-references")
+
+    @agents.on("user_message")
+    def note(event, session) -> None:  # type: ignore[no-untyped-def]
+        seen.append(event.payload["text"])
+
+    TriggerRuntime(settings, agents, lambda trigger: None).run(once=True)
+    assert seen == ["before", "after"]
+    (letter,) = read_topic(settings.bootstrap_servers, settings.dlq_topic, expect=1)
+    error = dict(letter.headers)["agentlog.error"].decode()
+    assert "claim-check reference file:///dev/zero is not a blob of the claim-check store" in error

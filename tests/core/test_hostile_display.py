@@ -109,3 +109,25 @@ def test_tail_shows_hostile_events_as_one_line_each(settings: Settings, tmp_path
     assert run.code == 0, run.err
     _assert_shown_not_emitted(run.out)
     assert len(run.out.splitlines()) == 5  # one line per event, whatever they hold
+
+
+def test_a_training_export_names_an_invalid_conversation_visibly(tmp_path: Path) -> None:
+    """An unanswered tool call keeps a conversation out of training data; the line that
+    says so quotes its id and the call's id, both written by whoever recorded them."""
+    log = OfflineLog()
+    conversation = "conv\x1b]0;TITLE\x07\r\nwrote 9 examples to /etc/passwd"
+    log.start_conversation(conversation, channel="web")
+    log.user_message(conversation, "where is it?")
+    log.tool_call_requested(conversation, "call\x1b[2K\x1b[1A", "lookup", {"id": 1})
+    archive = tmp_path / "archive"
+    archive_offline(log, archive)
+    run = agentlog(
+        "--topic-prefix", TOPIC.removesuffix("events"), "export", "training", "--no-update",
+        "--dir", str(archive), "--out", str(tmp_path / "out.jsonl"),
+        state_dir=tmp_path,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert not RAW.search(run.err), repr(run.err)
+    (invalid,) = [line for line in run.err.splitlines() if line.startswith("invalid: ")]
+    assert invalid.startswith("invalid: conv␛]0;TITLE␇␍␊wrote 9 examples to /etc/passwd: ")
+    assert "tool call call␛[2K␛[1A calls 'lookup'" in invalid
