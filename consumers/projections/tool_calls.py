@@ -19,7 +19,7 @@ def finally_failed(row: Row) -> bool:
     """Whether the call finally failed: its latest attempt failed and no retry of it was
     requested since (a failure followed by a retry that completes, or that is still
     under way, is not a failed call)."""
-    return row["status"] == FAILED
+    return bool(row["status"] == FAILED)
 
 
 class ToolCalls(Projection):
