@@ -6,10 +6,11 @@ left out by `--failed-tool-calls exclude`, whatever the trajectory's messages sh
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 from offline_archive import archive_offline
-from offline_log import TOPIC, OfflineLog, fold_log, simulated_log
+from offline_log import TOPIC, OfflineLog, events_of, fold_log, simulated_log
 
 from agentlog.analytics.training import TrainingOptions, export_training, trajectories
 from agentlog.analytics.views import open_views
@@ -17,6 +18,7 @@ from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS
 from agentlog.consumers.projections.conversations import escalated
 from agentlog.consumers.projections.tool_calls import TABLE as TOOL_CALLS
 from agentlog.consumers.projections.tool_calls import finally_failed
+from agentlog.consumers.projections.verdicts import DECIDED_BY, NOTHING_DECIDED, verdicts
 
 LOOKUP = {
     "name": "lookup_invoice",
@@ -113,6 +115,7 @@ CRAFTED = {
 }
 
 
+@cache  # the same log for every test (none changes it)
 def varied_log() -> OfflineLog:
     """The demo's simulated support system (escalations, failed and retried tools,
     sagas), and the crafted conversations above."""
@@ -183,3 +186,16 @@ def test_the_export_decides_every_conversation_as_the_projection_does(tmp_path: 
     assert calm == {c for c in everything if not expected[c][0]}
     clean = export(tmp_path, log, "clean.jsonl", failed_tool_calls="exclude")
     assert clean == {c for c in everything if not expected[c][1]}
+
+
+def test_folding_only_the_deciding_events_gives_the_verdict_of_folding_all() -> None:
+    """What lets the export fold only `DECIDED_BY`: the answers do not change."""
+    events = events_of(varied_log().records)
+    everything = verdicts(events)
+    assert len(everything) == len({e.conversation_id for e in events})
+    deciding = verdicts([e for e in events if e.event_type in DECIDED_BY])
+    assert {c: deciding.get(c, NOTHING_DECIDED) for c in everything} == everything
+    assert everything["own-call-fails"].failed_calls == {"audit-1"}
+    assert everything["ended-escalated"].escalated
+    assert everything["escalation-then-resolved"].escalated
+    assert not everything["handoff-only"].escalated
