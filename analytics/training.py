@@ -12,7 +12,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from agentlog.analytics.redact import Redactor
 from agentlog.analytics.sql_guard import one_condition
 from agentlog.analytics.trajectory import (
     STEP_COLUMNS,
+    WITH_PAYLOAD,
     Trajectory,
     TrajectoryBuilder,
     as_openai,
@@ -38,6 +39,7 @@ from agentlog.consumers.fold import fold
 from agentlog.consumers.projection import RecordedEvent
 from agentlog.consumers.projections.conversations import TABLE as CONVERSATIONS
 from agentlog.consumers.projections.conversations import Conversations
+from agentlog.consumers.projections.verdicts import DECIDED_BY, NOTHING_DECIDED, verdicts
 from agentlog.errors import ExportError
 from agentlog.private_files import private_dir, temporary_beside
 
@@ -105,42 +107,101 @@ def provenance_path(data: Path) -> Path:
     return data.with_name(f"{data.stem}.provenance.jsonl")
 
 
+def _sql_list(kinds: Collection[str]) -> str:
+    return ", ".join(f"'{kind}'" for kind in sorted(kinds))
+
+
+# Each event's steps (`STEP_COLUMNS`) and, when verdicts are asked for, the rest of each
+# event (`_EVENT_COLUMNS`) for those that decide the verdict: one read of the archive
+# gives both the messages and the verdict.
 _STEPS_QUERY = """
     SELECT event_id, conversation_id, event_type, topic, "partition", "offset", text, tool_call_id,
            tool_name, arguments_json, result_json, error_type, error_message, attempt,
-           outcome,
-           CASE WHEN event_type IN ('tools_declared', 'llm_call') THEN payload_json END
-             AS payload_json
+           CASE WHEN event_type IN ({with_payload}) THEN payload_json END AS payload_json
+           {event_columns}
     FROM archive_files WHERE decode_error IS NULL {where}
     ORDER BY conversation_id, "partition", "offset", event_id
 """
+_EVENT_SQL = """, epoch_us(occurred_at) AS occurred_micros, source_service, source_agent,
+           source_version, causation_id, trace_id, span_id"""
+# The columns an event is made of, in `RecordedEvent`'s order.
+_EVENT_COLUMNS = (
+    "event_id",
+    "conversation_id",
+    "occurred_micros",
+    "event_type",
+    "payload_json",
+    "source_service",
+    "source_agent",
+    "source_version",
+    "causation_id",
+    "trace_id",
+    "span_id",
+    "topic",
+    "partition",
+    "offset",
+)
 
 
-def trajectories(views: Views, only: Collection[str] | None = None) -> Iterator[Trajectory]:
-    """Every conversation of the archive (or of `only`) as a trajectory, by id."""
+def trajectories(
+    views: Views, only: Collection[str] | None = None, *, with_verdicts: bool = True
+) -> Iterator[Trajectory]:
+    """Every conversation of the archive (or of `only`) as a trajectory, by id, with the
+    verdict of the conversation state (the projector's fold) on it; without it (`verdict`
+    None) if not `with_verdicts`, which saves folding the events that decide it."""
     where = _only(views, only)
-    reader = views.connection.sql(_STEPS_QUERY.format(where=where)).to_arrow_reader(200_000)
+    query = _STEPS_QUERY.format(
+        with_payload=_sql_list({*WITH_PAYLOAD, *DECIDED_BY} if with_verdicts else WITH_PAYLOAD),
+        event_columns=_EVENT_SQL if with_verdicts else "",
+        where=where,
+    )
+    reader = views.connection.sql(query).to_arrow_reader(200_000)
     builder: TrajectoryBuilder | None = None
     current = None
     seen: set[str] = set()
+    deciding: list[RecordedEvent] = []  # the conversation's events of DECIDED_BY
     for batch in reader:
         columns = [batch.column(name).to_pylist() for name in STEP_COLUMNS]
         ids = batch.column("event_id").to_pylist()
-        for event_id, row in zip(ids, zip(*columns, strict=True), strict=True):
+        events = (
+            [batch.column(name).to_pylist() for name in _EVENT_COLUMNS] if with_verdicts else None
+        )
+        for index, row in enumerate(zip(*columns, strict=True)):
             if row[0] != current:
                 if builder is not None:
-                    yield builder.finish()
+                    yield _finished(builder, deciding if with_verdicts else None)
                 current = row[0]
                 builder = TrajectoryBuilder(current)
                 seen = set()
+                deciding = []
             # Each event once: a repeat (produced twice, or a compacted file's part still
             # beside it) holds the same event id.
+            event_id = ids[index]
             if event_id in seen:
                 continue
             seen.add(event_id)
             builder.add(row)  # type: ignore[union-attr]  # set on the first row
+            if events is not None and row[1] in DECIDED_BY:
+                deciding.append(_recorded([column[index] for column in events]))
     if builder is not None:
-        yield builder.finish()
+        yield _finished(builder, deciding if with_verdicts else None)
+
+
+def _finished(builder: TrajectoryBuilder, deciding: list[RecordedEvent] | None) -> Trajectory:
+    """The trajectory with the conversation state's verdict (None if not asked for), from
+    the conversation's events that decide it (folding only those gives what folding all
+    of them gives)."""
+    if deciding is None:
+        return builder.finish(None)
+    found = verdicts(deciding) if deciding else {}
+    return builder.finish(found.get(builder.t.conversation_id, NOTHING_DECIDED))
+
+
+def _recorded(row: Sequence[Any]) -> RecordedEvent:
+    """An archived event (its `_EVENT_COLUMNS`) as the fold sees a record of the log."""
+    (eid, cid, at, kind, body, service, agent, version, cause, trace, span, *where) = row
+    source = {"service": service, "agent": agent, "version": version}
+    return RecordedEvent(eid, cid, at, kind, orjson.loads(body), source, cause, trace, span, *where)
 
 
 def _only(views: Views, only: Collection[str] | None) -> str:
@@ -196,11 +257,7 @@ def _recorded_events(views: Views) -> Iterator[RecordedEvent]:
     ).to_arrow_reader(200_000)
     for batch in reader:
         for row in zip(*(c.to_pylist() for c in batch.columns), strict=True):
-            (eid, cid, at, kind, body, service, agent, version, cause, trace, span, *where) = row
-            source = {"service": service, "agent": agent, "version": version}
-            yield RecordedEvent(
-                eid, cid, at, kind, orjson.loads(body), source, cause, trace, span, *where
-            )
+            yield _recorded(row)
 
 
 class _Outputs:
@@ -294,7 +351,8 @@ def export_training(
             reruns = set() if options.include_reruns else set(rerun_originals(views))
             total = event_count(views, options.only) if on_progress is not None else 0
             told_at = 0.0
-            for trajectory in trajectories(views, options.only):
+            with_verdicts = _asks_the_state(options)
+            for trajectory in trajectories(views, options.only, with_verdicts=with_verdicts):
                 report.conversations += 1
                 report.events += trajectory.events
                 if on_progress is not None and time.monotonic() - told_at >= _PROGRESS_SECONDS:
@@ -331,6 +389,15 @@ def export_training(
     return report
 
 
+def _asks_the_state(options: TrainingOptions) -> bool:
+    """Whether the export needs the conversation state's verdict on each conversation."""
+    return (
+        options.failed_tool_calls == "exclude"
+        or options.escalated == "exclude"
+        or options.weight_failed is not None
+    )
+
+
 def _left_out(
     trajectory: Trajectory, wanted: set[str] | None, reruns: set[str], options: TrainingOptions
 ) -> str | None:
@@ -338,8 +405,11 @@ def _left_out(
         return RERUN
     if wanted is not None and trajectory.conversation_id not in wanted:
         return "--where"
-    if options.failed_tool_calls == "exclude" and trajectory.failed_calls:
+    verdict = trajectory.verdict
+    if verdict is None:  # not asked for: the options ask nothing of it
+        return None
+    if options.failed_tool_calls == "exclude" and verdict.failed_calls:
         return "a tool call failed"
-    if options.escalated == "exclude" and trajectory.escalated:
+    if options.escalated == "exclude" and verdict.escalated:
         return "escalated"
     return None

@@ -26,6 +26,10 @@ How events become messages (one definition, used by every training export):
 - `tools_declared`, and the function tools a v4 `llm_call` offered (its tool
   definitions) -> `tools` (`type: function`, name, description, JSON-schema
   parameters), each name once.
+
+Whether the conversation was escalated and which calls finally failed are not decided
+here: they are the conversation state's (`agentlog.consumers.projections.verdicts`, the
+projector's fold), handed to `finish`; a trajectory only places them on its messages.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from agentlog.consumers.projections.verdicts import Verdict
 from agentlog.llm_calls import json_text, structured_fields
 
 Message = dict[str, Any]
@@ -54,22 +59,10 @@ STEP_COLUMNS = (
     "error_type",
     "error_message",
     "attempt",
-    "outcome",
-    "payload_json",  # the whole payload, of tools_declared and llm_call only
+    "payload_json",  # the whole payload (read only of tools_declared and llm_call)
 )
-# Event types that shape a trajectory (the others only count in its provenance).
-SHAPING = (
-    "system_prompt",
-    "user_message",
-    "agent_message",
-    "llm_call",
-    "tool_call_requested",
-    "tool_call_completed",
-    "tool_call_failed",
-    "tools_declared",
-    "escalation",
-    "conversation_ended",
-)
+# The event types whose whole payload the trajectory reads.
+WITH_PAYLOAD = ("tools_declared", "llm_call")
 
 
 def error_content(error_type: str | None, message: str | None) -> str:
@@ -85,7 +78,10 @@ class Trajectory:
     ranges: dict[int, list[int]] = field(default_factory=dict)
     topic: str = ""
     events: int = 0
-    escalated: bool = False
+    # What the conversation state says of the conversation (escalated, the recorded ids
+    # of the calls that finally failed), as `finish` was given it; None: not asked for.
+    verdict: Verdict | None = None
+    # The calls of the messages (by the ids the messages give them) that finally failed.
     failed_calls: set[str] = field(default_factory=set)
     call_names: dict[str, str] = field(default_factory=dict)
     # Whose tool calls the assistant messages carry: "model" (v4 LLM calls said so),
@@ -128,8 +124,8 @@ class TrajectoryBuilder:
         self._pending: str | None = None  # an LLM output no message carries yet
         self._open: Message | None = None  # the assistant message calls may join
         self._call_message: dict[str, Message] = {}
-        # call id -> (tool message content, failed)
-        self._outcomes: dict[str, tuple[str, bool]] = {}
+        # call id -> the tool message's content (the call's latest outcome)
+        self._outcomes: dict[str, str] = {}
         self._tool_names: set[str] = set()
         # While the latest LLM call was recorded whole: its tool calls not answered yet
         # (id -> name), else None (the pre-v4 guess applies).
@@ -151,7 +147,6 @@ class TrajectoryBuilder:
             error_type,
             error_message,
             attempt,
-            outcome,
             payload_json,
         ) = row
         t = self.t
@@ -201,11 +196,11 @@ class TrajectoryBuilder:
         elif kind == "tool_call_completed" or kind == "tool_call_failed":
             call_id = self._alias.get(call_id, call_id)
             if kind == "tool_call_completed":
-                outcome_of_call = (result, False)
+                content = result
             else:
-                outcome_of_call = (error_content(error_type, error_message), True)
+                content = error_content(error_type, error_message)
             self._outcomes.pop(call_id, None)  # the latest outcome's place counts
-            self._outcomes[call_id] = outcome_of_call
+            self._outcomes[call_id] = content
             if self._open is not None and self._call_message.get(call_id) is self._open:
                 self._open = None  # a call after a result is the next step, not a sibling
         elif kind == "system_prompt":
@@ -226,12 +221,8 @@ class TrajectoryBuilder:
                             },
                         }
                     )
-        elif kind == "escalation":
-            t.escalated = True
         elif kind == "conversation_ended":
             self._flush()
-            if outcome == "escalated":
-                t.escalated = True
 
     def _llm_call(self, text: str | None, payload_json: str | None, where: str) -> None:
         fields = _loads_object(payload_json)
@@ -313,19 +304,25 @@ class TrajectoryBuilder:
             self.t.messages.append(self._open)
             self._pending = None
 
-    def finish(self) -> Trajectory:
+    def finish(self, verdict: Verdict | None) -> Trajectory:
+        """The trajectory, with `verdict` (the conversation state's, or None when nobody
+        asked) on it: the calls it says finally failed are marked by the ids the
+        messages give them."""
         self._flush()
         t = self.t
+        t.verdict = verdict
+        for recorded_id in verdict.failed_calls if verdict is not None else ():
+            call_id = self._alias.get(recorded_id, recorded_id)
+            if call_id in self._call_message:
+                t.failed_calls.add(call_id)
         messages = t.messages
         # Each result right after its calls' message and the results placed before it.
         position = {id(m): i for i, m in enumerate(messages)}
         placed: dict[int, list[Message]] = {}
-        for call_id, (content, failed) in self._outcomes.items():
+        for call_id, content in self._outcomes.items():
             holder = self._call_message.get(call_id)
             if holder is None:
                 continue  # a result without its request: not part of any turn
-            if failed:
-                t.failed_calls.add(call_id)
             placed.setdefault(position[id(holder)], []).append(
                 {"role": "tool", "tool_call_id": call_id, "content": content}
             )
@@ -350,7 +347,9 @@ def _loads_object(text: str | None) -> dict[str, Any]:
 
 def weigh(trajectory: Trajectory, failed_weight: int) -> None:
     """Give every assistant message a `weight`: `failed_weight` where one of its tool
-    calls finally failed, else 1."""
+    calls finally failed (as the verdict `finish` was given says), else 1."""
+    if trajectory.verdict is None:
+        raise ValueError("weighing a trajectory needs its verdict: build it with verdicts")
     for message in trajectory.messages:
         if message["role"] == "assistant":
             calls = message.get("tool_calls") or ()

@@ -5,7 +5,9 @@ Raw: a confluent-kafka consumer reading every partition to its end. Archive: `ag
 archive run --once` into a fresh archive (decode, columns, Parquet files by day, written
 then renamed), timed from the first record to the last file. Export: `agentlog export
 training` over that archive (DuckDB reads the Parquet files; trajectories, redaction,
-validation and the JSONL and provenance files in Python), events exported per second.
+validation and the JSONL and provenance files in Python), events exported per second;
+then again with `--failed-tool-calls exclude --escalated exclude`, which folds each
+conversation's deciding events into the conversation state's verdict as it goes.
 
     python -m benchmarks.export [--events N] [--partitions P]
         [--bootstrap HOST:PORT | --engine tansu|kafka]
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from agentlog.analytics.archiver import Archiver
@@ -66,6 +69,14 @@ def main() -> None:
                 f"{len(report.invalid):,} invalid) in {report.seconds:.2f}s"
             )
             print(f"export: {report.rate:,.0f} events/s")
+            asking = replace(options, failed_tool_calls="exclude", escalated="exclude")
+            decided = export_training(archive, settings.events_topic, asking)
+            assert decided.events == written, (decided.events, written)
+            print(
+                f"export with --failed-tool-calls exclude --escalated exclude: "
+                f"{decided.rate:,.0f} events/s ({sum(decided.excluded.values()):,} left out; "
+                f"{decided.rate / report.rate:.2f} of the plain export)"
+            )
             print(f"ratio (archive against raw consume): {progress.rate / raw:.2f}")
 
 

@@ -48,10 +48,14 @@ class Table:
     key_of: Callable[[RecordedEvent], Key | None]
     defaults: dict[str, Any] = field(default_factory=dict)
     list_columns: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # A new row before its key is set (copied for each: a fold makes many).
+    _empty_row: Row = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lists = tuple(c for c, kind in self.columns.items() if kind == "text[]")
         object.__setattr__(self, "list_columns", lists)
+        empty = {c: self.defaults.get(c, _ZERO.get(kind)) for c, kind in self.columns.items()}
+        object.__setattr__(self, "_empty_row", empty)
         for column, kind in self.columns.items():
             if kind not in COLUMN_TYPES:
                 raise ConfigurationError(f"{self.name}.{column}: unknown column type {kind!r}")
@@ -60,7 +64,7 @@ class Table:
             raise ConfigurationError(f"{self.name}: key columns {missing} must be text columns")
 
     def new_row(self, key: Key) -> Row:
-        row: Row = {c: self.defaults.get(c, _ZERO.get(kind)) for c, kind in self.columns.items()}
+        row = dict(self._empty_row)
         for column, value in zip(self.key, key, strict=True):
             row[column] = value
         return self.detached(row)

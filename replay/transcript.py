@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from agentlog.consumers.projection import RecordedEvent, Row
+from agentlog.consumers.projections.tool_calls import COMPLETED, finally_failed
 from agentlog.consumers.sagas import SAGA_EVENT_TYPES, SagaEvent, saga_states
 from agentlog.display import visible
 from agentlog.llm_calls import json_text, structured_fields
@@ -305,9 +306,9 @@ def state_lines(replay: Replay, style: Style = plain) -> list[str]:
     for call in replay.state.get("agentlog_tool_calls", []):
         detail = (
             f"{call['error_type']}: {short(call['error_message'], 50)}"
-            if call["status"] == "failed"
+            if finally_failed(call)
             else f"{number_text(call['latency_ms'] or 0, ',.0f')} ms"
-            if call["status"] == "completed"
+            if call["status"] == COMPLETED
             else "waiting"
         )
         lines.append(

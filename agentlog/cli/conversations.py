@@ -8,6 +8,7 @@ import click
 
 from agentlog.cli._app import AppContext, cli, pass_app, reading_sink, sink_option
 from agentlog.consumers.projections.conversations import STATUSES
+from agentlog.consumers.projections.tool_calls import finally_failed
 from agentlog.consumers.queries import ConversationFilter, conversation, list_conversations
 from agentlog.display import visible
 from agentlog.replay.transcript import counted
@@ -123,7 +124,7 @@ def show(app: AppContext, conversation_id: str, sink: str | None) -> None:
             f"({counted(index['event_count'], 'event')})"
         )
     for call in calls:
-        detail = call["error_type"] if call["status"] == "failed" else _latency(call["latency_ms"])
+        detail = call["error_type"] if finally_failed(call) else _latency(call["latency_ms"])
         click.echo(
             visible(
                 f"  tool {call['tool_name']:<20} {call['status']:<10} attempts "

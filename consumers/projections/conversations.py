@@ -3,7 +3,8 @@
 `status` says whether it is still going (`active`) or over (`ended`); `outcome` says
 how it ended (`resolved`, `escalated`, `abandoned`, `failed`, ... as the application
 recorded it), and stays empty while it is active. An escalation counts in
-`escalations` whether the conversation ends escalated or not.
+`escalations` whether the conversation ends escalated or not; `escalated(row)` is what
+every reader of this state (the training export's `--escalated`, too) calls escalated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ TABLE = "agentlog_conversations"
 ACTIVE = "active"
 ENDED = "ended"
 STATUSES = (ACTIVE, ENDED)
+ESCALATED = "escalated"  # the outcome of a conversation a person took over
 ACTIVITY = Activity(first="first_activity", last="last_activity", count="events")
 
 
@@ -31,6 +33,12 @@ def _join(row: Row, agent: str | None) -> None:
     """`agent` takes part in the conversation (in the order agents first appeared)."""
     if agent and agent not in row["agents"]:
         row["agents"] = [*row["agents"], agent]
+
+
+def escalated(row: Row) -> bool:
+    """Whether the conversation was escalated: it recorded an escalation, or it ended
+    `escalated` (a handoff between agents is no escalation)."""
+    return bool(row["escalations"]) or row["outcome"] == ESCALATED
 
 
 class Conversations(Projection):

@@ -5,11 +5,21 @@ from __future__ import annotations
 from agentlog.consumers.projection import Projection, RecordedEvent, Row, State, Table, handles
 
 TABLE = "agentlog_tool_calls"
+REQUESTED = "requested"
+COMPLETED = "completed"
+FAILED = "failed"
 
 
 def _key(event: RecordedEvent) -> tuple[str, str] | None:
     call_id = event.payload.get("tool_call_id")
     return None if call_id is None else (event.conversation_id, call_id)
+
+
+def finally_failed(row: Row) -> bool:
+    """Whether the call finally failed: its latest attempt failed and no retry of it was
+    requested since (a failure followed by a retry that completes, or that is still
+    under way, is not a failed call)."""
+    return bool(row["status"] == FAILED)
 
 
 class ToolCalls(Projection):
@@ -46,7 +56,7 @@ class ToolCalls(Projection):
         row["tool_name"] = body["tool_name"]
         row["agent"] = body["agent"] or row["agent"]
         row["arguments_json"] = body["arguments_json"]
-        row["status"] = "requested"
+        row["status"] = REQUESTED
         row["attempts"] = max(row["attempts"], body["attempt"])
         if row["requested_at"] is None:
             row["requested_at"] = event.occurred_at
@@ -54,13 +64,13 @@ class ToolCalls(Projection):
     @handles("tool_call_completed")
     def completed(self, event: RecordedEvent, state: State) -> None:
         row = _finished(event, state)
-        row["status"] = "completed"
+        row["status"] = COMPLETED
         row["result_json"] = event.payload["result_json"]
 
     @handles("tool_call_failed")
     def failed(self, event: RecordedEvent, state: State) -> None:
         row = _finished(event, state)
-        row["status"] = "failed"
+        row["status"] = FAILED
         row["failures"] += 1
         row["error_type"] = event.payload["error_type"]
         row["error_message"] = event.payload["error_message"]
