@@ -414,7 +414,7 @@ def test_the_trigger_runtime_dead_letters_a_hostile_reference_and_goes_on(
     """The trigger runtime decodes with the same function: the reference is refused
     unread, one dead letter, and the handlers run for the events around it."""
     from confluent_kafka import Producer
-    from kafka_python_reader import read_all as read_topic
+    from helpers.kafka_python_reader import read_all as read_topic
 
     from agentlog.consumers.triggers import Agents, TriggerRuntime
 

@@ -13,9 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cli import agentlog
-from offline_archive import archive_offline
-from offline_log import TOPIC, simulated_log
+from helpers.cli import agentlog
+from helpers.offline_archive import archive_offline
+from helpers.offline_log import TOPIC, simulated_log
 
 from agentlog.analytics.compliance import ComplianceRequest, verify_bundle
 from agentlog.runtime import export_compliance

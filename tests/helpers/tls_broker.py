@@ -29,12 +29,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from helpers import wait_for
 from pydantic import SecretStr
 
 from agentlog.devbroker import kafka as kafka_engine
 from agentlog.devbroker._process import free_port
 from agentlog.settings import KAFKA_LOGGER, Settings
+from helpers import wait_for
 
 # The password of the client's encrypted key, and the SASL user of the SASL_SSL listener:
 # neither password may appear in anything printed.

@@ -1,5 +1,5 @@
 """agentlog against a real TLS broker (Apache Kafka from the kafka engine's jars, its
-certificates made by the test, see tls_broker.py): it records and reads back over TLS,
+certificates made by the test, see helpers/tls_broker.py): it records and reads back over TLS,
 with a client certificate where the broker demands one and with SASL over TLS; a client
 that does not trust the broker, or that the broker does not accept, gets one line saying
 which settings to check, a non-zero exit, and no password in anything printed; a
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli import Run, agentlog
 from conftest import absent, engine_settings
-from tls_broker import (
+from helpers.cli import Run, agentlog
+from helpers.tls_broker import (
     CLIENT_KEY_PASSWORD,
     SASL_PASSWORD,
     SASL_USER,

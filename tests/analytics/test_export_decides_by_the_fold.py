@@ -9,8 +9,8 @@ import json
 from functools import cache
 from pathlib import Path
 
-from offline_archive import archive_offline
-from offline_log import TOPIC, OfflineLog, events_of, fold_log, simulated_log
+from helpers.offline_archive import archive_offline
+from helpers.offline_log import TOPIC, OfflineLog, events_of, fold_log, simulated_log
 
 from agentlog.analytics.training import TrainingOptions, export_training, trajectories
 from agentlog.analytics.views import open_views
