@@ -134,7 +134,7 @@ class CommittingMember:
         self._last_commit = 0.0
         self._paused = False
         self.outage = OutageWatch(settings, self.name)
-        # The topic's id when subscribing (None: unknown, or the broker names none).
+        # The topic's id at the first assignment (None: unknown, or the broker names none).
         self._identity: TopicIdentity | None = None
         config = dict(config)
         config["error_cb"] = self.outage.on_error
@@ -144,10 +144,6 @@ class CommittingMember:
 
     def subscribe(self) -> None:
         self._subscribed_at = time.monotonic()
-        try:
-            self._identity = topic_identity(self.settings, self.topic)
-        except AgentlogError:
-            self._identity = None  # no topic yet, or no answer: subscribing says so
         self.consumer.subscribe(
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
@@ -336,6 +332,13 @@ class CommittingMember:
             self._parts[partition] = _Partition(partition, self._generations, known, known)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not self._assigned_once:
+            # The log this member reads, once Kafka has answered (the first assignment):
+            # compared with the broker's after an outage.
+            try:
+                self._identity = topic_identity(self.settings, self.topic)
+            except AgentlogError:
+                self._identity = None  # not known: not checked
         self._assigned_once = True
         if self.assigned_at is None:
             self.assigned_at = time.monotonic()
