@@ -316,7 +316,9 @@ def test_tools_work_and_agents_run_ride_out_a_broker_restart(
         for name, (process, log) in running.items():
             text = log.read_text()
             assert process.poll() is None, f"{name} exited: {text}"
-            assert text.count("does not answer") == 1, text  # one line, not one per retry
+            # A line per outage, not per retry (a broker starting up may drop connections
+            # once more: a second outage, briefly).
+            assert 1 <= text.count("does not answer") <= 2, text
             assert "Traceback" not in text, text
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=60) == 0, log.read_text()
