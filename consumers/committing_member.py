@@ -21,6 +21,11 @@ member guarantees:
 - **Bounded waits.** No partition assigned within `settings.assignment_timeout_s` of
   subscribing raises; an outage longer than the tolerance raises (`OutageWatch`); closing
   is bounded.
+- **One log.** When Kafka answers again after an outage, the topic must be the one read
+  before it (its topic id): a topic deleted or created again meanwhile (a restarted
+  in-memory dev broker) is a new log, in which the member's positions and its owner's
+  idempotent producer mean nothing (the producer's records time out there); that raises
+  at once, naming it, instead of work hanging until a delivery timeout blames Kafka.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from agentlog.consumers.consumer_groups import never_assigned
 from agentlog.consumers.group_start import GroupStart
-from agentlog.errors import BrokerUnavailable, CommitPastUnfinished
+from agentlog.errors import AgentlogError, BrokerUnavailable, CommitPastUnfinished, TopicError
 from agentlog.outage import OutageWatch, close_within
 from agentlog.reader import out_of_order, partition_offset
 from agentlog.settings import Settings
+from agentlog.topics import TopicIdentity, topic_identity
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +135,8 @@ class CommittingMember:
         self._last_commit = 0.0
         self._paused = False
         self.outage = OutageWatch(settings, self.name)
+        # The topic's id at the first assignment (None: unknown, or the broker names none).
+        self._identity: TopicIdentity | None = None
         config = dict(config)
         config["error_cb"] = self.outage.on_error
         self.consumer = Consumer(config)
@@ -150,10 +158,33 @@ class CommittingMember:
         messages = [first] if first is not None else []
         if first is not None and at_most > 1:
             messages.extend(self.consumer.consume(at_most - 1, 0))
+        was_down = self.outage.down
         if messages:
             self.outage.answered()
         self.outage.check(self.consumer, self.topic)
+        if was_down and not self.outage.down:
+            self._check_same_log()
         return messages
+
+    def _check_same_log(self) -> None:
+        """Kafka answers again: raise unless the topic is the log read before the outage."""
+        before = self._identity
+        if before is None or before.topic_id is None:
+            return
+        try:
+            now: TopicIdentity | None = topic_identity(self.settings, self.topic)
+        except TopicError:
+            now = None
+        except BrokerUnavailable:
+            return  # gone again: the outage watch goes on
+        if now is not None and now.topic_id == before.topic_id:
+            return
+        happened = "deleted" if now is None else "deleted and created again"
+        raise TopicError(
+            f"{self.name}: while Kafka did not answer, {self.topic} was {happened} (a "
+            "restarted dev broker?): it is a new log, in which the positions and producer of "
+            "this process mean nothing; start it again to work on the new log"
+        )
 
     def check_assigned(self) -> None:
         """Raise when nothing was assigned within `settings.assignment_timeout_s`."""
@@ -302,6 +333,13 @@ class CommittingMember:
             self._parts[partition] = _Partition(partition, self._generations, known, known)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not self._assigned_once:
+            # The log this member reads, once Kafka has answered (the first assignment):
+            # compared with the broker's after an outage.
+            try:
+                self._identity = topic_identity(self.settings, self.topic)
+            except AgentlogError:
+                self._identity = None  # not known: not checked
         self._assigned_once = True
         if self.assigned_at is None:
             self.assigned_at = time.monotonic()

@@ -10,6 +10,7 @@ events are durable (on Kafka, or in the spool); else they raise `OtlpUnavailable
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +27,8 @@ from agentlog.errors import (
 )
 from agentlog.integrations.otlp import _mapping as mapping
 from agentlog.integrations.otlp._decode import LogRecord, Span
+
+log = logging.getLogger("agentlog.integrations.otlp")
 
 _MAX_TRACES = 10_000  # traces held at once; beyond, the oldest goes out with what it has
 _MAX_HELD_SPANS = 100_000
@@ -84,6 +87,9 @@ class Ingest:
         # One request at a time produces and flushes: a flush's failures are then this
         # request's (and held spans'), never another request's answered with 200.
         self._lock = threading.Lock()
+        # Since when (self.clock()) Kafka has not taken a batch: said in one line when it
+        # begins and one when it ends, not once per 503.
+        self._unavailable_since: float | None = None
 
     # --- in -------------------------------------------------------------------------
 
@@ -256,7 +262,19 @@ class Ingest:
                 self._traces[trace_id] = trace
                 self._held += len(trace.spans)
             self.counters.unavailable += 1
-            raise OtlpUnavailable(str(exc).splitlines()[0][:300]) from None
+            cause = str(exc).splitlines()[0][:300]
+            if self._unavailable_since is None:
+                self._unavailable_since = self.clock()
+                log.warning(
+                    "OTLP receiver: Kafka does not take events (%s); answering 503 with "
+                    "Retry-After until it does (exporters send their batches again)",
+                    cause,
+                )
+            raise OtlpUnavailable(cause) from None
+        if self._unavailable_since is not None:
+            gone = self.clock() - self._unavailable_since
+            self._unavailable_since = None
+            log.warning("OTLP receiver: Kafka takes events again after %.0fs; going on", gone)
         for trace_id, trace in taken.items():
             for span_id in trace.spans:
                 self._released[(trace_id, span_id)] = None

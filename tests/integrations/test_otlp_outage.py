@@ -50,7 +50,7 @@ def chat_spans(conversation: str, count: int) -> list[Any]:
 
 
 def test_a_broker_stopped_mid_export_then_back_every_span_on_the_log_once(
-    dev_broker_engine: Any, tmp_path: Path
+    dev_broker_engine: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     if not dev_broker_engine.capabilities.keeps_log_across_restart:
         pytest.skip("Tansu loses its log when stopped; the outage needs a broker that keeps it")
@@ -82,6 +82,12 @@ def test_a_broker_stopped_mid_export_then_back_every_span_on_the_log_once(
                 devbroker.start(state, port=record.port)
                 export.join(timeout=150)
                 assert results == [SpanExportResult.SUCCESS]
+        # The outage said in one line when it began and one when it ended, not per 503 (a
+        # broker starting up may refuse a batch once more: a second, brief outage).
+        said = [r.getMessage() for r in caplog.records if r.name == "agentlog.integrations.otlp"]
+        began = [line for line in said if "does not take events" in line]
+        ended = [line for line in said if "takes events again" in line]
+        assert 1 <= len(began) <= 2 and len(ended) == len(began), said
         events = read_independently(settings, 40)
         ids = {e["event_id"] for _, e in events if e["conversation_id"] == conversation}
         assert len(ids) == 40  # every span once (repeats of an id are one event)

@@ -263,3 +263,38 @@ def test_emptying_a_shipped_segment_survives_a_restart(tmp_path: Path) -> None:
     again = reopened.read(reopened.committed, max_records=10, max_bytes=1 << 30)
     assert [r.value for r in again] == [b"after"]
     reopened.close()
+
+
+def test_a_recorder_whose_rotation_met_a_full_disk_leaves_cleanly_and_ships_the_rest(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 2 as the agent sees it, with Kafka away: the disk is full while the spool
+    must start new segments (ENOSPC injected into creating them). The `with Recorder()`
+    block ends without an error (the events the disk refused reported to on_error, never
+    an OSError), and once Kafka is there a new recorder on the spool ships every other
+    event exactly once, and its flush() finds nothing left waiting."""
+    monkeypatch.setattr(spool, "SEGMENT_BYTES", 4096)
+    monkeypatch.setattr(spool, "MIN_SEGMENT_BYTES", 4096)
+    away = settings.with_overrides(
+        bootstrap_servers=f"127.0.0.1:{_free_port()}",
+        spool_dir=settings.state_dir / "spool",
+    )
+    failures: list[UndeliveredEvent] = []
+    full = [False]
+    ids = []
+    with _enospc(lambda call, data: full[0] and call == "open") as refused:
+        with Recorder(away, on_error=failures.append) as recorder:
+            for n in range(300):
+                full[0] = 100 <= n < 200
+                ids.append(recorder.user_message(f"conv-{n % 7}", f"turn {n} " + "x" * 100))
+    assert refused, "no rotation met the full disk"
+    assert failures and all("No space left on device" in f.error for f in failures)
+    assert "OSError" not in capfd.readouterr().err
+    lost = {decode_event(f.value).event_id for f in failures}
+    kept = [i for i in ids if i not in lost]
+    assert len(kept) >= 200
+
+    back = settings.with_overrides(spool_dir=settings.state_dir / "spool")
+    with Recorder(back) as again:
+        again.flush(timeout=120)  # nothing left waiting: no BrokerUnavailable
+    assert sorted(_ids_on_topic(settings, len(kept))) == sorted(kept)  # each once
