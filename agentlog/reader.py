@@ -567,9 +567,10 @@ def out_of_order(
     settings: Settings, topic: str, partition: int, offset: int, expected: int | None
 ) -> OutOfOrder | None:
     """The one detection of offsets a fetch did not hand, for every reader that takes each
-    offset in turn (the projector, the committing group member, the archiver): None when
-    the record at `offset` is the one `expected` next (or nothing is expected yet);
-    otherwise how it differs, with a gap's records already read again (`read_gap`).
+    offset in turn (the projector, the committing group member, the archiver, the tool
+    client's result reader): None when the record at `offset` is the one `expected` next
+    (or nothing is expected yet); otherwise how it differs, with a gap's records already
+    read again (`read_gap`).
     What to do with it (take the gap's records first, skip a record handed again, refuse
     a log that starts again, note what was lost) is the caller's."""
     if expected is None or offset == expected:  # every record: the cheap test first

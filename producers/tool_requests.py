@@ -41,7 +41,7 @@ from agentlog.errors import (
 )
 from agentlog.event_ids import new_event_id
 from agentlog.kafka_config import low_latency_producer_config, low_latency_reader_config
-from agentlog.reader import partition_offset, read_gap
+from agentlog.reader import out_of_order, partition_offset
 from agentlog.serde import EventEncoder, decode
 from agentlog.settings import Settings
 from agentlog.tool_protocol import (
@@ -388,13 +388,14 @@ class ToolClient:
                 log.warning("reading tool results: %s", error.str())
             return
         partition, offset = partition_offset(message)
-        expected = self._next_offsets.get(partition, offset)
-        if offset < expected:
-            return  # handed again: read already
-        if offset > expected:
-            # Offsets Kafka did not hand over: read them again, an ending may be there.
-            gap = read_gap(self.settings, self.events_topic, partition, expected, offset)
-            for missing in gap:
+        differs = out_of_order(
+            self.settings, self.events_topic, partition, offset, self._next_offsets.get(partition)
+        )
+        if differs is not None:
+            if differs.below:
+                return  # handed again: read already
+            # Offsets Kafka did not hand over, read again: an ending may be there.
+            for missing in differs.missing:
                 self._take_ending(missing)
         self._next_offsets[partition] = offset + 1
         self._take_ending(message)
