@@ -50,7 +50,7 @@ def problem(
         if not isinstance(message, dict):
             return f"{where} is not an object"
         role = message.get("role")
-        if role not in keys:
+        if not isinstance(role, str) or role not in keys:
             return f"{where} has unknown role {role!r}"
         extra = set(message) - keys[role]
         if extra:
@@ -70,7 +70,7 @@ def problem(
             if not isinstance(content, str):
                 return f"{where} (tool) has no text content"
             call_id = message.get("tool_call_id")
-            if call_id not in unanswered:
+            if not isinstance(call_id, str) or call_id not in unanswered:
                 return f"{where} (tool) answers no open tool call ({call_id!r})"
             del unanswered[call_id]
             if form == "trl" and not isinstance(message.get("name"), str):
@@ -142,6 +142,8 @@ def _assistant(
         if set(function) != {"name", "arguments"}:
             return f"{where} (assistant): tool call {call_id} needs exactly name and arguments"
         name = function["name"]
+        if not isinstance(name, str) or not name:
+            return f"{where} (assistant): tool call {call_id} has no function name"
         if declared is not _ANY and (declared is None or name not in declared):
             return f"{where} (assistant): tool call {call_id} calls {name!r}, not declared in tools"
         arguments = function["arguments"]
