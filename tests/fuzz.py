@@ -111,7 +111,7 @@ def _atheris(target: str, seconds: float, work: Path) -> dict[str, object]:
 def _atheris_child(target: str, libfuzzer_args: list[str]) -> int:
     import atheris
 
-    with atheris.instrument_imports(include=["agentlog", "fuzz_targets"]):
+    with atheris.instrument_imports(include=["agentlog", "helpers.fuzz_targets"]):
         from helpers import fuzz_targets
     function = fuzz_targets.TARGETS[target]
     function(b"")  # build the fixtures and the codec

@@ -226,8 +226,8 @@ def _workers(settings: Settings, tool_dir: Path, logs: Path, env: dict[str, str]
     common = ("--bootstrap", str(settings.bootstrap_servers))
     common += ("--topic-prefix", settings.topic_prefix, "--state-dir", str(settings.state_dir))
     commands = {
-        "tools work": ("tools", "work", "tool_fixtures:tools", "--group", "outage-tools"),
-        "agents run": ("agents", "run", "trigger_agents", "--group", "outage-agents")
+        "tools work": ("tools", "work", "helpers.tool_fixtures:tools", "--group", "outage-tools"),
+        "agents run": ("agents", "run", "helpers.trigger_agents", "--group", "outage-agents")
         + ("--from", "earliest"),  # the first message may come before the group formed
     }
     running = {}

@@ -348,14 +348,21 @@ def test_agents_run_needs_a_module_with_agents(settings: Settings, tmp_path: Pat
     missing = cli(settings, tmp_path, "agents", "run", "no_such_module_here")
     assert missing.code != 0 and len(missing.err.strip().splitlines()) == 1
     assert "cannot import 'no_such_module_here'" in missing.err
-    none = cli(settings, tmp_path, "agents", "run", "cli")
+    none = cli(settings, tmp_path, "agents", "run", "helpers.cli")
     assert none.code != 0 and "has no Agents object" in none.err
 
 
 def test_agents_run_once_runs_the_handlers(settings: Settings, tmp_path: Path) -> None:
     record(settings, {"c1": ["hello"]})
     done = cli(
-        settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", "earliest"
+        settings,
+        tmp_path,
+        "agents",
+        "run",
+        "helpers.trigger_agents",
+        "--once",
+        "--from",
+        "earliest",
     )
     assert done.code == 0, done.err
     assert "handled 1" in done.out
@@ -379,14 +386,14 @@ def test_a_runtime_killed_before_committing_runs_handlers_again_with_the_same_ev
         settings.topic_prefix,
         "agents",
         "run",
-        "trigger_agents",
+        "helpers.trigger_agents",
         "--from",
         "earliest",
         state_dir=tmp_path,
         env={"AGENTLOG_TEST_KILL_AT": "20"},
     )
     assert killed.code == -9
-    done = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    done = cli(settings, tmp_path, "agents", "run", "helpers.trigger_agents", "--once")
     assert done.code == 0, done.err
     events = [decode(r.value()) for r in read_partitions(settings, settings.events_topic)]
     asked = [e for e in events if e["payload"][0] == "agentlog.UserMessage"]
@@ -436,7 +443,7 @@ def test_a_redrive_that_fails_again_reopens_and_a_parked_failure_takes_over(
 def test_load_agents_says_what_is_wrong() -> None:
     with pytest.raises(ConfigurationError, match="not an Agents object"):
         load_agents("helpers.cli:agentlog")
-    with pytest.raises(ConfigurationError, match="module 'cli' has no attribute 'nope'"):
+    with pytest.raises(ConfigurationError, match="module 'helpers.cli' has no attribute 'nope'"):
         load_agents("helpers.cli:nope")
 
 
@@ -453,14 +460,14 @@ def test_a_new_trigger_group_starts_at_the_end_of_the_log_and_says_so(
 ) -> None:
     # The history (say, the demo's conversations) is on the log before the agents start.
     record(settings, {"old-1": ["hello"], "old-2": ["hi", "anyone?"]})
-    first = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    first = cli(settings, tmp_path, "agents", "run", "helpers.trigger_agents", "--once")
     assert first.code == 0, first.err
     assert "handled 0" in first.out
     assert "new group agentlog-agents-echo: starting at the end of the log" in first.err
     assert echoes_on_the_log(settings) == []
     # What happens from then on is handled, by the same group, however it is started.
     record(settings, {"new-1": ["now"]})
-    second = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once")
+    second = cli(settings, tmp_path, "agents", "run", "helpers.trigger_agents", "--once")
     assert second.code == 0, second.err
     assert echoes_on_the_log(settings) == [("new-1", "you said: now")]
     assert "new group" not in second.err
@@ -468,9 +475,16 @@ def test_a_new_trigger_group_starts_at_the_end_of_the_log_and_says_so(
 
 def test_from_is_for_a_new_group_only_and_says_so(settings: Settings, tmp_path: Path) -> None:
     record(settings, {"c1": ["before"]})
-    assert cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once").code == 0
+    assert cli(settings, tmp_path, "agents", "run", "helpers.trigger_agents", "--once").code == 0
     again = cli(
-        settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", "earliest"
+        settings,
+        tmp_path,
+        "agents",
+        "run",
+        "helpers.trigger_agents",
+        "--once",
+        "--from",
+        "earliest",
     )
     assert again.code == 0, again.err
     assert "resumes from its committed offsets: --from earliest applies only to a new group" in (
@@ -488,7 +502,9 @@ def test_a_new_trigger_group_can_start_at_a_time(settings: Settings, tmp_path: P
     from datetime import UTC, datetime
 
     moment = datetime.fromtimestamp(cut + 0.005, UTC).isoformat()
-    done = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", moment)
+    done = cli(
+        settings, tmp_path, "agents", "run", "helpers.trigger_agents", "--once", "--from", moment
+    )
     assert done.code == 0, done.err
     assert "starting at the first event at or after" in done.err
     assert sorted(echoes_on_the_log(settings)) == [
@@ -498,7 +514,9 @@ def test_a_new_trigger_group_can_start_at_a_time(settings: Settings, tmp_path: P
 
 
 def test_from_names_what_it_accepts(settings: Settings, tmp_path: Path) -> None:
-    bad = cli(settings, tmp_path, "agents", "run", "trigger_agents", "--once", "--from", "soon")
+    bad = cli(
+        settings, tmp_path, "agents", "run", "helpers.trigger_agents", "--once", "--from", "soon"
+    )
     assert bad.code != 0
     assert (
         bad.err.strip()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from agentlog.connection import admin_client
 from agentlog.consumers import BUILT_IN, ProjectionRunner, open_sink
 from agentlog.demo.simulation import SimulatedClock, seeded_event_ids, simulate
+from agentlog.kafka_config import admin_client
 from agentlog.producers import Recorder
 from agentlog.settings import Settings
 from agentlog.topics import create_topics, topic_identity
